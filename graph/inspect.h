@@ -1,0 +1,38 @@
+// A model summary for `inspect` and for reports: structure, sizes and costs.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace oc {
+
+struct ModelSummary {
+  std::string path;
+  uint64_t file_bytes = 0;
+  int64_t ir_version = 0;
+  std::vector<OpsetImport> opsets;
+  std::string producer;
+  std::vector<ValueInfo> inputs, outputs;  // runtime inputs only
+  size_t nodes = 0;                        // main graph after normalize
+  size_t subgraph_nodes = 0;
+  std::map<std::string, int> op_counts;    // "domain:Op" for non-default domains
+  int constants_lifted = 0;
+  int64_t params = 0;          // elements of float weight tensors
+  size_t weight_bytes = 0;     // bytes of all constant tensors
+  int64_t macs = -1;           // -1 when shapes could not be resolved
+  std::vector<std::string> notes;  // e.g. why MACs are partial
+};
+
+ModelSummary summarize(const Model& normalized, const std::filesystem::path& path = {});
+ModelSummary inspect_model(const std::filesystem::path& path,
+                           const std::map<std::string, std::vector<int64_t>>& input_shapes = {});
+nlohmann::json summary_to_json(const ModelSummary& s);
+std::string summary_to_text(const ModelSummary& s);
+std::string human_count(double v);   // 1.82G, 11.7M, 512
+std::string human_bytes(double v);   // 4.5 MiB
+
+}  // namespace oc

@@ -1,0 +1,36 @@
+// Reading and writing ONNX files: protobuf <-> IR, external data, atomic saves.
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include "graph/ir.h"
+
+namespace oc {
+
+struct LoadOptions {
+  bool load_external_data = true;  // false: external tensors stay empty (inspect of huge models)
+};
+
+// Throws LoadError with a one-line reason for anything that is not a loadable ONNX model.
+Model load_model(const std::filesystem::path& path, const LoadOptions& opt = {});
+// `base_dir` resolves external-data locations; empty means external data is refused.
+Model load_model_from_bytes(const std::string& bytes, const std::filesystem::path& base_dir,
+                            const LoadOptions& opt = {});
+
+struct SaveOptions {
+  enum class ExternalData { Auto, Always, Never };
+  ExternalData external = ExternalData::Auto;
+  size_t external_min_bytes = 1024;  // smaller tensors stay inside the .onnx file
+  std::string external_file;         // default: <model file name>.data, beside the model
+};
+
+// Writes to a temporary file in the same folder and renames it into place, so a failure never
+// leaves a partial output. Auto switches to external data when the file would pass 2 GiB.
+void save_model(const Model& m, const std::filesystem::path& path, const SaveOptions& opt = {});
+// Serialized model with all tensors inline (throws SaveError past protobuf's 2 GiB limit).
+std::string serialize_model(const Model& m);
+
+// Total bytes of initializer and Constant-node data (subgraphs included).
+size_t model_weight_bytes(const Model& m);
+
+}  // namespace oc

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up everything, builds, and runs the whole test suite: a Release build, then the same
+# suite under AddressSanitizer + UndefinedBehaviorSanitizer. This is what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash models/fetch-corpus.sh
+bash scripts/build.sh
+if [ "${OC_SKIP_SANITIZE:-0}" != 1 ]; then
+  echo "== sanitizer build (ASan+UBSan)"
+  BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo bash scripts/build.sh -DOC_SANITIZE=ON -DOC_WITH_CUDA=OFF
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest --output-on-failure -j"$(nproc)")
+fi
+echo "== test suite (Release)"
+cd build && ctest --output-on-failure -j"$(nproc)"

@@ -1,0 +1,201 @@
+#include "support.h"
+
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "compressor/npy.h"
+#include "graph/onnx_io.h"
+
+namespace oc::test {
+
+namespace {
+struct TempRoot {
+  fs::path root;
+  TempRoot() {
+    root = fs::temp_directory_path() / ("oc_tests_" + std::to_string(::getpid()));
+    fs::create_directories(root);
+  }
+  ~TempRoot() {
+    std::error_code ec;
+    if (!std::getenv("OC_KEEP_TEMP")) fs::remove_all(root, ec);
+  }
+};
+TempRoot& temp_root() {
+  static TempRoot r;
+  return r;
+}
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace
+
+fs::path temp_dir(const std::string& tag) {
+  static int counter = 0;
+  fs::path p = temp_root().root / (tag + "_" + std::to_string(++counter));
+  fs::create_directories(p);
+  return p;
+}
+
+fs::path source_path(const std::string& rel) { return fs::path(OC_SOURCE_DIR) / rel; }
+
+fs::path corpus_model(const std::string& name) {
+  fs::path p = source_path("models/corpus/" + name);
+  if (!fs::exists(p)) FAIL("corpus model " << name << " missing: run models/fetch-corpus.sh");
+  return p;
+}
+
+std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std::string, Tensor>& inputs) {
+  fs::path dir = temp_dir("ort");
+  std::string cmd = "node " + quote(source_path("tests/node/ort_run.js").string()) + " " + quote(model.string()) + " " +
+                    quote((dir / "out").string());
+  int k = 0;
+  for (const auto& [name, t] : inputs) {
+    fs::path f = dir / ("in" + std::to_string(k++) + ".npy");
+    write_npy(f, t);
+    cmd += " " + quote(name + "=" + f.string());
+  }
+  cmd += " 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && std::fgets(buf.data(), buf.size(), p)) out += buf.data();
+  int rc = p ? ::pclose(p) : -1;
+  if (rc != 0) FAIL("onnxruntime-node failed on " << model.filename().string() << ": " << out);
+  std::map<std::string, Tensor> res;
+  for (const auto& e : fs::directory_iterator(dir / "out")) {
+    Tensor t = read_npy(e.path());
+    res[e.path().stem().string()] = std::move(t);
+  }
+  return res;
+}
+
+CliResult run_cli(const std::vector<std::string>& args) {
+  std::string cmd = quote(OC_CLI_PATH);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && std::fgets(buf.data(), buf.size(), p)) out += buf.data();
+  int status = p ? ::pclose(p) : -1;
+  int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return {rc, out};
+}
+
+std::vector<float> random_floats(size_t n, uint64_t seed, float lo, float hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::map<std::string, Tensor> random_inputs(const Model& m, uint64_t seed, int64_t dyn,
+                                            const std::map<std::string, std::vector<int64_t>>& shapes) {
+  std::map<std::string, Tensor> out;
+  for (const ValueInfo* v : m.graph.runtime_inputs()) {
+    std::vector<int64_t> dims;
+    if (shapes.count(v->name)) dims = shapes.at(v->name);
+    else for (const Dim& d : v->shape) dims.push_back(d.known() ? d.value : dyn);
+    int64_t n = 1;
+    for (auto d : dims) n *= d;
+    if (v->dtype == DType::Float) {
+      out[v->name] = Tensor::from_float(v->name, dims, random_floats(static_cast<size_t>(n), seed++));
+    } else if (v->dtype == DType::Int64) {
+      out[v->name] = Tensor::from_int64(v->name, dims, std::vector<int64_t>(static_cast<size_t>(n), 0));
+    } else {
+      FAIL("random_inputs: unsupported input type " << dtype_name(v->dtype));
+    }
+  }
+  return out;
+}
+
+double max_rel_error(const Tensor& a, const Tensor& b, double floor) {
+  REQUIRE(a.dims == b.dims);
+  auto fa = a.to_float(), fb = b.to_float();
+  double worst = 0, scale = floor;
+  for (float v : fb) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < fa.size(); ++i) {
+    if (std::isnan(fa[i]) != std::isnan(fb[i])) return INFINITY;
+    if (std::isnan(fa[i])) continue;
+    // Relative to the tensor's scale: elementwise relative error is meaningless near zero.
+    worst = std::max(worst, std::fabs(static_cast<double>(fa[i]) - fb[i]) / scale);
+  }
+  return worst;
+}
+
+bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  return a.dtype == b.dtype && a.dims == b.dims && a.bytes == b.bytes;
+}
+
+Node make_node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out, const std::string& name) {
+  Node n;
+  n.op_type = op;
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  n.name = name.empty() ? op + "_" + (n.outputs.empty() ? std::string("x") : n.outputs[0]) : name;
+  return n;
+}
+
+ValueInfo tensor_value(const std::string& name, std::vector<int64_t> dims, DType t) {
+  ValueInfo v;
+  v.name = name;
+  v.dtype = t;
+  v.has_shape = true;
+  for (int64_t d : dims) v.shape.push_back(d < 0 ? Dim::sym("N") : Dim::of(d));
+  return v;
+}
+
+Model new_model(int64_t opset) {
+  Model m;
+  m.ir_version = 8;
+  m.opset_imports = {{"", opset}};
+  m.producer_name = "onnx-compress-tests";
+  m.graph.name = "test";
+  return m;
+}
+
+Model small_cnn(uint64_t seed) {
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  auto w = [&](const std::string& name, std::vector<int64_t> dims, float scale = 0.3f) {
+    int64_t n = 1;
+    for (auto d : dims) n *= d;
+    auto v = random_floats(static_cast<size_t>(n), seed++, -scale, scale);
+    g.add_initializer(Tensor::from_float(name, dims, v));
+  };
+  g.inputs.push_back(tensor_value("x", {1, 3, 16, 16}));
+  w("c1.w", {8, 3, 3, 3}); w("c1.b", {8});
+  w("bn.s", {8}, 1.f); w("bn.b", {8}); w("bn.m", {8}, 0.1f);
+  g.add_initializer(Tensor::from_float("bn.v", {8}, std::vector<float>(8, 1.0f)));
+  w("c2.w", {8, 8, 3, 3}); w("c2.b", {8});
+  w("fc.w", {10, 8}); w("fc.b", {10});
+  Node c1 = make_node("Conv", {"x", "c1.w", "c1.b"}, {"c1"});
+  c1.set_attr_ints("pads", {1, 1, 1, 1});
+  g.add_node(c1);
+  g.add_node(make_node("BatchNormalization", {"c1", "bn.s", "bn.b", "bn.m", "bn.v"}, {"bn"}));
+  g.add_node(make_node("Relu", {"bn"}, {"r1"}));
+  Node c2 = make_node("Conv", {"r1", "c2.w", "c2.b"}, {"c2"});
+  c2.set_attr_ints("pads", {1, 1, 1, 1});
+  g.add_node(c2);
+  g.add_node(make_node("Add", {"c2", "r1"}, {"res"}));
+  g.add_node(make_node("Relu", {"res"}, {"r2"}));
+  g.add_node(make_node("GlobalAveragePool", {"r2"}, {"gap"}));
+  Node fl = make_node("Flatten", {"gap"}, {"flat"});
+  fl.set_attr_int("axis", 1);
+  g.add_node(fl);
+  Node fc = make_node("Gemm", {"flat", "fc.w", "fc.b"}, {"y"});
+  fc.set_attr_int("transB", 1);
+  g.add_node(fc);
+  g.outputs.push_back(tensor_value("y", {1, 10}));
+  return m;
+}
+
+}  // namespace oc::test

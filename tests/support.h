@@ -1,0 +1,44 @@
+// Shared test helpers: temp folders, the ONNX Runtime reference runner, the CLI, small model builders.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace oc::test {
+
+namespace fs = std::filesystem;
+
+// A fresh empty folder under the system temp dir, removed at process exit.
+fs::path temp_dir(const std::string& tag);
+// models/corpus/<name>; fails the test (with how to fetch) when missing.
+fs::path corpus_model(const std::string& name);
+fs::path source_path(const std::string& rel);
+
+// Runs `model` in onnxruntime-node on `inputs`; returns outputs by name.
+std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std::string, Tensor>& inputs);
+
+struct CliResult { int rc; std::string out; };
+// Runs the onnx-compress binary with `args` (shell-quoted here); captures stdout+stderr.
+CliResult run_cli(const std::vector<std::string>& args);
+
+// Seeded inputs matching the model's runtime inputs (symbolic dims become `dyn`).
+std::map<std::string, Tensor> random_inputs(const Model& m, uint64_t seed, int64_t dyn = 1,
+                                            const std::map<std::string, std::vector<int64_t>>& shapes = {});
+std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.f, float hi = 1.f);
+
+// Max |a-b| / max(|b|, floor) over all elements.
+double max_rel_error(const Tensor& a, const Tensor& b, double floor = 1e-3);
+bool bitwise_equal(const Tensor& a, const Tensor& b);
+
+// ---- building small models ----
+Node make_node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
+               const std::string& name = "");
+ValueInfo tensor_value(const std::string& name, std::vector<int64_t> dims, DType t = DType::Float);
+Model new_model(int64_t opset = 13);
+// A small Conv-BN-Relu-residual-pool-Gemm network on input "x" [1,3,16,16] -> "y" [1,10].
+Model small_cnn(uint64_t seed = 1);
+
+}  // namespace oc::test

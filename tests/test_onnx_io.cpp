@@ -1,0 +1,228 @@
+// Loading and saving real ONNX files: round trips through ONNX Runtime, external data, hostile input.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "graph/opset_convert.h"
+#include "support.h"
+
+using namespace oc;
+using namespace oc::test;
+
+namespace {
+
+std::map<std::string, std::vector<int64_t>> corpus_shapes(const std::string& name) {
+  if (name == "ppocr4_det.onnx") return {{"x", {1, 3, 64, 96}}};
+  if (name == "ppocr4_rec.onnx") return {{"x", {1, 3, 48, 160}}};
+  if (name == "ppocr2_cls.onnx") return {{"x", {1, 3, 48, 192}}};
+  if (name == "silero_vad.onnx") return {{"input", {1, 512}}, {"h", {2, 1, 64}}, {"c", {2, 1, 64}}};
+  return {};
+}
+
+std::map<std::string, Tensor> corpus_inputs(const std::string& name, const Model& m, uint64_t seed) {
+  auto in = random_inputs(m, seed, 1, corpus_shapes(name));
+  if (name == "silero_vad.onnx") in["sr"] = Tensor::from_int64("sr", {}, {16000});
+  return in;
+}
+
+const char* kCorpus[] = {"ppocr4_det.onnx", "ppocr4_rec.onnx", "ppocr2_cls.onnx", "silero_vad.onnx",
+                         "blazeface_front.onnx", "blazeface_back.onnx", "wakeword_hello.onnx"};
+
+void write_bytes(const fs::path& p, const std::string& b) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+
+}  // namespace
+
+TEST_CASE("load-normalize-save keeps ONNX Runtime outputs bitwise identical on the corpus", "[onnx_io][ort][corpus]") {
+  for (const char* name : kCorpus) {
+    INFO(name);
+    fs::path src = corpus_model(name);
+    Model m = load_model(src);
+    auto inputs = corpus_inputs(name, m, 7);
+    normalize(m);
+    fs::path out = temp_dir("rt") / name;
+    save_model(m, out);
+    auto ref = run_ort(src, inputs);
+    auto got = run_ort(out, inputs);
+    REQUIRE(ref.size() == got.size());
+    for (const auto& [k, t] : ref) {
+      INFO(k);
+      CHECK(bitwise_equal(got.at(k), t));
+    }
+  }
+}
+
+TEST_CASE("Constant-node weights become initializers - subgraph weights survive", "[onnx_io][corpus]") {
+  Model det = load_model(corpus_model("ppocr4_det.onnx"));
+  REQUIRE(det.graph.initializers.empty());  // PP-OCR keeps every weight in Constant nodes
+  size_t constants = 0;
+  for (const auto& n : det.graph.nodes) constants += n.op_type == "Constant";
+  NormalizeStats st = normalize(det);
+  CHECK(st.constants_lifted == static_cast<int>(constants));
+  CHECK(det.graph.initializers.size() == constants);
+  for (const auto& n : det.graph.nodes) CHECK(n.op_type != "Constant");
+
+  Model vad = load_model(corpus_model("silero_vad.onnx"));
+  size_t sub_weights = 0;
+  std::function<void(const Graph&, bool)> walk = [&](const Graph& g, bool inside) {
+    for (const auto& n : g.nodes) {
+      if (inside && n.op_type == "Constant") sub_weights += n.attr("value") ? n.attr("value")->t.bytes.size() : 0;
+      for (const auto& sg : n.subgraphs()) walk(*sg, true);
+    }
+    if (inside) for (const auto& t : g.initializers) sub_weights += t.bytes.size();
+  };
+  walk(vad.graph, false);
+  CHECK(sub_weights > 100000);  // the LSTM weights live inside If branches
+  size_t before = model_weight_bytes(vad);
+  normalize(vad);
+  Model back = load_model_from_bytes(serialize_model(vad), {});
+  CHECK(model_weight_bytes(back) == before);
+}
+
+TEST_CASE("external data: written on request, read back, runs in ONNX Runtime", "[onnx_io][ort]") {
+  Model m = small_cnn();
+  fs::path dir = temp_dir("ext");
+  SaveOptions so;
+  so.external = SaveOptions::ExternalData::Always;
+  so.external_min_bytes = 64;
+  save_model(m, dir / "m.onnx", so);
+  REQUIRE(fs::exists(dir / "m.onnx.data"));
+  CHECK(fs::file_size(dir / "m.onnx") < 2000);
+  Model back = load_model(dir / "m.onnx");
+  for (const auto& t : m.graph.initializers) CHECK(back.graph.initializer(t.name)->bytes == t.bytes);
+  save_model(m, dir / "inline.onnx");
+  auto in = random_inputs(m, 3);
+  auto a = run_ort(dir / "m.onnx", in), b = run_ort(dir / "inline.onnx", in);
+  CHECK(bitwise_equal(a.at("y"), b.at("y")));
+  // No temporary files are left behind.
+  for (const auto& e : fs::directory_iterator(dir)) CHECK(e.path().string().find(".tmp-") == std::string::npos);
+}
+
+TEST_CASE("hostile or broken external data paths are refused with the reason", "[onnx_io][errors]") {
+  Model m = small_cnn();
+  fs::path dir = temp_dir("hostile");
+  SaveOptions so;
+  so.external = SaveOptions::ExternalData::Always;
+  so.external_min_bytes = 64;
+  save_model(m, dir / "m.onnx", so);
+  std::ifstream f(dir / "m.onnx", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  auto with_location = [&](const std::string& loc) {
+    std::string b = bytes;
+    const std::string from = "m.onnx.data";
+    REQUIRE(loc.size() == from.size());  // same length keeps the protobuf valid
+    for (size_t p = b.find(from); p != std::string::npos; p = b.find(from, p + 1)) b.replace(p, from.size(), loc);
+    return b;
+  };
+  auto expect_error = [&](const std::string& b, const std::string& needle) {
+    fs::path p = dir / "bad.onnx";
+    write_bytes(p, b);
+    try {
+      load_model(p);
+      FAIL("expected LoadError");
+    } catch (const LoadError& e) {
+      CHECK_THAT(e.what(), Catch::Contains(needle));
+    }
+  };
+  expect_error(with_location("/etc/passwd"), "absolute");
+  expect_error(with_location("../../x.bin"), "leaves the model's folder");
+  expect_error(with_location("missing.bin"), "not found");
+  // A symlink inside the folder that points outside it is refused too.
+  fs::create_symlink("/etc/hostname", dir / "link.onnx.d");
+  expect_error(with_location("link.onnx.d"), "outside");
+  // Truncated data file.
+  fs::resize_file(dir / "m.onnx.data", 100);
+  expect_error(bytes, "past its end");
+}
+
+TEST_CASE("not-ONNX, truncated and empty files give one-line load errors", "[onnx_io][errors]") {
+  fs::path dir = temp_dir("bad");
+  write_bytes(dir / "text.onnx", "this is not a model at all, just some text\n");
+  write_bytes(dir / "empty.onnx", "");
+  std::ifstream f(corpus_model("ppocr2_cls.onnx"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  write_bytes(dir / "trunc.onnx", bytes.substr(0, bytes.size() / 2));
+  for (const char* n : {"text.onnx", "empty.onnx", "trunc.onnx", "missing.onnx"}) {
+    INFO(n);
+    try {
+      load_model(dir / n);
+      FAIL("expected LoadError");
+    } catch (const LoadError& e) {
+      std::string msg = e.what();
+      CHECK(msg.find('\n') == std::string::npos);
+      CHECK(msg.find(n) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("nodes out of order, unknown domains and subgraph-free models round-trip", "[onnx_io][ort]") {
+  Model m = small_cnn();
+  Node custom = make_node("FancyOp", {"x"}, {"unused"});
+  custom.domain = "com.example";
+  custom.set_attr_string("mode", "fast");
+  custom.set_attr_ints("sizes", {1, 2, 3});
+  m.graph.add_node(custom);
+  m.opset_imports.push_back({"com.example", 1});
+  std::reverse(m.graph.nodes.begin(), m.graph.nodes.end());
+  m.graph.invalidate();
+  Model back = load_model_from_bytes(serialize_model(m), {});
+  normalize(back);
+  // toposort puts producers first
+  for (size_t i = 0; i < back.graph.nodes.size(); ++i)
+    for (const auto& in : back.graph.nodes[i].inputs) CHECK(back.graph.producer(in) < static_cast<int>(i));
+  const Node* fancy = nullptr;
+  for (const auto& n : back.graph.nodes) if (n.op_type == "FancyOp") fancy = &n;
+  REQUIRE(fancy);
+  CHECK(fancy->domain == "com.example");
+  CHECK(fancy->attr_string("mode", "") == "fast");
+  CHECK(fancy->attr_ints("sizes") == std::vector<int64_t>{1, 2, 3});
+  // Without the custom node ONNX Runtime runs the reordered model.
+  Model plain = small_cnn();
+  std::reverse(plain.graph.nodes.begin(), plain.graph.nodes.end());
+  plain.graph.invalidate();
+  Model plain_back = load_model_from_bytes(serialize_model(plain), {});
+  normalize(plain_back);
+  fs::path dir = temp_dir("order");
+  save_model(plain_back, dir / "sorted.onnx");
+  save_model(small_cnn(), dir / "ref.onnx");
+  auto in = random_inputs(plain_back, 5);
+  CHECK(bitwise_equal(run_ort(dir / "sorted.onnx", in).at("y"), run_ort(dir / "ref.onnx", in).at("y")));
+}
+
+TEST_CASE("raising the opset rewrites attribute-to-input changes - outputs unchanged", "[onnx_io][opset][ort]") {
+  Model m = new_model(11);
+  Graph& g = m.graph;
+  g.inputs.push_back(tensor_value("x", {2, 1, 6}));
+  Node sq = make_node("Squeeze", {"x"}, {"s"});
+  sq.set_attr_ints("axes", {1});
+  g.add_node(sq);
+  Node rs = make_node("ReduceMean", {"s"}, {"r"});
+  rs.set_attr_ints("axes", {1});
+  rs.set_attr_int("keepdims", 1);
+  g.add_node(rs);
+  Node sm = make_node("Softmax", {"s"}, {"p"});
+  sm.set_attr_int("axis", 1);
+  g.add_node(sm);
+  Node un = make_node("Unsqueeze", {"r"}, {"y"});
+  un.set_attr_ints("axes", {0});
+  g.add_node(un);
+  g.outputs.push_back(tensor_value("y", {1, 2, 1}));
+  g.outputs.push_back(tensor_value("p", {2, 6}));
+  g.value_info.push_back(tensor_value("s", {2, 6}));
+  fs::path dir = temp_dir("opset");
+  save_model(m, dir / "v11.onnx");
+  Model up = m;
+  convert_opset(up, 21);
+  CHECK(up.opset() == 21);
+  CHECK(up.ir_version >= 10);
+  save_model(up, dir / "v21.onnx");
+  auto in = random_inputs(m, 9);
+  auto a = run_ort(dir / "v11.onnx", in), b = run_ort(dir / "v21.onnx", in);
+  CHECK(max_rel_error(b.at("y"), a.at("y")) < 1e-6);
+  CHECK(max_rel_error(b.at("p"), a.at("p")) < 1e-6);
+  CHECK_THROWS_AS(convert_opset(up, 13), UnsupportedError);
+}
