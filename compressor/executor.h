@@ -1,0 +1,49 @@
+// The toolkit's own executor: runs an IR graph on CPU (oneDNN for heavy ops), releasing each
+// intermediate value after its last consumer, and lets observers see chosen values as they are
+// produced — so calibration statistics stream without keeping every activation in memory.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "compressor/kernel.h"
+
+namespace oc {
+
+struct ExecutorOptions {
+  int num_threads = 0;         // 0 = number of cores
+  std::string device = "cpu";  // "cpu" or "cuda"
+};
+
+// Called once per produced value that is watched (all values when the watch set is empty),
+// before the executor may release it. The reference is valid only during the call.
+using ValueHook = std::function<void(const std::string& name, const Tensor& value)>;
+
+class Executor {
+ public:
+  // `model` must be normalized (topological order, Constant weights as initializers) and must
+  // outlive the executor. Throws UnsupportedError listing every operator without a kernel.
+  explicit Executor(const Model& model, ExecutorOptions opt = {});
+  ~Executor();
+
+  // Runs the main graph. `inputs` by name; missing or mis-shaped inputs throw InvalidArgument
+  // with what the model expects.
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook = nullptr,
+                                    const std::set<std::string>& watch = {});
+
+  // Runs a subgraph (If branch, Loop body) with the given inputs and outer-scope lookup.
+  std::vector<Tensor> run_subgraph(const Graph& g, const std::vector<const Tensor*>& inputs,
+                                   const std::function<const Tensor*(const std::string&)>& outer);
+
+  const Model& model() const { return model_; }
+  int num_threads() const { return threads_; }
+
+ private:
+  const Model& model_;
+  ExecutorOptions opt_;
+  int threads_ = 1;
+};
+
+}  // namespace oc

@@ -1,0 +1,60 @@
+// Kernel interface of the executor: one function per operator, registered in a table.
+//
+// Runtime values are oc::Tensor (dtype + dims + little-endian bytes), the same type that holds
+// initializers, so weights feed kernels without conversion. A kernel reads ctx.input(i), writes
+// ctx.outputs[k] (sized to node.outputs), and throws UnsupportedError naming the node for any
+// attribute/dtype combination it does not implement — never computes a wrong answer silently.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace oc {
+
+class Executor;
+
+struct KernelContext {
+  const Node& node;
+  std::vector<const Tensor*> inputs;  // nullptr where an optional input is omitted
+  std::vector<Tensor>& outputs;       // one per node output, filled by the kernel
+  int num_threads = 1;
+  int64_t opset = 0;                  // opset of the node's domain
+  Executor* executor = nullptr;       // for If/Loop/Scan bodies
+  // Values visible to subgraphs (outer scope), by name.
+  const std::function<const Tensor*(const std::string&)>* lookup = nullptr;
+
+  size_t num_inputs() const { return inputs.size(); }
+  bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
+  const Tensor& input(size_t i) const;  // throws naming the node if absent
+  Tensor& output(size_t k) { return outputs.at(k); }
+  [[noreturn]] void unsupported(const std::string& what) const;
+};
+
+using KernelFn = std::function<void(KernelContext&)>;
+
+class KernelRegistry {
+ public:
+  static KernelRegistry& instance();
+  void add(const std::string& op, KernelFn fn, const std::string& domain = "");
+  const KernelFn* find(const std::string& op, const std::string& domain) const;
+  std::vector<std::string> ops() const;
+
+ private:
+  KernelRegistry();
+  std::map<std::pair<std::string, std::string>, KernelFn> table_;
+};
+
+// Each kernels_*.cpp file defines one of these; KernelRegistry's constructor calls them all
+// (explicit calls, because a static library drops object files that only hold registrars).
+void register_elementwise_kernels(KernelRegistry& r);
+void register_tensor_kernels(KernelRegistry& r);      // shape/layout/indexing ops
+void register_nn_kernels(KernelRegistry& r);          // conv, matmul, pooling, norms (oneDNN)
+void register_reduce_kernels(KernelRegistry& r);
+void register_control_kernels(KernelRegistry& r);     // If, Loop, Scan
+void register_rnn_kernels(KernelRegistry& r);         // LSTM, GRU
+void register_quant_kernels(KernelRegistry& r);       // Q/DQ, MatMulNBits
+
+}  // namespace oc
