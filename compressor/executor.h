@@ -29,7 +29,7 @@ class Executor {
   ~Executor();
 
   // Runs the main graph. `inputs` by name; missing or mis-shaped inputs throw InvalidArgument
-  // with what the model expects.
+  // with what the model expects. The hook also sees watched graph inputs (before any node runs).
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook = nullptr,
                                     const std::set<std::string>& watch = {});
 
@@ -40,10 +40,22 @@ class Executor {
   const Model& model() const { return model_; }
   int num_threads() const { return threads_; }
 
+  // Memory accounting of the last run() (main graph; subgraph runs are not counted).
+  struct RunStats {
+    size_t peak_live_bytes = 0;   // max bytes held by intermediate values at once (inputs and
+                                  // initializers excluded: they are never copied)
+    size_t peak_live_values = 0;  // max number of intermediate values held at once
+    size_t nodes_run = 0;
+  };
+  const RunStats& last_run_stats() const { return stats_; }
+
  private:
+  struct Impl;
   const Model& model_;
   ExecutorOptions opt_;
   int threads_ = 1;
+  RunStats stats_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace oc
