@@ -4,15 +4,24 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <random>
+#include <set>
+#include <tuple>
 
+#include <zlib.h>
+
+#include "compressor/calib_data.h"
 #include "compressor/npy.h"
 #include "compressor/observers.h"
 #include "compressor/statistics.h"
 #include "graph/errors.h"
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
 #include "support.h"
 
 using namespace oc;
+using fs_path = std::filesystem::path;
 
 namespace {
 
@@ -83,6 +92,84 @@ std::vector<float> padded_im2col(const Tensor& x, int64_t c0, int64_t cg, int64_
               out.push_back(P[static_cast<size_t>(((n * C + c) * PH + oy * s + i * d) * PW + ox * s + j * d)]);
   rows = N * OH * OW;
   return out;
+}
+
+
+// Writes a zip with one entry per array (`deflate`: raw deflate, else stored), as numpy.savez does.
+void write_npz(const fs_path& path, const std::vector<Tensor>& arrays, bool compress) {
+  std::string out, cd;
+  auto put = [](std::string& s, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  };
+  for (const Tensor& t : arrays) {
+    const std::string raw = serialize_npy(t), name = t.name + ".npy";
+    std::string data = raw;
+    if (compress) {
+      z_stream zs{};
+      REQUIRE(deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+      data.resize(deflateBound(&zs, static_cast<uLong>(raw.size())));
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
+      zs.avail_in = static_cast<uInt>(raw.size());
+      zs.next_out = reinterpret_cast<Bytef*>(data.data());
+      zs.avail_out = static_cast<uInt>(data.size());
+      REQUIRE(::deflate(&zs, Z_FINISH) == Z_STREAM_END);
+      data.resize(zs.total_out);
+      deflateEnd(&zs);
+    }
+    const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(raw.data()), static_cast<uInt>(raw.size())));
+    const uint64_t local = out.size();
+    const int method = compress ? 8 : 0;
+    out += std::string("PK\x03\x04", 4);
+    put(out, 20, 2); put(out, 0, 2); put(out, method, 2); put(out, 0, 4);
+    put(out, crc, 4); put(out, data.size(), 4); put(out, raw.size(), 4); put(out, name.size(), 2); put(out, 0, 2);
+    out += name + data;
+    cd += std::string("PK\x01\x02", 4);
+    put(cd, 20, 2); put(cd, 20, 2); put(cd, 0, 2); put(cd, method, 2); put(cd, 0, 4);
+    put(cd, crc, 4); put(cd, data.size(), 4); put(cd, raw.size(), 4); put(cd, name.size(), 2);
+    put(cd, 0, 2); put(cd, 0, 2); put(cd, 0, 2); put(cd, 0, 2); put(cd, 0, 4); put(cd, local, 4);
+    cd += name;
+  }
+  const uint64_t cd_off = out.size();
+  out += cd + std::string("PK\x05\x06", 4);
+  put(out, 0, 2); put(out, 0, 2); put(out, arrays.size(), 2); put(out, arrays.size(), 2);
+  put(out, cd.size(), 4); put(out, cd_off, 4); put(out, 0, 2);
+  std::ofstream(path, std::ios::binary) << out;
+}
+
+// A model with the given runtime inputs (dims < 0 are symbolic "N") and no nodes.
+Model inputs_model(const std::vector<std::tuple<std::string, DType, std::vector<int64_t>>>& ins) {
+  Model m = test::new_model(13);
+  for (const auto& [name, dt, dims] : ins) {
+    ValueInfo v = test::tensor_value(name, {}, dt);
+    v.has_shape = true;
+    v.shape.clear();
+    for (auto d : dims) v.shape.push_back(d < 0 ? Dim::sym("N") : Dim::of(d));
+    m.graph.inputs.push_back(v);
+  }
+  return m;
+}
+
+// All batches of a source, concatenated per input along axis 0; also the batch sample counts.
+std::map<std::string, Tensor> drain(CalibrationSource& src, std::vector<int64_t>& sizes) {
+  std::map<std::string, std::vector<Tensor>> parts;
+  std::map<std::string, Tensor> b;
+  sizes.clear();
+  while (src.next(b)) {
+    sizes.push_back(src.last_batch_samples());
+    for (auto& [k, t] : b) parts[k].push_back(t);
+  }
+  std::map<std::string, Tensor> out;
+  for (auto& [k, v] : parts) out[k] = concat0(v);
+  return out;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InvalidArgument& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace
@@ -350,4 +437,139 @@ TEST_CASE("Observer memory does not grow with the number of batches", "[calib]")
   CHECK(many.grams.at("conv").rows == 12 * one.grams.at("conv").rows);
   CHECK(many.blocks.at("b").count == 12 * one.blocks.at("b").count);
   CHECK(stats_bytes(many) == stats_bytes(one));
+}
+
+TEST_CASE("Calibration source from one npy streams samples in batches", "[calib]") {
+  auto dir = test::temp_dir("calib_npy");
+  Model m = inputs_model({{"x", DType::Float, {-1, 1, 4, 4}}});
+  Tensor data = rand_tensor("x", {10, 1, 4, 4}, 3);
+  write_npy(dir / "x.npy", data);
+  CalibrationSource src((dir / "x.npy").string(), m, {4, 0, {}});
+  CHECK(src.num_samples() == 10);
+  CHECK(src.num_batches() == 3);
+  CHECK(src.batch_size() == 4);
+  std::vector<int64_t> sizes;
+  auto all = drain(src, sizes);
+  CHECK(sizes == std::vector<int64_t>{4, 4, 2});
+  CHECK(test::bitwise_equal(all.at("x"), data));
+  src.rewind();
+  std::map<std::string, Tensor> b;
+  REQUIRE(src.next(b));
+  CHECK(b.at("x").dims == std::vector<int64_t>{4, 1, 4, 4});
+  // max_samples stops early; float64 data is converted to the model's float32.
+  Tensor d64 = Tensor::from_float_as("x", DType::Double, data.dims, data.to_float());
+  write_npy(dir / "x64.npy", d64);
+  CalibrationSource lim((dir / "x64.npy").string(), m, {3, 5, {}});
+  CHECK(lim.num_samples() == 5);
+  auto first5 = drain(lim, sizes);
+  CHECK(sizes == std::vector<int64_t>{3, 2});
+  CHECK(first5.at("x").dtype == DType::Float);
+  const auto dv = data.to_float();
+  CHECK(first5.at("x").to_float() == std::vector<float>(dv.begin(), dv.begin() + 80));
+  // A model with a fixed batch dim of 1 takes one sample per run whatever the batch size option.
+  Model fixed = test::small_cnn();
+  write_npy(dir / "cnn.npy", rand_tensor("x", {3, 3, 16, 16}, 4));
+  CalibrationSource one((dir / "cnn.npy").string(), fixed, {8, 0, {}});
+  CHECK(one.batch_size() == 1);
+  CHECK(one.num_batches() == 3);
+  REQUIRE(one.next(b));
+  CHECK(b.at("x").dims == std::vector<int64_t>{1, 3, 16, 16});
+}
+
+TEST_CASE("Calibration source from npz (stored and deflated) and from a directory", "[calib]") {
+  auto dir = test::temp_dir("calib_npz");
+  Model m = inputs_model({{"x", DType::Float, {-1, 3}}, {"ids", DType::Int64, {-1, 2}}});
+  Tensor x = rand_tensor("x", {5, 3}, 8);
+  Tensor ids = Tensor::from_int64("ids", {5, 2}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  std::vector<int64_t> sizes;
+  for (bool deflate : {false, true}) {
+    const auto path = dir / (deflate ? "c.npz" : "s.npz");
+    write_npz(path, {x, ids}, deflate);
+    CalibrationSource src(path.string(), m, {2, 0, {}});
+    CHECK(src.num_samples() == 5);
+    auto all = drain(src, sizes);
+    CHECK(sizes == std::vector<int64_t>{2, 2, 1});
+    CHECK(test::bitwise_equal(all.at("x"), x));
+    CHECK(all.at("ids").to_int64() == ids.to_int64());
+  }
+  // A directory: sorted by name, files of one sample (with or without the batch axis) or several.
+  auto d = dir / "samples";
+  std::filesystem::create_directories(d);
+  Model img = inputs_model({{"x", DType::Float, {-1, 1, 4, 4}}});
+  Tensor a = rand_tensor("x", {1, 1, 4, 4}, 1), b = rand_tensor("x", {1, 4, 4}, 2), c = rand_tensor("x", {3, 1, 4, 4}, 3);
+  write_npy(d / "b.npy", b);
+  write_npy(d / "a.npy", a);
+  write_npz(d / "c.npz", {c}, true);
+  std::ofstream(d / "notes.txt") << "ignored";
+  CalibrationSource src(d.string(), img, {4, 0, {}});
+  CHECK(src.num_samples() == 5);
+  auto all = drain(src, sizes);
+  CHECK(sizes == std::vector<int64_t>{4, 1});
+  b.dims = {1, 1, 4, 4};
+  CHECK(test::bitwise_equal(all.at("x"), concat0({a, b, c})));
+}
+
+TEST_CASE("Calibration source random is seeded and independent of the batch size", "[calib]") {
+  Model m = inputs_model({{"x", DType::Float, {-1, 3, -1, -1}}, {"n", DType::Int64, {-1}}});
+  std::vector<int64_t> sizes;
+  CalibrationSource a("random:6:7", m, {2, 0, {}}), b("random:6:7", m, {6, 0, {}}), c("random:6:8", m, {6, 0, {}});
+  auto da = drain(a, sizes);
+  CHECK(sizes == std::vector<int64_t>{2, 2, 2});
+  auto db = drain(b, sizes);
+  auto dc = drain(c, sizes);
+  CHECK(da.at("x").dims == std::vector<int64_t>{6, 3, 1, 1});  // symbolic dims become 1
+  CHECK(test::bitwise_equal(da.at("x"), db.at("x")));
+  CHECK_FALSE(test::bitwise_equal(da.at("x"), dc.at("x")));
+  auto v = da.at("x").to_float();
+  CHECK(*std::min_element(v.begin(), v.end()) >= 0.f);
+  CHECK(*std::max_element(v.begin(), v.end()) < 1.f);
+  CHECK(std::set<float>(v.begin(), v.end()).size() == v.size());
+  CHECK(da.at("n").to_int64() == std::vector<int64_t>(6, 0));
+  CalibrationSource shaped("random:2", m, {2, 0, {{"x", {1, 3, 8, 5}}}});
+  std::map<std::string, Tensor> batch;
+  REQUIRE(shaped.next(batch));
+  CHECK(batch.at("x").dims == std::vector<int64_t>{2, 3, 8, 5});
+}
+
+TEST_CASE("Calibration source errors say what the model expects", "[calib]") {
+  auto dir = test::temp_dir("calib_err");
+  Model m = inputs_model({{"x", DType::Float, {-1, 1, 32, 32}}});
+  write_npy(dir / "small.npy", rand_tensor("x", {10, 1, 28, 28}, 1));
+  CHECK(error_of([&] { CalibrationSource s((dir / "small.npy").string(), m); }) ==
+        "calibration input 'x' has shape [10,1,28,28] but the model expects [N,1,32,32] (" + (dir / "small.npy").string() + ")");
+  write_npy(dir / "int.npy", Tensor::from_int64("x", {1, 1, 32, 32}, std::vector<int64_t>(1024, 1)));
+  CHECK_THAT(error_of([&] { CalibrationSource s((dir / "int.npy").string(), m); }),
+             Catch::Contains("calibration input 'x' is int64 but the model expects float32"));
+  Model two = inputs_model({{"x", DType::Float, {-1, 3}}, {"y", DType::Float, {-1, 2}}});
+  write_npz(dir / "unknown.npz", {rand_tensor("x", {2, 3}, 1), rand_tensor("y", {2, 2}, 2), rand_tensor("z", {2}, 3)}, false);
+  CHECK_THAT(error_of([&] { CalibrationSource s((dir / "unknown.npz").string(), two); }),
+             Catch::Contains("has 'z', which is not a model input (inputs: x, y)"));
+  write_npz(dir / "missing.npz", {rand_tensor("x", {2, 3}, 1)}, true);
+  CHECK_THAT(error_of([&] { CalibrationSource s((dir / "missing.npz").string(), two); }),
+             Catch::Contains("lacks input 'y' (the model expects y: float32[N,2])"));
+  write_npz(dir / "counts.npz", {rand_tensor("x", {4, 3}, 1), rand_tensor("y", {3, 2}, 2)}, false);
+  CHECK_THAT(error_of([&] { CalibrationSource s((dir / "counts.npz").string(), two); }),
+             Catch::Contains("different sample counts per input (x: 4, y: 3)"));
+  write_npy(dir / "x3.npy", rand_tensor("x", {2, 3}, 1));
+  CHECK_THAT(error_of([&] { CalibrationSource s((dir / "x3.npy").string(), two); }),
+             Catch::Contains("single .npy but the model has 2 inputs (x, y)"));
+  CHECK_THAT(error_of([&] { CalibrationSource s((dir / "nope.npy").string(), m); }), Catch::Contains("does not exist"));
+  CHECK_THAT(error_of([&] { CalibrationSource s("random:0", m); }), Catch::Contains("random:N[:SEED]"));
+  CHECK_THAT(error_of([&] { CalibrationSource s("random:4", m, {1, 0, {{"q", {1}}}}); }), Catch::Contains("'q'"));
+  std::filesystem::create_directories(dir / "empty");
+  CHECK_THAT(error_of([&] { CalibrationSource s((dir / "empty").string(), m); }), Catch::Contains("no .npy or .npz"));
+  std::ofstream(dir / "bad.npz") << "not a zip";
+  CHECK_THAT(error_of([&] { CalibrationSource s((dir / "bad.npz").string(), m); }), Catch::Contains("not an .npz"));
+}
+
+TEST_CASE("Calibration source validates against a corpus model", "[calib]") {
+  Model m = load_model(test::corpus_model("ppocr2_cls.onnx"));
+  normalize(m);
+  // x is [N,3,H,W] with symbolic H and W: random data takes the given sample shape.
+  CalibrationSource src("random:3:1", m, {2, 0, {{"x", {1, 3, 48, 192}}}});
+  std::map<std::string, Tensor> b;
+  REQUIRE(src.next(b));
+  CHECK(b.at("x").dims == std::vector<int64_t>{2, 3, 48, 192});
+  CHECK_THAT(error_of([&] { CalibrationSource s("random:1", m, {1, 0, {{"x", {1, 1, 48, 192}}}}); }),
+             Catch::Contains("has shape [1,1,48,192] but the model expects [p2o.DynamicDimension.0,3,"));
 }
