@@ -1,0 +1,297 @@
+// Exporters: fake (dequantized floats), QDQ DequantizeLinear, com.microsoft.MatMulNBits.
+//   DequantizeLinear:  W = (x − zp) · scale, per tensor / per axis / per block along an axis
+//   MatMulNBits:       Y = A · dequant(B)ᵀ (+ bias), B uint8 [N, ceil(K/bs), bs·bits/8]
+#include "quantize/export.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+
+#include "graph/errors.h"
+#include "graph/opset_convert.h"
+
+namespace oc::quant {
+
+std::string format_name(Format f) {
+  switch (f) {
+    case Format::QDQ: return "qdq";
+    case Format::MatMulNBits: return "matmulnbits";
+    case Format::Fake: return "fake";
+  }
+  return "?";
+}
+
+Format parse_format(const std::string& s) {
+  if (s == "qdq") return Format::QDQ;
+  if (s == "matmulnbits") return Format::MatMulNBits;
+  if (s == "fake") return Format::Fake;
+  throw InvalidArgument("unknown output format '" + s + "' (expected qdq, matmulnbits or fake)");
+}
+
+int qdq_container_bits(int bits) { return bits <= 4 ? 4 : 8; }
+// ONNX Runtime 1.30's CPU MatMulNBits kernel runs 2, 4 and 8 bits.
+int matmulnbits_container_bits(int bits) { return bits <= 2 ? 2 : bits <= 4 ? 4 : 8; }
+
+namespace {
+
+bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+int64_t pow2_ceil(int64_t v) {
+  int64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+bool uses_matmulnbits(const WeightLayer& l, Format f) { return f == Format::MatMulNBits && l.op != "Conv"; }
+
+// Removes a weight that nothing reads any more (and its stale graph-input entry).
+void drop_if_unused(Graph& g, const std::string& name) {
+  if (!g.consumers(name).empty() || g.is_graph_output(name)) return;
+  g.remove_initializer(name);
+  auto& in = g.inputs;
+  in.erase(std::remove_if(in.begin(), in.end(), [&](const ValueInfo& v) { return v.name == name; }), in.end());
+  g.invalidate();
+}
+
+// [N, K] row-major -> ONNX orientation, for any element type.
+template <typename T>
+std::vector<T> orient(const WeightLayer& l, const std::vector<T>& nk) {
+  if (!l.transposed) return nk;
+  std::vector<T> kn(nk.size());
+  for (int64_t n = 0; n < l.rows; ++n)
+    for (int64_t k = 0; k < l.cols; ++k) kn[k * l.rows + n] = nk[n * l.cols + k];
+  return kn;
+}
+
+Tensor int_tensor(const std::string& name, DType t, std::vector<int64_t> dims, const std::vector<int>& v) {
+  if (t == DType::Int4 || t == DType::UInt4) {
+    std::vector<int8_t> b(v.begin(), v.end());
+    return Tensor::from_4bit(name, t, std::move(dims), b);
+  }
+  Tensor out;
+  out.name = name;
+  out.dtype = t;
+  out.dims = std::move(dims);
+  out.bytes.resize(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out.bytes[i] = static_cast<uint8_t>(static_cast<int8_t>(v[i]));
+  if (t == DType::UInt8)
+    for (size_t i = 0; i < v.size(); ++i) out.bytes[i] = static_cast<uint8_t>(v[i]);
+  return out;
+}
+
+// Opset a QDQ weight needs: per-tensor 10, per-axis 13, 4-bit types and blocks 21.
+int64_t qdq_opset(const QuantizedMatrix& q) {
+  if (qdq_container_bits(q.layout.bits) == 4 || q.layout.granularity == Granularity::Block) return 21;
+  return q.layout.granularity == Granularity::Channel ? 13 : 10;
+}
+
+void export_fake(Model& m, const QuantizedLayer& ql) { set_layer_matrix(m.graph, ql.layer, ql.q.dequantize()); }
+
+void export_qdq(Model& m, const QuantizedLayer& ql) {
+  Graph& g = m.graph;
+  const WeightLayer& l = ql.layer;
+  const QuantizedMatrix& q = ql.q;
+  const bool sym = q.layout.scheme == Scheme::Sym;
+  const int cb = qdq_container_bits(q.layout.bits);
+  const DType dt = cb == 4 ? (sym ? DType::Int4 : DType::UInt4) : (sym ? DType::Int8 : DType::UInt8);
+  // Symmetric codes are stored signed (q − 2^(b−1)) with zero point 0, which the type implies.
+  std::vector<int> vals(q.codes.size());
+  for (size_t i = 0; i < vals.size(); ++i) vals[i] = sym ? q.codes[i] - q.layout.sym_zero() : q.codes[i];
+  std::vector<int> zps(q.zero_points.begin(), q.zero_points.end());
+
+  std::vector<int64_t> sdims;
+  std::vector<float> scales = q.scales;
+  Node dq;
+  dq.op_type = "DequantizeLinear";
+  switch (q.layout.granularity) {
+    case Granularity::Tensor: break;
+    case Granularity::Channel:
+      sdims = {l.rows};
+      dq.set_attr_int("axis", l.n_axis());
+      break;
+    case Granularity::Block: {
+      const int64_t nb = q.nblocks();
+      sdims = l.weight_dims;
+      sdims[l.k_axis()] = nb;
+      if (l.transposed) {  // scale grid [N, nb] -> [nb, N]
+        WeightLayer grid = l;
+        grid.cols = nb;
+        scales = orient(grid, scales);
+        zps = orient(grid, zps);
+      }
+      dq.set_attr_int("axis", l.k_axis());
+      dq.set_attr_int("block_size", q.layout.block_size);
+      break;
+    }
+  }
+  const std::string base = l.weight;
+  std::string qn = g.unique_name(base + "_quantized"), sn = g.unique_name(base + "_scale");
+  g.add_initializer(int_tensor(qn, dt, l.weight_dims, orient(l, vals)));
+  g.add_initializer(Tensor::from_float(sn, sdims, scales));
+  dq.inputs = {qn, sn};
+  if (!sym) {
+    std::string zn = g.unique_name(base + "_zero_point");
+    g.add_initializer(int_tensor(zn, dt, sdims, zps));
+    dq.inputs.push_back(zn);
+  }
+  g.remove_initializer(base);
+  auto& in = g.inputs;
+  in.erase(std::remove_if(in.begin(), in.end(), [&](const ValueInfo& v) { return v.name == base; }), in.end());
+  dq.outputs = {base};
+  dq.name = g.unique_name(base + "_DequantizeLinear");
+  g.insert_node(0, dq);  // before every consumer: keeps topological order
+}
+
+void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
+  Graph& g = m.graph;
+  const WeightLayer& l = ql.layer;
+  const QuantizedMatrix& q = ql.q;
+  const int64_t N = l.rows, K = l.cols;
+  const int64_t bs = q.layout.granularity == Granularity::Block ? q.layout.block_size : std::max<int64_t>(16, pow2_ceil(K));
+  const int64_t nb = (K + bs - 1) / bs;
+  const int bits = matmulnbits_container_bits(q.layout.bits);
+  const bool sym = q.layout.scheme == Scheme::Sym;
+  // Symmetric codes move to the container's implicit zero point 2^(bits−1).
+  const int shift = sym ? (1 << (bits - 1)) - q.layout.sym_zero() : 0;
+  int idx = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == l.node) idx = static_cast<int>(i);
+  if (idx < 0) throw InvalidArgument("layer " + l.node + " not found in the graph");
+  const Node orig = g.nodes[idx];
+  const float alpha = orig.op_type == "Gemm" ? orig.attr_float("alpha", 1.f) : 1.f;
+  const float beta = orig.op_type == "Gemm" ? orig.attr_float("beta", 1.f) : 1.f;
+
+  const int64_t blob = bs * bits / 8;
+  std::vector<uint8_t> B(static_cast<size_t>(N * nb * blob));
+  std::vector<float> scales(static_cast<size_t>(N * nb));
+  std::vector<uint8_t> zps(static_cast<size_t>(N * nb));
+  std::vector<uint8_t> block(static_cast<size_t>(bs));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t g0 = q.group_of(n, b * bs);
+      const uint8_t zp = static_cast<uint8_t>(q.zero_points[g0] + shift);
+      for (int64_t j = 0; j < bs; ++j) {
+        const int64_t k = b * bs + j;
+        // Padding past K takes the zero point: it dequantizes to exactly 0.
+        block[j] = k < K ? static_cast<uint8_t>(q.codes[n * K + k] + shift) : zp;
+      }
+      auto packed = pack_bits(block.data(), block.size(), bits);
+      std::copy(packed.begin(), packed.end(), B.begin() + (n * nb + b) * blob);
+      scales[n * nb + b] = q.scales[g0] * alpha;
+      zps[n * nb + b] = zp;
+    }
+  Node mm;
+  mm.op_type = "MatMulNBits";
+  mm.domain = "com.microsoft";
+  mm.name = orig.name;
+  mm.outputs = orig.outputs;
+  mm.set_attr_int("K", K);
+  mm.set_attr_int("N", N);
+  mm.set_attr_int("bits", bits);
+  mm.set_attr_int("block_size", bs);
+  const std::string base = l.weight;
+  std::string bn = g.unique_name(base + "_nbits"), sn = g.unique_name(base + "_scales");
+  Tensor tb;
+  tb.name = bn;
+  tb.dtype = DType::UInt8;
+  tb.dims = {N, nb, blob};
+  tb.bytes = std::move(B);
+  g.add_initializer(std::move(tb));
+  g.add_initializer(Tensor::from_float(sn, {N, nb}, scales));
+  mm.inputs = {orig.input(0), bn, sn};
+  if (!sym) {
+    std::string zn = g.unique_name(base + "_zero_points");
+    Tensor tz;
+    tz.name = zn;
+    tz.dtype = DType::UInt8;
+    const int64_t zrow = static_cast<int64_t>(packed_size(static_cast<size_t>(nb), bits));
+    tz.dims = {N, zrow};
+    for (int64_t n = 0; n < N; ++n) {
+      auto p = pack_bits(zps.data() + n * nb, static_cast<size_t>(nb), bits);
+      tz.bytes.insert(tz.bytes.end(), p.begin(), p.end());
+    }
+    g.add_initializer(std::move(tz));
+    mm.inputs.push_back(zn);
+  }
+  // Gemm's bias: β·C when it is one value per output column, else a separate Add.
+  std::string bias = orig.op_type == "Gemm" ? orig.input(2) : "";
+  std::string add_input;
+  if (!bias.empty()) {
+    auto c = g.constant_value(bias);
+    if (c && c->numel() == N) {
+      std::vector<float> v = c->to_float();
+      for (float& x : v) x *= beta;
+      std::string cn = g.unique_name(base + "_bias");
+      g.add_initializer(Tensor::from_float(cn, {N}, v));
+      mm.inputs.resize(5);  // zero_points and g_idx may be omitted ("")
+      mm.inputs.push_back(cn);
+    } else {
+      add_input = bias;
+    }
+  }
+  std::vector<std::string> dropped = {base};
+  if (!bias.empty() && add_input.empty()) dropped.push_back(bias);
+  if (!add_input.empty()) {
+    // Y = A·B + β·C with C broadcast: keep it as an Add after the MatMulNBits.
+    std::string mid = g.unique_name(orig.outputs[0] + "_matmul");
+    mm.outputs = {mid};
+    std::string cin = add_input;
+    if (beta != 1.f) {
+      auto c = g.constant_value(add_input);
+      if (!c) throw UnsupportedError("Gemm " + orig.name + ": beta != 1 with a runtime C input");
+      std::vector<float> v = c->to_float();
+      for (float& x : v) x *= beta;
+      cin = g.unique_name(base + "_bias");
+      g.add_initializer(Tensor::from_float(cin, c->dims, v));
+    }
+    Node add;
+    add.op_type = "Add";
+    add.name = g.unique_name(orig.name + "_bias");
+    add.inputs = {mid, cin};
+    add.outputs = orig.outputs;
+    g.nodes[idx] = mm;
+    g.insert_node(static_cast<size_t>(idx) + 1, add);
+  } else {
+    g.nodes[idx] = mm;
+  }
+  g.invalidate();
+  for (const auto& d : dropped) drop_if_unused(g, d);
+}
+
+}  // namespace
+
+QuantLayout effective_layout(const WeightLayer& l, Format f, const QuantLayout& requested) {
+  QuantLayout out = requested;
+  if (uses_matmulnbits(l, f)) {
+    if (out.granularity == Granularity::Block && (!is_pow2(out.block_size) || out.block_size < 16))
+      throw InvalidArgument("MatMulNBits block size must be a power of two >= 16, got " + std::to_string(out.block_size));
+    return out;
+  }
+  if (f != Format::Fake && out.granularity == Granularity::Block && !l.k_is_single_axis())
+    out.granularity = Granularity::Channel;  // DequantizeLinear blocks run along one axis only
+  return out;
+}
+
+void export_quantized(Model& m, const std::vector<QuantizedLayer>& layers, Format f) {
+  // Raise the default opset once, to what the most demanding QDQ weight needs.
+  int64_t need = 0;
+  for (const auto& ql : layers)
+    if (f != Format::Fake && !uses_matmulnbits(ql.layer, f)) need = std::max(need, qdq_opset(ql.q));
+  if (need > m.opset()) {
+    try {
+      convert_opset(m, need);
+    } catch (const UnsupportedError& e) {
+      throw UnsupportedError(std::string("these quantized weights need opset ") + std::to_string(need) +
+                             " (4-bit or blocked DequantizeLinear needs 21) but the model cannot be raised: " +
+                             e.what() + "; use 8-bit per-channel widths or --format fake");
+    }
+  }
+  bool nbits = false;
+  for (const auto& ql : layers) {
+    if (f == Format::Fake) export_fake(m, ql);
+    else if (uses_matmulnbits(ql.layer, f)) export_matmulnbits(m, ql), nbits = true;
+    else export_qdq(m, ql);
+  }
+  if (nbits && m.opset("com.microsoft") < 1) m.set_opset("com.microsoft", 1);
+  m.graph.invalidate();
+}
+
+}  // namespace oc::quant

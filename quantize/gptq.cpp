@@ -1,0 +1,91 @@
+// GPTQ (Frantar et al. 2022): quantize W column by column and push each column's error onto the
+// columns not yet quantized, weighted by the inverse Hessian of the layer's squared output error:
+//   H = 2XᵀX + λI,  U = chol(H⁻¹) (upper, H⁻¹ = UᵀU)
+//   for column i:  q_i = Q(w_i),  e_i = (w_i − q_i) / U_ii,  W[:, j>i] −= e_i · U_i,j
+// Updates are applied lazily: inside a batch of B columns immediately, to the columns after the
+// batch once per batch (W[:, after] −= E · U[batch, after]), which keeps the work cache-friendly.
+// Block granularity fits each group's (s, z) when its first column is reached, from the weights as
+// already updated by earlier errors (the "groupsize" variant).
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+
+#include "graph/errors.h"
+#include "quantize/quantizers.h"
+
+namespace oc::quant {
+
+using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const QuantLayout& l,
+                              const std::vector<double>& xtx, const GptqOptions& opt) {
+  if (static_cast<int64_t>(xtx.size()) != cols * cols)
+    throw InvalidArgument("gptq: Gram matrix has " + std::to_string(xtx.size()) + " entries, expected " +
+                          std::to_string(cols) + "x" + std::to_string(cols));
+  // Scales for tensor/channel granularity come from the original weights, like RTN.
+  QuantizedMatrix m = opt.mse_scales ? quantize_mse(w, rows, cols, l) : quantize_rtn(w, rows, cols, l);
+  MatD W = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(w, rows, cols)
+               .cast<double>();
+  MatD H = 2.0 * Eigen::Map<const MatD>(xtx.data(), cols, cols);
+  // Inputs that never fired carry no information: their weights cannot matter, so zero them.
+  for (int64_t i = 0; i < cols; ++i)
+    if (H(i, i) == 0.0) {
+      H(i, i) = 1.0;
+      W.col(i).setZero();
+    }
+  const double lambda = opt.damp * H.diagonal().mean();
+  H.diagonal().array() += lambda;
+  Eigen::LLT<MatD> llt(H);
+  if (llt.info() != Eigen::Success) throw InvalidArgument("gptq: H = 2XᵀX + λI is not positive definite");
+  MatD Hinv = llt.solve(MatD::Identity(cols, cols));
+  Eigen::LLT<MatD> llt_inv(Hinv);
+  if (llt_inv.info() != Eigen::Success) throw InvalidArgument("gptq: H⁻¹ is not positive definite (raise damping)");
+  MatD U = llt_inv.matrixU();
+
+  const int code_max = l.code_max();
+  const int64_t gc = l.group_cols(cols);
+  const int64_t nb = m.nblocks();
+  std::vector<float> colbuf;
+  for (int64_t i1 = 0; i1 < cols; i1 += opt.lazy_block) {
+    const int64_t i2 = std::min(cols, i1 + opt.lazy_block);
+    const int64_t cnt = i2 - i1;
+    MatD Err(rows, cnt);
+    for (int64_t i = i1; i < i2; ++i) {
+      if (l.granularity == Granularity::Block && i % gc == 0) {
+        const int64_t b = i / gc, n = std::min(gc, cols - i);
+        colbuf.resize(static_cast<size_t>(n));
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t k = 0; k < n; ++k) colbuf[k] = static_cast<float>(W(r, i + k));
+          GroupParams p = opt.mse_scales ? fit_group_mse(colbuf.data(), colbuf.size(), l)
+                                         : fit_group(colbuf.data(), colbuf.size(), l);
+          m.scales[r * nb + b] = p.scale;
+          m.zero_points[r * nb + b] = p.zero;
+        }
+      }
+      const double d = U(i, i);
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t g = m.group_of(r, i);
+        GroupParams p{m.scales[g], m.zero_points[g]};
+        uint8_t q = quantize_code(static_cast<float>(W(r, i)), p, code_max);
+        m.codes[r * cols + i] = q;
+        double wq = static_cast<double>(p.scale) * (static_cast<double>(q) - p.zero);
+        Err(r, i - i1) = (W(r, i) - wq) / d;
+      }
+      // Feedback inside the batch, to the columns right of i.
+      const int64_t rest = i2 - i - 1;
+      if (rest > 0) W.block(0, i + 1, rows, rest).noalias() -= Err.col(i - i1) * U.block(i, i + 1, 1, rest);
+    }
+    if (i2 < cols) W.rightCols(cols - i2).noalias() -= Err * U.block(i1, i2, cnt, cols - i2);
+  }
+  return m;
+}
+
+double gram_error(const std::vector<float>& w, const std::vector<float>& wq, int64_t rows, int64_t cols,
+                  const std::vector<double>& xtx) {
+  MatD D(rows, cols);
+  for (int64_t i = 0; i < rows * cols; ++i) D.data()[i] = static_cast<double>(w[i]) - wq[i];
+  Eigen::Map<const MatD> G(xtx.data(), cols, cols);
+  return (D * G).cwiseProduct(D).sum();
+}
+
+}  // namespace oc::quant

@@ -1,0 +1,68 @@
+// Layer-wise mixed-bit weight quantization of a model: find layers -> score -> allocate widths ->
+// quantize (RTN / MSE clipping / GPTQ) -> export (qdq / matmulnbits / fake) -> report.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "compressor/statistics.h"
+#include "graph/ir.h"
+#include "quantize/export.h"
+#include "quantize/layers.h"
+#include "quantize/layout.h"
+#include "quantize/quantizers.h"
+#include "quantize/scorers.h"
+
+namespace oc::quant {
+
+struct QuantizeOptions {
+  enum class Target { Uniform, AvgBits, MaxBytes };
+  Target target = Target::Uniform;
+  int bits = 8;             // Uniform
+  double avg_bits = 0;      // AvgBits: Σ params·bits / Σ params over the quantized layers
+  int64_t max_bytes = 0;    // MaxBytes: all weight bytes of the output (float ones included)
+  std::vector<int> widths = {8, 6, 4, 3, 2};
+  QuantLayout layout;       // scheme, granularity, block size (bits set per layer)
+  Method method = Method::RTN;
+  std::string scorer = "zd";
+  Format format = Format::QDQ;
+  std::vector<std::string> keep_float;               // ECMAScript regexes on node or weight names
+  std::vector<std::pair<std::string, int>> bits_for;  // regex -> fixed width
+  bool protect_ends = true;  // first and last weight layer at >= protect_bits
+  int protect_bits = 8;
+  ScoreInputs score_inputs;  // calibration statistics, sensitivity hook, seed
+  GptqOptions gptq;
+};
+
+struct LayerReport {
+  std::string node, op, weight;
+  int64_t rows = 0, cols = 0;
+  double score = 0;
+  int bits = 0;            // planned width
+  int storage_bits = 0;    // container width in the chosen format
+  std::string decided_by;  // allocation | uniform | protected | bits-for
+  std::string method, scheme, granularity;
+  int64_t block_size = 0;
+  double rel_error = 0;    // ‖W − Ŵ‖² / ‖W‖²
+  double sqnr_db = 0;
+};
+
+struct QuantizeReport {
+  std::string format, scorer, target;
+  std::vector<LayerReport> layers;
+  std::vector<SkippedLayer> skipped;
+  double avg_bits = 0;           // planned, params-weighted
+  int64_t quantized_params = 0;
+  nlohmann::json to_json() const;
+};
+
+// Rewrites `m` in place. `m` must be normalized (Constant weights lifted to initializers).
+QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt);
+
+// Bytes a layer takes at `bits` in format `f` (packed codes, scales, zero points).
+double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f);
+
+}  // namespace oc::quant

@@ -1,0 +1,121 @@
+// Round-to-nearest quantization:  s = range/levels,  q = clamp(round(w/s) + z, 0, 2^b − 1)
+//   sym:  s = r·max|w| / (2^(b−1) − 1),  z = 2^(b−1)
+//   asym: s = r·(max(w,0) − min(w,0)) / (2^b − 1),  z = round(−r·min(w,0)/s)
+// and the groups (tensor / channel / block) that share one (s, z).
+#include <algorithm>
+#include <cmath>
+
+#include "graph/errors.h"
+#include "quantize/quantizers.h"
+
+namespace oc::quant {
+
+std::string method_name(Method m) {
+  switch (m) {
+    case Method::RTN: return "rtn";
+    case Method::MSE: return "mse";
+    case Method::GPTQ: return "gptq";
+  }
+  return "?";
+}
+
+Method parse_method(const std::string& s) {
+  if (s == "rtn") return Method::RTN;
+  if (s == "mse") return Method::MSE;
+  if (s == "gptq") return Method::GPTQ;
+  throw InvalidArgument("unknown quantization method '" + s + "' (expected rtn, mse or gptq)");
+}
+
+GroupParams fit_group(const float* x, size_t n, const QuantLayout& l, float clip) {
+  GroupParams p;
+  float lo = 0.f, hi = 0.f;
+  for (size_t i = 0; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  if (l.scheme == Scheme::Sym) {
+    // 2-bit sym keeps levels {−2,−1,0,1}: the positive side sets the step so max|w| is representable.
+    float amax = clip * std::max(-lo, hi);
+    int qpos = std::max(1, l.sym_zero() - 1);
+    p.scale = amax > 0.f ? amax / static_cast<float>(qpos) : 1.f;
+    p.zero = static_cast<uint8_t>(l.sym_zero());
+  } else {
+    lo *= clip;
+    hi *= clip;
+    float range = hi - lo;
+    p.scale = range > 0.f ? range / static_cast<float>(l.code_max()) : 1.f;
+    float z = std::round(-lo / p.scale);
+    p.zero = static_cast<uint8_t>(std::clamp(z, 0.f, static_cast<float>(l.code_max())));
+  }
+  return p;
+}
+
+namespace {
+double group_sq_error(const float* x, size_t n, const GroupParams& p, int code_max) {
+  double e = 0;
+  for (size_t i = 0; i < n; ++i) {
+    float d = x[i] - p.scale * (static_cast<float>(quantize_code(x[i], p, code_max)) - static_cast<float>(p.zero));
+    e += static_cast<double>(d) * d;
+  }
+  return e;
+}
+
+// Visits every scale group of a [rows, cols] matrix with its values gathered contiguously.
+template <typename Fit>
+QuantizedMatrix quantize_groups(const float* w, int64_t rows, int64_t cols, const QuantLayout& l, Fit fit) {
+  if (l.bits < 2 || l.bits > 8) throw InvalidArgument("bit width " + std::to_string(l.bits) + " outside 2..8");
+  if (l.granularity == Granularity::Block && l.block_size <= 0) throw InvalidArgument("block size must be positive");
+  QuantizedMatrix m;
+  m.layout = l;
+  m.rows = rows;
+  m.cols = cols;
+  m.codes.assign(static_cast<size_t>(rows * cols), 0);
+  const int64_t nb = m.nblocks();
+  m.scales.assign(static_cast<size_t>(m.scale_rows() * nb), 1.f);
+  m.zero_points.assign(m.scales.size(), 0);
+  auto store = [&](int64_t g, const GroupParams& p) {
+    m.scales[g] = p.scale;
+    m.zero_points[g] = p.zero;
+  };
+  if (l.granularity == Granularity::Tensor) {
+    GroupParams p = fit(w, static_cast<size_t>(rows * cols));
+    store(0, p);
+    for (int64_t i = 0; i < rows * cols; ++i) m.codes[i] = quantize_code(w[i], p, l.code_max());
+    return m;
+  }
+  const int64_t gc = l.group_cols(cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* x = w + r * cols + b * gc;
+      size_t n = static_cast<size_t>(std::min(gc, cols - b * gc));
+      GroupParams p = fit(x, n);
+      store(r * nb + b, p);
+      for (size_t i = 0; i < n; ++i) m.codes[r * cols + b * gc + i] = quantize_code(x[i], p, l.code_max());
+    }
+  return m;
+}
+}  // namespace
+
+GroupParams fit_group_mse(const float* x, size_t n, const QuantLayout& l, int grid, float min_ratio) {
+  GroupParams best = fit_group(x, n, l, 1.f);
+  double best_err = group_sq_error(x, n, best, l.code_max());
+  for (int i = 1; i <= grid; ++i) {
+    float r = 1.f - (1.f - min_ratio) * static_cast<float>(i) / static_cast<float>(grid);
+    GroupParams p = fit_group(x, n, l, r);
+    double e = group_sq_error(x, n, p, l.code_max());
+    if (e < best_err) best_err = e, best = p;
+  }
+  return best;
+}
+
+QuantizedMatrix quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantLayout& l) {
+  return quantize_groups(w, rows, cols, l, [&](const float* x, size_t n) { return fit_group(x, n, l, 1.f); });
+}
+
+QuantizedMatrix quantize_mse(const float* w, int64_t rows, int64_t cols, const QuantLayout& l, int grid,
+                             float min_ratio) {
+  return quantize_groups(w, rows, cols, l,
+                         [&](const float* x, size_t n) { return fit_group_mse(x, n, l, grid, min_ratio); });
+}
+
+}  // namespace oc::quant
