@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "compressor/calib_data.h"
+#include "compressor/calibrate.h"
 #include "compressor/npy.h"
 #include "compressor/observers.h"
 #include "compressor/statistics.h"
@@ -572,4 +573,99 @@ TEST_CASE("Calibration source validates against a corpus model", "[calib]") {
   CHECK(b.at("x").dims == std::vector<int64_t>{2, 3, 48, 192});
   CHECK_THAT(error_of([&] { CalibrationSource s("random:1", m, {1, 0, {{"x", {1, 1, 48, 192}}}}); }),
              Catch::Contains("has shape [1,1,48,192] but the model expects [p2o.DynamicDimension.0,3,"));
+}
+
+TEST_CASE("calibrate small_cnn with random data matches statistics from ONNX Runtime activations", "[calib]") {
+  Model m = test::small_cnn(3);
+  normalize(m);
+  std::string gemm, conv2;
+  for (const Node& n : m.graph.nodes) {
+    if (n.op_type == "Gemm") gemm = n.name;
+    if (n.op_type == "Conv" && n.input(0) == "r1") conv2 = n.name;
+  }
+  CalibrationPlan plan;
+  plan.grams = {gemm, conv2};
+  plan.columns = {gemm};
+  plan.minmax = {"x", "gap"};
+  plan.channels = {{"r2", kAutoAxis}};
+  plan.blocks = {{"res_block", "r1", "r2", kAutoAxis}};
+  CalibrationSource src("random:16", m, {4, 0, {}});
+  std::vector<std::pair<int64_t, int64_t>> calls;
+  const CalibrationStats st = calibrate(m, src, plan, [&](int64_t d, int64_t t) { calls.emplace_back(d, t); });
+  CHECK(st.samples == 16);
+  REQUIRE(calls.size() == 17);  // small_cnn has a fixed batch of 1: 16 runs
+  CHECK(calls.front() == std::make_pair(int64_t{0}, int64_t{16}));
+  CHECK(calls.back() == std::make_pair(int64_t{16}, int64_t{16}));
+
+  // Reference activations: the same 16 samples through ONNX Runtime in one batch, with the
+  // intermediate values exposed as outputs.
+  std::vector<int64_t> sizes;
+  CalibrationSource again("random:16", m, {1, 0, {}});
+  Tensor x = drain(again, sizes).at("x");
+  REQUIRE(x.dims == std::vector<int64_t>{16, 3, 16, 16});
+  Model ref = m;
+  ref.graph.inputs[0] = test::tensor_value("x", {16, 3, 16, 16});
+  ref.graph.outputs = {test::tensor_value("y", {16, 10}), test::tensor_value("r1", {16, 8, 16, 16}),
+                       test::tensor_value("r2", {16, 8, 16, 16}), test::tensor_value("flat", {16, 8})};
+  const auto dir = test::temp_dir("calib_e2e");
+  save_model(ref, dir / "ref.onnx");
+  auto ort = test::run_ort(dir / "ref.onnx", {{"x", x}});
+
+  // Gemm: X = flattened GAP output, 16 rows x 8 features.
+  const GramStat& g = st.grams.at(gemm);
+  CHECK(g.rows == 16);
+  CHECK(g.features == 8);
+  const auto flat = ort.at("flat").to_float();
+  const auto want = naive_xtx(flat, 16, 8);
+  double scale = 0;
+  for (double v : want) scale = std::max(scale, std::fabs(v));
+  CHECK(max_abs_diff(g.xtx, want) < 1e-4 * scale);
+  for (int64_t j = 0; j < 8; ++j) CHECK(st.columns.at(gemm).sum_sq[static_cast<size_t>(j)] == Approx(g.at(0, j, j)).epsilon(1e-9));
+
+  // Second conv: 3x3 pad 1 im2col of r1, 16·16·16 rows x 72 features.
+  const GramStat& gc = st.grams.at(conv2);
+  int64_t rows = 0;
+  const auto cols = padded_im2col(ort.at("r1"), 0, 8, 3, 3, 1, 1, 1, 1, 1, 1, rows);
+  CHECK(gc.rows == rows);
+  const auto wantc = naive_xtx(cols, rows, 72);
+  scale = 0;
+  for (double v : wantc) scale = std::max(scale, std::fabs(v));
+  CHECK(max_abs_diff(gc.xtx, wantc) < 1e-4 * scale);
+
+  // MinMax of the input is exact; block angle and channel moments agree with ORT's activations.
+  const auto xv = x.to_float();
+  CHECK(st.minmax.at("x").min == *std::min_element(xv.begin(), xv.end()));
+  CHECK(st.minmax.at("x").count == 16 * 3 * 16 * 16);
+  double ang = 0;
+  const auto r1 = ort.at("r1").to_float(), r2 = ort.at("r2").to_float();
+  for (int64_t n = 0; n < 16; ++n)
+    for (int64_t p = 0; p < 256; ++p) {
+      double dot = 0, na = 0, nb = 0;
+      for (int64_t c = 0; c < 8; ++c) {
+        const size_t k = static_cast<size_t>((n * 8 + c) * 256 + p);
+        dot += double(r1[k]) * r2[k]; na += double(r1[k]) * r1[k]; nb += double(r2[k]) * r2[k];
+      }
+      const double cs = (na == 0 && nb == 0) ? 1.0 : (na == 0 || nb == 0) ? 0.0 : std::clamp(dot / std::sqrt(na * nb), -1.0, 1.0);
+      ang += std::acos(cs) / M_PI;
+    }
+  CHECK(st.blocks.at("res_block").count == 16 * 256);
+  CHECK(st.blocks.at("res_block").mean_angle() == Approx(ang / (16 * 256)).margin(1e-4));
+  CHECK(st.channels.at("r2").axis == 1);
+  double c0 = 0;
+  for (int64_t n = 0; n < 16; ++n)
+    for (int64_t p = 0; p < 256; ++p) c0 += r2[static_cast<size_t>(n * 8 * 256 + p)];
+  CHECK(st.channels.at("r2").sum[0] == Approx(c0).epsilon(1e-4));
+
+  // Memory does not depend on the number of samples.
+  CalibrationSource few("random:2", m, {});
+  CHECK(stats_bytes(calibrate(m, few, plan)) == stats_bytes(st));
+  // Plans naming unknown values or nodes fail before running.
+  CalibrationPlan bad;
+  bad.minmax = {"nope"};
+  CHECK_THAT(error_of([&] { calibrate(m, few, bad); }), Catch::Contains("'nope'"));
+  bad.minmax.clear();
+  bad.grams = {"nonode"};
+  CHECK_THAT(error_of([&] { calibrate(m, few, bad); }), Catch::Contains("no node 'nonode'"));
+  bad.grams = {"Relu_r1"};
+  CHECK_THROWS_AS(calibrate(m, few, bad), UnsupportedError);
 }
