@@ -1,0 +1,81 @@
+#include "compressor/kernels/dnnl_util.h"
+
+#include <mutex>
+
+namespace oc::dnnl_util {
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& stream() {
+  thread_local dnnl::stream s(engine());
+  return s;
+}
+
+dims_t to_dims(const std::vector<int64_t>& d) { return dims_t(d.begin(), d.end()); }
+
+dnnl::memory::desc plain_desc(const dims_t& dims, dt type) {
+  dims_t strides(dims.size(), 1);
+  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * std::max<int64_t>(dims[i + 1], 1);
+  return dnnl::memory::desc(dims, type, strides);
+}
+
+dnnl::memory::desc permuted_desc(const dims_t& logical, const std::vector<int>& perm, dt type) {
+  // Physical dims in storage order, then row-major strides, then mapped back to logical order.
+  const size_t n = logical.size();
+  dims_t phys(n);
+  for (size_t i = 0; i < n; ++i) phys[perm[i]] = logical[i];
+  dims_t pstride(n, 1);
+  for (int i = static_cast<int>(n) - 2; i >= 0; --i) pstride[i] = pstride[i + 1] * std::max<int64_t>(phys[i + 1], 1);
+  dims_t strides(n);
+  for (size_t i = 0; i < n; ++i) strides[i] = pstride[perm[i]];
+  return dnnl::memory::desc(logical, type, strides);
+}
+
+dnnl::memory wrap(const dnnl::memory::desc& md, const void* data) {
+  return dnnl::memory(md, engine(), const_cast<void*>(data));
+}
+
+std::string dims_key(const std::vector<int64_t>& d) {
+  std::string s;
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + std::to_string(d[i]);
+  return s;
+}
+
+namespace {
+std::mutex& cache_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::unordered_map<std::string, dnnl::primitive>& cache() {
+  static std::unordered_map<std::string, dnnl::primitive> c;
+  return c;
+}
+}  // namespace
+
+dnnl::primitive cached(const std::string& k, const std::function<dnnl::primitive()>& make) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex());
+    auto it = cache().find(k);
+    if (it != cache().end()) return it->second;
+  }
+  // Created outside the lock: primitive creation can take milliseconds (JIT), and two threads
+  // racing on the same key only waste one creation.
+  dnnl::primitive p = make();
+  std::lock_guard<std::mutex> lock(cache_mutex());
+  return cache().emplace(k, p).first->second;
+}
+
+size_t cache_size() {
+  std::lock_guard<std::mutex> lock(cache_mutex());
+  return cache().size();
+}
+
+void run(dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
+  p.execute(stream(), args);
+  stream().wait();
+}
+
+}  // namespace oc::dnnl_util
