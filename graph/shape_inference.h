@@ -1,0 +1,43 @@
+// Shape inference: element type and shape of every value the graph computes.
+//
+// Rule per operator, evaluated in topological order:  out = rule(in_types, in_shapes, in_values, attrs).
+// Dims are known sizes, symbolic names ("batch") or derived names ("floor((H-1)/2)+1", "batch*4"), so
+// one symbolic input keeps its name through the graph and two values with the same symbolic dim compare
+// equal. Small integer tensors are folded as values whose elements are such dims (Shape -> Gather ->
+// Concat -> Reshape chains), which is how Reshape/Expand/Slice targets resolve, symbolically or not.
+//
+// Debian's onnx 1.12 inference stops at opset 17, so this is our own; it follows the ONNX operator
+// specification (and ONNX Runtime where the spec leaves room, e.g. pooling ceil_mode).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace oc {
+
+struct ShapeInferenceResult {
+  int values = 0;           // values produced by nodes (subgraphs included)
+  int typed = 0;            // ... whose element type is known
+  int ranked = 0;           // ... whose rank is known
+  int concrete = 0;         // ... whose every dim is a number
+  // "domain:Op" (domain omitted for ai.onnx) of operators without a rule; their outputs stay unknown.
+  std::vector<std::string> unknown_ops;
+  // Nodes (by name) whose outputs could not be inferred, with why ("unknown op", "input x has no shape").
+  std::vector<std::pair<std::string, std::string>> unresolved;
+  // Integer values produced by nodes that folded to known constants (shape tensors, Reshape targets).
+  std::map<std::string, std::vector<int64_t>> folded;
+  bool complete() const { return unresolved.empty(); }
+};
+
+// Fills graph.value_info (and subgraphs' value_info) with dtype + shape for every value it infers,
+// replacing entries of the same name; graph outputs get the inferred shape where it is at least as
+// specific as the declared one. `input_shapes` makes the named runtime inputs concrete (the graph
+// inputs are rewritten, so the model stays self-consistent; pass a copy to keep the original dynamic).
+// Throws InvalidArgument when a name in input_shapes is not a runtime input or its rank differs.
+// Never throws for unknown operators: their outputs are left unknown and listed in the result.
+ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& input_shapes = {});
+
+}  // namespace oc
