@@ -241,8 +241,8 @@ void conv(KernelContext& ctx) {
 }
 
 // ConvTranspose pads, as ONNX Runtime derives them: from output_shape when given, else from SAME_*
-// (output = in * stride), else the pads attribute. A derived odd unit goes to the start only for
-// SAME_LOWER.
+// (output = in * stride), else the pads attribute. A derived odd unit goes to the end for
+// SAME_UPPER and to the start otherwise (the ONNX spec's rule, which ONNX Runtime 1.30 follows).
 void conv_transpose_geometry(const KernelContext& ctx, Window& w, const std::vector<int64_t>& in) {
   const AutoPad ap = auto_pad_of(ctx);
   const size_t sp = in.size();
@@ -258,7 +258,7 @@ void conv_transpose_geometry(const KernelContext& ctx, Window& w, const std::vec
     const int64_t full = (in[i] - 1) * w.strides[i] + adj[i] + (w.kernel[i] - 1) * w.dilations[i] + 1;
     auto distribute = [&](int64_t total) {
       total = std::max<int64_t>(0, total);
-      w.pad_l[i] = ap == AutoPad::SameLower ? total - total / 2 : total / 2;
+      w.pad_l[i] = ap == AutoPad::SameUpper ? total / 2 : total - total / 2;
       w.pad_r[i] = total - w.pad_l[i];
     };
     if (!oshape.empty()) {
