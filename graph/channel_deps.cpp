@@ -1,0 +1,871 @@
+// Channel dependency graph (see channel_deps.h).
+//
+// Elements e = (value, channel). Rules union elements: pass-through  (x,c) ~ (y,c);
+// Concat (x_k,c) ~ (y, c + off_k); fold with stride s (x,c) ~ (y, c·s + j), 0 <= j < s;
+// depthwise with multiplier m (x,c) ~ (y, c·m + j). Units = connected components; groups =
+// components of the value graph induced by those unions.
+#include "graph/channel_deps.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <optional>
+#include <set>
+
+#include "graph/errors.h"
+
+namespace oc {
+
+namespace {
+
+struct DSU {
+  std::vector<int> p;
+  int add() { p.push_back(static_cast<int>(p.size())); return p.back(); }
+  int find(int x) { while (p[x] != x) { p[x] = p[p[x]]; x = p[x]; } return x; }
+  void unite(int a, int b) { a = find(a); b = find(b); if (a != b) p[std::max(a, b)] = std::min(a, b); }
+};
+
+struct Builder {
+  const Model& m;
+  const Graph& g;
+  ChannelDeps d;
+  DSU elems;
+  DSU vals;
+  std::map<std::string, int> val_id;
+  std::map<std::string, int64_t> trailing;  // product of dims after the channel axis (-1 unknown)
+  std::vector<std::pair<int, std::string>> locks;  // (element, reason)
+  std::vector<ParamSlice> params;
+
+  Builder(const Model& model) : m(model), g(model.graph) {}
+
+  ChannelSpace* space(const std::string& v) {
+    auto it = d.spaces.find(v);
+    return it == d.spaces.end() ? nullptr : &it->second;
+  }
+  const Tensor* init(const std::string& name) const { return name.empty() ? nullptr : g.initializer(name); }
+  std::optional<std::vector<int64_t>> ints_of(const std::string& name) const {
+    const Tensor* t = init(name);
+    if (!t) return std::nullopt;
+    return t->to_int64();
+  }
+  // Fully known shape from value_info, if any.
+  std::optional<std::vector<int64_t>> known_shape(const std::string& v) const {
+    const ValueInfo* vi = g.find_value_info(v);
+    if (!vi || !vi->has_shape || !shape_known(vi->shape)) return std::nullopt;
+    return shape_values(vi->shape);
+  }
+  int known_rank(const std::string& v) const {
+    const ValueInfo* vi = g.find_value_info(v);
+    return vi && vi->has_shape ? static_cast<int>(vi->shape.size()) : -1;
+  }
+
+  ChannelSpace& add_space(const std::string& v, int64_t channels, int rank, int neg_axis, int64_t trail = -1) {
+    ChannelSpace s;
+    s.value = v;
+    s.channels = channels;
+    s.rank = rank >= 0 ? rank : known_rank(v);
+    s.neg_axis = neg_axis;
+    s.first_elem = static_cast<int>(elems.p.size());
+    for (int64_t c = 0; c < channels; ++c) elems.add();
+    val_id[v] = vals.add();
+    if (auto sh = known_shape(v); sh && static_cast<int>(sh->size()) >= -neg_axis) {
+      int64_t t = 1;
+      for (size_t i = sh->size() + neg_axis + 1; i < sh->size(); ++i) t *= (*sh)[i];
+      trail = t;
+      if ((*sh)[sh->size() + neg_axis] != channels) {  // value_info disagrees: do not trust our reading
+        d.spaces[v] = s;
+        lock(v, "channel count of '" + v + "' disagrees with its value_info");
+        trailing[v] = trail;
+        return d.spaces[v];
+      }
+    }
+    trailing[v] = trail;
+    return d.spaces[v] = s;
+  }
+  int elem(const ChannelSpace& s, int64_t c) const { return s.first_elem + static_cast<int>(c); }
+  void link(const ChannelSpace& a, int64_t ca, const ChannelSpace& b, int64_t cb) {
+    elems.unite(elem(a, ca), elem(b, cb));
+    vals.unite(val_id[a.value], val_id[b.value]);
+  }
+  void link_all(const ChannelSpace& a, const ChannelSpace& b) {
+    for (int64_t c = 0; c < a.channels; ++c) link(a, c, b, c);
+  }
+  void lock(const std::string& v, const std::string& reason) {
+    ChannelSpace* s = space(v);
+    if (!s) return;
+    for (int64_t c = 0; c < s->channels; ++c) locks.push_back({elem(*s, c), reason});
+  }
+  void lock_inputs(const Node& n, const std::string& reason) {
+    for (const auto& i : n.inputs) lock(i, reason);
+  }
+  void param(int node, int input, int axis, const std::string& v, ParamSlice::Role r) {
+    params.push_back({node, input, axis, v, r});
+  }
+  // Output space that copies `in`'s layout, linked channel by channel.
+  ChannelSpace& pass(const ChannelSpace& in, const std::string& out, int64_t trail) {
+    ChannelSpace in_copy = in;
+    ChannelSpace& o = add_space(out, in_copy.channels, in_copy.rank, in_copy.neg_axis, trail);
+    link_all(in_copy, o);
+    return o;
+  }
+  int pos_axis(const ChannelSpace& s) const { return s.rank >= 0 ? s.rank + s.neg_axis : -1; }
+  std::string nm(const Node& n) const { return n.op_type + " '" + n.name + "'"; }
+};
+
+using PropagateFn = std::function<void(Builder&, int, const Node&)>;
+using FixFn = std::function<void(Graph&, int, const ChannelDeps&, const KeptChannels&)>;
+struct OpRule {
+  PropagateFn propagate;
+  FixFn fix;            // may be empty
+  int data_inputs = 1;  // inputs the rule reads channels from (-1: all); a channel tensor anywhere
+                        // else (a dynamic weight, a shape) would be misread, so it is locked
+};
+
+std::string nm_weight(const Builder& b, const Node& n) { return b.nm(n) + " has no constant weight"; }
+
+const std::vector<int64_t>* kept_of(const KeptChannels& k, const std::string& v) {
+  auto it = k.find(v);
+  return it == k.end() ? nullptr : &it->second;
+}
+int64_t count_in(const std::vector<int64_t>& kept, int64_t lo, int64_t hi) {
+  return std::count_if(kept.begin(), kept.end(), [&](int64_t c) { return c >= lo && c < hi; });
+}
+int64_t norm_axis(int64_t a, int rank) { return a < 0 ? a + rank : a; }
+
+// ---- rules ----
+
+// Conv: out = W axis 0 (+B); in = W axis 1 for group 1; depthwise couples in c with out c·m..c·m+m-1.
+void conv_rule(Builder& b, int ni, const Node& n) {
+  const Tensor* w = b.init(n.input(1));
+  if (!w) { b.lock_inputs(n, nm_weight(b, n)); return; }
+  int rank = static_cast<int>(w->dims.size());
+  int64_t group = n.attr_int("group", 1);
+  int64_t cout = w->dims[0];
+  ChannelSpace* x = b.space(n.input(0));
+  std::optional<ChannelSpace> xin;
+  if (x) xin = *x;
+  ChannelSpace& y = b.add_space(n.outputs[0], cout, rank, 1 - rank);
+  ChannelSpace yc = y;
+  b.param(ni, 1, 0, yc.value, ParamSlice::Role::Producer);
+  if (b.init(n.input(2))) b.param(ni, 2, 0, yc.value, ParamSlice::Role::Producer);
+  if (xin && xin->neg_axis != 1 - rank) {
+    b.lock(xin->value, "input of " + b.nm(n) + " has its channels on another axis");
+    xin.reset();
+  }
+  if (group == 1) {
+    if (xin) b.param(ni, 1, 1, xin->value, ParamSlice::Role::Consumer);
+    return;
+  }
+  if (!xin) { b.lock(yc.value, "grouped " + b.nm(n) + " reads a fixed-width input"); return; }
+  if (group == xin->channels && w->dims[1] == 1 && cout % group == 0) {
+    int64_t mult = cout / group;
+    for (int64_t c = 0; c < xin->channels; ++c)
+      for (int64_t j = 0; j < mult; ++j) b.link(*xin, c, yc, c * mult + j);
+    return;
+  }
+  b.lock(xin->value, "grouped " + b.nm(n) + " (group=" + std::to_string(group) + ") is not pruned");
+  b.lock(yc.value, "grouped " + b.nm(n) + " (group=" + std::to_string(group) + ") is not pruned");
+}
+
+// ConvTranspose: W is [Cin, Cout/g, k...]; in = W axis 0, out = W axis 1 (+B).
+void conv_transpose_rule(Builder& b, int ni, const Node& n) {
+  const Tensor* w = b.init(n.input(1));
+  if (!w) { b.lock_inputs(n, nm_weight(b, n)); return; }
+  int rank = static_cast<int>(w->dims.size());
+  int64_t group = n.attr_int("group", 1);
+  std::optional<ChannelSpace> xin;
+  if (ChannelSpace* x = b.space(n.input(0))) xin = *x;
+  if (xin && xin->neg_axis != 1 - rank) {
+    b.lock(xin->value, "input of " + b.nm(n) + " has its channels on another axis");
+    xin.reset();
+  }
+  int64_t cout = w->dims[1] * group;
+  ChannelSpace yc = b.add_space(n.outputs[0], cout, rank, 1 - rank);
+  if (b.init(n.input(2))) b.param(ni, 2, 0, yc.value, ParamSlice::Role::Producer);
+  if (group == 1) {
+    b.param(ni, 1, 1, yc.value, ParamSlice::Role::Producer);
+    if (xin) b.param(ni, 1, 0, xin->value, ParamSlice::Role::Consumer);
+    return;
+  }
+  if (xin && group == xin->channels && w->dims[1] == 1) {
+    b.param(ni, 1, 0, yc.value, ParamSlice::Role::Producer);
+    b.link_all(*xin, yc);
+    return;
+  }
+  if (xin) b.lock(xin->value, "grouped " + b.nm(n) + " is not pruned");
+  b.lock(yc.value, "grouped " + b.nm(n) + " is not pruned");
+}
+
+// Gemm / MatMul with a constant 2-D weight: in = K axis, out = N axis (+ bias on its last axis).
+void linear_rule(Builder& b, int ni, const Node& n, bool gemm) {
+  const Tensor* w = b.init(n.input(1));
+  std::optional<ChannelSpace> xin;
+  if (ChannelSpace* x = b.space(n.input(0))) xin = *x;
+  bool trans_a = gemm && n.attr_int("transA", 0) != 0;
+  bool trans_b = gemm && n.attr_int("transB", 0) != 0;
+  if (!w || w->dims.size() != 2 || trans_a) {
+    b.lock_inputs(n, b.nm(n) + " has no constant 2-D weight");
+    return;
+  }
+  int k_axis = trans_b ? 1 : 0, n_axis = trans_b ? 0 : 1;
+  if (xin && xin->neg_axis != -1) {
+    b.lock(xin->value, "input of " + b.nm(n) + " has its channels on another axis");
+    xin.reset();
+  }
+  int rank = gemm ? 2 : (xin ? xin->rank : b.known_rank(n.input(0)));
+  ChannelSpace yc = b.add_space(n.outputs[0], w->dims[n_axis], rank, -1, 1);
+  b.param(ni, 1, n_axis, yc.value, ParamSlice::Role::Producer);
+  if (gemm) {
+    const Tensor* c = b.init(n.input(2));
+    if (c && !c->dims.empty() && c->dims.back() == yc.channels)
+      b.param(ni, 2, static_cast<int>(c->dims.size()) - 1, yc.value, ParamSlice::Role::Producer);
+    else if (c && !c->dims.empty() && c->dims.back() != 1)
+      b.lock(yc.value, "bias of " + b.nm(n) + " does not broadcast per output");
+  }
+  if (xin) b.param(ni, 1, k_axis, xin->value, ParamSlice::Role::Consumer);
+}
+
+
+// Normalizations over axis 1 (BatchNorm, InstanceNorm): params 1.. sliced on axis 0.
+void channel_norm_rule(Builder& b, int ni, const Node& n, int nparams) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  if (xc.rank < 0 || xc.neg_axis != 1 - xc.rank) { b.lock(xc.value, b.nm(n) + " normalizes another axis"); return; }
+  b.pass(xc, n.outputs[0], b.trailing[xc.value]);
+  for (int i = 1; i <= nparams; ++i)
+    if (b.init(n.input(i))) b.param(ni, i, 0, xc.value, i == 1 ? ParamSlice::Role::Norm : ParamSlice::Role::Other);
+    else if (!n.input(i).empty()) b.lock(xc.value, b.nm(n) + " has non-constant parameters");
+}
+
+// Unary element-wise ops and ops whose other inputs are scalars/attributes.
+void unary_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x || n.outputs.empty()) return;
+  ChannelSpace xc = *x;
+  b.pass(xc, n.outputs[0], b.trailing[xc.value]);
+}
+
+// Pooling keeps channels on axis 1 (global pooling leaves 1x1 behind the channel).
+void pool_rule(Builder& b, int, const Node& n, bool global) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  if (xc.rank >= 0 && xc.neg_axis != 1 - xc.rank) { b.lock(xc.value, b.nm(n) + " pools over the channel axis"); return; }
+  b.pass(xc, n.outputs[0], global ? 1 : -1);
+}
+
+void resize_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  // scales (input 2 from opset 11, input 1 before) must keep the channel axis.
+  int p = b.pos_axis(xc);
+  for (int i : {1, 2}) {
+    const Tensor* s = b.init(n.input(i));
+    if (s && s->dtype == DType::Float && s->numel() > p && p >= 0 && s->to_float()[p] != 1.f) {
+      b.lock(xc.value, b.nm(n) + " rescales the channel axis");
+      return;
+    }
+  }
+  b.pass(xc, n.outputs[0], -1);
+}
+
+// Element-wise binary ops: two dynamic channel inputs are one group (residual, SE gating); a
+// constant operand is a per-channel parameter when its dim at the channel axis equals C.
+void binary_rule(Builder& b, int ni, const Node& n) {
+  ChannelSpace* a = b.space(n.input(0));
+  ChannelSpace* c = b.space(n.input(1));
+  if (!a && !c) return;
+  if (a && c) {
+    ChannelSpace ac = *a, cc = *c;
+    if (ac.channels != cc.channels || ac.neg_axis != cc.neg_axis) {
+      b.lock(ac.value, b.nm(n) + " combines tensors with different channel layouts");
+      b.lock(cc.value, b.nm(n) + " combines tensors with different channel layouts");
+      return;
+    }
+    int64_t t = b.trailing[ac.value] == 1 ? b.trailing[cc.value] : b.trailing[ac.value];
+    ChannelSpace o = b.pass(ac, n.outputs[0], t);
+    b.link_all(cc, o);
+    return;
+  }
+  ChannelSpace xc = a ? *a : *c;
+  int other = a ? 1 : 0;
+  const std::string& ov = n.input(other);
+  std::optional<std::vector<int64_t>> odims;
+  if (const Tensor* t = b.init(ov)) odims = t->dims;
+  else odims = b.known_shape(ov);
+  if (!odims) { b.lock(xc.value, b.nm(n) + " mixes in an operand of unknown shape"); return; }
+  int r = static_cast<int>(odims->size());
+  int pos = r + xc.neg_axis;
+  if (pos >= 0 && (*odims)[pos] != 1) {
+    if ((*odims)[pos] != xc.channels || !b.init(ov)) {
+      b.lock(xc.value, b.nm(n) + " broadcasts an operand across channels");
+      return;
+    }
+    b.param(ni, other, pos, xc.value, ParamSlice::Role::Other);
+  }
+  // Broadcasting may give the output more dims in front; neg_axis counts from the end so it holds.
+  ChannelSpace o = b.pass(xc, n.outputs[0], b.trailing[xc.value]);
+  (void)o;
+}
+
+void prelu_rule(Builder& b, int ni, const Node& n) { binary_rule(b, ni, n); }
+
+// LayerNormalization over the channel axis only: scale/bias slice with it (statistics change).
+void layer_norm_rule(Builder& b, int ni, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  int64_t axis = n.attr_int("axis", -1);
+  bool last = axis == -1 || (xc.rank >= 0 && axis == xc.rank - 1);
+  int p = b.pos_axis(xc);
+  bool covers = last ? xc.neg_axis == -1 : (p < 0 || norm_axis(axis, xc.rank) <= p);
+  if (covers && !(last && xc.neg_axis == -1)) { b.lock(xc.value, b.nm(n) + " normalizes across the channel axis"); return; }
+  b.pass(xc, n.outputs[0], b.trailing[xc.value]);
+  if (covers) {
+    for (int i : {1, 2})
+      if (const Tensor* t = b.init(n.input(i)))
+        b.param(ni, i, static_cast<int>(t->dims.size()) - 1, xc.value, ParamSlice::Role::Norm);
+  }
+}
+
+std::vector<int64_t> concat_offsets(const std::vector<int64_t>& sizes) {
+  std::vector<int64_t> off(sizes.size() + 1, 0);
+  for (size_t i = 0; i < sizes.size(); ++i) off[i + 1] = off[i] + sizes[i];
+  return off;
+}
+
+// Concat: on the channel axis input k's channel i is output channel i + offset_k; elsewhere it is
+// a pass-through that unites all inputs. Zero padding made by ConstantOfShape becomes a space too.
+void concat_rule(Builder& b, int, const Node& n) {
+  std::vector<std::optional<ChannelSpace>> ins;
+  bool any = false;
+  for (const auto& i : n.inputs) {
+    ChannelSpace* s = b.space(i);
+    ins.push_back(s ? std::optional<ChannelSpace>(*s) : std::nullopt);
+    any = any || s;
+  }
+  if (!any) return;
+  const ChannelSpace& ref = *std::find_if(ins.begin(), ins.end(), [](auto& s) { return s.has_value(); })->operator->();
+  ChannelSpace r = ref;
+  int rank = r.rank >= 0 ? r.rank : b.known_rank(n.outputs[0]);
+  int64_t axis = n.attr_int("axis", 1);
+  bool on_channel = axis < 0 ? axis == r.neg_axis : (rank >= 0 && axis == rank + r.neg_axis);
+  if (!on_channel && (axis >= 0 && rank < 0)) { b.lock_inputs(n, b.nm(n) + " with unknown rank"); return; }
+  if (!on_channel) {
+    for (auto& s : ins)
+      if (!s || s->channels != r.channels || s->neg_axis != r.neg_axis) {
+        b.lock_inputs(n, b.nm(n) + " joins tensors of different channel layouts");
+        return;
+      }
+    ChannelSpace o = b.pass(r, n.outputs[0], -1);
+    for (auto& s : ins) b.link_all(*s, o);
+    return;
+  }
+  // Inputs without a space: zero padding from ConstantOfShape(constant shape) gets one.
+  for (size_t k = 0; k < ins.size(); ++k) {
+    if (ins[k]) continue;
+    int p = b.g.producer(n.inputs[k]);
+    std::optional<std::vector<int64_t>> shape;
+    if (p >= 0 && b.g.nodes[p].op_type == "ConstantOfShape") shape = b.ints_of(b.g.nodes[p].input(0));
+    if (!shape || rank < 0 || static_cast<int>(shape->size()) != rank) {
+      b.lock_inputs(n, b.nm(n) + " joins a fixed-width input on the channel axis");
+      return;
+    }
+    ins[k] = b.add_space(n.inputs[k], (*shape)[rank + r.neg_axis], rank, r.neg_axis);
+  }
+  std::vector<int64_t> sizes;
+  for (auto& s : ins) sizes.push_back(s->channels);
+  auto off = concat_offsets(sizes);
+  ChannelSpace o = b.add_space(n.outputs[0], off.back(), rank, r.neg_axis);
+  for (size_t k = 0; k < ins.size(); ++k)
+    for (int64_t c = 0; c < ins[k]->channels; ++c) b.link(*ins[k], c, o, off[k] + c);
+}
+
+void concat_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
+  // ConstantOfShape inputs: their shape constant carries the channel count.
+  Node n = g.nodes[ni];
+  for (const auto& in : n.inputs) {
+    auto it = d.spaces.find(in);
+    const auto* k = kept_of(kept, in);
+    int p = g.producer(in);
+    if (it == d.spaces.end() || !k || p < 0 || g.nodes[p].op_type != "ConstantOfShape") continue;
+    const Tensor* sh = g.initializer(g.nodes[p].input(0));
+    std::vector<int64_t> dims = sh->to_int64();
+    dims[dims.size() + it->second.neg_axis] = static_cast<int64_t>(k->size());
+    Tensor t = sh->dtype == DType::Int32
+                   ? Tensor::from_int32(sh->name, sh->dims, std::vector<int32_t>(dims.begin(), dims.end()))
+                   : Tensor::from_int64(sh->name, sh->dims, dims);
+    set_node_constant(g, p, 0, t);
+  }
+}
+
+std::optional<std::vector<int64_t>> attr_or_input(const Builder& b, const Node& n, const char* attr, int input) {
+  if (n.has_attr(attr)) return n.attr_ints(attr);
+  if (!n.input(input).empty()) return b.ints_of(n.input(input));
+  return std::nullopt;
+}
+
+// Split on the channel axis: output k's channel i is input channel offset_k + i.
+void split_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  int64_t axis = n.attr_int("axis", 0);
+  bool on_channel = axis < 0 ? axis == xc.neg_axis : (xc.rank >= 0 && axis == xc.rank + xc.neg_axis);
+  if (!on_channel) {
+    if (axis >= 0 && xc.rank < 0) { b.lock(xc.value, b.nm(n) + " with unknown rank"); return; }
+    for (const auto& o : n.outputs) b.pass(xc, o, -1);
+    return;
+  }
+  std::optional<std::vector<int64_t>> split = attr_or_input(b, n, "split", 1);
+  if (!split) {  // implicit equal split: no attribute or input to rewrite afterwards
+    b.lock(xc.value, b.nm(n) + " splits the channel axis evenly without explicit sizes");
+    return;
+  }
+  auto off = concat_offsets(*split);
+  for (size_t k = 0; k < n.outputs.size(); ++k) {
+    ChannelSpace o = b.add_space(n.outputs[k], (*split)[k], xc.rank, xc.neg_axis, b.trailing[xc.value]);
+    for (int64_t c = 0; c < o.channels; ++c) b.link(xc, off[k] + c, o, c);
+  }
+}
+
+void split_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
+  Node& n = g.nodes[ni];
+  if (!d.spaces.count(n.input(0)) || !kept_of(kept, n.input(0))) return;
+  const ChannelSpace& xs = d.spaces.at(n.input(0));
+  const ChannelSpace& o0 = d.spaces.at(n.outputs[0]);
+  if (o0.channels == xs.channels && n.outputs.size() > 1) return;  // split along another axis
+  std::vector<int64_t> sizes;
+  for (const auto& o : n.outputs) {
+    const auto* k = kept_of(kept, o);
+    sizes.push_back(k ? static_cast<int64_t>(k->size()) : d.spaces.at(o).channels);
+  }
+  if (n.has_attr("split")) { n.set_attr_ints("split", sizes); return; }
+  const Tensor* cur = g.initializer(n.input(1));
+  set_node_constant(g, ni, 1, Tensor::from_int64(cur->name, cur->dims, sizes));
+}
+
+// Slice with step 1 on the channel axis: output channel i is input channel start + i.
+void slice_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  auto starts = attr_or_input(b, n, "starts", 1), ends = attr_or_input(b, n, "ends", 2);
+  auto axes = attr_or_input(b, n, "axes", 3), steps = n.has_attr("starts") ? std::nullopt : attr_or_input(b, n, "steps", 4);
+  if (!starts || !ends) { b.lock(xc.value, b.nm(n) + " has dynamic bounds"); return; }
+  if (!axes) { axes = std::vector<int64_t>(starts->size()); std::iota(axes->begin(), axes->end(), 0); }
+  int p = b.pos_axis(xc);
+  for (size_t i = 0; i < axes->size(); ++i) {
+    int64_t a = (*axes)[i];
+    bool on = a < 0 ? a == xc.neg_axis : (p >= 0 && a == p);
+    if (!on && a >= 0 && p < 0) { b.lock(xc.value, b.nm(n) + " with unknown rank"); return; }
+    if (!on) continue;
+    if (steps && (*steps)[i] != 1) { b.lock(xc.value, b.nm(n) + " strides the channel axis"); return; }
+    auto clampc = [&](int64_t v) { if (v < 0) v += xc.channels; return std::clamp<int64_t>(v, 0, xc.channels); };
+    int64_t s = clampc((*starts)[i]), e = clampc((*ends)[i]);
+    ChannelSpace o = b.add_space(n.outputs[0], std::max<int64_t>(0, e - s), xc.rank, xc.neg_axis);
+    for (int64_t c = 0; c < o.channels; ++c) b.link(xc, s + c, o, c);
+    return;
+  }
+  b.pass(xc, n.outputs[0], -1);
+}
+
+void slice_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
+  Node& n = g.nodes[ni];
+  const auto* kin = kept_of(kept, n.input(0));
+  if (!kin) return;
+  const ChannelSpace& xs = d.spaces.at(n.input(0));
+  const ChannelSpace& os = d.spaces.at(n.outputs[0]);
+  bool attrs = n.has_attr("starts");
+  std::vector<int64_t> starts = attrs ? n.attr_ints("starts") : g.initializer(n.input(1))->to_int64();
+  std::vector<int64_t> ends = attrs ? n.attr_ints("ends") : g.initializer(n.input(2))->to_int64();
+  std::vector<int64_t> axes = attrs ? n.attr_ints("axes") : (n.input(3).empty() ? std::vector<int64_t>{} : g.initializer(n.input(3))->to_int64());
+  if (axes.empty()) { axes.resize(starts.size()); std::iota(axes.begin(), axes.end(), 0); }
+  int p = xs.rank >= 0 ? xs.rank + xs.neg_axis : -1;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    int64_t a = axes[i];
+    if (!(a < 0 ? a == xs.neg_axis : a == p)) continue;
+    int64_t s = starts[i] < 0 ? starts[i] + xs.channels : starts[i];
+    s = std::clamp<int64_t>(s, 0, xs.channels);
+    const auto* kout = kept_of(kept, n.outputs[0]);
+    int64_t ns = count_in(*kin, 0, s);
+    int64_t ne = ns + (kout ? static_cast<int64_t>(kout->size()) : os.channels);
+    starts[i] = ns;
+    ends[i] = ne;
+  }
+  if (attrs) { n.set_attr_ints("starts", starts); n.set_attr_ints("ends", ends); return; }
+  const Tensor* st = g.initializer(n.input(1));
+  const Tensor* en = g.initializer(n.input(2));
+  auto mk = [](const Tensor* t, const std::vector<int64_t>& v) {
+    return t->dtype == DType::Int32 ? Tensor::from_int32(t->name, t->dims, std::vector<int32_t>(v.begin(), v.end()))
+                                    : Tensor::from_int64(t->name, t->dims, v);
+  };
+  Tensor ts = mk(st, starts), te = mk(en, ends);
+  set_node_constant(g, ni, 1, ts);
+  set_node_constant(g, ni, 2, te);
+}
+
+void transpose_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  std::vector<int64_t> perm = n.attr_ints("perm");
+  int rank = static_cast<int>(perm.size());
+  if (rank == 0 || (xc.rank >= 0 && xc.rank != rank)) { b.lock(xc.value, b.nm(n) + " without a usable perm"); return; }
+  int p = rank + xc.neg_axis;
+  int j = static_cast<int>(std::find(perm.begin(), perm.end(), p) - perm.begin());
+  int64_t trail = j == rank - 1 ? 1 : -1;
+  ChannelSpace o = b.add_space(n.outputs[0], xc.channels, rank, j - rank, trail);
+  b.link_all(xc, o);
+}
+
+// Output channel c·s + j of a fold comes from input channel c.
+void fold(Builder& b, const ChannelSpace& x, const std::string& out, int64_t s, int rank, int neg) {
+  ChannelSpace o = b.add_space(out, x.channels * s, rank, neg, neg == -1 ? 1 : -1);
+  for (int64_t c = 0; c < x.channels; ++c)
+    for (int64_t j = 0; j < s; ++j) b.link(x, c, o, c * s + j);
+}
+
+void flatten_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  int p = b.pos_axis(xc);
+  int64_t axis = n.attr_int("axis", 1);
+  if (p < 0) { b.lock(xc.value, b.nm(n) + " with unknown rank"); return; }
+  axis = norm_axis(axis, xc.rank);
+  int64_t s = b.trailing[xc.value];
+  if (axis != p || s < 0) { b.lock(xc.value, b.nm(n) + " mixes the channel axis with others"); return; }
+  fold(b, xc, n.outputs[0], s, 2, -1);
+}
+
+// Reshape keeping the leading dims and folding the channel with what follows it (stride s).
+void reshape_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  auto shape = b.ints_of(n.input(1));
+  int p = b.pos_axis(xc);
+  auto in = b.known_shape(xc.value);
+  if (!shape || p < 0 || static_cast<int>(shape->size()) <= p) { b.lock(xc.value, b.nm(n) + " with a dynamic or channel-mixing shape"); return; }
+  const auto& S = *shape;
+  for (int i = 0; i < p; ++i) {
+    bool same = S[i] == 0 || (in && (*in)[i] == S[i]);
+    if (!same) { b.lock(xc.value, b.nm(n) + " mixes the channel axis with leading dims"); return; }
+  }
+  int64_t trail_in = b.trailing[xc.value];
+  int64_t after = 1;
+  bool after_known = true;
+  for (size_t i = p + 1; i < S.size(); ++i) {
+    if (S[i] > 0) after *= S[i];
+    else if (S[i] == 0 && in && static_cast<int>(in->size()) > static_cast<int>(i)) after *= (*in)[i];
+    else after_known = false;
+  }
+  int64_t s = -1;
+  if (S[p] > 0 && S[p] % xc.channels == 0) s = S[p] / xc.channels;
+  else if ((S[p] == -1 || S[p] == 0) && trail_in >= 0 && after_known && after > 0 && trail_in % after == 0)
+    s = S[p] == 0 ? 1 : trail_in / after;
+  if (s < 1 || !after_known || trail_in < 0 || s * after != trail_in) {
+    b.lock(xc.value, b.nm(n) + " mixes the channel axis with others");
+    return;
+  }
+  int rank = static_cast<int>(S.size());
+  fold(b, xc, n.outputs[0], s, rank, p - rank);
+}
+
+void reshape_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
+  Node& n = g.nodes[ni];
+  const auto* k = kept_of(kept, n.outputs[0]);
+  if (!k) return;
+  const Tensor* sh = g.initializer(n.input(1));
+  std::vector<int64_t> S = sh->to_int64();
+  const ChannelSpace& os = d.spaces.at(n.outputs[0]);
+  size_t pos = S.size() + os.neg_axis;
+  if (S[pos] <= 0) return;  // 0 copies the (already smaller) input dim, -1 infers it
+  S[pos] = static_cast<int64_t>(k->size());
+  Tensor t = sh->dtype == DType::Int32 ? Tensor::from_int32(sh->name, sh->dims, std::vector<int32_t>(S.begin(), S.end()))
+                                       : Tensor::from_int64(sh->name, sh->dims, S);
+  set_node_constant(g, ni, 1, t);
+}
+
+// Squeeze / Unsqueeze: move the channel axis (rank must be known).
+void squeeze_rule(Builder& b, int, const Node& n, bool unsqueeze) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  auto axes = attr_or_input(b, n, "axes", 1);
+  int p = b.pos_axis(xc);
+  if (!axes || p < 0) { b.lock(xc.value, b.nm(n) + " with unknown axes or rank"); return; }
+  int out_rank = xc.rank + (unsqueeze ? 1 : -1) * static_cast<int>(axes->size());
+  int np = p;
+  if (unsqueeze) {
+    std::vector<int64_t> a = *axes;
+    for (auto& v : a) v = norm_axis(v, out_rank);
+    std::sort(a.begin(), a.end());
+    for (int64_t v : a) if (v <= np) ++np;
+  } else {
+    for (int64_t v : *axes) {
+      v = norm_axis(v, xc.rank);
+      if (v == p) { b.lock(xc.value, b.nm(n) + " squeezes the channel axis"); return; }
+      if (v < p) --np;
+    }
+  }
+  ChannelSpace o = b.add_space(n.outputs[0], xc.channels, out_rank, np - out_rank);
+  b.link_all(xc, o);
+}
+
+// Reductions over other axes keep channels; over the channel axis they stop propagation.
+void reduce_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  auto axes = attr_or_input(b, n, "axes", 1);
+  int p = b.pos_axis(xc);
+  if (!axes || axes->empty() || p < 0) { b.lock(xc.value, "reduction " + b.nm(n) + " over the channel axis"); return; }
+  bool keep = n.attr_int("keepdims", 1) != 0;
+  int after = 0;
+  bool all_after = true;
+  std::set<int64_t> red;
+  for (int64_t a : *axes) red.insert(norm_axis(a, xc.rank));
+  if (red.count(p)) { b.lock(xc.value, "reduction " + b.nm(n) + " over the channel axis"); return; }
+  for (int i = p + 1; i < xc.rank; ++i) { if (red.count(i)) ++after; else all_after = false; }
+  int out_rank = keep ? xc.rank : xc.rank - static_cast<int>(red.size());
+  int neg = keep ? xc.neg_axis : xc.neg_axis + after;
+  ChannelSpace o = b.add_space(n.outputs[0], xc.channels, out_rank, neg, all_after ? 1 : -1);
+  b.link_all(xc, o);
+}
+
+void softmax_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  int64_t def = b.m.opset() >= 13 ? -1 : 1;
+  int64_t axis = n.attr_int("axis", def);
+  int p = b.pos_axis(xc);
+  bool old = b.m.opset() < 13;  // before 13 the input is coerced to 2-D from `axis` on
+  bool hits = axis < 0 ? (old ? xc.neg_axis >= axis : xc.neg_axis == axis)
+                       : (p < 0 || (old ? p >= axis : p == axis));
+  if (hits) { b.lock(xc.value, b.nm(n) + " normalizes over the channel axis"); return; }
+  b.pass(xc, n.outputs[0], b.trailing[xc.value]);
+}
+
+// Pad: zero pads on the channel axis are pass-through; constant pads add standalone channels.
+void pad_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  ChannelSpace xc = *x;
+  auto pads = attr_or_input(b, n, "pads", 1);
+  int p = b.pos_axis(xc);
+  if (!pads || p < 0 || static_cast<int>(pads->size()) != 2 * xc.rank || !n.input(3).empty()) {
+    b.lock(xc.value, b.nm(n) + " with dynamic pads or axes");
+    return;
+  }
+  int64_t before = (*pads)[p], after = (*pads)[p + xc.rank];
+  if (before == 0 && after == 0) { b.pass(xc, n.outputs[0], -1); return; }
+  if (n.attr_string("mode", "constant") != "constant" || before < 0 || after < 0) {
+    b.lock(xc.value, b.nm(n) + " pads the channel axis by reflection");
+    return;
+  }
+  ChannelSpace o = b.add_space(n.outputs[0], xc.channels + before + after, xc.rank, xc.neg_axis);
+  for (int64_t c = 0; c < xc.channels; ++c) b.link(xc, c, o, before + c);
+}
+
+void pad_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
+  Node& n = g.nodes[ni];
+  const auto* ko = kept_of(kept, n.outputs[0]);
+  if (!ko) return;
+  const ChannelSpace& xs = d.spaces.at(n.input(0));
+  const ChannelSpace& os = d.spaces.at(n.outputs[0]);
+  int p = xs.rank + xs.neg_axis;
+  bool attr = n.has_attr("pads");
+  std::vector<int64_t> pads = attr ? n.attr_ints("pads") : g.initializer(n.input(1))->to_int64();
+  int64_t before = pads[p];
+  int64_t after_start = os.channels - pads[p + xs.rank];
+  pads[p] = count_in(*ko, 0, before);
+  pads[p + xs.rank] = count_in(*ko, after_start, os.channels);
+  if (attr) n.set_attr_ints("pads", pads);
+  else set_node_constant(g, ni, 1, Tensor::from_int64(g.initializer(n.input(1))->name, {static_cast<int64_t>(pads.size())}, pads));
+}
+
+void conv_fix(Graph& g, int ni, const ChannelDeps&, const KeptChannels& kept) {
+  Node& n = g.nodes[ni];
+  if (n.attr_int("group", 1) == 1) return;
+  if (const auto* k = kept_of(kept, n.input(0))) n.set_attr_int("group", static_cast<int64_t>(k->size()));
+}
+
+const std::map<std::string, OpRule>& rules() {
+  static const std::map<std::string, OpRule> table = [] {
+    std::map<std::string, OpRule> t;
+    t["Conv"] = {conv_rule, conv_fix};
+    t["ConvTranspose"] = {conv_transpose_rule, conv_fix};
+    t["Gemm"] = {[](Builder& b, int i, const Node& n) { linear_rule(b, i, n, true); }, nullptr};
+    t["MatMul"] = {[](Builder& b, int i, const Node& n) { linear_rule(b, i, n, false); }, nullptr};
+    t["BatchNormalization"] = {[](Builder& b, int i, const Node& n) { channel_norm_rule(b, i, n, 4); }, nullptr};
+    t["InstanceNormalization"] = {[](Builder& b, int i, const Node& n) { channel_norm_rule(b, i, n, 2); }, nullptr};
+    t["LayerNormalization"] = {layer_norm_rule, nullptr};
+    for (const char* op : {"Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu",
+                           "Softplus", "Softsign", "Gelu", "Erf", "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal",
+                           "Identity", "Dropout", "Cast", "Floor", "Ceil", "Round", "Sign", "Mish", "ThresholdedRelu",
+                           "Clip", "Sin", "Cos", "Not"})
+      t[op] = {unary_rule, nullptr};
+    for (const char* op : {"MaxPool", "AveragePool", "LpPool"})
+      t[op] = {[](Builder& b, int i, const Node& n) { pool_rule(b, i, n, false); }, nullptr};
+    for (const char* op : {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
+      t[op] = {[](Builder& b, int i, const Node& n) { pool_rule(b, i, n, true); }, nullptr};
+    t["Resize"] = {resize_rule, nullptr};
+    t["Upsample"] = {resize_rule, nullptr};
+    for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"}) t[op] = {binary_rule, nullptr, 2};
+    t["PRelu"] = {prelu_rule, nullptr, 2};
+    t["Concat"] = {concat_rule, concat_fix, -1};
+    t["Split"] = {split_rule, split_fix};
+    t["Slice"] = {slice_rule, slice_fix};
+    t["Transpose"] = {transpose_rule, nullptr};
+    t["Flatten"] = {flatten_rule, nullptr};
+    t["Reshape"] = {reshape_rule, reshape_fix};
+    t["Squeeze"] = {[](Builder& b, int i, const Node& n) { squeeze_rule(b, i, n, false); }, nullptr};
+    t["Unsqueeze"] = {[](Builder& b, int i, const Node& n) { squeeze_rule(b, i, n, true); }, nullptr};
+    for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd",
+                           "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"})
+      t[op] = {reduce_rule, nullptr};
+    for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"}) t[op] = {softmax_rule, nullptr};
+    t["Pad"] = {pad_rule, pad_fix};
+    // Makes zero padding for Concat (handled there); its own inputs carry no channels.
+    t["ConstantOfShape"] = {[](Builder&, int, const Node&) {}, nullptr};
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+ChannelDeps build_channel_deps(const Model& m) {
+  Builder b(m);
+  const Graph& g = m.graph;
+  for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i) {
+    const Node& n = g.nodes[i];
+    auto it = rules().find(n.op_type);
+    if (!n.is_default_domain() || it == rules().end()) {
+      b.lock_inputs(n, "consumed by unsupported " + b.nm(n));
+      continue;
+    }
+    int k = it->second.data_inputs;
+    for (size_t j = k < 0 ? n.inputs.size() : static_cast<size_t>(k); j < n.inputs.size(); ++j)
+      b.lock(n.inputs[j], "used as a parameter of " + b.nm(n));
+    it->second.propagate(b, i, n);
+  }
+  for (const auto& n : g.nodes)
+    for (const auto& sg : n.subgraphs())
+      for (const auto& v : outer_scope_inputs(*sg)) b.lock(v, "read inside a subgraph of " + b.nm(n));
+  for (const auto& o : g.outputs) b.lock(o.name, "reaches graph output '" + o.name + "'");
+
+  ChannelDeps& d = b.d;
+  std::vector<const ChannelSpace*> order;
+  for (auto& [name, s] : d.spaces) order.push_back(&s);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* c) { return a->first_elem < c->first_elem; });
+  std::map<int, int> group_of_root;
+  std::vector<int> elem_group(b.elems.p.size(), -1);
+  std::vector<std::map<int, int>> unit_of_root;
+  for (const ChannelSpace* s : order) {
+    int root = b.vals.find(b.val_id[s->value]);
+    auto [it, fresh] = group_of_root.insert({root, static_cast<int>(d.groups.size())});
+    if (fresh) {
+      ChannelGroup gr;
+      gr.id = it->second;
+      d.groups.push_back(gr);
+      unit_of_root.emplace_back();
+    }
+    ChannelSpace& sm = d.spaces[s->value];
+    sm.group = it->second;
+    ChannelGroup& gr = d.groups[sm.group];
+    gr.values.push_back(s->value);
+    for (int64_t c = 0; c < s->channels; ++c) elem_group[s->first_elem + c] = sm.group;
+  }
+  d.elem_unit.assign(b.elems.p.size(), -1);
+  for (size_t e = 0; e < b.elems.p.size(); ++e) {
+    int gi = elem_group[e];
+    if (gi < 0) continue;
+    auto& roots = unit_of_root[gi];
+    auto [it, fresh] = roots.insert({b.elems.find(static_cast<int>(e)), d.groups[gi].num_units});
+    if (fresh) ++d.groups[gi].num_units;
+    d.elem_unit[e] = it->second;
+  }
+  d.group_unit_base.assign(d.groups.size() + 1, 0);
+  for (size_t gi = 0; gi < d.groups.size(); ++gi) d.group_unit_base[gi + 1] = d.group_unit_base[gi] + d.groups[gi].num_units;
+  d.unit_locked_flat.assign(d.group_unit_base.back(), 0);
+  for (const auto& [e, reason] : b.locks) {
+    int gi = elem_group[e];
+    if (gi < 0) continue;
+    char& l = d.unit_locked_flat[d.group_unit_base[gi] + d.elem_unit[e]];
+    if (!l) ++d.groups[gi].locked_units;
+    l = 1;
+    auto& rs = d.groups[gi].reasons;
+    if (std::find(rs.begin(), rs.end(), reason) == rs.end()) rs.push_back(reason);
+  }
+  for (const auto& p : b.params) d.groups[d.spaces.at(p.value).group].params.push_back(p);
+  return d;
+}
+
+int ChannelDeps::unit_of(const std::string& value, int64_t channel) const {
+  auto it = spaces.find(value);
+  if (it == spaces.end() || channel < 0 || channel >= it->second.channels) return -1;
+  return elem_unit[it->second.first_elem + channel];
+}
+
+KeptChannels kept_channels(const ChannelDeps& deps, const std::vector<std::vector<char>>& remove_unit) {
+  KeptChannels k;
+  for (const auto& [name, s] : deps.spaces) {
+    const auto& rm = remove_unit.at(s.group);
+    std::vector<int64_t> keep;
+    for (int64_t c = 0; c < s.channels; ++c)
+      if (!rm[deps.elem_unit[s.first_elem + c]]) keep.push_back(c);
+    if (static_cast<int64_t>(keep.size()) != s.channels) k[name] = std::move(keep);
+  }
+  return k;
+}
+
+void fix_node_for_channels(Graph& g, int node, const ChannelDeps& deps, const KeptChannels& kept) {
+  auto it = rules().find(g.nodes[node].op_type);
+  if (it != rules().end() && it->second.fix) it->second.fix(g, node, deps, kept);
+}
+
+void set_node_constant(Graph& g, int node, int input, Tensor t) {
+  const std::string name = g.nodes[node].inputs[input];
+  int uses = 0;
+  for (const auto& n : g.nodes)
+    for (const auto& i : n.inputs) uses += i == name;
+  if (g.is_graph_output(name)) ++uses;
+  if (uses <= 1) {
+    t.name = name;
+    g.add_initializer(std::move(t));
+    return;
+  }
+  t.name = g.unique_name(name + "_pruned");
+  g.nodes[node].inputs[input] = t.name;
+  g.add_initializer(std::move(t));
+  g.invalidate();
+}
+
+Tensor slice_axis(const Tensor& t, int axis, const std::vector<int64_t>& keep) {
+  if (dtype_bits(t.dtype) < 8 || t.dtype == DType::String)
+    throw UnsupportedError("cannot slice tensor '" + t.name + "' of type " + dtype_name(t.dtype));
+  size_t esz = static_cast<size_t>(dtype_bits(t.dtype) / 8);
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= t.dims[i];
+  for (size_t i = axis + 1; i < t.dims.size(); ++i) inner *= t.dims[i];
+  Tensor r = t;
+  r.dims[axis] = static_cast<int64_t>(keep.size());
+  size_t row = static_cast<size_t>(inner) * esz;
+  r.bytes.assign(static_cast<size_t>(outer) * keep.size() * row, 0);
+  uint8_t* dst = r.bytes.data();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k : keep) {
+      std::memcpy(dst, t.bytes.data() + (static_cast<size_t>(o * t.dims[axis] + k)) * row, row);
+      dst += row;
+    }
+  return r;
+}
+
+}  // namespace oc
