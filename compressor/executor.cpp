@@ -22,6 +22,7 @@ namespace oc {
 namespace {
 
 struct GraphPlan {
+  std::vector<size_t> order;  // node indices in a dependency-respecting order
   std::vector<const KernelFn*> kernels;
   std::vector<int64_t> opsets;
   std::vector<std::vector<std::string>> implicit;  // outer-scope values read by each node's subgraphs
@@ -45,6 +46,28 @@ void collect_missing(const Graph& g, std::set<std::string>& missing, std::vector
 }
 
 }  // namespace
+
+// Normalized graphs are already in order; this keeps the executor correct on graphs built by
+// hand or rewritten without a toposort (depth-first: producers before consumers, stable).
+std::vector<size_t> execution_order(const Graph& g) {
+  std::unordered_map<std::string, size_t> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const auto& o : g.nodes[i].outputs)
+      if (!o.empty()) producer[o] = i;
+  std::vector<int> state(g.nodes.size(), 0);  // 0 new, 1 on stack, 2 done
+  std::vector<size_t> order;
+  std::function<void(size_t)> visit = [&](size_t i) {
+    if (state[i] == 2) return;
+    if (state[i] == 1) throw Error("graph '" + g.name + "' has a cycle through node '" + g.nodes[i].name + "'");
+    state[i] = 1;
+    for (const auto& in : g.nodes[i].inputs)
+      if (auto it = producer.find(in); it != producer.end()) visit(it->second);
+    state[i] = 2;
+    order.push_back(i);
+  };
+  for (size_t i = 0; i < g.nodes.size(); ++i) visit(i);
+  return order;
+}
 
 struct Executor::Impl {
   const Model& model;
@@ -71,6 +94,7 @@ struct Executor::Impl {
       p->implicit.push_back(std::move(implicit));
     }
     for (const auto& o : g.outputs) p->outputs.insert(o.name);
+    p->order = execution_order(g);
     return *plans.emplace(&g, std::move(p)).first->second;
   }
 };
@@ -130,7 +154,7 @@ struct GraphRun {
   void execute(Executor* ex, int threads, const ValueHook& hook, const std::set<std::string>& watch) {
     std::function<const Tensor*(const std::string&)> lookup = [this](const std::string& n) { return find(n); };
     auto watched = [&](const std::string& n) { return hook && (watch.empty() || watch.count(n)); };
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (size_t i : plan.order) {
       const Node& node = g.nodes[i];
       std::vector<Tensor> outs(node.outputs.size());
       KernelContext ctx{node, {}, outs, threads, plan.opsets[i], ex, &lookup};
