@@ -140,6 +140,62 @@ void export_qdq(Model& m, const QuantizedLayer& ql) {
   g.insert_node(0, dq);  // before every consumer: keeps topological order
 }
 
+// W = (float(x) − z) · s with z, s shaped to broadcast along the N axis: the per-channel
+// dequantization spelled with operators of every opset (Cast 6, Sub/Mul 7).
+void export_cast_mul(Model& m, const QuantizedLayer& ql) {
+  Graph& g = m.graph;
+  const WeightLayer& l = ql.layer;
+  const QuantizedMatrix& q = ql.q;
+  const bool sym = q.layout.scheme == Scheme::Sym;
+  if (qdq_container_bits(q.layout.bits) != 8 || q.layout.granularity == Granularity::Block)
+    throw UnsupportedError("layer " + l.node + ": only 8-bit per-channel weights have a Cast+Mul form");
+  std::vector<int> vals(q.codes.size());
+  for (size_t i = 0; i < vals.size(); ++i) vals[i] = sym ? q.codes[i] - q.layout.sym_zero() : q.codes[i];
+  // Scale shape: [N, 1, ...] when N is axis 0, [N] (last axis) for [K, N] weights; scalar per tensor.
+  std::vector<int64_t> sdims;
+  if (q.layout.granularity == Granularity::Channel) {
+    sdims.assign(l.weight_dims.size(), 1);
+    if (l.transposed) sdims = {l.rows};
+    else sdims[0] = l.rows;
+  }
+  const std::string base = l.weight;
+  std::string qn = g.unique_name(base + "_quantized"), sn = g.unique_name(base + "_scale");
+  std::string fl = g.unique_name(base + "_int_as_float");
+  g.add_initializer(int_tensor(qn, sym ? DType::Int8 : DType::UInt8, l.weight_dims, orient(l, vals)));
+  g.add_initializer(Tensor::from_float(sn, sdims, q.scales));
+  std::vector<Node> nodes;
+  Node cast;
+  cast.op_type = "Cast";
+  cast.name = g.unique_name(base + "_Cast");
+  cast.inputs = {qn};
+  cast.outputs = {fl};
+  cast.set_attr_int("to", static_cast<int64_t>(DType::Float));
+  nodes.push_back(cast);
+  std::string centered = fl;
+  if (!sym) {
+    std::vector<float> z(q.zero_points.begin(), q.zero_points.end());
+    std::string zn = g.unique_name(base + "_zero_point");
+    g.add_initializer(Tensor::from_float(zn, sdims, z));
+    centered = g.unique_name(base + "_centered");
+    Node sub;
+    sub.op_type = "Sub";
+    sub.name = g.unique_name(base + "_Sub");
+    sub.inputs = {fl, zn};
+    sub.outputs = {centered};
+    nodes.push_back(sub);
+  }
+  Node mul;
+  mul.op_type = "Mul";
+  mul.name = g.unique_name(base + "_Mul");
+  mul.inputs = {centered, sn};
+  mul.outputs = {base};
+  nodes.push_back(mul);
+  g.remove_initializer(base);
+  auto& in = g.inputs;
+  in.erase(std::remove_if(in.begin(), in.end(), [&](const ValueInfo& v) { return v.name == base; }), in.end());
+  for (size_t i = 0; i < nodes.size(); ++i) g.insert_node(i, nodes[i]);
+}
+
 void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
   Graph& g = m.graph;
   const WeightLayer& l = ql.layer;
@@ -270,28 +326,40 @@ QuantLayout effective_layout(const WeightLayer& l, Format f, const QuantLayout& 
   return out;
 }
 
-void export_quantized(Model& m, const std::vector<QuantizedLayer>& layers, Format f) {
+ExportInfo export_quantized(Model& m, const std::vector<QuantizedLayer>& layers, Format f) {
   // Raise the default opset once, to what the most demanding QDQ weight needs.
   int64_t need = 0;
+  bool any_qdq = false, needs_new_types = false;
   for (const auto& ql : layers)
-    if (f != Format::Fake && !uses_matmulnbits(ql.layer, f)) need = std::max(need, qdq_opset(ql.q));
+    if (f != Format::Fake && !uses_matmulnbits(ql.layer, f)) {
+      any_qdq = true;
+      need = std::max(need, qdq_opset(ql.q));
+      needs_new_types |= qdq_opset(ql.q) >= 21;
+    }
+  bool legacy = false;
   if (need > m.opset()) {
     try {
       convert_opset(m, need);
     } catch (const UnsupportedError& e) {
-      throw UnsupportedError(std::string("these quantized weights need opset ") + std::to_string(need) +
-                             " (4-bit or blocked DequantizeLinear needs 21) but the model cannot be raised: " +
-                             e.what() + "; use 8-bit per-channel widths or --format fake");
+      if (needs_new_types)
+        throw UnsupportedError(std::string("4-bit or blocked DequantizeLinear needs opset 21 but the model cannot be raised: ") +
+                               e.what() + "; use 8-bit per-channel widths, --format matmulnbits or --format fake");
+      legacy = true;
     }
   }
   bool nbits = false;
   for (const auto& ql : layers) {
     if (f == Format::Fake) export_fake(m, ql);
     else if (uses_matmulnbits(ql.layer, f)) export_matmulnbits(m, ql), nbits = true;
+    else if (legacy) export_cast_mul(m, ql);
     else export_qdq(m, ql);
   }
   if (nbits && m.opset("com.microsoft") < 1) m.set_opset("com.microsoft", 1);
   m.graph.invalidate();
+  ExportInfo info;
+  info.opset = m.opset();
+  if (any_qdq) info.dequantize_form = legacy ? "Cast+Mul" : "DequantizeLinear";
+  return info;
 }
 
 }  // namespace oc::quant

@@ -39,8 +39,16 @@ QuantLayout effective_layout(const WeightLayer& l, Format f, const QuantLayout& 
 int qdq_container_bits(int bits);
 int matmulnbits_container_bits(int bits);
 
+struct ExportInfo {
+  int64_t opset = 0;            // default-domain opset of the result
+  std::string dequantize_form;  // "DequantizeLinear", "Cast+Mul" or "" (fake / MatMulNBits only)
+};
+
 // Rewrites `m` (main graph) so that each layer's weight is its quantized form. Raises the opset as
-// the format needs (convert_opset); throws UnsupportedError naming what blocks it.
-void export_quantized(Model& m, const std::vector<QuantizedLayer>& layers, Format f);
+// the format needs (convert_opset). When the model cannot be raised to 13 (e.g. an opset-9 Softmax
+// whose input rank is unknown) 8-bit per-channel/per-tensor weights are written as
+// Cast(int8/uint8 -> float) [− zero] · scale, which every opset runs; 4-bit or blocked weights
+// then have no ONNX form and UnsupportedError names what blocks the raise.
+ExportInfo export_quantized(Model& m, const std::vector<QuantizedLayer>& layers, Format f);
 
 }  // namespace oc::quant

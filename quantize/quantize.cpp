@@ -206,7 +206,9 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     out.push_back({layers[i], std::move(q)});
   }
   rep.avg_bits = bit_sum / static_cast<double>(rep.quantized_params);
-  export_quantized(m, out, opt.format);
+  ExportInfo info = export_quantized(m, out, opt.format);
+  rep.opset = info.opset;
+  rep.dequantize_form = info.dequantize_form;
   return rep;
 }
 
@@ -216,6 +218,8 @@ nlohmann::json QuantizeReport::to_json() const {
   j["target"] = target;
   if (!scorer.empty()) j["scorer"] = scorer;
   j["avg_bits"] = avg_bits;
+  j["opset"] = opset;
+  if (!dequantize_form.empty()) j["dequantize_form"] = dequantize_form;
   j["quantized_params"] = quantized_params;
   j["layers"] = nlohmann::json::array();
   for (const auto& l : layers) {

@@ -52,6 +52,8 @@ struct LayerReport {
 
 struct QuantizeReport {
   std::string format, scorer, target;
+  int64_t opset = 0;              // default-domain opset of the output
+  std::string dequantize_form;    // how QDQ-path weights are written (see export.h)
   std::vector<LayerReport> layers;
   std::vector<SkippedLayer> skipped;
   double avg_bits = 0;           // planned, params-weighted

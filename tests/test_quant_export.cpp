@@ -1,0 +1,258 @@
+// Quantized exports against ONNX Runtime: every format loads and runs, agrees with the float model
+// and with the fake-quantized simulation, keeps the planned width per layer in the file, and
+// shrinks the file; plus the quantize CLI end to end on a corpus model.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "graph/errors.h"
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "quantize/quantize.h"
+#include "support.h"
+
+namespace oc::test {
+Model quant_mlp(uint64_t seed);
+}
+
+using namespace oc;
+using namespace oc::test;
+using namespace oc::quant;
+
+namespace {
+
+struct Exported {
+  fs::path path;
+  QuantizeReport report;
+};
+
+Exported export_model(const Model& src, const QuantizeOptions& o, const fs::path& dir, const std::string& name) {
+  Model m = src;
+  Exported e;
+  e.report = quantize_model(m, o);
+  e.path = dir / (name + ".onnx");
+  save_model(m, e.path);
+  return e;
+}
+
+QuantizeOptions uniform(int bits, Format f, Granularity g, Scheme s = Scheme::Sym) {
+  QuantizeOptions o;
+  o.bits = bits;
+  o.format = f;
+  o.layout.granularity = g;
+  o.layout.scheme = s;
+  o.layout.block_size = 32;
+  return o;
+}
+
+const Node* node_named(const Graph& g, const std::string& name) {
+  for (const auto& n : g.nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("small_cnn quantized in every format runs in ONNX Runtime close to float", "[quant]") {
+  Model f = small_cnn(11);
+  fs::path dir = temp_dir("quant_cnn");
+  save_model(f, dir / "float.onnx");
+  auto in = random_inputs(f, 3);
+  Tensor ref = run_ort(dir / "float.onnx", in).at("y");
+  struct Case {
+    int bits;
+    Granularity g;
+    Scheme s;
+    double tol;
+  };
+  for (Case c : {Case{8, Granularity::Channel, Scheme::Sym, 0.03}, Case{8, Granularity::Tensor, Scheme::Asym, 0.05},
+                 Case{4, Granularity::Block, Scheme::Asym, 0.25}}) {
+    QuantizeOptions o = uniform(c.bits, Format::Fake, c.g, c.s);
+    o.protect_ends = false;
+    Tensor fake = run_ort(export_model(f, o, dir, "fake").path, in).at("y");
+    Tensor first;
+    for (Format fmt : {Format::QDQ, Format::MatMulNBits}) {
+      o.format = fmt;
+      Exported e = export_model(f, o, dir, format_name(fmt));
+      Model back = load_model(e.path);
+      int dq = 0, nbits = 0;
+      for (const auto& n : back.graph.nodes) dq += n.op_type == "DequantizeLinear", nbits += n.op_type == "MatMulNBits";
+      CHECK(dq == (fmt == Format::QDQ ? 3 : 2));  // MatMulNBits takes the Gemm, QDQ the Convs
+      CHECK(nbits == (fmt == Format::MatMulNBits ? 1 : 0));
+      if (c.bits == 4 || c.g == Granularity::Block) CHECK(back.opset() >= 21);
+      Tensor y = run_ort(e.path, in).at("y");
+      INFO(format_name(fmt) << " " << c.bits << " bits " << granularity_name(c.g) << " " << scheme_name(c.s));
+      CHECK(max_rel_error(y, ref) < c.tol);
+      CHECK(max_rel_error(y, ref) > 0.0);  // the weights really changed
+      // The exported graph computes what the simulation computes. (Blocks along a 3x3 Conv's
+      // flattened K cannot be written as DequantizeLinear blocks: those Convs fall back to
+      // per-channel in both real formats, so they agree with each other instead.)
+      if (c.g != Granularity::Block) CHECK(max_rel_error(y, fake) < 1e-4);
+      if (fmt == Format::QDQ) first = y;
+      else CHECK(max_rel_error(y, first) < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("mixed-width MLP export keeps the planned width per layer in the file", "[quant]") {
+  Model f = quant_mlp(21);
+  fs::path dir = temp_dir("quant_mlp");
+  save_model(f, dir / "float.onnx");
+  auto in = random_inputs(f, 4);
+  Tensor ref = run_ort(dir / "float.onnx", in).at("y");
+  // Scores from a file: fc4 most important, fc2 (also the largest) least.
+  std::ofstream(dir / "scores.json") << R"({"fc1": 0.5, "fc2": 0, "fc3": 2, "fc4": 3, "fc5": 1})";
+  QuantizeOptions o;
+  o.target = QuantizeOptions::Target::AvgBits;
+  o.avg_bits = 5;
+  o.widths = {8, 4, 2};
+  o.scorer = (dir / "scores.json").string();
+  o.layout.granularity = Granularity::Block;
+  o.format = Format::Fake;
+  Tensor fake = run_ort(export_model(f, o, dir, "fake").path, in).at("y");
+  for (Format fmt : {Format::MatMulNBits, Format::QDQ}) {
+    o.format = fmt;
+    Exported e = export_model(f, o, dir, format_name(fmt));
+    const auto& rep = e.report;
+    REQUIRE(rep.layers.size() == 5);
+    CHECK(rep.avg_bits <= 5.0);
+    CHECK(rep.avg_bits > 4.0);
+    std::map<std::string, int> planned;
+    for (const auto& l : rep.layers) planned[l.node] = l.bits;
+    CHECK(planned["fc1"] == 8);  // protected ends
+    CHECK(planned["fc5"] == 8);
+    CHECK(planned["fc4"] >= planned["fc3"]);
+    CHECK(planned["fc3"] >= planned["fc2"]);
+    CHECK(planned["fc2"] < 8);
+    Model back = load_model(e.path);
+    for (const auto& l : rep.layers) {
+      INFO(format_name(fmt) << " layer " << l.node << " planned " << l.bits);
+      if (fmt == Format::MatMulNBits) {
+        const Node* n = node_named(back.graph, l.node);
+        REQUIRE(n);
+        REQUIRE(n->op_type == "MatMulNBits");
+        CHECK(n->attr_int("bits", 0) == l.bits);
+        const Tensor* B = back.graph.initializer(n->input(1));
+        REQUIRE(B);
+        CHECK(B->dims == std::vector<int64_t>{l.rows, (l.cols + 31) / 32, 32 * l.bits / 8});
+      } else {
+        // The DequantizeLinear producing the weight holds the container type of the planned width.
+        const Node* dq = nullptr;
+        for (const auto& n : back.graph.nodes)
+          if (n.op_type == "DequantizeLinear" && n.outputs[0] == l.weight) dq = &n;
+        REQUIRE(dq);
+        const Tensor* q = back.graph.initializer(dq->input(0));
+        REQUIRE(q);
+        CHECK(q->dtype == (l.bits <= 4 ? DType::Int4 : DType::Int8));
+        CHECK(dq->attr_int("block_size", 0) == 32);
+        // The stored values span the planned width, not the container's.
+        auto v = q->to_int64();
+        int64_t lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
+        CHECK(lo >= -(1 << (l.bits - 1)));
+        CHECK(hi <= (1 << (l.bits - 1)) - 1);
+        CHECK(hi - lo >= (1 << l.bits) - 3);
+      }
+    }
+    Tensor y = run_ort(e.path, in).at("y");
+    INFO(format_name(fmt) << ": vs fake " << max_rel_error(y, fake) << ", vs float " << max_rel_error(y, ref));
+    // ONNX Runtime fuses a 4-bit blocked DequantizeLinear + MatMul into MatMulNBits that quantizes
+    // the activations to int8 (accuracy level 4; exact with optimizations off), hence the QDQ margin.
+    CHECK(max_rel_error(y, fake) < (fmt == Format::QDQ ? 0.03 : 1e-4));
+    CHECK(max_rel_error(y, ref) < 0.3);
+  }
+}
+
+TEST_CASE("4-bit MatMulNBits export of the MLP is under 0.3x the float file", "[quant]") {
+  Model f = quant_mlp(31);
+  fs::path dir = temp_dir("quant_size");
+  save_model(f, dir / "float.onnx");
+  auto in = random_inputs(f, 5);
+  Tensor ref = run_ort(dir / "float.onnx", in).at("y");
+  for (Scheme s : {Scheme::Sym, Scheme::Asym}) {
+    QuantizeOptions o = uniform(4, Format::MatMulNBits, Granularity::Block, s);
+    Exported e = export_model(f, o, dir, "nbits4_" + scheme_name(s));
+    double ratio = static_cast<double>(fs::file_size(e.path)) / static_cast<double>(fs::file_size(dir / "float.onnx"));
+    INFO(scheme_name(s) << " size ratio " << ratio);
+    CHECK(ratio <= 0.3);
+    Tensor y = run_ort(e.path, in).at("y");
+    CHECK(max_rel_error(y, ref) < 0.2);
+  }
+  // MSE clipping lowers the weight error of every layer compared with RTN at the same width.
+  QuantizeOptions rtn = uniform(3, Format::Fake, Granularity::Channel);
+  QuantizeOptions mse = rtn;
+  mse.method = Method::MSE;
+  Model a = f, b = f;
+  auto ra = quantize_model(a, rtn), rb = quantize_model(b, mse);
+  for (size_t i = 0; i < ra.layers.size(); ++i) CHECK(rb.layers[i].rel_error <= ra.layers[i].rel_error);
+}
+
+TEST_CASE("a model that cannot reach opset 13 gets Cast+Mul weights and 4-bit QDQ is refused", "[quant]") {
+  // Upsample was removed at opset 10, so this opset-9 model cannot be raised.
+  Model f = small_cnn(12);
+  f.set_opset("", 9);
+  Graph& g = f.graph;
+  g.nodes.back().outputs = {"pre"};
+  g.add_initializer(Tensor::from_float("up.scales", {2}, {1.f, 1.f}));
+  g.add_node(make_node("Upsample", {"pre", "up.scales"}, {"y"}, "up"));
+  fs::path dir = temp_dir("quant_legacy");
+  save_model(f, dir / "float.onnx");
+  auto in = random_inputs(f, 7);
+  Tensor ref = run_ort(dir / "float.onnx", in).at("y");
+  for (Scheme s : {Scheme::Sym, Scheme::Asym}) {
+    QuantizeOptions o = uniform(8, Format::QDQ, Granularity::Channel, s);
+    Exported e = export_model(f, o, dir, "legacy_" + scheme_name(s));
+    CHECK(e.report.dequantize_form == "Cast+Mul");
+    Model back = load_model(e.path);
+    CHECK(back.opset() == 9);
+    int casts = 0;
+    for (const auto& n : back.graph.nodes) casts += n.op_type == "Cast";
+    CHECK(casts == 3);
+    CHECK(back.graph.initializer("c2.w") == nullptr);
+    CHECK(max_rel_error(run_ort(e.path, in).at("y"), ref) < 0.03);
+  }
+  Model m = f;
+  try {
+    quantize_model(m, uniform(4, Format::QDQ, Granularity::Channel));
+    FAIL("4-bit QDQ at opset 9 was not refused");
+  } catch (const UnsupportedError& e) {
+    CHECK(std::string(e.what()).find("up") != std::string::npos);
+    CHECK(std::string(e.what()).find("opset 21") != std::string::npos);
+  }
+}
+
+TEST_CASE("quantize CLI on a corpus model: int8 QDQ agrees with ONNX Runtime float", "[quant]") {
+  fs::path src = corpus_model("ppocr2_cls.onnx");
+  fs::path dir = temp_dir("quant_cli");
+  Model m = load_model(src);
+  auto in = random_inputs(m, 6);
+  auto ref = run_ort(src, in);
+  auto r = run_cli({"quantize", src.string(), "-o", (dir / "q.onnx").string(), "--bits", "8", "--report",
+                    (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(dir / "r.json"));
+  CHECK(j["layers"].size() > 10);
+  CHECK(j["avg_bits"].get<double>() == Approx(8.0));
+  CHECK(j["weight_bytes_after"].get<int64_t>() * 3 < j["weight_bytes_before"].get<int64_t>());
+  Model q = load_model(dir / "q.onnx");
+  CHECK(j["opset"].get<int64_t>() == q.opset());
+  if (j["dequantize_form"] == "DequantizeLinear") CHECK(q.opset() >= 13);  // per-axis DequantizeLinear
+  else CHECK(j["dequantize_form"] == "Cast+Mul");
+  auto out = run_ort(dir / "q.onnx", in);
+  for (const auto& [name, t] : ref) CHECK(max_rel_error(out.at(name), t) < 0.05);
+
+  // A mixed plan under a byte budget, then the errors a user can make.
+  fs::path mlp = dir / "mlp.onnx";
+  save_model(quant_mlp(41), mlp);
+  const int64_t budget = 150000;
+  r = run_cli({"quantize", mlp.string(), "-o", (dir / "m.onnx").string(), "--max-bytes", std::to_string(budget),
+               "--format", "matmulnbits", "--scheme", "asym"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK(static_cast<int64_t>(model_weight_bytes(load_model(dir / "m.onnx"))) <= budget);
+  CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--max-bytes", "1000"}).rc == 2);
+  CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--bits", "4", "--avg-bits", "4"}).rc == 2);
+  CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--scheme", "odd"}).rc == 2);
+  CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--method", "gptq"}).rc == 2);
+  CHECK(!fs::exists(dir / "x.onnx"));
+}
