@@ -1,5 +1,6 @@
 #include "graph/inspect.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -34,17 +35,6 @@ static void count_ops(const Graph& g, ModelSummary& s, bool top) {
   }
 }
 
-static int64_t count_params(const Graph& g) {
-  int64_t p = 0;
-  for (const auto& t : g.initializers)
-    if (dtype_is_float(t.dtype) || t.dtype == DType::Int8 || t.dtype == DType::UInt8 || t.dtype == DType::Int4 ||
-        t.dtype == DType::UInt4)
-      p += t.numel();
-  for (const auto& n : g.nodes)
-    for (const auto& sg : n.subgraphs()) p += count_params(*sg);
-  return p;
-}
-
 ModelSummary summarize(const Model& m, const std::filesystem::path& path) {
   ModelSummary s;
   s.path = path.string();
@@ -57,26 +47,51 @@ ModelSummary summarize(const Model& m, const std::filesystem::path& path) {
   s.outputs = m.graph.outputs;
   s.nodes = m.graph.nodes.size();
   count_ops(m.graph, s, true);
-  s.params = count_params(m.graph);
   s.weight_bytes = model_weight_bytes(m);
+  CostReport cost = count_costs(m);
+  s.params = cost.params;
+  s.macs_counted = cost.macs;
+  s.macs = cost.macs_complete ? cost.macs : -1;
+  s.macs_by_op = cost.macs_by_op;
+  s.per_node = std::move(cost.per_node);
+  if (!cost.macs_complete) {
+    for (const ValueInfo& v : s.inputs)
+      if (!v.has_shape || !shape_known(v.shape)) s.inputs_needing_shape.push_back(v.name);
+    std::string first = cost.uncounted.front();
+    for (const auto& row : s.per_node)
+      if (row.node == first && !row.why.empty()) first += " (" + row.why + ")";
+    s.notes.push_back(std::to_string(cost.uncounted.size()) + " MAC nodes could not be counted, first " + first);
+    if (!s.inputs_needing_shape.empty()) {
+      std::string msg = "MACs need concrete input shapes: pass";
+      for (const ValueInfo& v : s.inputs) {
+        if (v.has_shape && shape_known(v.shape)) continue;
+        std::string dims;
+        for (const Dim& d : v.shape) dims += (dims.empty() ? "" : ",") + (d.known() ? std::to_string(d.value) : std::string("?"));
+        msg += " --input-shape " + v.name + "=" + (v.has_shape ? dims : std::string("D0,D1,...")) ;
+      }
+      s.notes.push_back(msg);
+    }
+  }
   return s;
 }
 
 ModelSummary inspect_model(const std::filesystem::path& path, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
   Model m = load_model(path);
   NormalizeStats st = normalize(m);
-  for (const auto& [name, dims] : input_shapes) {
-    ValueInfo* vi = nullptr;
-    for (auto& v : m.graph.inputs) if (v.name == name) vi = &v;
-    if (!vi) throw InvalidArgument("--input-shape: the model has no input '" + name + "'");
-    if (vi->has_shape && vi->shape.size() != dims.size())
-      throw InvalidArgument("--input-shape: input '" + name + "' has rank " + std::to_string(vi->shape.size()) + ", got " +
-                            std::to_string(dims.size()) + " dims");
-    vi->has_shape = true;
-    vi->shape = shape_of(dims);
+  ShapeInferenceResult shapes;
+  try {
+    shapes = infer_shapes(m, input_shapes);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(std::string("--input-shape: ") + e.what());
   }
   ModelSummary s = summarize(m, path);
   s.constants_lifted = st.constants_lifted;
+  s.unknown_ops = shapes.unknown_ops;
+  if (!shapes.unknown_ops.empty()) {
+    std::string msg = "no shape rule for";
+    for (const auto& op : shapes.unknown_ops) msg += " " + op;
+    s.notes.push_back(msg + " (their outputs have unknown shapes)");
+  }
   return s;
 }
 
@@ -108,6 +123,17 @@ nlohmann::json summary_to_json(const ModelSummary& s) {
   j["params"] = s.params;
   j["weight_bytes"] = s.weight_bytes;
   j["macs"] = s.macs >= 0 ? nlohmann::json(s.macs) : nlohmann::json(nullptr);
+  j["macs_counted"] = s.macs_counted;
+  j["macs_by_op"] = s.macs_by_op;
+  j["per_node"] = nlohmann::json::array();
+  for (const auto& r : s.per_node) {
+    nlohmann::json row = {{"node", r.node}, {"op", r.op_type}, {"params", r.params},
+                          {"macs", r.macs >= 0 ? nlohmann::json(r.macs) : nlohmann::json(nullptr)}};
+    if (!r.why.empty()) row["why"] = r.why;
+    j["per_node"].push_back(row);
+  }
+  j["inputs_needing_shape"] = s.inputs_needing_shape;
+  j["unknown_ops"] = s.unknown_ops;
   j["notes"] = s.notes;
   return j;
 }
@@ -128,7 +154,17 @@ std::string summary_to_text(const ModelSummary& s) {
   if (s.constants_lifted) o << ", " << s.constants_lifted << " Constant weights lifted";
   o << "\nparams     " << human_count(static_cast<double>(s.params)) << " (" << s.params << "), weights "
     << human_bytes(static_cast<double>(s.weight_bytes)) << "\n";
-  o << "MACs       " << (s.macs >= 0 ? human_count(static_cast<double>(s.macs)) + " (" + std::to_string(s.macs) + ")" : "unknown") << "\n";
+  o << "MACs       ";
+  if (s.macs >= 0) o << human_count(static_cast<double>(s.macs)) << " (" << s.macs << ")";
+  else if (s.macs_counted > 0) o << "unknown (" << human_count(static_cast<double>(s.macs_counted)) << " counted)";
+  else o << "unknown";
+  // Top operator types by MACs, largest first.
+  std::vector<std::pair<int64_t, std::string>> top;
+  for (const auto& [op, v] : s.macs_by_op) top.push_back({v, op});
+  std::sort(top.rbegin(), top.rend());
+  for (size_t i = 0; i < top.size() && i < 4; ++i)
+    o << (i ? ", " : "  = ") << top[i].second << " " << human_count(static_cast<double>(top[i].first));
+  o << "\n";
   o << "operators ";
   int col = 0;
   for (const auto& [op, c] : s.op_counts) {

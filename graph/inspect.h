@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "graph/cost.h"
 #include "graph/ir.h"
+#include "graph/shape_inference.h"
 
 namespace oc {
 
@@ -24,9 +26,15 @@ struct ModelSummary {
   int64_t params = 0;          // elements of float weight tensors
   size_t weight_bytes = 0;     // bytes of all constant tensors
   int64_t macs = -1;           // -1 when shapes could not be resolved
+  int64_t macs_counted = 0;    // sum over the MAC nodes whose shapes resolved (== macs when complete)
+  std::map<std::string, int64_t> macs_by_op;
+  std::vector<NodeCost> per_node;          // see graph/cost.h for what counts
+  std::vector<std::string> inputs_needing_shape;  // runtime inputs with symbolic dims when MACs are unknown
+  std::vector<std::string> unknown_ops;    // operators shape inference has no rule for
   std::vector<std::string> notes;  // e.g. why MACs are partial
 };
 
+// Costs read the shapes already in the model: run infer_shapes on it first (inspect_model does).
 ModelSummary summarize(const Model& normalized, const std::filesystem::path& path = {});
 ModelSummary inspect_model(const std::filesystem::path& path,
                            const std::map<std::string, std::vector<int64_t>>& input_shapes = {});

@@ -4,6 +4,7 @@
 #include "graph/shape_inference.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -115,7 +116,9 @@ Val vdiv(const Val& a, const Val& b, bool ceil = false) {
     factors(a, num, syms);
     if (num % b.v == 0) return make_product(num / b.v, syms);
   }
-  return Val::of_sym(ceil ? "ceil(" + atom(a) + "/" + atom(b) + ")" : atom(a) + "/" + atom(b));
+  // A compound denominator is parenthesized: "x/a*b" would read as (x/a)*b.
+  std::string den = b.known || b.sym.find_first_of("*+-/") == std::string::npos ? atom(b) : "(" + b.sym + ")";
+  return Val::of_sym(ceil ? "ceil(" + atom(a) + "/" + den + ")" : atom(a) + "/" + den);
 }
 
 // Output length of a sliding window:  floor_or_ceil((in + pads - eff_k) / stride) + 1.
@@ -1223,7 +1226,85 @@ void loop_op(Ctx& c) {
   }
 }
 
+// Recursive descent over  expr := term (('+'|'-') term)*,  term := unary (('*'|'/') unary)*,
+// unary := '-' unary | primary,  primary := number | symbol | '(' expr ')' | 'ceil(' expr '/' expr ')'.
+class DimEval {
+ public:
+  DimEval(const std::string& s, const std::map<std::string, int64_t>& env) : s_(s), env_(env) {}
+  std::optional<int64_t> run() {
+    auto v = expr();
+    if (!v || pos_ != s_.size()) return std::nullopt;
+    return v;
+  }
+
+ private:
+  static bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':'; }
+  bool eat(char c) {
+    if (pos_ < s_.size() && s_[pos_] == c) { ++pos_; return true; }
+    return false;
+  }
+  std::optional<int64_t> expr() {
+    auto v = term();
+    while (v && pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) {
+      char op = s_[pos_++];
+      auto r = term();
+      if (!r) return std::nullopt;
+      v = op == '+' ? *v + *r : *v - *r;
+    }
+    return v;
+  }
+  std::optional<int64_t> term() {
+    auto v = unary();
+    while (v && pos_ < s_.size() && (s_[pos_] == '*' || s_[pos_] == '/')) {
+      char op = s_[pos_++];
+      auto r = unary();
+      if (!r || (op == '/' && *r == 0)) return std::nullopt;
+      v = op == '*' ? *v * *r : floor_div(*v, *r);
+    }
+    return v;
+  }
+  std::optional<int64_t> unary() {
+    if (eat('-')) { auto v = unary(); return v ? std::optional<int64_t>(-*v) : std::nullopt; }
+    return primary();
+  }
+  std::optional<int64_t> primary() {
+    if (s_.compare(pos_, 5, "ceil(") == 0) {
+      pos_ += 5;
+      auto a = term_until_div();
+      if (!a || !eat('/')) return std::nullopt;
+      auto b = expr();
+      if (!b || *b == 0 || !eat(')')) return std::nullopt;
+      return ceil_div(*a, *b);
+    }
+    if (eat('(')) {
+      auto v = expr();
+      if (!v || !eat(')')) return std::nullopt;
+      return v;
+    }
+    size_t start = pos_;
+    while (pos_ < s_.size() && ident_char(s_[pos_])) ++pos_;
+    std::string tok = s_.substr(start, pos_ - start);
+    if (tok.empty()) return std::nullopt;
+    if (std::all_of(tok.begin(), tok.end(), [](char c) { return c >= '0' && c <= '9'; })) return std::stoll(tok);
+    auto it = env_.find(tok);
+    if (it == env_.end()) return std::nullopt;
+    return it->second;
+  }
+  // The numerator of ceil(a/b) is one atom: a number, a symbol or a parenthesized expression.
+  std::optional<int64_t> term_until_div() { return unary(); }
+
+  const std::string& s_;
+  const std::map<std::string, int64_t>& env_;
+  size_t pos_ = 0;
+};
+
 }  // namespace
+
+std::optional<int64_t> evaluate_dim(const Dim& d, const std::map<std::string, int64_t>& symbols) {
+  if (d.known()) return d.value;
+  if (d.param.empty()) return std::nullopt;
+  return DimEval(d.param, symbols).run();
+}
 
 ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
   Graph& g = m.graph;

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,5 +40,10 @@ struct ShapeInferenceResult {
 // Throws InvalidArgument when a name in input_shapes is not a runtime input or its rank differs.
 // Never throws for unknown operators: their outputs are left unknown and listed in the result.
 ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& input_shapes = {});
+
+// Value of a dim under concrete symbols: a number, a symbol in `symbols`, or a derived expression
+// written by infer_shapes (+ - * /, ceil(), parentheses; '/' is floor division). nullopt when a
+// symbol is not in `symbols` or the text is not such an expression.
+std::optional<int64_t> evaluate_dim(const Dim& d, const std::map<std::string, int64_t>& symbols);
 
 }  // namespace oc

@@ -38,9 +38,10 @@ def export(name):
     path = os.path.join(OUT, name + ".onnx")
     tmp = path + ".tmp"
     x = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        torch.onnx.export(model, x, tmp, opset_version=13, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, do_constant_folding=True)
+    # Not under no_grad: nn.MultiheadAttention (ViT) would take its fused fast path, which has no
+    # ONNX export in torch 1.13; with gradients enabled it traces the exportable decomposition.
+    torch.onnx.export(model, x, tmp, opset_version=13, input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, do_constant_folding=True)
     os.replace(tmp, path)
     print(f"{name:20s} params {n / 1e6:7.2f}M (published {params / 1e6:.2f}M, {gmacs:.2f} GMACs) -> {path}")
 

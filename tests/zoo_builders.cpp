@@ -18,9 +18,6 @@ class NetBuilder {
     in.shape[0] = Dim::sym("batch");
     m_.graph.inputs.push_back(in);
     m_.graph.name = "zoo";
-    Tensor lo = Tensor::from_float("relu6.min", {}, {0.f}), hi = Tensor::from_float("relu6.max", {}, {6.f});
-    m_.graph.add_initializer(lo);
-    m_.graph.add_initializer(hi);
   }
 
   std::string conv(const std::string& x, int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t groups = 1) {
@@ -44,6 +41,10 @@ class NetBuilder {
   std::string relu(const std::string& x) { return unary("Relu", x); }
   std::string relu6(const std::string& x) {
     std::string y = x + ".relu6";
+    if (!m_.graph.is_initializer("relu6.min")) {
+      m_.graph.add_initializer(Tensor::from_float("relu6.min", {}, {0.f}));
+      m_.graph.add_initializer(Tensor::from_float("relu6.max", {}, {6.f}));
+    }
     m_.graph.add_node(make_node("Clip", {x, "relu6.min", "relu6.max"}, {y}));
     return y;
   }
