@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "graph/shape_inference.h"
+
 namespace oc {
 namespace {
 
@@ -107,6 +109,8 @@ void convert_opset(Model& m, int64_t target) {
   if (target < from)
     throw UnsupportedError("cannot lower opset " + std::to_string(from) + " to " + std::to_string(target));
   if (target > 22) throw UnsupportedError("opset " + std::to_string(target) + " is newer than this toolkit knows (max 22)");
+  // Softmax's flatten-vs-axis change needs ranks: infer them (fills value_info only).
+  if (from < 13 && target >= 13) infer_shapes(m);
   convert_graph(m.graph, from, target);
   m.set_opset("", target);
   // Each opset needs a minimum IR version (opset 21 -> IR 10, 19 -> 9, 15 -> 8, ...).

@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash models/fetch-corpus.sh
 bash scripts/build.sh
+echo "== examples/embed, built against the installed package as an outside user would"
+rm -rf build/install build/embed
+cmake --install build --prefix build/install >/dev/null
+cmake -S examples/embed -B build/embed -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
+cmake --build build/embed -j"$(nproc)"
+./build/embed/embed models/corpus/ppocr2_cls.onnx build/embed/out.onnx build/embed/report.json
+node tests/node/ort_run.js build/embed/out.onnx build/embed/ort --random-seed 1
 if [ "${OC_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== sanitizer build (ASan+UBSan)"
   BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo bash scripts/build.sh -DOC_SANITIZE=ON -DOC_WITH_CUDA=OFF
