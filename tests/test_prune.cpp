@@ -1,6 +1,9 @@
 // Structured pruning: the rewrite must equal masking, keep the graph interface, and hit targets.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "graph/channel_deps.h"
@@ -165,3 +168,125 @@ TEST_CASE("skipped groups carry reasons", "[prune]") {
   CHECK(prunable == 1);  // c1/bn/c2/residual are one group through the residual Add
 }
 
+
+namespace {
+
+// x[1,8,12,12] -> conv a -> {depthwise -> relu -> SE gate (GAP, conv, relu, conv, HardSigmoid, Mul)}
+// concat with conv b -> conv c -> + residual (conv d of x) -> relu -> GAP -> Flatten -> Gemm -> y
+Model block_model(uint64_t seed) {
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  auto w = [&](const std::string& name, std::vector<int64_t> dims) {
+    int64_t n = 1;
+    for (auto d : dims) n *= d;
+    g.add_initializer(Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed++, -0.4f, 0.4f)));
+  };
+  auto conv = [&](const std::string& in, const std::string& out, const std::string& wn, int64_t group, int64_t k) {
+    Node c = make_node("Conv", {in, wn, wn + ".b"}, {out});
+    c.set_attr_int("group", group);
+    c.set_attr_ints("pads", {k / 2, k / 2, k / 2, k / 2});
+    g.add_node(c);
+  };
+  g.inputs.push_back(tensor_value("x", {1, 8, 12, 12}));
+  w("a", {16, 8, 1, 1}); w("a.b", {16});
+  w("dw", {16, 1, 3, 3}); w("dw.b", {16});
+  w("se1", {4, 16, 1, 1}); w("se1.b", {4});
+  w("se2", {16, 4, 1, 1}); w("se2.b", {16});
+  w("bb", {8, 8, 3, 3}); w("bb.b", {8});
+  w("cc", {24, 24, 1, 1}); w("cc.b", {24});
+  w("dd", {24, 8, 1, 1}); w("dd.b", {24});
+  w("fc", {5, 24}); w("fc.b", {5});
+  g.add_initializer(Tensor::from_float("ch", {16, 1, 1}, random_floats(16, seed++, 0.5f, 1.5f)));
+  conv("x", "a1", "a", 1, 1);
+  g.add_node(make_node("Mul", {"a1", "ch"}, {"a2"}));  // per-channel constant scale
+  conv("a2", "d1", "dw", 16, 3);
+  g.add_node(make_node("Relu", {"d1"}, {"d2"}));
+  g.add_node(make_node("GlobalAveragePool", {"d2"}, {"s0"}));
+  conv("s0", "s1", "se1", 1, 1);
+  g.add_node(make_node("Relu", {"s1"}, {"s2"}));
+  conv("s2", "s3", "se2", 1, 1);
+  g.add_node(make_node("HardSigmoid", {"s3"}, {"s4"}));
+  g.add_node(make_node("Mul", {"d2", "s4"}, {"se"}));
+  conv("x", "b1", "bb", 1, 3);
+  Node cat = make_node("Concat", {"se", "b1"}, {"cat"});
+  cat.set_attr_int("axis", 1);
+  g.add_node(cat);
+  conv("cat", "c1", "cc", 1, 1);
+  conv("x", "r1", "dd", 1, 1);
+  g.add_node(make_node("Add", {"c1", "r1"}, {"res"}));
+  g.add_node(make_node("Relu", {"res"}, {"r2"}));
+  g.add_node(make_node("GlobalAveragePool", {"r2"}, {"gap"}));
+  Node fl = make_node("Flatten", {"gap"}, {"flat"});
+  fl.set_attr_int("axis", 1);
+  g.add_node(fl);
+  Node fc = make_node("Gemm", {"flat", "fc", "fc.b"}, {"y"});
+  fc.set_attr_int("transB", 1);
+  g.add_node(fc);
+  g.outputs.push_back(tensor_value("y", {1, 5}));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("prune equals masking with concat depthwise SE and residual", "[prune]") {
+  Model m = block_model(21);
+  ChannelDeps d = build_channel_deps(m);
+  // The concat makes one group of a / per-channel Mul / depthwise / SE gate (se2) and bb: channel
+  // i of cat is a's i for i < 16 and bb's i-16 after. SE's squeeze (se1) and the cc + dd residual
+  // are groups of their own; fc's outputs are the graph output.
+  std::vector<int> units;
+  for (const auto& g : d.groups)
+    if (g.prunable()) units.push_back(g.num_units);
+  std::sort(units.begin(), units.end());
+  CHECK(units == std::vector<int>{4, 24, 24});
+  for (uint64_t seed : {1, 2, 3}) prune_equals_mask(m, "block", seed);
+}
+
+TEST_CASE("prune ratio 0 keeps outputs bitwise", "[prune]") {
+  fs::path dir = temp_dir("prune_r0");
+  Model m = block_model(4);
+  save_model(m, dir / "m.onnx");
+  auto r = run_cli({"prune", (dir / "m.onnx").string(), "-o", (dir / "p.onnx").string(), "--ratio", "0"});
+  REQUIRE(r.rc == 0);
+  auto in = random_inputs(m, 9);
+  auto a = run_ort(dir / "m.onnx", in), b = run_ort(dir / "p.onnx", in);
+  for (const auto& [name, t] : a) CHECK(bitwise_equal(t, b.at(name)));
+}
+
+TEST_CASE("prune target-macs lands near the target on ppocr2_cls", "[prune]") {
+  fs::path dir = temp_dir("prune_macs");
+  fs::path out = dir / "cls.onnx", rep = dir / "r.json";
+  auto r = run_cli({"prune", corpus_model("ppocr2_cls.onnx").string(), "-o", out.string(), "--target-macs", "0.5",
+                    "--input-shape", "x=1,3,48,192", "--report", rep.string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  std::ifstream f(rep);
+  nlohmann::json j = nlohmann::json::parse(f);
+  double frac = j["totals"]["macs_after"].get<double>() / j["totals"]["macs_before"].get<double>();
+  CHECK(std::fabs(frac - 0.5) <= 0.05);
+  CHECK(j["totals"]["params_after"].get<int64_t>() < j["totals"]["params_before"].get<int64_t>());
+  // Hardware-friendly rounding: every pruned group keeps a multiple of 8 channels.
+  int pruned = 0;
+  for (const auto& g : j["groups"]) {
+    if (g["channels_after"] == g["channels_before"]) {
+      continue;
+    }
+    ++pruned;
+    CHECK(g["channels_after"].get<int64_t>() % 8 == 0);
+  }
+  CHECK(pruned > 5);
+  // The pruned model keeps its interface and runs in ONNX Runtime.
+  Model orig = load_norm(corpus_model("ppocr2_cls.onnx")), p = load_model(out);
+  check_interface(orig, p);
+  auto o = run_ort(out, text_image(48, 192));
+  CHECK(o.begin()->second.dims == std::vector<int64_t>{1, 2});
+}
+
+TEST_CASE("prune refuses an impossible target", "[prune]") {
+  fs::path dir = temp_dir("prune_imp");
+  auto r = run_cli({"prune", corpus_model("wakeword_hello.onnx").string(), "-o", (dir / "w.onnx").string(),
+                    "--target-params", "0.5"});
+  CHECK(r.rc != 0);
+  CHECK(r.out.find("out of reach") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "w.onnx"));
+}

@@ -1,0 +1,29 @@
+// Sparsity allocation: how many units each group loses, and which.
+//
+//   local  scope: group g removes r·N_g units (its lowest scores);
+//   global scope: every unlocked unit with normalized score < t is removed (t chosen by search);
+// then per group: removed ≤ max_layer_ratio·N_g, at least one unit kept, and the kept count rounded
+// to a multiple of round_to (hardware kernels run whole vector widths; 61 channels cost 64).
+#pragma once
+#include <vector>
+
+#include "graph/channel_deps.h"
+
+namespace oc {
+
+struct AllocationRules {
+  double max_layer_ratio = 0.9;
+  int round_to = 8;
+  std::vector<char> skip;  // per group: leave alone (--ignore)
+};
+
+// Kept count for a group of n units that wants to keep `want`, under the rules.
+int64_t rounded_keep(int64_t n, int64_t min_keep, double want, int round_to);
+
+// `ratio` per group (local) or score threshold (global) -> remove[g][u].
+std::vector<std::vector<char>> allocate_local(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
+                                              double ratio, const AllocationRules& r);
+std::vector<std::vector<char>> allocate_global(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
+                                               double threshold, const AllocationRules& r);
+
+}  // namespace oc

@@ -1,0 +1,34 @@
+// Importance of each removable unit of each channel group.
+//
+// Per member slice p (a parameter slice indexed by a value's channels) a per-channel score s_p(c):
+//   l1  Σ|W_slice|          l2  ‖W_slice‖₂          bn  |γ_c| (BatchNorm scale members only)
+//   activation (Wanda)      Σ_i |W_ic|·‖X_c‖₂      on consumer slices, ‖X_c‖ from ChannelStat
+//   obs (diagonal OBS)      Σ_i Σ_{f∈c} W_if²·H_ff on consumer slices, H = XᵀX from GramStat
+//   random                  seeded uniform per unit
+// A unit's score aggregates (mean | sum | max) over members of the sum of s_p over its channels;
+// scores are then divided by their group's mean so groups compare in a global ranking.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compressor/statistics.h"
+#include "graph/channel_deps.h"
+
+namespace oc {
+
+enum class Criterion { L1, L2, BN, Random, Activation, OBS };
+enum class Aggregate { Mean, Sum, Max };
+Criterion parse_criterion(const std::string& s);  // throws InvalidArgument
+Aggregate parse_aggregate(const std::string& s);
+const char* criterion_name(Criterion c);
+
+struct UnitScores {
+  std::vector<std::vector<double>> score;  // [group][unit], normalized by the group mean
+  std::vector<std::string> notes;          // fallbacks taken (e.g. no BatchNorm in a group)
+};
+
+UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion c, Aggregate agg, uint64_t seed,
+                       const CalibrationStats* stats);
+
+}  // namespace oc

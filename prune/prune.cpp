@@ -1,0 +1,210 @@
+// The pruning driver (see prune.h). Targets search the one knob of the allocation (ratio for local
+// scope, score threshold for global) by bisection on the measured cost of the rewritten model.
+#include "prune/prune.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "graph/channel_deps.h"
+#include "graph/cost.h"
+#include "graph/errors.h"
+#include "graph/onnx_io.h"
+#include "graph/shape_inference.h"
+#include "prune/allocate.h"
+#include "prune/rewrite.h"
+
+namespace oc {
+
+namespace {
+
+struct Costs {
+  int64_t params = 0, macs = -1;
+};
+Costs measure(const Model& m, const PruneOptions& o, bool need_macs) {
+  if (!need_macs) return {count_costs(m).params, -1};
+  Model c = m;
+  infer_shapes(c, o.input_shapes);
+  CostReport r = count_costs(c);
+  return {r.params, r.macs_complete ? r.macs : -1};
+}
+
+std::vector<std::string> member_nodes(const Graph& g, const ChannelGroup& gr) {
+  std::vector<std::string> out;
+  for (const auto& p : gr.params) {
+    const std::string& n = g.nodes[p.node].name;
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  }
+  return out;
+}
+
+}  // namespace
+
+PruneNeeds prune_needs(const Model& m, const PruneOptions& opt) {
+  PruneNeeds n;
+  bool act = opt.criterion == Criterion::Activation, gram = opt.criterion == Criterion::OBS || opt.compensate;
+  if (!act && !gram) return n;
+  ChannelDeps d = build_channel_deps(m);
+  std::set<std::string> vals, layers;
+  for (const auto& gr : d.groups) {
+    if (!gr.prunable()) continue;
+    for (const auto& p : gr.params) {
+      if (p.role != ParamSlice::Role::Consumer) continue;
+      const Node& node = m.graph.nodes[p.node];
+      if (act) vals.insert(p.value);
+      if (gram && (node.op_type == "Conv" || node.op_type == "Gemm" || node.op_type == "MatMul")) layers.insert(node.name);
+    }
+  }
+  n.channel_values.assign(vals.begin(), vals.end());
+  n.gram_layers.assign(layers.begin(), layers.end());
+  return n;
+}
+
+PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats* stats) {
+  auto t0 = std::chrono::steady_clock::now();
+  int targets = (o.ratio >= 0) + (o.target_macs >= 0) + (o.target_params >= 0);
+  if (targets != 1) throw InvalidArgument("give exactly one of --ratio, --target-macs, --target-params");
+  if (o.ratio >= 1 || (o.target_macs >= 0 && (o.target_macs <= 0 || o.target_macs > 1)) ||
+      (o.target_params >= 0 && (o.target_params <= 0 || o.target_params > 1)))
+    throw InvalidArgument("--ratio must be in [0, 1) and targets in (0, 1]");
+  if (o.max_layer_ratio <= 0 || o.max_layer_ratio >= 1) throw InvalidArgument("--max-layer-ratio must be in (0, 1)");
+  if (o.round_to < 1) throw InvalidArgument("--round-to must be >= 1");
+  bool compensate = o.compensate || o.criterion == Criterion::OBS;
+  if (compensate && !stats) throw InvalidArgument("compensation needs calibration data (--calib)");
+
+  PruneReport rep;
+  rep.criterion = criterion_name(o.criterion);
+  ChannelDeps d = build_channel_deps(m);
+  UnitScores us = score_units(m, d, o.criterion, o.aggregate, o.seed, stats);
+  rep.notes = us.notes;
+
+  AllocationRules rules;
+  rules.max_layer_ratio = o.max_layer_ratio;
+  rules.round_to = o.round_to;
+  rules.skip.assign(d.groups.size(), 0);
+  std::vector<std::regex> ignore;
+  for (const auto& s : o.ignore) {
+    try { ignore.emplace_back(s); } catch (const std::regex_error&) { throw InvalidArgument("bad --ignore regex '" + s + "'"); }
+  }
+  for (size_t g = 0; g < d.groups.size(); ++g)
+    for (const auto& p : d.groups[g].params) {
+      const Node& n = m.graph.nodes[p.node];
+      for (const auto& re : ignore)
+        if (std::regex_search(n.name, re) || std::regex_search(n.op_type, re)) rules.skip[g] = 1;
+    }
+
+  bool need_macs = o.target_macs >= 0;
+  Costs before = measure(m, o, true);
+  rep.params_before = before.params;
+  rep.macs_before = before.macs;
+  rep.bytes_before = model_weight_bytes(m);
+  if (need_macs && before.macs <= 0)
+    throw InvalidArgument("--target-macs needs concrete input shapes (--input-shape NAME=DIMS)");
+
+  auto plan_for = [&](double knob) {
+    return o.global ? allocate_global(d, us.score, knob, rules) : allocate_local(d, us.score, knob, rules);
+  };
+  std::vector<std::vector<char>> plan;
+  if (o.ratio >= 0 && !o.global) {
+    plan = plan_for(o.ratio);
+  } else {
+    // Bisection on the knob; the metric falls as the knob rises.
+    double target_frac = o.ratio >= 0 ? 1.0 - o.ratio : (need_macs ? o.target_macs : o.target_params);
+    auto metric = [&](const std::vector<std::vector<char>>& p) -> double {
+      if (o.ratio >= 0) {  // global ratio: fraction of all units kept
+        int64_t all = 0, kept = 0;
+        for (size_t g = 0; g < d.groups.size(); ++g)
+          for (char c : p[g]) { ++all; kept += !c; }
+        return all ? static_cast<double>(kept) / static_cast<double>(all) : 1.0;
+      }
+      Model c = m;
+      apply_prune(c, d, p);
+      Costs k = measure(c, o, need_macs);
+      return need_macs ? static_cast<double>(k.macs) / static_cast<double>(before.macs)
+                       : static_cast<double>(k.params) / static_cast<double>(before.params);
+    };
+    double hi = o.global ? 0 : o.max_layer_ratio;
+    if (o.global) for (const auto& s : us.score) for (double x : s) hi = std::max(hi, x * 1.0001 + 1e-12);
+    double lo = 0;
+    auto best_plan = plan_for(lo);
+    double best_metric = 1.0;
+    auto max_plan = plan_for(hi);
+    double max_metric = metric(max_plan);
+    if (max_metric > target_frac + 0.01) {
+      std::ostringstream msg;
+      msg << "target " << target_frac << " is out of reach: pruning every prunable group to --max-layer-ratio "
+          << o.max_layer_ratio << " keeps " << max_metric << " of the " << (need_macs ? "MACs" : o.ratio >= 0 ? "channels" : "parameters");
+      throw InvalidArgument(msg.str());
+    }
+    best_plan = max_plan;
+    best_metric = max_metric;
+    for (int it = 0; it < 22; ++it) {
+      double mid = 0.5 * (lo + hi);
+      auto p = plan_for(mid);
+      double v = metric(p);
+      if (std::fabs(v - target_frac) < std::fabs(best_metric - target_frac)) { best_metric = v; best_plan = p; }
+      if (v > target_frac) lo = mid; else hi = mid;
+      if (std::fabs(v - target_frac) < 1e-3) break;
+    }
+    plan = best_plan;
+  }
+
+  CompensationOptions comp;
+  if (compensate) { comp.stats = stats; comp.damping = o.damping; }
+  RewriteStats rs = apply_prune(m, d, plan, comp);
+  rep.layers_compensated = rs.layers_compensated;
+  Costs after = measure(m, o, true);
+  rep.params_after = after.params;
+  rep.macs_after = after.macs;
+  rep.bytes_after = model_weight_bytes(m);
+
+  for (size_t g = 0; g < d.groups.size(); ++g) {
+    const auto& gr = d.groups[g];
+    PruneGroupReport gp;
+    gp.id = gr.id;
+    gp.members = member_nodes(m.graph, gr);
+    gp.units_before = gr.num_units;
+    gp.locked = gr.locked_units;
+    gp.units_after = gr.num_units - std::count(plan[g].begin(), plan[g].end(), 1);
+    if (!us.score[g].empty()) {
+      gp.score_min = *std::min_element(us.score[g].begin(), us.score[g].end());
+      gp.score_max = *std::max_element(us.score[g].begin(), us.score[g].end());
+      for (double x : us.score[g]) gp.score_mean += x / static_cast<double>(us.score[g].size());
+    }
+    std::string why;
+    for (const auto& r : gr.reasons) why += (why.empty() ? "" : "; ") + r;
+    if (rules.skip[g]) why = "ignored by --ignore" + (why.empty() ? "" : "; " + why);
+    gp.skip = why;
+    rep.groups.push_back(std::move(gp));
+  }
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+nlohmann::json PruneReport::to_json() const {
+  nlohmann::json j;
+  j["criterion"] = criterion;
+  j["totals"] = {{"params_before", params_before}, {"params_after", params_after},
+                 {"macs_before", macs_before},     {"macs_after", macs_after},
+                 {"bytes_before", bytes_before},   {"bytes_after", bytes_after},
+                 {"layers_compensated", layers_compensated}};
+  j["seconds"] = seconds;
+  j["notes"] = notes;
+  j["groups"] = nlohmann::json::array();
+  for (const auto& g : groups) {
+    nlohmann::json e = {{"id", g.id},
+                        {"members", g.members},
+                        {"channels_before", g.units_before},
+                        {"channels_after", g.units_after},
+                        {"locked", g.locked},
+                        {"score", {{"min", g.score_min}, {"mean", g.score_mean}, {"max", g.score_max}}}};
+    if (!g.skip.empty()) e["skip_reason"] = g.skip;
+    j["groups"].push_back(e);
+  }
+  return j;
+}
+
+}  // namespace oc

@@ -1,0 +1,63 @@
+// Structured group pruning, end to end: dependency graph -> scores -> allocation -> rewrite
+// (-> compensation) -> report. Calibration statistics come in as plain data (prune_needs() says
+// which); this stage never runs the executor.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "compressor/statistics.h"
+#include "graph/ir.h"
+#include "prune/importance.h"
+
+namespace oc {
+
+struct PruneOptions {
+  Criterion criterion = Criterion::L1;
+  Aggregate aggregate = Aggregate::Mean;
+  double ratio = -1;          // fraction of units removed per group (or overall, global scope)
+  double target_macs = -1;    // fraction of MACs kept
+  double target_params = -1;  // fraction of parameters kept
+  bool global = false;        // --scope global
+  double max_layer_ratio = 0.9;
+  int round_to = 8;
+  std::vector<std::string> ignore;  // regexes over node names and op types
+  uint64_t seed = 0;
+  bool compensate = false;    // implied by Criterion::OBS
+  double damping = 0.01;
+  std::map<std::string, std::vector<int64_t>> input_shapes;  // concrete dims for MAC counting
+};
+
+struct PruneGroupReport {
+  int id = 0;
+  std::vector<std::string> members;  // nodes whose parameters the group slices
+  int64_t units_before = 0, units_after = 0;
+  int64_t locked = 0;
+  double score_min = 0, score_mean = 0, score_max = 0;
+  std::string skip;  // why it was left alone (or partly locked)
+};
+
+struct PruneReport {
+  std::string criterion;
+  std::vector<PruneGroupReport> groups;
+  int64_t params_before = 0, params_after = 0, macs_before = -1, macs_after = -1;
+  size_t bytes_before = 0, bytes_after = 0;
+  int layers_compensated = 0;
+  double seconds = 0;
+  std::vector<std::string> notes;
+  nlohmann::json to_json() const;
+};
+
+struct PruneNeeds {
+  std::vector<std::string> channel_values;  // ChannelStat of these values
+  std::vector<std::string> gram_layers;     // GramStat of these nodes
+};
+// The calibration statistics `opt` needs on `m` (normalized): none for magnitude criteria.
+PruneNeeds prune_needs(const Model& m, const PruneOptions& opt);
+
+// Prunes `m` in place. Throws InvalidArgument for a bad or unreachable target.
+PruneReport prune_model(Model& m, const PruneOptions& opt, const CalibrationStats* stats = nullptr);
+
+}  // namespace oc
