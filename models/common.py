@@ -34,9 +34,11 @@ def setup(seed):
     torch.use_deterministic_algorithms(True)
 
 
-def export(model, example_inputs, path, input_names, output_names):
+def export(model, example_inputs, path, input_names, output_names, keep_batchnorm=False):
     """Export in eval mode at opset 17 with the first axis of every input and output named
-    "batch". Weights are initializers (constant folding), which is what the compressor reads."""
+    "batch". Weights are initializers (constant folding), which is what the compressor reads.
+    keep_batchnorm: export BatchNormalization nodes (inference mode) instead of letting the
+    exporter fold them into the preceding Conv, so BN-based pruning criteria have gammas to read."""
     import torch
     model.eval()
     axes = {n: {0: "batch"} for n in list(input_names) + list(output_names)}
@@ -44,7 +46,9 @@ def export(model, example_inputs, path, input_names, output_names):
     with torch.no_grad():
         torch.onnx.export(model, tuple(example_inputs), tmp, opset_version=17,
                           do_constant_folding=True, input_names=list(input_names),
-                          output_names=list(output_names), dynamic_axes=axes)
+                          output_names=list(output_names), dynamic_axes=axes,
+                          training=(torch.onnx.TrainingMode.PRESERVE if keep_batchnorm
+                                    else torch.onnx.TrainingMode.EVAL))
     os.replace(tmp, path)  # never leave a half-written model behind
 
 

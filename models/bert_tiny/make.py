@@ -9,7 +9,7 @@ attention (models/transformer.py) -> LayerNorm -> mean over positions (ReduceMea
 
     tokens int64 [batch, 128] (bytes 0..255)  ->  logits [batch, 6]
 
-Regenerate: /usr/bin/python3 models/bert_tiny/make.py   (about 10 minutes on an idle core)
+Regenerate: /usr/bin/python3 models/bert_tiny/make.py   (31 min on one thread of a busy 2-core box)
 """
 import glob
 import gzip

@@ -7,7 +7,8 @@ add, GELU MLP) -> LayerNorm -> Linear to 256 byte logits.
     tokens int64 [batch, 128] (bytes 0..255)  ->  logits [batch, 128, 256]
 
 Data: Python standard library sources /usr/lib/python3.11/*.py; every 8th file (sorted by name) is
-held out for perplexity. Regenerate: /usr/bin/python3 models/gpt_tiny/make.py  (about 10 minutes on an idle core)
+held out for perplexity.
+Regenerate: /usr/bin/python3 models/gpt_tiny/make.py   (34 min on one thread of a busy 2-core box)
 """
 import glob
 import math
