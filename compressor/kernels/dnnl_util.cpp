@@ -45,6 +45,8 @@ std::string dims_key(const std::vector<int64_t>& d) {
 }
 
 namespace {
+constexpr size_t kMaxCached = 4096;
+
 std::mutex& cache_mutex() {
   static std::mutex m;
   return m;
@@ -65,6 +67,9 @@ dnnl::primitive cached(const std::string& k, const std::function<dnnl::primitive
   // racing on the same key only waste one creation.
   dnnl::primitive p = make();
   std::lock_guard<std::mutex> lock(cache_mutex());
+  // Dynamic shapes (e.g. text lines of every width) would grow the cache without bound; a full
+  // cache is simply dropped, since calibration batches of one shape refill it at once.
+  if (cache().size() >= kMaxCached) cache().clear();
   return cache().emplace(k, p).first->second;
 }
 
@@ -74,6 +79,12 @@ size_t cache_size() {
 }
 
 void run(dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
+  // Debian's oneDNN 2.6 is built without concurrent-execution support: primitives share a
+  // library-managed scratchpad, so executions from two threads (two models compressed at once)
+  // corrupt each other. Each execution is already parallel inside (OpenMP), so serializing
+  // them costs little.
+  static std::mutex exec_mutex;
+  std::lock_guard<std::mutex> lock(exec_mutex);
   p.execute(stream(), args);
   stream().wait();
 }

@@ -67,7 +67,8 @@ Tensor make_int_tensor(const std::string& name, DType t, const std::vector<int64
 }
 
 int64_t quantize_one(float x, float scale, int64_t zp, IntRange r) {
-  const double q = std::nearbyint(static_cast<double>(x) / scale) + static_cast<double>(zp);
+  double q = std::nearbyint(static_cast<double>(x) / scale) + static_cast<double>(zp);
+  if (std::isnan(q)) q = static_cast<double>(zp);  // NaN input (or 0/0): casting NaN to int is undefined
   return static_cast<int64_t>(std::clamp(q, static_cast<double>(r.lo), static_cast<double>(r.hi)));
 }
 
