@@ -238,6 +238,12 @@ struct Ctx {
 };
 
 int64_t norm_axis(int64_t a, int64_t rank) { return a < 0 ? a + rank : a; }
+// Malformed models must not index out of range: an axis outside [0, rank) leaves the output unknown.
+bool axis_ok(Ctx& c, int64_t axis, int64_t rank) {
+  if (axis >= 0 && axis < rank) return true;
+  if (c.why.empty()) c.why = "axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank);
+  return false;
+}
 
 // Numpy broadcasting of dims: 1 stretches; a number beats a symbol (the symbol must be 1 or equal).
 Val bcast_dim(const Val& a, const Val& b) {
@@ -301,7 +307,13 @@ void fold_elementwise(Ctx& c, Info& o) {
     else if (op == "Sub") x = vsub(a, b);
     else if (op == "Mul") x = vmul(a, b);
     else if (op == "Div") x = dtype_is_integer(c.T(0)) ? vdiv(a, b) : (a.known && b.known && b.v != 0 && a.v % b.v == 0 ? Val::num(a.v / b.v) : Val{});
-    else if (op == "Equal") x = (a.known && b.known) ? Val::num(a.v == b.v) : (a == b ? Val::num(1) : Val{});
+    else if (op == "Equal") {
+      // Symbols stand for dims (>= 0), so a symbol never equals a negative number (torch's
+      // expand(n, -1, -1) export compares a shape with -1).
+      if (a.known && b.known) x = Val::num(a.v == b.v);
+      else if (a == b) x = Val::num(1);
+      else if ((a.known && a.v < 0 && !b.unknown()) || (b.known && b.v < 0 && !a.unknown())) x = Val::num(0);
+    }
     else if (op == "Max") x = (a.known && b.known) ? Val::num(std::max(a.v, b.v)) : Val{};
     else if (op == "Min") x = (a.known && b.known) ? Val::num(std::min(a.v, b.v)) : Val{};
     else if (op == "Where") { Val cnd = a; if (!cnd.known) return; x = cnd.v ? b : at(2, k); }
@@ -449,7 +461,10 @@ void transpose_op(Ctx& c) {
   if (perm.empty()) for (int64_t i = r - 1; i >= 0; --i) perm.push_back(i);
   if (static_cast<int64_t>(perm.size()) != r) { c.why = "perm does not match the input rank"; c.set_type(0, c.T(0)); return; }
   std::vector<Val> o;
-  for (int64_t p : perm) o.push_back(c.S(0)[static_cast<size_t>(norm_axis(p, r))]);
+  for (int64_t p : perm) {
+    if (!axis_ok(c, norm_axis(p, r), r)) { c.set_type(0, c.T(0)); return; }
+    o.push_back(c.S(0)[static_cast<size_t>(norm_axis(p, r))]);
+  }
   c.set(0, c.T(0), o);
 }
 
@@ -497,6 +512,7 @@ void concat_op(Ctx& c) {
   if (!first) { c.set_type(0, t); return; }
   int64_t r = static_cast<int64_t>(first->size());
   int64_t axis = norm_axis(c.n.attr_int("axis", 0), r);
+  if (!axis_ok(c, axis, r)) { c.set_type(0, t); return; }
   std::vector<Val> o(static_cast<size_t>(r));
   o[static_cast<size_t>(axis)] = Val::num(0);
   bool values = true;
@@ -521,6 +537,7 @@ void split_op(Ctx& c) {
   for (size_t k = 0; k < nout; ++k) c.set_type(k, c.T(0));
   if (!c.need(0)) return;
   int64_t axis = norm_axis(c.n.attr_int("axis", 0), c.I(0)->rank());
+  if (!axis_ok(c, axis, c.I(0)->rank())) return;
   std::vector<int64_t> sizes;
   bool found = false;
   if (!c.ints_arg("split", 1, sizes, found)) return;
@@ -561,8 +578,10 @@ void slice_op(Ctx& c) {
   if (axes.empty()) for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
   std::vector<Val> o = c.S(0);
   std::vector<std::pair<int64_t, int64_t>> ranges(static_cast<size_t>(r), {0, -1});  // for value slicing
-  bool value_ok = c.I(0)->has_value && r == 1;
+  bool value_ok = c.I(0)->has_value && r == 1 && c.S(0)[0].known &&
+                  static_cast<int64_t>(c.I(0)->value.size()) == c.S(0)[0].v;
   for (size_t i = 0; i < axes.size() && i < starts.size() && i < ends.size(); ++i) {
+    if (!axis_ok(c, norm_axis(axes[i], r), r)) { c.set_type(0, c.T(0)); return; }
     size_t a = static_cast<size_t>(norm_axis(axes[i], r));
     int64_t step = i < steps.size() ? steps[i] : 1;
     const Val& d = o[a];
@@ -606,6 +625,7 @@ void gather_op(Ctx& c) {
   if (!c.need(0) || !c.need(1)) { c.set_type(0, c.T(0)); return; }
   int64_t r = c.I(0)->rank();
   int64_t axis = norm_axis(c.n.attr_int("axis", 0), r);
+  if (!axis_ok(c, axis, r)) { c.set_type(0, c.T(0)); return; }
   std::vector<Val> o(c.S(0).begin(), c.S(0).begin() + axis);
   o.insert(o.end(), c.S(1).begin(), c.S(1).end());
   o.insert(o.end(), c.S(0).begin() + axis + 1, c.S(0).end());
@@ -626,6 +646,7 @@ void gather_elements_op(Ctx& c) {
 void gather_nd_op(Ctx& c) {
   if (!c.need(0) || !c.need(1) || !c.S(1).back().known) { c.set_type(0, c.T(0)); return; }
   int64_t b = c.n.attr_int("batch_dims", 0), last = c.S(1).back().v;
+  if (b < 0 || last < 0 || b + last > c.I(0)->rank()) { c.why = "GatherND indices deeper than data"; c.set_type(0, c.T(0)); return; }
   std::vector<Val> o(c.S(1).begin(), c.S(1).end() - 1);
   o.insert(o.end(), c.S(0).begin() + b + last, c.S(0).end());
   c.set(0, c.T(0), o);
@@ -656,6 +677,7 @@ void pad_op(Ctx& c) {
   std::vector<Val> o = c.S(0);
   size_t na = axes.size();
   for (size_t i = 0; i < na && i + na < pads.size(); ++i) {
+    if (!axis_ok(c, norm_axis(axes[i], r), r)) { c.set_type(0, c.T(0)); return; }
     size_t a = static_cast<size_t>(norm_axis(axes[i], r));
     o[a] = vadd(o[a], Val::num(pads[i] + pads[i + na]));
   }
@@ -668,6 +690,7 @@ void resize_op(Ctx& c) {
   int64_t r = c.I(0)->rank();
   std::vector<int64_t> axes = c.n.attr_ints("axes");
   if (axes.empty()) for (int64_t i = 0; i < r; ++i) axes.push_back(i);
+  for (int64_t a : axes) if (!axis_ok(c, norm_axis(a, r), r)) { c.set_type(0, c.T(0)); return; }
   std::vector<Val> o = c.S(0);
   size_t scales_in = c.n.op_type == "Upsample" || c.opset < 11 ? 1 : 2, sizes_in = 3;
   const Info* sz = c.present(sizes_in) ? c.I(sizes_in) : nullptr;
@@ -703,7 +726,10 @@ void reduce_op(Ctx& c) {
   bool noop = axes.empty() && c.n.attr_int("noop_with_empty_axes", 0) != 0;
   std::set<int64_t> red;
   if (axes.empty() && !noop) for (int64_t i = 0; i < r; ++i) red.insert(i);
-  for (int64_t a : axes) red.insert(norm_axis(a, r));
+  for (int64_t a : axes) {
+    if (!axis_ok(c, norm_axis(a, r), r)) { c.set_type(0, c.T(0)); return; }
+    red.insert(norm_axis(a, r));
+  }
   std::vector<Val> o;
   for (int64_t i = 0; i < r; ++i) {
     if (!red.count(i)) o.push_back(c.S(0)[static_cast<size_t>(i)]);
@@ -714,6 +740,7 @@ void reduce_op(Ctx& c) {
 void argminmax_op(Ctx& c) {
   if (!c.need(0)) { c.set_type(0, DType::Int64); return; }
   int64_t axis = norm_axis(c.n.attr_int("axis", 0), c.I(0)->rank());
+  if (!axis_ok(c, axis, c.I(0)->rank())) { c.set_type(0, DType::Int64); return; }
   std::vector<Val> o = c.S(0);
   if (c.n.attr_int("keepdims", 1)) o[static_cast<size_t>(axis)] = Val::num(1);
   else o.erase(o.begin() + axis);
@@ -771,6 +798,7 @@ void conv_transpose_op(Ctx& c) {
   if (!c.need(0) || !c.need(1)) { c.set_type(0, c.T(0)); return; }
   const auto& x = c.S(0);
   const auto& w = c.S(1);
+  if (x.size() < 3 || w.size() != x.size()) { c.why = "input and weight ranks differ"; c.set_type(0, c.T(0)); return; }
   size_t nsp = x.size() - 2;
   std::vector<int64_t> kernel;
   for (size_t i = 2; i < w.size(); ++i) kernel.push_back(w[i].known ? w[i].v : 1);
@@ -792,6 +820,7 @@ void conv_transpose_op(Ctx& c) {
 void pool_op(Ctx& c) {
   if (!c.need(0)) { c.set_type(0, c.T(0)); return; }
   const auto& x = c.S(0);
+  if (x.size() < 3) { c.why = "pooling needs [N, C, spatial...]"; c.set_type(0, c.T(0)); return; }
   Window win = window_attrs(c.n, x.size() - 2, {});
   std::vector<Val> o = {x[0], x[1]};
   auto sp = window_spatial(std::vector<Val>(x.begin() + 2, x.end()), win, c.n.attr_int("ceil_mode", 0) != 0, true);
@@ -924,6 +953,7 @@ void topk_op(Ctx& c) {
   if (!c.need(0)) return;
   std::vector<Val> o = c.S(0);
   int64_t axis = norm_axis(c.n.attr_int("axis", -1), c.I(0)->rank());
+  if (!axis_ok(c, axis, c.I(0)->rank())) return;
   Val k = c.n.has_attr("k") ? Val::num(c.n.attr_int("k", 0)) : (c.I(1) && c.I(1)->has_value && !c.I(1)->value.empty() ? c.I(1)->value[0] : Val{});
   o[static_cast<size_t>(axis)] = k;
   c.set(0, c.T(0), o);
