@@ -2,15 +2,19 @@
 //   [--scheme sym|asym] [--granularity tensor|channel|block] [--block-size 32|64|128]
 //   [--method rtn|mse|gptq] [--scorer zd|lim|sensitivity|random|FILE.json] [--format qdq|matmulnbits|fake]
 //   [--keep-float REGEX]... [--bits-for REGEX=N]... [--no-protect] [--calib SPEC] [--report FILE.json]
+#include <algorithm>
 #include <fstream>
+#include <memory>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "cli/command.h"
+#include "compressor/calibrate.h"
 #include "graph/errors.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
+#include "quantize/calib_plan.h"
 #include "quantize/quantize.h"
 
 namespace oc::cli {
@@ -51,6 +55,44 @@ void write_atomic(const std::string& path, const std::string& text) {
     if (!f || !(f << text)) throw SaveError("cannot write " + path);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw SaveError("cannot write " + path);
+}
+
+// Sensitivity of a layer: Σ‖y_q − y‖² / Σ‖y‖² over the calibration batches, where y_q comes from
+// the model with only that layer fake-quantized at the narrowest width.
+quant::SensitivityFn make_sensitivity(const Model& m, CalibrationSource& src, const quant::QuantizeOptions& o,
+                                      int max_batches) {
+  struct Data {
+    std::vector<std::map<std::string, Tensor>> inputs, outputs;
+  };
+  auto d = std::make_shared<Data>();
+  src.rewind();
+  std::map<std::string, Tensor> batch;
+  {
+    Executor ex(m);
+    while (static_cast<int>(d->inputs.size()) < max_batches && src.next(batch)) {
+      d->outputs.push_back(ex.run(batch));
+      d->inputs.push_back(batch);
+    }
+  }
+  const int low = *std::min_element(o.widths.begin(), o.widths.end());
+  return [&m, d, o, low](const quant::WeightLayer& l) {
+    Model mq = m;
+    quant::QuantLayout lay = quant::effective_layout(l, o.format, o.layout);
+    lay.bits = low;
+    std::vector<float> w = quant::layer_matrix(mq.graph, l);
+    quant::set_layer_matrix(mq.graph, l, quant::quantize_rtn(w.data(), l.rows, l.cols, lay).dequantize());
+    Executor ex(mq);
+    double num = 0, den = 0;
+    for (size_t b = 0; b < d->inputs.size(); ++b) {
+      auto y = ex.run(d->inputs[b]);
+      for (const auto& [name, ref] : d->outputs[b]) {
+        if (!dtype_is_float(ref.dtype)) continue;
+        auto a = y.at(name).to_float(), r = ref.to_float();
+        for (size_t i = 0; i < r.size(); ++i) num += (a[i] - r[i]) * (a[i] - r[i]), den += r[i] * r[i];
+      }
+    }
+    return den > 0 ? num / den : num;
+  };
 }
 
 int run_quantize(const std::vector<std::string>& args) {
@@ -108,11 +150,30 @@ int run_quantize(const std::vector<std::string>& args) {
   for (const auto& s : bits_for) o.bits_for.push_back(parse_bits_for(s));
   o.protect_ends = !vm["no-protect"].as<bool>();
   o.score_inputs.seed = seed;
-  if (!calib.empty())
-    throw UnsupportedError("--calib is not wired into quantize yet (gptq, lim and sensitivity need it)");
 
   Model m = load_model(model);
   normalize(m);
+  // Calibration: one pass collecting what the method and scorer need, then (sensitivity) one
+  // extra executor pass per layer over the first batches.
+  CalibrationStats stats;
+  std::unique_ptr<CalibrationSource> src;
+  const bool wants_calib = o.method == quant::Method::GPTQ || scorer == "lim" || scorer == "sensitivity";
+  if (!calib.empty()) {
+    CalibrationDataOptions co;
+    co.batch_size = 8;
+    src = std::make_unique<CalibrationSource>(calib, m, co);
+    quant::CalibrationNeeds needs;
+    needs.grams = o.method == quant::Method::GPTQ;
+    needs.lim = scorer == "lim";
+    auto plan = quant::quantize_calibration_plan(m, quant::find_weight_layers(m.graph), needs);
+    stats = calibrate(m, *src, plan);
+    o.score_inputs.stats = &stats;
+    if (scorer == "sensitivity") o.score_inputs.sensitivity = make_sensitivity(m, *src, o, 4);
+  } else if (wants_calib && o.target != quant::QuantizeOptions::Target::Uniform) {
+    throw InvalidArgument("--scorer " + scorer + " and --method " + method + " need calibration data (--calib)");
+  } else if (o.method == quant::Method::GPTQ) {
+    throw InvalidArgument("--method gptq needs calibration data (--calib)");
+  }
   const size_t before = model_weight_bytes(m);
   quant::QuantizeReport rep = quant::quantize_model(m, o);
   save_model(m, out);

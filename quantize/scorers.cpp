@@ -38,20 +38,30 @@ std::vector<double> score_zd(const Graph& g, const std::vector<WeightLayer>& lay
 
 std::vector<double> score_lim(const Graph&, const std::vector<WeightLayer>& layers, const ScoreInputs& in) {
   if (!in.stats) throw InvalidArgument("scorer lim needs calibration data (--calib)");
-  std::vector<double> s;
-  for (const auto& l : layers) {
-    auto it = in.stats->blocks.find(l.node);
-    if (it == in.stats->blocks.end() || it->second.count == 0)
-      throw InvalidArgument("scorer lim: no input/output angle statistics for layer " + l.node);
-    s.push_back(it->second.mean_neg_cos());
+  // −cos(x_in, x_out) needs x_out in x_in's space: layers that change the shape have no angle of
+  // their own and take the mean of the layers that do.
+  std::vector<double> s(layers.size(), 0.0);
+  std::vector<bool> have(layers.size(), false);
+  double sum = 0;
+  int n = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    auto it = in.stats->blocks.find(layers[i].node);
+    if (it == in.stats->blocks.end() || it->second.count == 0) continue;
+    s[i] = it->second.mean_neg_cos();
+    have[i] = true;
+    sum += s[i];
+    ++n;
   }
+  if (n == 0) throw InvalidArgument("scorer lim: no layer has input and output of the same shape (try sensitivity or zd)");
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (!have[i]) s[i] = sum / n;
   return s;
 }
 
 std::vector<double> score_sensitivity(const Graph&, const std::vector<WeightLayer>& layers, const ScoreInputs& in) {
   if (!in.sensitivity) throw InvalidArgument("scorer sensitivity needs calibration data and the executor (--calib)");
   std::vector<double> s;
-  for (size_t i = 0; i < layers.size(); ++i) s.push_back(in.sensitivity(i));
+  for (const auto& l : layers) s.push_back(in.sensitivity(l));
   return s;
 }
 

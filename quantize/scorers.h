@@ -4,7 +4,8 @@
 //   scorer      | needs        | score of layer l
 //   ------------+--------------+-----------------------------------------------------------------
 //   zd          | weights      | −fraction of |z| > 1, z = (w − μ)/σ (fewer outliers = more important)
-//   lim         | calibration  | mean −cos(x_in, x_out) of the layer (BlockAngleStat by node name)
+//   lim         | calibration  | mean −cos(x_in, x_out) of the layer (BlockAngleStat by node name);
+//               |              | layers whose output shape differs from the input take the mean
 //   sensitivity | calibration  | output change when only this layer is quantized (caller-supplied)
 //   random      | seed         | uniform [0, 1)
 //   FILE.json   | a file       | {"node name": score, ...} (every layer must be listed)
@@ -20,9 +21,9 @@
 
 namespace oc::quant {
 
-// Measures the model-output change when layer `i` alone is quantized (run by whoever owns an
+// Measures the model-output change when this layer alone is quantized (run by whoever owns an
 // executor; planning itself never runs the model).
-using SensitivityFn = std::function<double(size_t layer)>;
+using SensitivityFn = std::function<double(const WeightLayer& layer)>;
 
 struct ScoreInputs {
   const CalibrationStats* stats = nullptr;

@@ -3,6 +3,7 @@
 // shrinks the file; plus the quantize CLI end to end on a corpus model.
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "graph/errors.h"
@@ -255,4 +256,52 @@ TEST_CASE("quantize CLI on a corpus model: int8 QDQ agrees with ONNX Runtime flo
   CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--scheme", "odd"}).rc == 2);
   CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--method", "gptq"}).rc == 2);
   CHECK(!fs::exists(dir / "x.onnx"));
+}
+
+TEST_CASE("quantize CLI with calibration: GPTQ lowers output error and sensitivity/lim plans run", "[quant]") {
+  fs::path dir = temp_dir("quant_calib");
+  Model f = quant_mlp(51);
+  save_model(f, dir / "mlp.onnx");
+  // Evaluate on inputs from the calibration distribution (uniform [0,1)) but not the same samples.
+  std::map<std::string, Tensor> in;
+  in["x"] = Tensor::from_float("x", {4, 32}, random_floats(128, 999, 0.f, 1.f));
+  Tensor ref = run_ort(dir / "mlp.onnx", in).at("y");
+  std::map<std::string, double> err;
+  for (std::string method : {"rtn", "gptq"}) {
+    auto r = run_cli({"quantize", (dir / "mlp.onnx").string(), "-o", (dir / (method + ".onnx")).string(), "--bits", "3",
+                      "--no-protect", "--method", method, "--calib", "random:64:5", "--format", "fake", "--report",
+                      (dir / (method + ".json")).string()});
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(dir / (method + ".json")));
+    for (const auto& l : j["layers"]) CHECK(l["method"] == method);
+    err[method] = max_rel_error(run_ort(dir / (method + ".onnx"), in).at("y"), ref);
+  }
+  INFO("rtn " << err["rtn"] << " gptq " << err["gptq"]);
+  CHECK(err["gptq"] < 0.8 * err["rtn"]);
+
+  for (std::string scorer : {"sensitivity", "lim"}) {
+    auto r = run_cli({"quantize", (dir / "mlp.onnx").string(), "-o", (dir / (scorer + ".onnx")).string(), "--avg-bits",
+                      "5", "--scorer", scorer, "--calib", "random:16:6", "--report", (dir / (scorer + ".json")).string()});
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(dir / (scorer + ".json")));
+    CHECK(j["avg_bits"].get<double>() <= 5.0);
+    std::set<double> distinct;
+    for (const auto& l : j["layers"]) distinct.insert(l["score"].get<double>());
+    if (scorer == "sensitivity") {
+      CHECK(distinct.size() == j["layers"].size());  // every layer measured on its own
+    } else {
+      // Only fc2 (256 -> 256) keeps its input's shape; the others take its score.
+      CHECK(distinct.size() == 1);
+      double s = *distinct.begin();
+      CHECK(s >= -1.0);
+      CHECK(s <= 1.0);
+      CHECK(s != 0.0);
+    }
+  }
+  auto r = run_cli({"quantize", (dir / "mlp.onnx").string(), "-o", (dir / "x.onnx").string(), "--avg-bits", "5",
+                    "--scorer", "lim"});
+  CHECK(r.rc == 2);
+  CHECK(r.out.find("--calib") != std::string::npos);
 }
