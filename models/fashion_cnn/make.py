@@ -7,7 +7,7 @@ Sigmoid -> Mul with the feature map, a second dynamic input to Mul).
 
     x [batch,1,28,28], normalized (pixel/255 - MEAN)/STD  ->  logits [batch,10]
 
-Regenerate: /usr/bin/python3 models/fashion_cnn/make.py   (40 min on one thread of a busy 2-core box)
+Regenerate: /usr/bin/python3 models/fashion_cnn/make.py   (15-40 min on one thread of a busy 2-core box)
 Data: Debian package dataset-fashion-mnist.
 """
 import gzip
