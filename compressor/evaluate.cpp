@@ -40,6 +40,7 @@ EvaluateResult evaluate_models(const Model& reference, const Model& candidate, c
   CalibrationDataOptions dopt;
   dopt.batch_size = opt.batch_size;
   dopt.max_samples = opt.max_samples;
+  dopt.shapes = opt.shapes;
   CalibrationSource data(opt.data_spec, reference, dopt);
   std::vector<int64_t> labels;
   if (!opt.labels_path.empty()) {

@@ -21,6 +21,7 @@ struct EvaluateOptions {
   int64_t batch_size = 16;
   int64_t max_samples = 0;      // 0 = all
   int threads = 0;
+  std::map<std::string, std::vector<int64_t>> shapes;  // concrete dims for symbolic inputs (random data)
   std::function<void(int64_t done, int64_t total)> progress;
 };
 

@@ -47,36 +47,25 @@ std::string dims_key(const std::vector<int64_t>& d) {
 namespace {
 constexpr size_t kMaxCached = 4096;
 
-std::mutex& cache_mutex() {
-  static std::mutex m;
-  return m;
-}
+// One cache per thread: Debian's oneDNN 2.6 (no concurrent-execution build) binds a primitive
+// to scratchpad memory of the thread that created it, so a primitive created on one thread and
+// executed on another crashes. Threads compressing different models each build their own.
 std::unordered_map<std::string, dnnl::primitive>& cache() {
-  static std::unordered_map<std::string, dnnl::primitive> c;
+  thread_local std::unordered_map<std::string, dnnl::primitive> c;
   return c;
 }
 }  // namespace
 
 dnnl::primitive cached(const std::string& k, const std::function<dnnl::primitive()>& make) {
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex());
-    auto it = cache().find(k);
-    if (it != cache().end()) return it->second;
-  }
-  // Created outside the lock: primitive creation can take milliseconds (JIT), and two threads
-  // racing on the same key only waste one creation.
-  dnnl::primitive p = make();
-  std::lock_guard<std::mutex> lock(cache_mutex());
+  auto it = cache().find(k);
+  if (it != cache().end()) return it->second;
   // Dynamic shapes (e.g. text lines of every width) would grow the cache without bound; a full
   // cache is simply dropped, since calibration batches of one shape refill it at once.
   if (cache().size() >= kMaxCached) cache().clear();
-  return cache().emplace(k, p).first->second;
+  return cache().emplace(k, make()).first->second;
 }
 
-size_t cache_size() {
-  std::lock_guard<std::mutex> lock(cache_mutex());
-  return cache().size();
-}
+size_t cache_size() { return cache().size(); }
 
 void run(dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
   // Debian's oneDNN 2.6 is built without concurrent-execution support: primitives share a

@@ -1,0 +1,230 @@
+#include "compressor/pipeline.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "compressor/calib_data.h"
+#include "compressor/evaluate.h"
+#include "compressor/steps.h"
+#include "graph/inspect.h"
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "graph/shape_inference.h"
+
+namespace oc {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---------------- recipes ----------------
+json Recipe::to_json() const {
+  json steps_j = json::array();
+  for (const auto& s : steps) steps_j.push_back({{s.kind, s.options}});
+  return {{"name", name}, {"description", description}, {"steps", steps_j}};
+}
+
+Recipe parse_recipe(const json& j, const std::string& what) {
+  if (!j.is_object() || !j.contains("steps") || !j["steps"].is_array())
+    throw InvalidArgument(what + ": a recipe is an object with a \"steps\" list");
+  Recipe r;
+  r.name = j.value("name", "");
+  r.description = j.value("description", "");
+  for (const auto& s : j["steps"]) {
+    if (!s.is_object() || s.size() != 1)
+      throw InvalidArgument(what + ": each step is {\"prune\": {...}} or {\"quantize\": {...}}, got " + s.dump());
+    RecipeStep st{s.begin().key(), s.begin().value()};
+    make_step(st.kind, st.options);  // validates kind and options now, not halfway through a run
+    r.steps.push_back(std::move(st));
+  }
+  if (r.steps.empty()) throw InvalidArgument(what + ": the recipe has no steps");
+  return r;
+}
+
+static std::vector<fs::path> recipe_dirs() {
+  std::vector<fs::path> dirs;
+  if (const char* env = std::getenv("ONNX_COMPRESS_RECIPES")) dirs.emplace_back(env);
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    dirs.push_back(exe.parent_path() / "../share/onnx-compress/recipes");  // installed
+    dirs.push_back(exe.parent_path() / "../recipes");                      // build/ in the source tree
+    dirs.push_back(exe.parent_path() / "../../recipes");                   // build/tests/
+  }
+#ifdef OC_SOURCE_RECIPES
+  dirs.emplace_back(OC_SOURCE_RECIPES);
+#endif
+  return dirs;
+}
+
+std::vector<std::string> shipped_recipes() {
+  std::vector<std::string> names;
+  for (const auto& d : recipe_dirs()) {
+    std::error_code ec;
+    if (!fs::is_directory(d, ec)) continue;
+    for (const auto& e : fs::directory_iterator(d, ec))
+      if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
+    if (!names.empty()) break;
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Recipe load_recipe(const std::string& name_or_path) {
+  fs::path p(name_or_path);
+  std::error_code ec;
+  if (!fs::exists(p, ec)) {
+    bool found = false;
+    for (const auto& d : recipe_dirs())
+      if (fs::exists(d / (name_or_path + ".json"), ec)) { p = d / (name_or_path + ".json"); found = true; break; }
+    if (!found) {
+      std::string known;
+      for (const auto& n : shipped_recipes()) known += (known.empty() ? "" : ", ") + n;
+      throw InvalidArgument("recipe '" + name_or_path + "' is neither a file nor a shipped recipe (" + known + ")");
+    }
+  }
+  std::ifstream f(p);
+  json j;
+  try {
+    f >> j;
+  } catch (const json::exception& e) {
+    throw InvalidArgument("recipe '" + p.string() + "' is not valid JSON: " + std::string(e.what()).substr(0, 120));
+  }
+  Recipe r = parse_recipe(j, "recipe '" + p.filename().string() + "'");
+  if (r.name.empty()) r.name = p.stem().string();
+  return r;
+}
+
+// ---------------- running ----------------
+namespace {
+
+void check_cancel(const PipelineOptions& opt) {
+  if (opt.cancel && opt.cancel->load()) throw Cancelled("cancelled");
+}
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void apply_input_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& shapes) {
+  if (!shapes.empty()) infer_shapes(m, shapes);  // validates names and ranks; makes inputs concrete
+}
+
+}  // namespace
+
+PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const PipelineOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  PipelineResult res;
+  Model original = input;
+  normalize(original);
+  Model m = original;
+  ExecutorOptions exec;
+  exec.num_threads = opt.threads;
+  std::unique_ptr<CalibrationSource> calib;
+  if (!opt.calib_spec.empty()) {
+    CalibrationDataOptions co;
+    co.batch_size = opt.calib_batch;
+    co.max_samples = opt.calib_samples;
+    co.shapes = opt.input_shapes;
+    calib = std::make_unique<CalibrationSource>(opt.calib_spec, m, co);
+  }
+  Report& rep = res.report;
+  rep.command = "compress";
+  rep.settings = {{"recipe", recipe.to_json()}, {"calib", opt.calib_spec}, {"eval", opt.eval_spec}};
+  int index = 0;
+  for (const auto& rs : recipe.steps) {
+    ++index;
+    check_cancel(opt);
+    auto step = make_step(rs.kind, rs.options);
+    StepContext ctx;
+    ctx.calib = calib.get();
+    ctx.input_shapes = opt.input_shapes;
+    ctx.exec = exec;
+    ctx.progress = [&, index](int64_t done, int64_t total) {
+      check_cancel(opt);
+      if (opt.progress) opt.progress({"calibrate " + rs.kind, index, static_cast<int>(recipe.steps.size()), done, total});
+    };
+    if (opt.progress) opt.progress({rs.kind, index, static_cast<int>(recipe.steps.size()), 0, 1});
+    auto ts = std::chrono::steady_clock::now();
+    json details = step->run(m, ctx);
+    rep.steps.push_back({{"kind", rs.kind}, {"settings", step->settings()}, {"seconds", since(ts)}, {"details", details}});
+    if (opt.progress) opt.progress({rs.kind, index, static_cast<int>(recipe.steps.size()), 1, 1});
+  }
+  check_cancel(opt);
+  // Fidelity against the input model on evaluation data (our executor runs both).
+  std::string eval = opt.eval_spec.empty() ? opt.calib_spec : opt.eval_spec;
+  if (!eval.empty()) {
+    EvaluateOptions eo;
+    eo.data_spec = eval;
+    eo.labels_path = opt.labels;
+    eo.max_samples = opt.eval_samples;
+    eo.batch_size = opt.calib_batch;
+    eo.threads = opt.threads;
+    eo.shapes = opt.input_shapes;
+    eo.progress = [&](int64_t done, int64_t total) {
+      check_cancel(opt);
+      if (opt.progress) opt.progress({"evaluate", 0, static_cast<int>(recipe.steps.size()), done, total});
+    };
+    EvaluateResult er = evaluate_models(original, m, eo);
+    rep.fidelity = fidelity_json(er);
+    rep.latency_ms = {{"reference", er.latency_reference_ms}, {"candidate", er.latency_candidate_ms}};
+    if (er.accuracy_reference) rep.accuracy = {{"reference", *er.accuracy_reference}, {"candidate", *er.accuracy_candidate}};
+  }
+  rep.seconds = since(t0);
+  res.model = std::move(m);
+  return res;
+}
+
+Report compress_file(const fs::path& in, const fs::path& out, const Recipe& recipe, const PipelineOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  Model input = load_model(in);
+  normalize(input);
+  PipelineResult r = run_pipeline(input, recipe, opt);
+  SaveOptions so;
+  so.external = opt.external_data ? SaveOptions::ExternalData::Always : SaveOptions::ExternalData::Auto;
+  save_model(r.model, out, so);
+  fill_report_models(r.report, input, in, r.model, out, opt.input_shapes);
+  r.report.seconds = since(t0);
+  return r.report;
+}
+
+json plan_recipe(const Model& input, const Recipe& recipe, const PipelineOptions& opt) {
+  Model m = input;
+  normalize(m);
+  auto totals = [&](const Model& x) {
+    Totals t = model_totals(x, opt.input_shapes);
+    return json{{"params", t.params}, {"macs", t.macs}, {"weight_bytes", t.weight_bytes},
+                {"file_bytes", serialize_model(x).size()}};
+  };
+  json plan = {{"recipe", recipe.to_json()}, {"before", totals(m)}, {"steps", json::array()}, {"notes", json::array()}};
+  for (const auto& rs : recipe.steps) {
+    auto step = make_step(rs.kind, rs.options);
+    StepContext ctx;
+    ctx.input_shapes = opt.input_shapes;
+    std::string note = step->drop_calibration();
+    if (!note.empty()) plan["notes"].push_back(note);
+    step->run(m, ctx);
+    plan["steps"].push_back({{"kind", rs.kind}, {"settings", rs.options}, {"predicted", totals(m)}});
+  }
+  plan["after"] = plan["steps"].back()["predicted"];
+  return plan;
+}
+
+std::string plan_text(const json& plan) {
+  std::ostringstream o;
+  auto row = [&](const std::string& label, const json& t) {
+    o << "| " << label << " | " << human_count(t.value("params", 0.0)) << " | " << human_count(t.value("macs", 0.0)) << " | "
+      << human_bytes(t.value("file_bytes", 0.0)) << " |\n";
+  };
+  o << "plan for recipe '" << plan["recipe"].value("name", "") << "' (dry run: nothing written)\n\n"
+    << "| stage | params | MACs | predicted file |\n|---|---:|---:|---:|\n";
+  row("input", plan["before"]);
+  int i = 0;
+  for (const auto& s : plan["steps"]) row(std::to_string(++i) + ". " + s.value("kind", "") + " " + s["settings"].dump(), s["predicted"]);
+  for (const auto& n : plan["notes"]) o << "\nnote: " << n.get<std::string>();
+  o << "\n";
+  return o.str();
+}
+
+}  // namespace oc

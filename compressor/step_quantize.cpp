@@ -1,0 +1,159 @@
+// The `quantize` step: layer-wise mixed-bit weight quantization (quantize/quantize.h), its
+// calibration pass (GPTQ Grams, LIM angles) and the sensitivity scorer's extra forward passes.
+#include <algorithm>
+#include <memory>
+#include <sstream>
+
+#include "compressor/options.h"
+#include "compressor/steps.h"
+#include "quantize/calib_plan.h"
+#include "quantize/quantize.h"
+
+namespace oc {
+namespace {
+
+std::vector<int> parse_widths(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    try {
+      size_t used = 0;
+      int b = std::stoi(tok, &used);
+      if (used != tok.size()) throw std::invalid_argument(tok);
+      out.push_back(b);
+    } catch (const std::exception&) {
+      throw InvalidArgument("quantize: --widths: '" + tok + "' is not a bit width");
+    }
+  }
+  if (out.empty()) throw InvalidArgument("quantize: --widths is empty");
+  return out;
+}
+
+std::pair<std::string, int> parse_bits_for(const std::string& s) {
+  auto eq = s.rfind('=');
+  try {
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument(s);
+    return {s.substr(0, eq), std::stoi(s.substr(eq + 1))};
+  } catch (const std::exception&) {
+    throw InvalidArgument("quantize: --bits-for expects REGEX=BITS, got '" + s + "'");
+  }
+}
+
+// Sensitivity of a layer: Σ‖y_q − y‖² / Σ‖y‖² over the first calibration batches, where y_q comes
+// from the model with only that layer fake-quantized at the narrowest allowed width.
+quant::SensitivityFn make_sensitivity(const Model& m, CalibrationSource& src, const quant::QuantizeOptions& o,
+                                      int max_batches, const ExecutorOptions& exec) {
+  struct Data {
+    std::vector<std::map<std::string, Tensor>> inputs, outputs;
+  };
+  auto d = std::make_shared<Data>();
+  src.rewind();
+  std::map<std::string, Tensor> batch;
+  {
+    Executor ex(m, exec);
+    while (static_cast<int>(d->inputs.size()) < max_batches && src.next(batch)) {
+      d->outputs.push_back(ex.run(batch));
+      d->inputs.push_back(batch);
+    }
+  }
+  const int low = *std::min_element(o.widths.begin(), o.widths.end());
+  return [&m, d, o, low, exec](const quant::WeightLayer& l) {
+    Model mq = m;
+    quant::QuantLayout lay = quant::effective_layout(l, o.format, o.layout);
+    lay.bits = low;
+    std::vector<float> w = quant::layer_matrix(mq.graph, l);
+    quant::set_layer_matrix(mq.graph, l, quant::quantize_rtn(w.data(), l.rows, l.cols, lay).dequantize());
+    Executor ex(mq, exec);
+    double num = 0, den = 0;
+    for (size_t b = 0; b < d->inputs.size(); ++b) {
+      auto y = ex.run(d->inputs[b]);
+      for (const auto& [name, ref] : d->outputs[b]) {
+        if (!dtype_is_float(ref.dtype)) continue;
+        auto a = y.at(name).to_float(), r = ref.to_float();
+        for (size_t i = 0; i < r.size(); ++i) num += (a[i] - r[i]) * (a[i] - r[i]), den += r[i] * r[i];
+      }
+    }
+    return den > 0 ? num / den : num;
+  };
+}
+
+class QuantizeStep : public Step {
+ public:
+  explicit QuantizeStep(const nlohmann::json& options) : settings_(options) {
+    OptionReader r(options, "quantize");
+    auto bits = r.integer("bits");
+    auto avg = r.number("avg-bits");
+    auto max_bytes = r.integer("max-bytes");
+    if (!!bits + !!avg + !!max_bytes > 1) throw InvalidArgument("quantize: give only one of --bits, --avg-bits, --max-bytes");
+    if (bits) o_.bits = static_cast<int>(*bits);
+    if (avg) o_.target = quant::QuantizeOptions::Target::AvgBits, o_.avg_bits = *avg;
+    if (max_bytes) o_.target = quant::QuantizeOptions::Target::MaxBytes, o_.max_bytes = *max_bytes;
+    if (auto w = r.text("widths")) o_.widths = parse_widths(*w);
+    if (auto f = r.text("format")) o_.format = quant::parse_format(*f);
+    if (auto s = r.text("scheme")) o_.layout.scheme = quant::parse_scheme(*s);
+    auto gran = r.text("granularity");
+    o_.layout.granularity = gran ? quant::parse_granularity(*gran)
+                                 : (o_.format == quant::Format::MatMulNBits ? quant::Granularity::Block
+                                                                            : quant::Granularity::Channel);
+    if (auto b = r.integer("block-size")) {
+      if (*b < 16 || *b > 4096) throw InvalidArgument("quantize: --block-size must be between 16 and 4096");
+      o_.layout.block_size = *b;
+    }
+    if (auto m = r.text("method")) o_.method = quant::parse_method(*m);
+    if (auto s = r.text("scorer")) o_.scorer = *s;
+    o_.keep_float = r.texts("keep-float");
+    for (const auto& s : r.texts("bits-for")) o_.bits_for.push_back(parse_bits_for(s));
+    o_.protect_ends = !r.flag("no-protect");
+    if (auto s = r.integer("seed")) o_.score_inputs.seed = static_cast<uint64_t>(*s);
+    r.finish();
+  }
+
+  std::string kind() const override { return "quantize"; }
+  bool needs_calibration() const override {
+    // lim/sensitivity only matter when widths are allocated; gptq always needs data.
+    bool scored = o_.target != quant::QuantizeOptions::Target::Uniform &&
+                  (o_.scorer == "lim" || o_.scorer == "sensitivity");
+    return o_.method == quant::Method::GPTQ || scored;
+  }
+  nlohmann::json settings() const override { return settings_; }
+
+  nlohmann::json run(Model& m, StepContext& ctx) override {
+    quant::QuantizeOptions o = o_;
+    CalibrationStats stats;
+    if (needs_calibration() && !ctx.calib)
+      throw InvalidArgument("quantize: --method " + quant::method_name(o.method) + " / --scorer " + o.scorer +
+                            " need calibration data (--calib SPEC)");
+    if (ctx.calib && needs_calibration()) {
+      quant::CalibrationNeeds needs;
+      needs.grams = o.method == quant::Method::GPTQ;
+      needs.lim = o.scorer == "lim";
+      auto plan = quant::quantize_calibration_plan(m, quant::find_weight_layers(m.graph), needs);
+      ctx.calib->rewind();
+      stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
+      o.score_inputs.stats = &stats;
+      if (o.scorer == "sensitivity") o.score_inputs.sensitivity = make_sensitivity(m, *ctx.calib, o, 4, ctx.exec);
+    }
+    return quant::quantize_model(m, o).to_json();
+  }
+
+  std::string drop_calibration() override {
+    if (!needs_calibration()) return "";
+    std::string note = "quantize: predicted with rtn and zd scores";
+    o_.method = quant::Method::RTN;
+    o_.scorer = "zd";
+    return note;
+  }
+
+ private:
+  quant::QuantizeOptions o_;
+  nlohmann::json settings_;
+};
+
+}  // namespace
+
+std::unique_ptr<Step> make_quantize_step(const nlohmann::json& options) {
+  return std::make_unique<QuantizeStep>(options);
+}
+
+}  // namespace oc

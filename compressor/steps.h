@@ -1,0 +1,40 @@
+// Pipeline steps: one class per technique, built from options keyed like the subcommand's flags.
+// `prune`, `quantize` and `compress` all run through these, so a recipe step and the subcommand
+// behave the same. A step asks for calibration statistics on the model as it sees it and runs
+// them on the shared calibration reader.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "compressor/calibrate.h"
+
+namespace oc {
+
+struct StepContext {
+  CalibrationSource* calib = nullptr;  // shared reader (rewound by each pass); null = no data
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+  ExecutorOptions exec;
+  ProgressFn progress;                 // calibration progress (throw Cancelled from it to stop)
+};
+
+class Step {
+ public:
+  virtual ~Step() = default;
+  virtual std::string kind() const = 0;
+  virtual bool needs_calibration() const = 0;
+  virtual nlohmann::json settings() const = 0;
+  // Rewrites `m`; returns the step's details for the report.
+  virtual nlohmann::json run(Model& m, StepContext& ctx) = 0;
+  // For --dry-run without data: switch to calibration-free choices; returns what was substituted.
+  virtual std::string drop_calibration() = 0;
+};
+
+// kind: "prune" or "quantize". Throws InvalidArgument for an unknown kind or option.
+std::unique_ptr<Step> make_step(const std::string& kind, const nlohmann::json& options);
+std::vector<std::string> step_kinds();
+
+}  // namespace oc

@@ -1,0 +1,92 @@
+// The pipeline: recipes, compress, dry run, reports, cancellation, concurrent use as a library.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <thread>
+
+#include "compressor/pipeline.h"
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "support.h"
+
+using namespace oc;
+using namespace oc::test;
+
+TEST_CASE("compress runs a shipped recipe end to end and reports what it cost", "[pipeline][cli][ort]") {
+  fs::path dir = temp_dir("compress");
+  fs::path model = corpus_model("ppocr2_cls.onnx");
+  auto r = run_cli({"compress", model.string(), "-o", (dir / "out.onnx").string(), "--recipe", "prune30-int8",
+                    "--calib", "random:8:1", "--input-shape", "x=1,3,48,192", "--report", (dir / "r.json").string(),
+                    "--html", (dir / "r.html").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK_THAT(r.out, Catch::Contains("MACs"));
+  Report rep = read_report(dir / "r.json");
+  CHECK(rep.command == "compress");
+  CHECK(rep.steps.size() == 2);
+  CHECK(rep.after.macs < rep.before.macs * 0.8);
+  CHECK(rep.after.macs > rep.before.macs * 0.5);
+  CHECK(rep.after.file_bytes < rep.before.file_bytes / 2);
+  bool any8 = false;
+  for (const auto& l : rep.layers) any8 |= l.bits == 8;
+  CHECK(any8);
+  REQUIRE(rep.fidelity.contains("softmax_0.tmp_0"));
+  CHECK(rep.fidelity["softmax_0.tmp_0"]["cosine"].get<double>() > 0.5);
+  CHECK(rep.input.sha256.size() == 64);
+  // The compressed model runs in ONNX Runtime with the original interface.
+  Model out = load_model(dir / "out.onnx");
+  auto in = random_inputs(out, 3, 1, {{"x", {1, 3, 48, 192}}});
+  auto y = run_ort(dir / "out.onnx", in);
+  CHECK(y.at("softmax_0.tmp_0").dims == std::vector<int64_t>{1, 2});
+  std::ifstream h(dir / "r.html");
+  std::string html((std::istreambuf_iterator<char>(h)), {});
+  CHECK_THAT(html, Catch::Contains("Sparsity per layer"));
+}
+
+TEST_CASE("dry run predicts without writing and errors name the problem", "[pipeline][cli][errors]") {
+  fs::path dir = temp_dir("dry");
+  fs::path model = corpus_model("ppocr2_cls.onnx");
+  auto dry = run_cli({"compress", model.string(), "--recipe", "prune30-obs-int8", "--dry-run", "--input-shape",
+                      "x=1,3,48,192"});
+  INFO(dry.out);
+  REQUIRE(dry.rc == 0);
+  CHECK_THAT(dry.out, Catch::Contains("predicted"));
+  CHECK_THAT(dry.out, Catch::Contains("l2 scores"));  // says what it substituted for the calibration-based criterion
+  auto nocal = run_cli({"compress", model.string(), "-o", (dir / "x.onnx").string(), "--recipe", "prune30-obs-int8"});
+  CHECK(nocal.rc != 0);
+  CHECK_THAT(nocal.out, Catch::Contains("--calib"));
+  CHECK_FALSE(fs::exists(dir / "x.onnx"));
+  std::ofstream(dir / "bad.json") << R"({"steps": [{"quantize": {"bitz": 4}}]})";
+  auto bad = run_cli({"compress", model.string(), "-o", (dir / "y.onnx").string(), "--recipe", (dir / "bad.json").string()});
+  CHECK(bad.rc == 2);
+  CHECK_THAT(bad.out, Catch::Contains("bitz"));
+  auto missing = run_cli({"compress", model.string(), "-o", (dir / "y.onnx").string(), "--recipe", "no-such-recipe"});
+  CHECK(missing.rc == 2);
+  CHECK_THAT(missing.out, Catch::Contains("int8"));  // lists the shipped recipes
+}
+
+TEST_CASE("library: cancellation stops the run and models compress concurrently", "[pipeline]") {
+  Recipe recipe = parse_recipe(nlohmann::json::parse(
+      R"({"name": "t", "steps": [{"prune": {"ratio": 0.25, "criterion": "obs", "round-to": 1}}, {"quantize": {"bits": 8}}]})"));
+  PipelineOptions opt;
+  opt.calib_spec = "random:8:2";
+  std::atomic<bool> cancel{false};
+  opt.cancel = &cancel;
+  opt.progress = [&](const PipelineProgress& p) {
+    if (p.stage.rfind("calibrate", 0) == 0 && p.done >= 1) cancel = true;
+  };
+  CHECK_THROWS_AS(run_pipeline(small_cnn(), recipe, opt), Cancelled);
+
+  PipelineOptions plain;
+  plain.calib_spec = "random:8:2";
+  Model a = small_cnn(1), b = small_cnn(2);
+  PipelineResult seq_a = run_pipeline(a, recipe, plain), seq_b = run_pipeline(b, recipe, plain);
+  PipelineResult par_a, par_b;
+  std::thread ta([&] { par_a = run_pipeline(a, recipe, plain); });
+  std::thread tb([&] { par_b = run_pipeline(b, recipe, plain); });
+  ta.join();
+  tb.join();
+  CHECK(serialize_model(par_a.model) == serialize_model(seq_a.model));
+  CHECK(serialize_model(par_b.model) == serialize_model(seq_b.model));
+  CHECK(seq_a.report.fidelity["y"]["cosine"].get<double>() > 0.9);
+}
