@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 namespace oc {
@@ -15,16 +16,41 @@ int64_t rounded_keep(int64_t n, int64_t min_keep, double want, int round_to) {
   return k >= n ? n : k;
 }
 
+std::vector<char> remove_in_order(const ChannelDeps& d, int g, const std::vector<int>& order, int64_t count) {
+  const ChannelGroup& gr = d.groups[g];
+  // Channels each unit holds in each member value: a Concat input or Split output may be only a
+  // part of the group, and no value may end up with zero channels.
+  std::vector<std::vector<std::pair<int, int64_t>>> held(gr.num_units);
+  std::vector<int64_t> left;
+  for (size_t vi = 0; vi < gr.values.size(); ++vi) {
+    const ChannelSpace& s = d.spaces.at(gr.values[vi]);
+    left.push_back(s.channels);
+    std::map<int, int64_t> per;
+    for (int64_t c = 0; c < s.channels; ++c) ++per[d.elem_unit[s.first_elem + c]];
+    for (auto [u, n] : per) held[u].push_back({static_cast<int>(vi), n});
+  }
+  std::vector<char> out(gr.num_units, 0);
+  for (int u : order) {
+    if (count <= 0) break;
+    if (d.unit_locked(g, u) || out[u]) continue;
+    bool ok = true;
+    for (auto [vi, n] : held[u]) ok = ok && left[vi] - n >= 1;
+    if (!ok) continue;
+    for (auto [vi, n] : held[u]) left[vi] -= n;
+    out[u] = 1;
+    --count;
+  }
+  return out;
+}
+
 namespace {
 
 // Removes the `remove` lowest-scoring unlocked units of group g.
 std::vector<char> lowest(const ChannelDeps& d, int g, const std::vector<double>& s, int64_t remove) {
-  std::vector<char> out(d.groups[g].num_units, 0);
   std::vector<int> idx;
   for (int u = 0; u < d.groups[g].num_units; ++u) if (!d.unit_locked(g, u)) idx.push_back(u);
   std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return s[a] < s[b]; });
-  for (int64_t i = 0; i < remove && i < static_cast<int64_t>(idx.size()); ++i) out[idx[i]] = 1;
-  return out;
+  return remove_in_order(d, g, idx, remove);
 }
 
 // Fewest units the group may keep: the locked ones, max_layer_ratio, and at least one.

@@ -20,6 +20,10 @@ struct AllocationRules {
 // Kept count for a group of n units that wants to keep `want`, under the rules.
 int64_t rounded_keep(int64_t n, int64_t min_keep, double want, int round_to);
 
+// Removes up to `count` unlocked units of group g, taking them in `order`, skipping any whose
+// removal would leave a member value (a Concat input, a Split output) with no channel.
+std::vector<char> remove_in_order(const ChannelDeps& d, int g, const std::vector<int>& order, int64_t count);
+
 // `ratio` per group (local) or score threshold (global) -> remove[g][u].
 std::vector<std::vector<char>> allocate_local(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
                                               double ratio, const AllocationRules& r);

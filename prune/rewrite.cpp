@@ -25,6 +25,8 @@ RewriteStats apply_prune(Model& m, const ChannelDeps& deps, const std::vector<st
   }
   Graph& g = m.graph;
   KeptChannels kept = kept_channels(deps, remove);
+  for (const auto& [v, k] : kept)
+    if (k.empty()) throw InvalidArgument("prune plan removes every channel of '" + v + "'");
   RewriteStats st;
 
   // Compensation reads the full original weights, so it runs before any slicing.
