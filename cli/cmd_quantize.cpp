@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "graph/errors.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
+#include "quantize/activations.h"
 #include "quantize/calib_plan.h"
 #include "quantize/quantize.h"
 
@@ -98,7 +100,7 @@ quant::SensitivityFn make_sensitivity(const Model& m, CalibrationSource& src, co
 int run_quantize(const std::vector<std::string>& args) {
   po::options_description opts("quantize options");
   std::string model, out, widths = "8,6,4,3,2", scheme = "sym", gran, method = "rtn", scorer = "zd", format = "qdq";
-  std::string calib, report;
+  std::string calib, report, activations, calib_method = "minmax";
   int bits = 8;
   double avg_bits = 0;
   int64_t max_bytes = 0, block_size = 32;
@@ -121,6 +123,8 @@ int run_quantize(const std::vector<std::string>& args) {
     ("bits-for", po::value(&bits_for)->composing(), "REGEX=N: fixed width for matching layers (repeatable)")
     ("no-protect", po::bool_switch(), "do not keep the first and last weight layers at >= 8 bits")
     ("calib", po::value(&calib), "calibration data (FILE.npy, FILE.npz, DIR or random:N[:SEED]) for gptq/lim/sensitivity")
+    ("activations", po::value(&activations), "int8: static uint8 QuantizeLinear/DequantizeLinear on layer inputs (needs --calib, --format qdq)")
+    ("calib-method", po::value(&calib_method), "activation ranges: minmax (default), percentile or entropy")
     ("seed", po::value(&seed), "seed of the random scorer")
     ("report", po::value(&report), "write a JSON report of the per-layer plan");
   po::variables_map vm;
@@ -151,6 +155,10 @@ int run_quantize(const std::vector<std::string>& args) {
   o.protect_ends = !vm["no-protect"].as<bool>();
   o.score_inputs.seed = seed;
 
+  if (!activations.empty() && activations != "int8") throw InvalidArgument("--activations supports only int8");
+  if (!activations.empty() && calib.empty()) throw InvalidArgument("--activations int8 needs calibration data (--calib)");
+  if (!activations.empty() && o.format != quant::Format::QDQ) throw InvalidArgument("--activations int8 needs --format qdq");
+  const quant::CalibMethod cmethod = quant::parse_calib_method(calib_method);
   Model m = load_model(model);
   normalize(m);
   // Calibration: one pass collecting what the method and scorer need, then (sensitivity) one
@@ -165,6 +173,8 @@ int run_quantize(const std::vector<std::string>& args) {
     quant::CalibrationNeeds needs;
     needs.grams = o.method == quant::Method::GPTQ;
     needs.lim = scorer == "lim";
+    needs.activation_minmax = !activations.empty() && cmethod == quant::CalibMethod::MinMax;
+    needs.activation_histograms = !activations.empty() && cmethod != quant::CalibMethod::MinMax;
     auto plan = quant::quantize_calibration_plan(m, quant::find_weight_layers(m.graph), needs);
     stats = calibrate(m, *src, plan);
     o.score_inputs.stats = &stats;
@@ -176,6 +186,12 @@ int run_quantize(const std::vector<std::string>& args) {
   }
   const size_t before = model_weight_bytes(m);
   quant::QuantizeReport rep = quant::quantize_model(m, o);
+  int act_pairs = 0;
+  if (!activations.empty()) {
+    std::set<std::string> names;
+    for (const auto& l : rep.layers) names.insert(l.node);
+    act_pairs = quant::add_activation_qdq(m, names, stats, cmethod);
+  }
   save_model(m, out);
   const size_t after = model_weight_bytes(m);
   std::cout << "quantized " << rep.layers.size() << " layers (" << rep.quantized_params << " params, mean "
@@ -190,6 +206,7 @@ int run_quantize(const std::vector<std::string>& args) {
     j["output"] = out;
     j["weight_bytes_before"] = before;
     j["weight_bytes_after"] = after;
+    if (!activations.empty()) j["activation_qdq"] = {{"pairs", act_pairs}, {"calib_method", calib_method}};
     write_atomic(report, j.dump(2) + "\n");
   }
   return 0;

@@ -2,6 +2,7 @@
 // and with the fake-quantized simulation, keeps the planned width per layer in the file, and
 // shrinks the file; plus the quantize CLI end to end on a corpus model.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -304,4 +305,32 @@ TEST_CASE("quantize CLI with calibration: GPTQ lowers output error and sensitivi
                     "--scorer", "lim"});
   CHECK(r.rc == 2);
   CHECK(r.out.find("--calib") != std::string::npos);
+}
+
+TEST_CASE("static int8 activation QDQ from calibrated ranges runs in ONNX Runtime", "[quant]") {
+  fs::path dir = temp_dir("quant_act");
+  Model f = small_cnn(61);
+  save_model(f, dir / "cnn.onnx");
+  // Inputs from the calibration distribution (random: is uniform [0,1)).
+  std::map<std::string, Tensor> in;
+  in["x"] = Tensor::from_float("x", {1, 3, 16, 16}, random_floats(768, 77, 0.f, 1.f));
+  Tensor ref = run_ort(dir / "cnn.onnx", in).at("y");
+  for (std::string cm : {"minmax", "percentile", "entropy"}) {
+    fs::path out = dir / (cm + ".onnx");
+    auto r = run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", out.string(), "--bits", "8", "--activations", "int8",
+                      "--calib", "random:16:3", "--calib-method", cm, "--report", (dir / (cm + ".json")).string()});
+    INFO(cm << ": " << r.out);
+    REQUIRE(r.rc == 0);
+    Model q = load_model(out);
+    int qnodes = 0;
+    for (const auto& n : q.graph.nodes) qnodes += n.op_type == "QuantizeLinear";
+    CHECK(qnodes == 3);  // x, r1 (read by c2) and flat
+    Tensor y = run_ort(out, in).at("y");
+    INFO("error " << max_rel_error(y, ref));
+    // The KL threshold clips hard on 16 samples of an 8-value pooled vector, so entropy is only
+    // checked to run; minmax and percentile ranges must keep the output close.
+    if (cm != "entropy") CHECK(max_rel_error(y, ref) < 0.08);
+    else CHECK(std::isfinite(max_rel_error(y, ref)));
+  }
+  CHECK(run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", (dir / "x.onnx").string(), "--activations", "int8"}).rc == 2);
 }

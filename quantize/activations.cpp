@@ -1,0 +1,86 @@
+// Static activation QDQ (see activations.h).
+#include "quantize/activations.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "graph/errors.h"
+
+namespace oc::quant {
+
+CalibMethod parse_calib_method(const std::string& s) {
+  if (s == "minmax") return CalibMethod::MinMax;
+  if (s == "percentile") return CalibMethod::Percentile;
+  if (s == "entropy") return CalibMethod::Entropy;
+  throw InvalidArgument("unknown calibration method '" + s + "' (expected minmax, percentile or entropy)");
+}
+
+namespace {
+
+std::pair<float, float> value_range(const std::string& v, const CalibrationStats& st, CalibMethod m, double p) {
+  if (m == CalibMethod::MinMax) {
+    auto it = st.minmax.find(v);
+    if (it == st.minmax.end() || it->second.count == 0) throw InvalidArgument("no calibration range for activation " + v);
+    return {it->second.min, it->second.max};
+  }
+  auto it = st.histograms.find(v);
+  if (it == st.histograms.end() || it->second.total() == 0) throw InvalidArgument("no calibration histogram for activation " + v);
+  const HistogramStat& h = it->second;
+  if (m == CalibMethod::Percentile) return {histogram_percentile(h, 1.0 - p), histogram_percentile(h, p)};
+  const float t = histogram_entropy_threshold(h);
+  return {std::max(h.lo, -t), std::min(h.hi, t)};
+}
+
+}  // namespace
+
+int add_activation_qdq(Model& m, const std::set<std::string>& layers, const CalibrationStats& stats, CalibMethod method,
+                       double percentile) {
+  if (m.opset() < 10) throw UnsupportedError("activation QuantizeLinear needs opset 10 (model has " + std::to_string(m.opset()) + ")");
+  Graph& g = m.graph;
+  std::map<std::string, std::string> replaced;  // activation -> its dequantized copy
+  int added = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!layers.count(g.nodes[i].name) || g.nodes[i].inputs.empty()) continue;
+    const std::string x = g.nodes[i].inputs[0];
+    if (x.empty() || g.is_initializer(x)) continue;
+    auto done = replaced.find(x);
+    if (done != replaced.end()) {
+      g.nodes[i].inputs[0] = done->second;
+      continue;
+    }
+    auto [lo, hi] = value_range(x, stats, method, percentile);
+    lo = std::min(lo, 0.f);
+    hi = std::max(hi, 0.f);
+    const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
+    const float z = std::clamp(std::round(-lo / s), 0.f, 255.f);
+    const std::string sn = g.unique_name(x + "_act_scale"), zn = g.unique_name(x + "_act_zero_point");
+    const std::string qn = g.unique_name(x + "_quantized"), dn = g.unique_name(x + "_dequantized");
+    g.add_initializer(Tensor::from_float(sn, {}, {s}));
+    Tensor zt;
+    zt.name = zn;
+    zt.dtype = DType::UInt8;
+    zt.bytes = {static_cast<uint8_t>(z)};
+    g.add_initializer(zt);
+    Node q, d;
+    q.op_type = "QuantizeLinear";
+    q.name = g.unique_name(x + "_QuantizeLinear");
+    q.inputs = {x, sn, zn};
+    q.outputs = {qn};
+    d.op_type = "DequantizeLinear";
+    d.name = g.unique_name(x + "_DequantizeLinear");
+    d.inputs = {qn, sn, zn};
+    d.outputs = {dn};
+    g.nodes[i].inputs[0] = dn;
+    // Right before the first layer reading x: x exists there, and every later reader follows.
+    g.insert_node(i, d);
+    g.insert_node(i, q);
+    i += 2;
+    replaced[x] = dn;
+    ++added;
+  }
+  g.invalidate();
+  return added;
+}
+
+}  // namespace oc::quant

@@ -1,0 +1,25 @@
+// Static activation quantization: a QuantizeLinear -> DequantizeLinear pair on the input of each
+// quantized Conv/MatMul/Gemm, with uint8 asymmetric parameters from calibrated ranges, so that with
+// int8 per-channel QDQ weights ONNX Runtime runs integer kernels (QLinearConv, QLinearMatMul, ...).
+//   s = (hi − lo) / 255,  z = round(−lo / s),  lo ≤ 0 ≤ hi
+//   minmax:     [lo, hi] = observed min/max
+//   percentile: [P(1 − p), P(p)] of the histogram (p = 0.9999)
+//   entropy:    ±T, T the KL-divergence threshold of |x| (clipped to the observed range)
+#pragma once
+#include <set>
+#include <string>
+
+#include "compressor/statistics.h"
+#include "graph/ir.h"
+
+namespace oc::quant {
+
+enum class CalibMethod { MinMax, Percentile, Entropy };
+CalibMethod parse_calib_method(const std::string& s);  // "minmax" | "percentile" | "entropy"
+
+// Inserts the pairs for the input 0 of every node named in `layers`; returns how many pairs were
+// added (one per distinct activation). Throws InvalidArgument naming a value without statistics.
+int add_activation_qdq(Model& m, const std::set<std::string>& layers, const CalibrationStats& stats,
+                       CalibMethod method, double percentile = 0.9999);
+
+}  // namespace oc::quant
