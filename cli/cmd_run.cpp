@@ -1,5 +1,6 @@
 // onnx-compress run MODEL --input NAME=FILE.npy ... [--output-dir DIR] [--device cpu|cuda] [--threads N]
 // Runs a model on the toolkit's own executor and writes each output as DIR/NAME.npy.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
@@ -24,7 +25,8 @@ int run_run(const std::vector<std::string>& args) {
     ("input,i", po::value(&inputs)->composing(), "NAME=FILE.npy (repeatable); FILE.npy alone for a one-input model")
     ("output-dir,o", po::value(&out_dir), "folder for the output .npy files (default: current folder)")
     ("device", po::value(&device), "cpu or cuda")
-    ("threads", po::value(&threads), "worker threads (default: all cores)");
+    ("threads", po::value(&threads), "worker threads (default: all cores)")
+    ("profile", po::bool_switch(), "print the time spent per operator type");
   po::variables_map vm;
   if (!parse_args(args, "onnx-compress run MODEL --input NAME=FILE.npy ... [--output-dir DIR] [--device cpu|cuda] [--threads N]",
                   opts, {{"model", 1}}, vm))
@@ -35,6 +37,7 @@ int run_run(const std::vector<std::string>& args) {
   ExecutorOptions eo;
   eo.device = device;
   eo.num_threads = threads;
+  eo.profile = vm["profile"].as<bool>();
   Executor ex(m, eo);
 
   std::map<std::string, Tensor> feeds;
@@ -71,6 +74,12 @@ int run_run(const std::vector<std::string>& args) {
   std::cout << "ran " << st.nodes_run << " nodes in " << std::fixed << std::setprecision(1) << ms << " ms on "
             << ex.num_threads() << " thread(s); peak intermediate memory "
             << std::setprecision(2) << static_cast<double>(st.peak_live_bytes) / (1024.0 * 1024.0) << " MiB\n";
+  if (eo.profile) {
+    std::vector<std::pair<double, std::string>> by_time;
+    for (const auto& [op, t] : st.op_ms) by_time.emplace_back(t, op);
+    std::sort(by_time.rbegin(), by_time.rend());
+    for (const auto& [t, op] : by_time) std::cout << "  " << std::setw(10) << std::setprecision(2) << t << " ms  " << op << "\n";
+  }
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "compressor/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -131,6 +132,7 @@ struct GraphRun {
   std::unordered_map<std::string, Tensor> owned;
   std::unordered_map<std::string, int> uses;
   size_t live_bytes = 0;
+  bool profile = false;
   Executor::RunStats stats;
 
   GraphRun(const Graph& graph, const GraphPlan& p, const std::function<const Tensor*(const std::string&)>* o)
@@ -167,6 +169,7 @@ struct GraphRun {
         if (!t) throw Error("node '" + node.name + "' (" + node.op_type + "): input '" + in + "' has no value");
         ctx.inputs.push_back(t);
       }
+      const auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       try {
         (*plan.kernels[i])(ctx);
       } catch (const Error&) {
@@ -174,6 +177,9 @@ struct GraphRun {
       } catch (const std::exception& e) {
         throw Error("node '" + node.name + "' (" + node.op_type + "): " + e.what());
       }
+      if (profile)
+        stats.op_ms[node.op_type] +=
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       for (size_t k = 0; k < node.outputs.size(); ++k) {
         const std::string& name = node.outputs[k];
         if (name.empty()) continue;
@@ -249,6 +255,7 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
   omp_set_num_threads(threads_);
 #endif
   GraphRun r(g, impl_->plan(g), nullptr);
+  r.profile = opt_.profile;
   for (const auto& [name, t] : inputs) {
     r.feeds[name] = &t;
     if (hook && (watch.empty() || watch.count(name))) hook(name, t);

@@ -15,12 +15,15 @@ namespace oc {
 struct ExecutorOptions {
   int num_threads = 0;         // 0 = number of cores
   std::string device = "cpu";  // "cpu" or "cuda"
+  bool profile = false;        // time each operator type (RunStats::op_ms)
 };
 
 // Called once per produced value that is watched (all values when the watch set is empty),
 // before the executor may release it. The reference is valid only during the call.
 using ValueHook = std::function<void(const std::string& name, const Tensor& value)>;
 
+// One run at a time per Executor (plans of subgraphs are cached inside); use one executor per
+// thread for concurrent runs.
 class Executor {
  public:
   // `model` must be normalized (topological order, Constant weights as initializers) and must
@@ -46,6 +49,7 @@ class Executor {
                                   // initializers excluded: they are never copied)
     size_t peak_live_values = 0;  // max number of intermediate values held at once
     size_t nodes_run = 0;
+    std::map<std::string, double> op_ms;  // wall time per operator type (ExecutorOptions::profile)
   };
   const RunStats& last_run_stats() const { return stats_; }
 

@@ -553,3 +553,38 @@ TEST_CASE("run CLI writes each output as a safely named .npy file", "[executor][
   CHECK_THAT(cuda.out, Catch::Contains("no CUDA backend"));
 #endif
 }
+
+TEST_CASE("operators in their opset 11 and opset 18 forms agree with ONNX Runtime", "[executor][ort]") {
+  for (int64_t opset : {11, 18}) {
+    INFO("opset " << opset);
+    Model m = new_model(opset);
+    Graph& g = m.graph;
+    g.inputs = {tensor_value("x", {2, 7, 1, 3})};
+    if (opset == 11) {
+      add(g, "Squeeze", {"x"}, {"sq"}).set_attr_ints("axes", {2});
+      add(g, "Unsqueeze", {"sq"}, {"unsq"}).set_attr_ints("axes", {0, 3});
+      add(g, "Split", {"x"}, {"s0", "s1"}).set_attr_ints("split", {3, 4});
+      g.nodes.back().set_attr_int("axis", 1);
+      add(g, "ReduceSum", {"x"}, {"red"}).set_attr_ints("axes", {1});
+      add(g, "Slice", {"x", "st", "en", "ax"}, {"slice"});
+      add_init(g, "st", {1}, {-2});
+      add_init(g, "en", {1}, {-9});
+      add_init(g, "ax", {1}, {1});
+      g.add_initializer(Tensor::from_float("cmin", {}, {-0.25f}));
+      add(g, "Clip", {"x", "cmin"}, {"clip"});
+      outputs(g, {"sq", "unsq", "s0", "s1", "red", "slice", "clip"});
+    } else {
+      Node& sp = add(g, "Split", {"x"}, {"s0", "s1", "s2"});
+      sp.set_attr_int("axis", 1);
+      sp.set_attr_int("num_outputs", 3);  // 7 -> 3, 3, 1
+      add_init(g, "axes", {2}, {1, -1});
+      add(g, "ReduceMean", {"x", "axes"}, {"mean"});
+      add(g, "ReduceMax", {"x", "axes"}, {"max"}).set_attr_int("keepdims", 0);
+      add_init(g, "pads", {4}, {2, 1, 1, 2});
+      add_init(g, "pax", {2}, {1, 3});
+      add(g, "Pad", {"x", "pads", "", "pax"}, {"pad"}).set_attr_string("mode", "edge");
+      outputs(g, {"s0", "s1", "s2", "mean", "max", "pad"});
+    }
+    agree_with_ort(m, {{"x", rand_input("x", {2, 7, 1, 3}, 12)}});
+  }
+}
