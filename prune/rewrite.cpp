@@ -50,6 +50,19 @@ RewriteStats apply_prune(Model& m, const ChannelDeps& deps, const std::vector<st
       set_node_constant(g, p.node, p.input, slice_axis(*t, p.axis, it->second));
       ++st.params_sliced;
     }
+  // Compensation may have given a bias-less layer a new bias (bias correction) after the groups
+  // were built, so no group slices it: cut it to the layer's kept output channels here.
+  for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i) {
+    Node& n = g.nodes[static_cast<size_t>(i)];
+    if ((n.op_type != "Conv" && n.op_type != "Gemm") || n.input(2).empty() || !kept.count(n.outputs[0])) continue;
+    const Tensor* w = g.initializer(n.input(1));
+    const Tensor* b = g.initializer(n.input(2));
+    if (!w || !b || w->dims.size() < 2 || b->dims.size() != 1) continue;
+    int64_t out_ch = n.op_type == "Conv" || n.attr_int("transB", 0) ? w->dims[0] : w->dims[1];
+    const auto& keep = kept.at(n.outputs[0]);
+    if (b->dims[0] != out_ch && static_cast<int64_t>(keep.size()) == out_ch)
+      set_node_constant(g, i, 2, slice_axis(*b, 0, keep));
+  }
   for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i) fix_node_for_channels(g, i, deps, kept);
   for (auto& vi : g.value_info) {
     auto it = kept.find(vi.name);
