@@ -107,8 +107,21 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void apply_input_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& shapes) {
-  if (!shapes.empty()) infer_shapes(m, shapes);  // validates names and ranks; makes inputs concrete
+// Inputs whose only unknown dimension is the leading (batch) one count MACs at batch 1 unless
+// the user gave a shape: the usual case, and what published MAC figures mean.
+std::map<std::string, std::vector<int64_t>> effective_shapes(const Model& m,
+                                                             std::map<std::string, std::vector<int64_t>> shapes) {
+  for (const ValueInfo* v : m.graph.runtime_inputs()) {
+    if (shapes.count(v->name) || !v->has_shape || v->shape.empty() || v->shape[0].known()) continue;
+    std::vector<int64_t> dims{1};
+    bool rest_known = true;
+    for (size_t i = 1; i < v->shape.size(); ++i) {
+      rest_known &= v->shape[i].known();
+      dims.push_back(v->shape[i].value);
+    }
+    if (rest_known) shapes[v->name] = dims;
+  }
+  return shapes;
 }
 
 }  // namespace
@@ -119,6 +132,7 @@ PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const Pipe
   Model original = input;
   normalize(original);
   Model m = original;
+  const auto shapes = effective_shapes(original, opt.input_shapes);
   ExecutorOptions exec;
   exec.num_threads = opt.threads;
   std::unique_ptr<CalibrationSource> calib;
@@ -139,7 +153,7 @@ PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const Pipe
     auto step = make_step(rs.kind, rs.options);
     StepContext ctx;
     ctx.calib = calib.get();
-    ctx.input_shapes = opt.input_shapes;
+    ctx.input_shapes = shapes;
     ctx.exec = exec;
     ctx.progress = [&, index](int64_t done, int64_t total) {
       check_cancel(opt);
@@ -184,7 +198,7 @@ Report compress_file(const fs::path& in, const fs::path& out, const Recipe& reci
   SaveOptions so;
   so.external = opt.external_data ? SaveOptions::ExternalData::Always : SaveOptions::ExternalData::Auto;
   save_model(r.model, out, so);
-  fill_report_models(r.report, input, in, r.model, out, opt.input_shapes);
+  fill_report_models(r.report, input, in, r.model, out, effective_shapes(input, opt.input_shapes));
   r.report.seconds = since(t0);
   return r.report;
 }
@@ -192,8 +206,9 @@ Report compress_file(const fs::path& in, const fs::path& out, const Recipe& reci
 json plan_recipe(const Model& input, const Recipe& recipe, const PipelineOptions& opt) {
   Model m = input;
   normalize(m);
+  const auto shapes = effective_shapes(m, opt.input_shapes);
   auto totals = [&](const Model& x) {
-    Totals t = model_totals(x, opt.input_shapes);
+    Totals t = model_totals(x, shapes);
     return json{{"params", t.params}, {"macs", t.macs}, {"weight_bytes", t.weight_bytes},
                 {"file_bytes", serialize_model(x).size()}};
   };
@@ -201,7 +216,7 @@ json plan_recipe(const Model& input, const Recipe& recipe, const PipelineOptions
   for (const auto& rs : recipe.steps) {
     auto step = make_step(rs.kind, rs.options);
     StepContext ctx;
-    ctx.input_shapes = opt.input_shapes;
+    ctx.input_shapes = shapes;
     std::string note = step->drop_calibration();
     if (!note.empty()) plan["notes"].push_back(note);
     step->run(m, ctx);
