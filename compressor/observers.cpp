@@ -245,6 +245,7 @@ void LayerInput::for_each_block(const Tensor& x, const std::function<void(int64_
   std::vector<float> scratch;
   const float* data = as_float(x, scratch);
   const int64_t F = features_for(x);
+  if (block_rows <= 0) block_rows = std::clamp<int64_t>(65536 / std::max<int64_t>(F, 1), 256, 8192);
   if (kind == Kind::Rows) {
     if (x.dims.empty() || x.dims.back() != F)
       throw InvalidArgument("layer input '" + value + "' has shape " + shape_str(x.dims) + " but the layer reads " +
@@ -328,8 +329,12 @@ void GramObserver::observe(const std::string&, const Tensor& t) {
                           std::to_string(F) + " features between batches");
   }
   int64_t rows = 0;
+  // One widening buffer per thread, reused across blocks and layers (blocks are ~64K values).
+  thread_local Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> buf;
   in_.for_each_block(t, [&](int64_t gi, const float* p, int64_t n) {
-    const Eigen::MatrixXd xb = RowBlock(p, n, F).cast<double>();
+    if (buf.rows() < n || buf.cols() != F) buf.resize(std::max<Eigen::Index>(n, buf.cols() == F ? buf.rows() : 0), F);
+    auto xb = buf.topRows(n);
+    xb = RowBlock(p, n, F).cast<double>();
     h_[static_cast<size_t>(gi)].selfadjointView<Eigen::Lower>().rankUpdate(xb.transpose());
     sum_[static_cast<size_t>(gi)] += xb.colwise().sum().transpose();
     if (gi == 0) rows += n;

@@ -107,9 +107,10 @@ struct LayerInput {
   static LayerInput of(const Graph& g, const Node& node);
   // A key equal for layers that read the same X the same way (Q/K/V projections share a Gram).
   std::string signature() const;
-  // Calls fn(group, rows, n) with row-major blocks of n ≤ block_rows rows × features.
+  // Calls fn(group, rows, n) with row-major blocks of n ≤ block_rows rows × features
+  // (0: about 64K values per block, so narrow layers such as depthwise convs get tall blocks).
   void for_each_block(const Tensor& x, const std::function<void(int64_t, const float*, int64_t)>& fn,
-                      int64_t block_rows = 256) const;
+                      int64_t block_rows = 0) const;
   // Features per group once X's shape is known.
   int64_t features_for(const Tensor& x) const;
 };
