@@ -167,7 +167,7 @@ PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const Pipe
   }
   check_cancel(opt);
   // Fidelity against the input model on evaluation data (our executor runs both).
-  std::string eval = opt.eval_spec.empty() ? opt.calib_spec : opt.eval_spec;
+  std::string eval = opt.eval_spec.empty() && opt.eval_on_calib ? opt.calib_spec : opt.eval_spec;
   if (!eval.empty()) {
     EvaluateOptions eo;
     eo.data_spec = eval;
@@ -199,6 +199,16 @@ Report compress_file(const fs::path& in, const fs::path& out, const Recipe& reci
   so.external = opt.external_data ? SaveOptions::ExternalData::Always : SaveOptions::ExternalData::Auto;
   save_model(r.model, out, so);
   fill_report_models(r.report, input, in, r.model, out, effective_shapes(input, opt.input_shapes));
+  if (recipe.steps.size() == 1) r.report.command = recipe.steps[0].kind;
+  // Per-layer importance scores the steps computed, shown beside each layer.
+  for (const auto& st : r.report.steps) {
+    const json& d = st["details"];
+    if (!d.contains("layers") || !d["layers"].is_array()) continue;
+    std::string key = st["kind"].get<std::string>() + ":" + d.value("scorer", "score");
+    for (const auto& l : d["layers"])
+      for (auto& row : r.report.layers)
+        if (l.is_object() && l.value("node", "") == row.name && l.contains("score")) row.scores[key] = l["score"].get<double>();
+  }
   r.report.seconds = since(t0);
   return r.report;
 }

@@ -46,6 +46,7 @@ struct PipelineOptions {
   int64_t calib_batch = 8;
   int64_t calib_samples = 0;      // 0 = all
   std::string eval_spec;          // fidelity data; default: calib_spec (first eval_samples)
+  bool eval_on_calib = true;      // false: measure fidelity only when eval_spec is given
   int64_t eval_samples = 64;
   std::string labels;             // integer labels for accuracy (with eval_spec)
   std::map<std::string, std::vector<int64_t>> input_shapes;
@@ -64,7 +65,8 @@ struct PipelineResult {
 PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const PipelineOptions& opt);
 
 // Load `in`, run the recipe, save `out` atomically, and return the complete report (identity,
-// per-layer rows, totals) — the whole job of `onnx-compress compress`.
+// per-layer rows, totals) — the whole job of `onnx-compress compress`. A one-step recipe is what
+// `prune` and `quantize` run (report.command is then the step's kind).
 Report compress_file(const std::filesystem::path& in, const std::filesystem::path& out, const Recipe& recipe,
                      const PipelineOptions& opt);
 

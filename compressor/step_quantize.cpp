@@ -2,10 +2,12 @@
 // calibration pass (GPTQ Grams, LIM angles) and the sensitivity scorer's extra forward passes.
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "compressor/options.h"
 #include "compressor/steps.h"
+#include "quantize/activations.h"
 #include "quantize/calib_plan.h"
 #include "quantize/quantize.h"
 
@@ -106,6 +108,12 @@ class QuantizeStep : public Step {
     for (const auto& s : r.texts("bits-for")) o_.bits_for.push_back(parse_bits_for(s));
     o_.protect_ends = !r.flag("no-protect");
     if (auto s = r.integer("seed")) o_.score_inputs.seed = static_cast<uint64_t>(*s);
+    if (auto a = r.text("activations")) {
+      if (*a != "int8") throw InvalidArgument("quantize: --activations supports only int8");
+      activations_ = true;
+      if (o_.format != quant::Format::QDQ) throw InvalidArgument("quantize: --activations int8 needs --format qdq");
+    }
+    calib_method_ = quant::parse_calib_method(r.text("calib-method").value_or("minmax"));
     r.finish();
   }
 
@@ -114,7 +122,7 @@ class QuantizeStep : public Step {
     // lim/sensitivity only matter when widths are allocated; gptq always needs data.
     bool scored = o_.target != quant::QuantizeOptions::Target::Uniform &&
                   (o_.scorer == "lim" || o_.scorer == "sensitivity");
-    return o_.method == quant::Method::GPTQ || scored;
+    return o_.method == quant::Method::GPTQ || scored || activations_;
   }
   nlohmann::json settings() const override { return settings_; }
 
@@ -122,24 +130,37 @@ class QuantizeStep : public Step {
     quant::QuantizeOptions o = o_;
     CalibrationStats stats;
     if (needs_calibration() && !ctx.calib)
-      throw InvalidArgument("quantize: --method " + quant::method_name(o.method) + " / --scorer " + o.scorer +
-                            " need calibration data (--calib SPEC)");
+      throw InvalidArgument(activations_ ? std::string("quantize: --activations int8 needs calibration data (--calib SPEC)")
+                                         : "quantize: --method " + quant::method_name(o.method) + " / --scorer " +
+                                               o.scorer + " need calibration data (--calib SPEC)");
     if (ctx.calib && needs_calibration()) {
       quant::CalibrationNeeds needs;
       needs.grams = o.method == quant::Method::GPTQ;
       needs.lim = o.scorer == "lim";
+      needs.activation_minmax = activations_ && calib_method_ == quant::CalibMethod::MinMax;
+      needs.activation_histograms = activations_ && calib_method_ != quant::CalibMethod::MinMax;
       auto plan = quant::quantize_calibration_plan(m, quant::find_weight_layers(m.graph), needs);
       ctx.calib->rewind();
       stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
       o.score_inputs.stats = &stats;
       if (o.scorer == "sensitivity") o.score_inputs.sensitivity = make_sensitivity(m, *ctx.calib, o, 4, ctx.exec);
     }
-    return quant::quantize_model(m, o).to_json();
+    quant::QuantizeReport rep = quant::quantize_model(m, o);
+    nlohmann::json details = rep.to_json();
+    if (activations_) {
+      std::set<std::string> names;
+      for (const auto& l : rep.layers) names.insert(l.node);
+      int pairs = quant::add_activation_qdq(m, names, stats, calib_method_);
+      details["activation_qdq"] = {{"pairs", pairs}, {"calib_method", settings_.value("calib-method", "minmax")}};
+    }
+    return details;
   }
 
   std::string drop_calibration() override {
     if (!needs_calibration()) return "";
-    std::string note = "quantize: predicted with rtn and zd scores";
+    std::string note = activations_ ? "quantize: predicted without activation quantization"
+                                    : "quantize: predicted with rtn and zd scores";
+    activations_ = false;
     o_.method = quant::Method::RTN;
     o_.scorer = "zd";
     return note;
@@ -147,6 +168,8 @@ class QuantizeStep : public Step {
 
  private:
   quant::QuantizeOptions o_;
+  bool activations_ = false;
+  quant::CalibMethod calib_method_ = quant::CalibMethod::MinMax;
   nlohmann::json settings_;
 };
 
