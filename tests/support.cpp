@@ -117,6 +117,14 @@ std::map<std::string, Tensor> random_inputs(const Model& m, uint64_t seed, int64
   return out;
 }
 
+std::map<std::string, std::vector<int64_t>> corpus_shapes(const std::string& name) {
+  if (name == "ppocr4_det.onnx") return {{"x", {1, 3, 64, 96}}};
+  if (name == "ppocr4_rec.onnx") return {{"x", {1, 3, 48, 160}}};
+  if (name == "ppocr2_cls.onnx") return {{"x", {1, 3, 48, 192}}};
+  if (name == "silero_vad.onnx") return {{"input", {1, 512}}, {"h", {2, 1, 64}}, {"c", {2, 1, 64}}};
+  return {};
+}
+
 double max_rel_error(const Tensor& a, const Tensor& b, double floor) {
   REQUIRE(a.dims == b.dims);
   auto fa = a.to_float(), fb = b.to_float();

@@ -29,6 +29,9 @@ std::map<std::string, Tensor> random_inputs(const Model& m, uint64_t seed, int64
                                             const std::map<std::string, std::vector<int64_t>>& shapes = {});
 std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.f, float hi = 1.f);
 
+// Concrete input shapes for the corpus models' symbolic inputs (small, fast to run).
+std::map<std::string, std::vector<int64_t>> corpus_shapes(const std::string& name);
+
 // Max |a-b| / max(|b|, floor) over all elements.
 double max_rel_error(const Tensor& a, const Tensor& b, double floor = 1e-3);
 bool bitwise_equal(const Tensor& a, const Tensor& b);

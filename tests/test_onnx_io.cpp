@@ -13,13 +13,6 @@ using namespace oc::test;
 
 namespace {
 
-std::map<std::string, std::vector<int64_t>> corpus_shapes(const std::string& name) {
-  if (name == "ppocr4_det.onnx") return {{"x", {1, 3, 64, 96}}};
-  if (name == "ppocr4_rec.onnx") return {{"x", {1, 3, 48, 160}}};
-  if (name == "ppocr2_cls.onnx") return {{"x", {1, 3, 48, 192}}};
-  if (name == "silero_vad.onnx") return {{"input", {1, 512}}, {"h", {2, 1, 64}}, {"c", {2, 1, 64}}};
-  return {};
-}
 
 std::map<std::string, Tensor> corpus_inputs(const std::string& name, const Model& m, uint64_t seed) {
   auto in = random_inputs(m, seed, 1, corpus_shapes(name));
