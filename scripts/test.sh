@@ -11,7 +11,7 @@ rm -rf build/install build/embed
 cmake --install build --prefix build/install >/dev/null
 cmake -S examples/embed -B build/embed -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
 cmake --build build/embed -j"$(nproc)"
-./build/embed/embed models/corpus/ppocr2_cls.onnx build/embed/out.onnx build/embed/report.json
+./build/embed/embed models/fashion_cnn/model.onnx build/embed/out.onnx build/embed/report.json models/fashion_cnn/calib.npy
 node tests/node/ort_run.js build/embed/out.onnx build/embed/ort --random-seed 1
 if [ "${OC_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== sanitizer build (ASan+UBSan)"

@@ -1,35 +1,34 @@
-// A deployment-pipeline step using onnx-compress as a library:
-// load a model, quantize its weights to 8 bits (QDQ), save, and write a report.
-//   embed MODEL OUT.onnx REPORT.json
+// A deployment-pipeline step using onnx-compress as a library, the way an outside project would:
+// prune 30% of the MACs and quantize weights to 8 bits, with progress and a stop flag, then
+// print the report summary.
+//   embed MODEL OUT.onnx REPORT.json [CALIB_SPEC]
+#include <atomic>
 #include <iostream>
 
-#include <onnx_compress/compressor/report.h>
-#include <onnx_compress/graph/normalize.h>
-#include <onnx_compress/graph/onnx_io.h>
-#include <onnx_compress/quantize/quantize.h>
+#include <onnx_compress/compressor/pipeline.h>
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::cerr << "usage: embed MODEL OUT.onnx REPORT.json\n";
+  if (argc < 4) {
+    std::cerr << "usage: embed MODEL OUT.onnx REPORT.json [CALIB_SPEC]\n";
     return 2;
   }
+  std::atomic<bool> stop{false};  // another thread may set it to cancel
   try {
-    oc::Model model = oc::load_model(argv[1]);
-    oc::normalize(model);
-    oc::Model compressed = model;
-    oc::quant::QuantizeOptions opt;
-    opt.bits = 8;
-    opt.format = oc::quant::Format::QDQ;
-    oc::quant::QuantizeReport qr = oc::quant::quantize_model(compressed, opt);
-    oc::save_model(compressed, argv[2]);
-    oc::Report report;
-    report.command = "quantize";
-    report.settings = {{"bits", 8}, {"format", "qdq"}};
-    report.steps.push_back({{"kind", "quantize"}, {"details", qr.to_json()}});
-    oc::fill_report_models(report, model, argv[1], compressed, argv[2]);
+    oc::Recipe recipe = oc::parse_recipe(nlohmann::json::parse(R"({
+      "name": "embed-prune-int8",
+      "steps": [{"prune": {"target-macs": 0.7, "criterion": "l2"}},
+                {"quantize": {"bits": 8, "format": "qdq"}}]})"));
+    oc::PipelineOptions opt;
+    if (argc > 4) opt.calib_spec = argv[4];
+    opt.cancel = &stop;
+    int last_step = 0;
+    opt.progress = [&](const oc::PipelineProgress& p) {
+      if (p.step != last_step) std::cerr << "step " << (last_step = p.step) << "/" << p.steps << ": " << p.stage << "\n";
+    };
+    oc::Report report = oc::compress_file(argv[1], argv[2], recipe, opt);
     oc::write_report(report, argv[3]);
     std::cout << oc::report_summary(report);
-  } catch (const oc::Error& e) {
+  } catch (const oc::Error& e) {  // typed errors; the library never exits
     std::cerr << "embed: " << e.what() << "\n";
     return 1;
   }
