@@ -203,8 +203,11 @@ Report compress_file(const fs::path& in, const fs::path& out, const Recipe& reci
   // Per-layer importance scores the steps computed, shown beside each layer.
   for (const auto& st : r.report.steps) {
     const json& d = st["details"];
-    if (!d.contains("layers") || !d["layers"].is_array()) continue;
-    std::string key = st["kind"].get<std::string>() + ":" + d.value("scorer", "score");
+    // Uniform widths are not scored: only allocation runs carry importance scores.
+    if (!d.contains("layers") || !d["layers"].is_array() || d.value("scorer", "").empty() ||
+        d.value("target", "").rfind("bits=", 0) == 0)
+      continue;
+    std::string key = st["kind"].get<std::string>() + ":" + d.value("scorer", "");
     for (const auto& l : d["layers"])
       for (auto& row : r.report.layers)
         if (l.is_object() && l.value("node", "") == row.name && l.contains("score")) row.scores[key] = l["score"].get<double>();

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -234,7 +235,8 @@ std::string fmt(double v, int prec = 2) {
 // Horizontal bar chart: one row per label, values scaled to the max; inline SVG.
 std::string bar_chart(const std::string& title, const std::vector<std::pair<std::string, double>>& rows,
                       const std::string& unit, const std::string& color) {
-  if (rows.empty()) return "";
+  // A chart of all zeros (no pruning in a quantize-only run) says nothing: leave it out.
+  if (std::all_of(rows.begin(), rows.end(), [](const auto& r) { return r.second == 0; })) return "";
   double maxv = 0;
   for (const auto& r : rows) maxv = std::max(maxv, r.second);
   if (maxv <= 0) maxv = 1;

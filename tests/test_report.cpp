@@ -115,3 +115,34 @@ TEST_CASE("layer rows and totals come from the models themselves", "[report]") {
   Totals t = model_totals(a);
   CHECK(t.macs == 8 * per_out * 256 + 8 * 8 * 9 * 256 + 80);
 }
+
+TEST_CASE("the HTML report renders in a real browser", "[report][browser]") {
+  // A real run: prune + quantize the bundled Fashion-MNIST CNN, then screenshot its report in
+  // headless Chromium (installed by scripts/setup.sh).
+  fs::path dir = temp_dir("browser");
+  auto r = run_cli({"compress", source_path("models/fashion_cnn/model.onnx").string(), "-o", (dir / "m.onnx").string(),
+                    "--recipe", "prune30-int8", "--html", (dir / "r.html").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  const fs::path png = dir / "r.png";
+  std::string cmd = "chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+                    "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
+                    (dir / "profile").string() + " --window-size=1200,1600 --screenshot=" + png.string() + " file://" +
+                    (dir / "r.html").string() + " >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  REQUIRE(fs::exists(png));
+  std::ifstream f(png, std::ios::binary);
+  std::string head(24, '\0');
+  f.read(head.data(), 24);
+  CHECK(head.compare(1, 3, "PNG") == 0);
+  auto be32 = [&](size_t off) {
+    return (static_cast<uint32_t>(static_cast<unsigned char>(head[off])) << 24) |
+           (static_cast<uint32_t>(static_cast<unsigned char>(head[off + 1])) << 16) |
+           (static_cast<uint32_t>(static_cast<unsigned char>(head[off + 2])) << 8) |
+           static_cast<uint32_t>(static_cast<unsigned char>(head[off + 3]));
+  };
+  CHECK(be32(16) == 1200);  // IHDR width
+  CHECK(be32(20) == 1600);
+  // A blank page compresses to a few KiB; tables, labels and bar charts do not.
+  CHECK(fs::file_size(png) > 40000);
+}
