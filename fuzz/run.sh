@@ -46,7 +46,11 @@ echo "fuzz: running for ${secs}s (inputs in $work/corpus, crashes in $work/crash
 # -rss_limit_mb: the loader must refuse absurd shapes instead of allocating them.
 # -max_len: corpus models are up to ~11 MB; mutations of the big ones are slow, 1 MB keeps
 # the rate up while the seeds still load whole.
+# -jobs writes fuzz-N.log into the current folder: run from $work so nothing lands in the repository.
+par=()
+[ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
+cd "$work"
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0} \
 "$bin" -max_total_time="$secs" -rss_limit_mb=4096 -malloc_limit_mb=2048 -timeout=20 -max_len=1048576 \
-  -jobs="$jobs" -workers="$jobs" -artifact_prefix="$work/crashes/" -print_final_stats=1 \
+  "${par[@]}" -artifact_prefix="$work/crashes/" -print_final_stats=1 \
   "$work/corpus" "$work/seeds"

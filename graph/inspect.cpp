@@ -35,6 +35,22 @@ static void count_ops(const Graph& g, ModelSummary& s, bool top) {
   }
 }
 
+static void count_weights(const Graph& g, ModelSummary& s) {
+  auto add = [&](const Tensor& t) {
+    auto& w = s.weights_by_dtype[dtype_name(t.dtype)];
+    ++w.tensors;
+    w.elements += t.numel();
+    w.bytes += t.nbytes();
+  };
+  for (const auto& t : g.initializers) add(t);
+  // Same scope as model_weight_bytes: every tensor attribute (Constant, ConstantOfShape, ...).
+  for (const auto& n : g.nodes) {
+    for (const auto& a : n.attributes)
+      if (a.kind == Attribute::Kind::Tensor) add(a.t);
+    for (const auto& sg : n.subgraphs()) count_weights(*sg, s);
+  }
+}
+
 ModelSummary summarize(const Model& m, const std::filesystem::path& path) {
   ModelSummary s;
   s.path = path.string();
@@ -54,6 +70,12 @@ ModelSummary summarize(const Model& m, const std::filesystem::path& path) {
   s.macs = cost.macs_complete ? cost.macs : -1;
   s.macs_by_op = cost.macs_by_op;
   s.per_node = std::move(cost.per_node);
+  count_weights(m.graph, s);
+  // Heaviest layers: top 5 by MACs (ties keep graph order).
+  for (const auto& r : s.per_node)
+    if (r.macs > 0) s.heaviest.push_back(r);
+  std::stable_sort(s.heaviest.begin(), s.heaviest.end(), [](const NodeCost& a, const NodeCost& b) { return a.macs > b.macs; });
+  if (s.heaviest.size() > 5) s.heaviest.resize(5);
   if (!cost.macs_complete) {
     for (const ValueInfo& v : s.inputs)
       if (!v.has_shape || !shape_known(v.shape)) s.inputs_needing_shape.push_back(v.name);
@@ -76,7 +98,10 @@ ModelSummary summarize(const Model& m, const std::filesystem::path& path) {
 }
 
 ModelSummary inspect_model(const std::filesystem::path& path, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
-  Model m = load_model(path);
+  ExternalDataStats ext;
+  LoadOptions lo;
+  lo.external_stats = &ext;
+  Model m = load_model(path, lo);
   NormalizeStats st = normalize(m);
   ShapeInferenceResult shapes;
   try {
@@ -86,6 +111,7 @@ ModelSummary inspect_model(const std::filesystem::path& path, const std::map<std
   }
   ModelSummary s = summarize(m, path);
   s.constants_lifted = st.constants_lifted;
+  s.external = std::move(ext);
   s.unknown_ops = shapes.unknown_ops;
   if (!shapes.unknown_ops.empty()) {
     std::string msg = "no shape rule for";
@@ -132,6 +158,20 @@ nlohmann::json summary_to_json(const ModelSummary& s) {
     if (!r.why.empty()) row["why"] = r.why;
     j["per_node"].push_back(row);
   }
+  j["weights_by_dtype"] = nlohmann::json::object();
+  for (const auto& [dt, w] : s.weights_by_dtype)
+    j["weights_by_dtype"][dt] = {{"tensors", w.tensors}, {"elements", w.elements}, {"bytes", w.bytes}};
+  j["heaviest"] = nlohmann::json::array();
+  for (const auto& r : s.heaviest)
+    j["heaviest"].push_back({{"node", r.node}, {"op", r.op_type}, {"macs", r.macs}, {"params", r.params},
+                             {"share", s.macs_counted > 0 ? static_cast<double>(r.macs) / static_cast<double>(s.macs_counted) : 0.0}});
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto& [loc, b] : s.external.file_bytes) files[loc] = b;
+  j["external_data"] = {{"used", s.external.external_tensors > 0},
+                        {"external_tensors", s.external.external_tensors},
+                        {"inline_tensors", s.external.inline_tensors},
+                        {"external_bytes", s.external.external_bytes},
+                        {"files", files}};
   j["inputs_needing_shape"] = s.inputs_needing_shape;
   j["unknown_ops"] = s.unknown_ops;
   j["notes"] = s.notes;
@@ -165,6 +205,23 @@ std::string summary_to_text(const ModelSummary& s) {
   for (size_t i = 0; i < top.size() && i < 4; ++i)
     o << (i ? ", " : "  = ") << top[i].second << " " << human_count(static_cast<double>(top[i].first));
   o << "\n";
+  for (const auto& [dt, w] : s.weights_by_dtype)
+    o << "weights    " << dt << ": " << w.tensors << " tensors, " << human_count(static_cast<double>(w.elements))
+      << " elements, " << human_bytes(static_cast<double>(w.bytes)) << "\n";
+  for (size_t i = 0; i < s.heaviest.size(); ++i) {
+    const NodeCost& r = s.heaviest[i];
+    char share[16];
+    std::snprintf(share, sizeof share, "%.1f%%", s.macs_counted > 0 ? 100.0 * static_cast<double>(r.macs) / static_cast<double>(s.macs_counted) : 0.0);
+    o << (i ? "           " : "heaviest   ") << r.node << " (" << r.op_type << ") " << human_count(static_cast<double>(r.macs))
+      << " MACs, " << share << "\n";
+  }
+  o << "external   ";
+  if (s.external.external_tensors == 0) o << "none (" << s.external.inline_tensors << " tensors inline)\n";
+  else {
+    o << s.external.external_tensors << " tensors, " << human_bytes(static_cast<double>(s.external.external_bytes)) << " in";
+    for (const auto& [loc, b] : s.external.file_bytes) o << " " << loc << " (" << human_bytes(static_cast<double>(b)) << ")";
+    o << "\n";
+  }
   o << "operators ";
   int col = 0;
   for (const auto& [op, c] : s.op_counts) {

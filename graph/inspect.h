@@ -8,6 +8,7 @@
 
 #include "graph/cost.h"
 #include "graph/ir.h"
+#include "graph/onnx_io.h"
 #include "graph/shape_inference.h"
 
 namespace oc {
@@ -32,6 +33,11 @@ struct ModelSummary {
   std::vector<std::string> inputs_needing_shape;  // runtime inputs with symbolic dims when MACs are unknown
   std::vector<std::string> unknown_ops;    // operators shape inference has no rule for
   std::vector<std::string> notes;  // e.g. why MACs are partial
+  // Constant tensors (initializers and Constant nodes, subgraphs included) per element type.
+  struct DTypeWeights { int tensors = 0; int64_t elements = 0; uint64_t bytes = 0; };
+  std::map<std::string, DTypeWeights> weights_by_dtype;  // dtype name -> totals
+  std::vector<NodeCost> heaviest;  // up to 5 nodes with the most MACs, largest first
+  ExternalDataStats external;      // filled by inspect_model from the loader
 };
 
 // Costs read the shapes already in the model: run infer_shapes on it first (inspect_model does).

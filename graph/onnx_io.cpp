@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace oc {
@@ -21,13 +22,24 @@ struct Reader {
   LoadOptions opt;
   std::string where;  // graph path for messages
 
+  // External-data offset/length: decimal, non-negative, fits int64 (std::stoll would throw
+  // std::invalid_argument or out_of_range instead of a LoadError naming the tensor).
+  static int64_t parse_count(const onnx::TensorProto& tp, const char* key, const std::string& v) {
+    int64_t x = 0;
+    bool ok = !v.empty() && v.size() <= 18;
+    for (char c : v) ok = ok && c >= '0' && c <= '9';
+    if (ok) x = std::stoll(v);
+    else throw LoadError("tensor '" + tp.name() + "': external data " + key + " '" + v.substr(0, 32) + "' is not a byte count");
+    return x;
+  }
+
   std::string read_external(const onnx::TensorProto& tp, size_t expect) {
     std::string location;
     int64_t offset = 0, length = -1;
     for (const auto& kv : tp.external_data()) {
       if (kv.key() == "location") location = kv.value();
-      else if (kv.key() == "offset") offset = std::stoll(kv.value());
-      else if (kv.key() == "length") length = std::stoll(kv.value());
+      else if (kv.key() == "offset") offset = parse_count(tp, "offset", kv.value());
+      else if (kv.key() == "length") length = parse_count(tp, "length", kv.value());
     }
     const std::string who = "tensor '" + tp.name() + "'";
     if (location.empty()) throw LoadError(who + ": external data without a location");
@@ -46,9 +58,14 @@ struct Reader {
       throw LoadError(who + ": external data file '" + location + "' not found next to the model");
     auto fsize = static_cast<int64_t>(fs::file_size(full, ec));
     if (length < 0) length = static_cast<int64_t>(expect);
-    if (offset < 0 || offset + length > fsize)
+    if (offset > fsize || length > fsize - offset)
       throw LoadError(who + ": external data '" + location + "' offset " + std::to_string(offset) + " + length " +
                       std::to_string(length) + " is past its end (" + std::to_string(fsize) + " bytes)");
+    if (opt.external_stats) {
+      ++opt.external_stats->external_tensors;
+      opt.external_stats->external_bytes += static_cast<uint64_t>(length);
+      opt.external_stats->file_bytes[location] = static_cast<uint64_t>(fsize);
+    }
     if (!opt.load_external_data) return {};
     std::ifstream f(full, std::ios::binary);
     std::string buf(static_cast<size_t>(length), '\0');
@@ -63,10 +80,15 @@ struct Reader {
     t.name = tp.name();
     t.dtype = static_cast<DType>(tp.data_type());
     t.dims.assign(tp.dims().begin(), tp.dims().end());
-    for (int64_t d : t.dims)
+    // numel = prod(dims) must fit int64 with room for the bit count (n * 64) that
+    // dtype_storage_bytes forms; a wrapped product would size buffers from garbage.
+    int64_t n = 1;
+    for (int64_t d : t.dims) {
       if (d < 0) throw LoadError("tensor '" + t.name + "' has a negative dimension");
+      if (__builtin_mul_overflow(n, d, &n) || n > (INT64_MAX >> 7))
+        throw LoadError("tensor '" + t.name + "' has absurd dimensions " + shape_str(t.dims) + ": element count overflows");
+    }
     if (tp.has_segment()) throw UnsupportedError("tensor '" + t.name + "' is segmented; not supported");
-    const int64_t n = t.numel();
     const size_t expect = dtype_storage_bytes(t.dtype, n);
     auto set_bytes = [&](const std::string& b) {
       if (b.size() != expect)
@@ -84,17 +106,22 @@ struct Reader {
       if (opt.load_external_data) set_bytes(b);
       return t;
     }
+    if (opt.external_stats) ++opt.external_stats->inline_tensors;
     if (tp.has_raw_data()) {
       set_bytes(tp.raw_data());
       return t;
     }
     // Typed fields.
-    t.bytes.assign(expect, 0);
     auto need = [&](int have) {
       if (static_cast<int64_t>(have) != n && !(t.dtype == DType::Int4 || t.dtype == DType::UInt4))
         throw LoadError("tensor '" + t.name + "' has " + std::to_string(have) + " values; shape " + shape_str(t.dims) +
                         " needs " + std::to_string(n));
     };
+    // Every typed value takes at least one byte of the message, so a shape asking for more
+    // elements than that is refused before the buffer is allocated (no multi-TB allocations).
+    if (n > 2 * static_cast<int64_t>(tp.ByteSizeLong()) + 2)
+      throw LoadError("tensor '" + t.name + "' holds far fewer values than its shape " + shape_str(t.dims) + " needs");
+    t.bytes.assign(expect, 0);
     switch (t.dtype) {
       case DType::Float:
         need(tp.float_data_size());
@@ -193,6 +220,22 @@ struct Reader {
     return a;
   }
 
+  // ONNX graphs are SSA: each value has one producer. Two producers would make every later
+  // pass (toposort, shapes, pruning) silently pick one of them.
+  static void refuse_duplicate_values(const Graph& g) {
+    std::map<std::string, std::string> producer;  // value -> node name (or "initializer")
+    for (const auto& t : g.initializers) producer.emplace(t.name, "an initializer");
+    for (const auto& n : g.nodes)
+      for (const auto& o : n.outputs) {
+        if (o.empty()) continue;
+        const std::string who = n.name.empty() ? "a " + n.op_type + " node" : "node '" + n.name + "'";
+        auto [it, fresh] = producer.emplace(o, who);
+        if (!fresh)
+          throw LoadError("graph '" + g.name + "': value '" + o + "' is produced twice (by " + it->second + " and " +
+                          who + ")");
+      }
+  }
+
   Graph graph(const onnx::GraphProto& gp) {
     Graph g;
     g.name = gp.name();
@@ -213,6 +256,7 @@ struct Reader {
       for (const auto& ap : np.attribute()) n.attributes.push_back(attribute(ap));
       g.nodes.push_back(std::move(n));
     }
+    refuse_duplicate_values(g);
     g.invalidate();
     return g;
   }

@@ -1,14 +1,25 @@
 // Reading and writing ONNX files: protobuf <-> IR, external data, atomic saves.
 #pragma once
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "graph/ir.h"
 
 namespace oc {
 
+// What the loader saw of external data (for inspect); filled when LoadOptions::external_stats is set.
+struct ExternalDataStats {
+  int external_tensors = 0;                     // tensors whose data lives outside the .onnx file
+  int inline_tensors = 0;                       // tensors stored inside it (raw or typed fields)
+  uint64_t external_bytes = 0;                  // bytes those external tensors reference
+  std::map<std::string, uint64_t> file_bytes;   // location -> size of the data file
+};
+
 struct LoadOptions {
   bool load_external_data = true;  // false: external tensors stay empty (inspect of huge models)
+  ExternalDataStats* external_stats = nullptr;  // optional out-parameter
 };
 
 // Throws LoadError with a one-line reason for anything that is not a loadable ONNX model.
