@@ -33,6 +33,24 @@ static void normalize_graph(Graph& g, NormalizeStats& st, std::unordered_set<std
   }
   st.constants_lifted += static_cast<int>(lifted.size());
   g.remove_nodes(lifted);
+  // Identity of a constant becomes its own constant: exporters share equal initializers through
+  // Identity nodes (torch does for identical folded biases), and a rewrite that slices one user's
+  // weights must not reach another's.
+  std::vector<int> identities;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (n.op_type != "Identity" || !n.is_default_domain() || n.outputs.size() != 1 || g.is_graph_output(n.outputs[0]))
+      continue;
+    const Tensor* src = g.initializer(n.input(0));
+    if (!src) continue;
+    Tensor copy = *src;
+    copy.name = n.outputs[0];
+    g.initializers.push_back(std::move(copy));
+    g.invalidate();
+    identities.push_back(static_cast<int>(i));
+  }
+  st.identities_folded += static_cast<int>(identities.size());
+  g.remove_nodes(identities);
   for (auto& n : g.nodes) {
     if (n.name.empty() || names.count(n.name)) {
       std::string base = n.op_type + "_" + (n.outputs.empty() ? std::string("node") : n.outputs[0]);

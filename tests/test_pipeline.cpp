@@ -90,3 +90,27 @@ TEST_CASE("library: cancellation stops the run and models compress concurrently"
   CHECK(serialize_model(par_b.model) == serialize_model(seq_b.model));
   CHECK(seq_a.report.fidelity["y"]["cosine"].get<double>() > 0.9);
 }
+
+TEST_CASE("weights shared through Identity (torch exports) are pruned per user", "[pipeline][prune][ort]") {
+  // Two convs whose equal biases the exporter stored once: conv2 reads Identity(conv1's bias).
+  Model m = small_cnn();
+  Graph& g = m.graph;
+  Node id = make_node("Identity", {"c1.b"}, {"c2.b.shared"});
+  g.insert_node(0, id);
+  for (auto& n : g.nodes)
+    if (n.op_type == "Conv" && n.input(1) == "c2.w") n.inputs[2] = "c2.b.shared";
+  g.remove_initializer("c2.b");
+  g.invalidate();
+  fs::path dir = temp_dir("shared");
+  save_model(m, dir / "m.onnx");
+  Model norm = load_model(dir / "m.onnx");
+  NormalizeStats st = normalize(norm);
+  CHECK(st.identities_folded == 1);
+  auto r = run_cli({"prune", (dir / "m.onnx").string(), "-o", (dir / "p.onnx").string(), "--ratio", "0.5",
+                    "--round-to", "1"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  auto in = random_inputs(m, 4);
+  auto y = run_ort(dir / "p.onnx", in);  // ONNX Runtime refuses a bias of the wrong width
+  CHECK(y.at("y").dims == std::vector<int64_t>{1, 10});
+}
