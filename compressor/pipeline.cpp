@@ -159,6 +159,10 @@ PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const Pipe
       check_cancel(opt);
       if (opt.progress) opt.progress({"calibrate " + rs.kind, index, static_cast<int>(recipe.steps.size()), done, total});
     };
+    ctx.work_progress = [&, index](int64_t done, int64_t total) {
+      check_cancel(opt);
+      if (opt.progress) opt.progress({rs.kind + " layers", index, static_cast<int>(recipe.steps.size()), done, total});
+    };
     if (opt.progress) opt.progress({rs.kind, index, static_cast<int>(recipe.steps.size()), 0, 1});
     auto ts = std::chrono::steady_clock::now();
     json details = step->run(m, ctx);

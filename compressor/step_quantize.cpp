@@ -145,6 +145,7 @@ class QuantizeStep : public Step {
       o.score_inputs.stats = &stats;
       if (o.scorer == "sensitivity") o.score_inputs.sensitivity = make_sensitivity(m, *ctx.calib, o, 4, ctx.exec);
     }
+    o.progress = ctx.work_progress;
     quant::QuantizeReport rep = quant::quantize_model(m, o);
     nlohmann::json details = rep.to_json();
     if (activations_) {

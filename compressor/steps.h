@@ -19,6 +19,7 @@ struct StepContext {
   std::map<std::string, std::vector<int64_t>> input_shapes;
   ExecutorOptions exec;
   ProgressFn progress;                 // calibration progress (throw Cancelled from it to stop)
+  ProgressFn work_progress;            // the step's own long work (GPTQ layer by layer)
 };
 
 class Step {

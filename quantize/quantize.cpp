@@ -181,6 +181,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     std::string meth_name = method_name(meth);
     if (meth == Method::GPTQ && !grams[i]) meth = Method::MSE, meth_name = "mse (no Gram statistics for gptq)";
     QuantizedMatrix q = quantize_with(meth, weights[i], layers[i], lb, grams[i], opt.gptq);
+    if (opt.progress) opt.progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(layers.size()));
     LayerReport r;
     r.node = layers[i].node;
     r.op = layers[i].op;

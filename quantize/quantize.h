@@ -2,6 +2,7 @@
 // quantize (RTN / MSE clipping / GPTQ) -> export (qdq / matmulnbits / fake) -> report.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,8 @@ struct QuantizeOptions {
   int protect_bits = 8;
   ScoreInputs score_inputs;  // calibration statistics, sensitivity hook, seed
   GptqOptions gptq;
+  // Called after each layer is quantized (GPTQ on large models takes minutes); may throw to cancel.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 struct LayerReport {

@@ -114,3 +114,23 @@ TEST_CASE("weights shared through Identity (torch exports) are pruned per user",
   auto y = run_ort(dir / "p.onnx", in);  // ONNX Runtime refuses a bias of the wrong width
   CHECK(y.at("y").dims == std::vector<int64_t>{1, 10});
 }
+
+TEST_CASE("progress reports calibration and GPTQ layer by layer", "[pipeline]") {
+  Recipe recipe = parse_recipe(nlohmann::json::parse(R"({"steps": [{"quantize": {"bits": 4, "method": "gptq"}}]})"));
+  PipelineOptions opt;
+  opt.calib_spec = "random:4:1";
+  std::map<std::string, std::pair<int64_t, int64_t>> last;
+  opt.progress = [&](const PipelineProgress& p) { last[p.stage] = {p.done, p.total}; };
+  run_pipeline(small_cnn(), recipe, opt);
+  REQUIRE(last.count("calibrate quantize"));
+  CHECK(last["calibrate quantize"].first == 4);
+  REQUIRE(last.count("quantize layers"));
+  CHECK(last["quantize layers"].first == 3);  // two convs and the Gemm
+  CHECK(last["quantize layers"].second == 3);
+  // Off a terminal the CLI stays quiet: no bar characters in captured output.
+  auto r = run_cli({"quantize", corpus_model("ppocr2_cls.onnx").string(), "-o", (temp_dir("quiet") / "q.onnx").string(),
+                    "--bits", "8", "--method", "gptq", "--calib", "random:2:1", "--input-shape", "x=1,3,48,192"});
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("[#") == std::string::npos);
+  CHECK(r.out.find('\r') == std::string::npos);
+}
