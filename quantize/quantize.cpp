@@ -114,7 +114,10 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     if (!opt.score_inputs.stats) throw InvalidArgument("method gptq needs calibration data (--calib)");
     for (size_t i = 0; i < layers.size(); ++i) {
       auto it = opt.score_inputs.stats->grams.find(layers[i].node);
-      if (it != opt.score_inputs.stats->grams.end() && it->second.features == layers[i].cols && it->second.rows > 0)
+      // Grouped/depthwise convs have one Gram per group; GPTQ here solves one matrix per layer,
+      // so those layers fall back to the MSE clipping search (said in the report's method).
+      if (it != opt.score_inputs.stats->grams.end() && it->second.features == layers[i].cols && it->second.rows > 0 &&
+          it->second.groups <= 1)
         grams[i] = &it->second.xtx;
     }
   }
