@@ -206,4 +206,41 @@ Model small_cnn(uint64_t seed) {
   return m;
 }
 
+Model attention_block(uint64_t seed) {
+  Model m = new_model(17);
+  Graph& g = m.graph;
+  const int64_t T = 8, D = 16, H = 2, Dh = 8;
+  g.inputs.push_back(tensor_value("x", {1, T, D}));
+  for (const char* w : {"wq", "wk", "wv", "wo"})
+    g.add_initializer(Tensor::from_float(w, {D, D}, random_floats(D * D, seed++, -0.4f, 0.4f)));
+  g.add_initializer(Tensor::from_int64("heads_shape", {4}, {1, T, H, Dh}));
+  g.add_initializer(Tensor::from_int64("model_shape", {3}, {1, T, D}));
+  g.add_initializer(Tensor::from_float("scale", {}, {1.0f / std::sqrt(static_cast<float>(Dh))}));
+  auto perm = [&](const std::string& in, const std::string& out, std::vector<int64_t> p) {
+    Node t = make_node("Transpose", {in}, {out});
+    t.set_attr_ints("perm", std::move(p));
+    g.add_node(t);
+  };
+  for (const char* h : {"q", "k", "v"}) {
+    std::string s(h);
+    g.add_node(make_node("MatMul", {"x", "w" + s}, {s}));
+    g.add_node(make_node("Reshape", {s, "heads_shape"}, {s + "_h"}));
+  }
+  perm("q_h", "q_t", {0, 2, 1, 3});
+  perm("k_h", "k_t", {0, 2, 3, 1});
+  perm("v_h", "v_t", {0, 2, 1, 3});
+  g.add_node(make_node("MatMul", {"q_t", "k_t"}, {"scores"}));
+  g.add_node(make_node("Mul", {"scores", "scale"}, {"scaled"}));
+  Node sm = make_node("Softmax", {"scaled"}, {"probs"});
+  sm.set_attr_int("axis", -1);
+  g.add_node(sm);
+  g.add_node(make_node("MatMul", {"probs", "v_t"}, {"ctx"}));
+  perm("ctx", "ctx_t", {0, 2, 1, 3});
+  g.add_node(make_node("Reshape", {"ctx_t", "model_shape"}, {"ctx_m"}));
+  g.add_node(make_node("MatMul", {"ctx_m", "wo"}, {"o"}));
+  g.add_node(make_node("Add", {"o", "x"}, {"y"}));
+  g.outputs.push_back(tensor_value("y", {1, T, D}));
+  return m;
+}
+
 }  // namespace oc::test

@@ -9,6 +9,8 @@
 #include "compressor/npy.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
+#include "graph/cost.h"
+#include "graph/shape_inference.h"
 #include "support.h"
 
 using namespace oc;
@@ -580,4 +582,13 @@ TEST_CASE("operators in their opset 11 and opset 18 forms agree with ONNX Runtim
     }
     agree_with_ort(m, {{"x", rand_input("x", {2, 7, 1, 3}, 12)}});
   }
+}
+
+TEST_CASE("an attention block runs like ONNX Runtime and its MatMuls are all counted", "[executor][ort]") {
+  Model m = attention_block(3);
+  agree_with_ort(m, random_inputs(m, 5));
+  Model shaped = m;
+  infer_shapes(shaped);
+  // Q/K/V/O projections 4·(8·16·16) plus QKᵀ and attention·V 2·(2 heads·8·8·8).
+  CHECK(count_costs(shaped).macs == 4 * 8 * 16 * 16 + 2 * 2 * 8 * 8 * 8);
 }
