@@ -78,4 +78,15 @@ void run(dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) 
   stream().wait();
 }
 
+// oneDNN reports a missing implementation as dnnl::error; the executor must see UnsupportedError.
+KernelFn guarded(void (*fn)(KernelContext&)) {
+  return [fn](KernelContext& ctx) {
+    try {
+      fn(ctx);
+    } catch (const dnnl::error& e) {
+      ctx.unsupported(std::string("oneDNN: ") + e.what());
+    }
+  };
+}
+
 }  // namespace oc::dnnl_util

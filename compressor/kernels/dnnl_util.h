@@ -4,6 +4,7 @@
 //
 // Private to the library (DNNL is a private dependency): include only from compressor/kernels/*.cpp.
 #pragma once
+#include "compressor/kernel.h"
 #include <dnnl.hpp>
 
 #include <cstdint>
@@ -50,5 +51,8 @@ size_t cache_size();
 
 // Executes on this thread's stream and waits.
 void run(dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args);
+
+// Wraps a kernel so oneDNN's errors surface as UnsupportedError naming the node.
+KernelFn guarded(void (*fn)(KernelContext&));
 
 }  // namespace oc::dnnl_util

@@ -81,16 +81,7 @@ std::vector<float> broadcast_to(const KernelContext& ctx, const Tensor& t, const
   return out;
 }
 
-// oneDNN reports a missing implementation as dnnl::error; the executor must see UnsupportedError.
-KernelFn guarded(void (*fn)(KernelContext&)) {
-  return [fn](KernelContext& ctx) {
-    try {
-      fn(ctx);
-    } catch (const dnnl::error& e) {
-      ctx.unsupported(std::string("oneDNN: ") + e.what());
-    }
-  };
-}
+using dnnl_util::guarded;
 
 // ---------------------------------------------------------------- window geometry
 

@@ -398,15 +398,7 @@ void qlinear_conv(KernelContext& ctx) {
   requantize(ctx, acc, ydims, scale_input(ctx, 1).to_float().at(0), ws.to_float(), S, M, 6, 7);
 }
 
-KernelFn guarded(void (*fn)(KernelContext&)) {
-  return [fn](KernelContext& ctx) {
-    try {
-      fn(ctx);
-    } catch (const dnnl::error& e) {
-      ctx.unsupported(std::string("oneDNN: ") + e.what());
-    }
-  };
-}
+using dnnl_util::guarded;
 
 }  // namespace
 
