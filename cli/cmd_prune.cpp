@@ -8,7 +8,8 @@ namespace {
 
 const char* kUsage =
     "onnx-compress prune MODEL -o OUT (--ratio R | --target-macs F | --target-params F)\n"
-    "  [--criterion l1|l2|bn|random|activation|obs] [--calib SPEC] [--compensate] [--scope local|global]\n"
+    "  [--criterion l1|l2|bn|random|activation|obs|cfsp] [--calib SPEC] [--compensate] [--scope local|global]\n"
+    "  [--blocks REGEX] [--cfsp-sharpness A]\n"
     "  [--max-layer-ratio R] [--round-to N] [--ignore REGEX ...] [--input-shape NAME=DIMS ...] [--report FILE.json]";
 
 int run_prune(const std::vector<std::string>& args) {
@@ -19,7 +20,7 @@ int run_prune(const std::vector<std::string>& args) {
     ("ratio", po::value<S>(), "fraction of channels removed per group (local) or overall (global)")
     ("target-macs", po::value<S>(), "fraction of MACs to keep (batch-only symbolic inputs count at batch 1)")
     ("target-params", po::value<S>(), "fraction of parameters to keep")
-    ("criterion", po::value<S>(), "l1 (default), l2, bn, random, activation, obs (activation/obs need --calib)")
+    ("criterion", po::value<S>(), "l1 (default), l2, bn, random, activation, obs, cfsp (activation/obs/cfsp need --calib)")
     ("aggregate", po::value<S>(), "combine group members' scores: mean (default), sum, max")
     ("compensate", po::bool_switch(), "re-solve kept weights by least squares on calibration data")
     ("damping", po::value<S>(), "compensation damping λ as a fraction of mean(diag XᵀX) (default 0.01)")
@@ -27,6 +28,8 @@ int run_prune(const std::vector<std::string>& args) {
     ("max-layer-ratio", po::value<S>(), "most of one group that may go (default 0.9)")
     ("round-to", po::value<S>(), "kept channels per group are a multiple of N (default 8)")
     ("ignore", po::value<std::vector<S>>()->composing(), "leave groups touching nodes whose name or op type matches (repeatable)")
+    ("blocks", po::value<S>(), "cfsp: blocks are the nodes sharing a match of REGEX (default: residual Adds)")
+    ("cfsp-sharpness", po::value<S>(), "cfsp: a in sigmoid(a*z), how far block ratios spread (default 1, 0 = uniform)")
     ("seed", po::value<S>(), "seed of the random criterion");
   po::variables_map vm;
   if (!parse_args(args, kUsage, opts, {{"model", 1}}, vm)) return 0;

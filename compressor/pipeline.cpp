@@ -207,6 +207,8 @@ Report compress_file(const fs::path& in, const fs::path& out, const Recipe& reci
   // Per-layer importance scores the steps computed, shown beside each layer.
   for (const auto& st : r.report.steps) {
     const json& d = st["details"];
+    // CFSP per-block importance and allocation, plotted by the HTML report.
+    if (d.contains("blocks") && d["blocks"].is_array()) r.report.extra["blocks"] = d["blocks"];
     // Uniform widths are not scored: only allocation runs carry importance scores.
     if (!d.contains("layers") || !d["layers"].is_array() || d.value("scorer", "").empty() ||
         d.value("target", "").rfind("bits=", 0) == 0)

@@ -316,12 +316,15 @@ std::string report_html(const Report& r) {
   o << bar_chart("Sparsity per layer (% of weights removed)", sparsity, "%", "#c9743c");
   for (const auto& [k, rows] : scores) o << bar_chart("Importance score: " + k, rows, "", "#8a63b8");
   if (r.extra.contains("blocks") && r.extra["blocks"].is_array()) {
-    std::vector<std::pair<std::string, double>> imp, ratio;
+    std::vector<std::pair<std::string, double>> imp, ratio, kept;
     for (const auto& b : r.extra["blocks"]) {
       imp.push_back({b.value("name", ""), b.value("importance", 0.0)});
       ratio.push_back({b.value("name", ""), 100 * b.value("ratio", 0.0)});
+      const double before = b.value("units_before", 0.0);
+      if (before > 0) kept.push_back({b.value("name", ""), 100 * b.value("units_after", 0.0) / before});
     }
     o << bar_chart("Block importance (CFSP)", imp, "", "#b55a7a") << bar_chart("Block pruning ratio (CFSP)", ratio, "%", "#c9743c");
+    if (!kept.empty()) o << bar_chart("Channels/heads kept per block (CFSP, % of units)", kept, "%", "#5b9e5b");
   }
   o << "<h2>Layers</h2><table><tr><th>layer</th><th>op</th><th>weight before</th><th>weight after</th><th>params</th>"
        "<th>MACs</th><th>bits</th><th>sparsity</th></tr>";

@@ -29,12 +29,15 @@ class PruneStep : public Step {
     if (auto v = r.integer("seed")) o_.seed = static_cast<uint64_t>(*v);
     o_.compensate = r.flag("compensate");
     if (auto v = r.number("damping")) o_.damping = *v;
+    if (auto v = r.text("blocks")) o_.blocks = *v;
+    if (auto v = r.number("cfsp-sharpness")) o_.cfsp_sharpness = *v;
     r.finish();
   }
 
   std::string kind() const override { return "prune"; }
   bool needs_calibration() const override {
-    return o_.criterion == Criterion::Activation || o_.criterion == Criterion::OBS || o_.compensate;
+    return o_.criterion == Criterion::Activation || o_.criterion == Criterion::OBS || o_.criterion == Criterion::CFSP ||
+           o_.compensate;
   }
   nlohmann::json settings() const override { return settings_; }
 
@@ -51,6 +54,7 @@ class PruneStep : public Step {
       CalibrationPlan plan;
       for (const auto& v : need.channel_values) plan.channels[v] = kAutoAxis;
       plan.grams = need.gram_layers;
+      for (const auto& b : need.blocks) plan.blocks.push_back({b.name, b.input, b.output});
       ctx.calib->rewind();
       stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
       have = &stats;
@@ -63,6 +67,7 @@ class PruneStep : public Step {
     std::string note = std::string("prune: ") + criterion_name(o_.criterion) + " predicted with l2 scores, no compensation";
     o_.criterion = Criterion::L2;
     o_.compensate = false;
+    o_.blocks.clear();
     return note;
   }
 

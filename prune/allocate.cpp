@@ -83,6 +83,13 @@ std::vector<std::vector<char>> allocate_local(const ChannelDeps& d, const std::v
   return finish(d, scores, want, r);
 }
 
+std::vector<std::vector<char>> allocate_per_group(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
+                                                  const std::vector<double>& ratio, const AllocationRules& r) {
+  std::vector<double> want(d.groups.size());
+  for (size_t g = 0; g < d.groups.size(); ++g) want[g] = ratio.at(g) * d.groups[g].num_units;
+  return finish(d, scores, want, r);
+}
+
 std::vector<std::vector<char>> allocate_global(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
                                                double threshold, const AllocationRules& r) {
   std::vector<double> want(d.groups.size(), 0);

@@ -1,6 +1,7 @@
 // Sparsity allocation: how many units each group loses, and which.
 //
 //   local  scope: group g removes r·N_g units (its lowest scores);
+//   per-group ratios: group g removes r_g·N_g units (CFSP: r_g from the group's block);
 //   global scope: every unlocked unit with normalized score < t is removed (t chosen by search);
 // then per group: removed ≤ max_layer_ratio·N_g, at least one unit kept, and the kept count rounded
 // to a multiple of round_to (hardware kernels run whole vector widths; 61 channels cost 64).
@@ -27,6 +28,8 @@ std::vector<char> remove_in_order(const ChannelDeps& d, int g, const std::vector
 // `ratio` per group (local) or score threshold (global) -> remove[g][u].
 std::vector<std::vector<char>> allocate_local(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
                                               double ratio, const AllocationRules& r);
+std::vector<std::vector<char>> allocate_per_group(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
+                                                  const std::vector<double>& ratio, const AllocationRules& r);
 std::vector<std::vector<char>> allocate_global(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
                                                double threshold, const AllocationRules& r);
 

@@ -58,9 +58,10 @@ std::vector<double> obs_scores(const Tensor& t, int axis, const GramStat& gs) {
 Criterion parse_criterion(const std::string& s) {
   static const std::map<std::string, Criterion> t = {{"l1", Criterion::L1},         {"l2", Criterion::L2},
                                                      {"bn", Criterion::BN},         {"random", Criterion::Random},
-                                                     {"activation", Criterion::Activation}, {"obs", Criterion::OBS}};
+                                                     {"activation", Criterion::Activation}, {"obs", Criterion::OBS},
+                                                     {"cfsp", Criterion::CFSP}};
   auto it = t.find(s);
-  if (it == t.end()) throw InvalidArgument("unknown criterion '" + s + "' (l1, l2, bn, random, activation, obs)");
+  if (it == t.end()) throw InvalidArgument("unknown criterion '" + s + "' (l1, l2, bn, random, activation, obs, cfsp)");
   return it->second;
 }
 Aggregate parse_aggregate(const std::string& s) {
@@ -70,7 +71,7 @@ Aggregate parse_aggregate(const std::string& s) {
   return it->second;
 }
 const char* criterion_name(Criterion c) {
-  static const char* names[] = {"l1", "l2", "bn", "random", "activation", "obs"};
+  static const char* names[] = {"l1", "l2", "bn", "random", "activation", "obs", "cfsp"};
   return names[static_cast<int>(c)];
 }
 
@@ -79,7 +80,7 @@ UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion crit, Agg
   const Graph& g = m.graph;
   UnitScores out;
   out.score.resize(d.groups.size());
-  if ((crit == Criterion::Activation || crit == Criterion::OBS) && !stats)
+  if ((crit == Criterion::Activation || crit == Criterion::OBS || crit == Criterion::CFSP) && !stats)
     throw InvalidArgument(std::string("criterion ") + criterion_name(crit) + " needs calibration data (--calib)");
   for (size_t gi = 0; gi < d.groups.size(); ++gi) {
     const ChannelGroup& gr = d.groups[gi];
@@ -105,7 +106,8 @@ UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion crit, Agg
           auto v = t->to_float();
           return std::vector<double>(v.begin(), v.end());
         }
-        case Criterion::Activation: {
+        case Criterion::Activation:
+        case Criterion::CFSP: {
           auto it = stats->channels.find(p.value);
           if (p.role != ParamSlice::Role::Consumer || it == stats->channels.end()) return {};
           auto s = slice_sums(*t, p.axis).l1;
@@ -134,7 +136,7 @@ UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion crit, Agg
     };
     collect(crit);
     if (per_member.empty() && crit != Criterion::L1) {
-      Criterion fb = crit == Criterion::Activation ? Criterion::L1 : Criterion::L2;
+      Criterion fb = crit == Criterion::Activation || crit == Criterion::CFSP ? Criterion::L1 : Criterion::L2;
       out.notes.push_back("group " + std::to_string(gi) + ": no " + criterion_name(crit) + " member, scored by " +
                           criterion_name(fb));
       collect(fb);

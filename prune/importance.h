@@ -4,6 +4,8 @@
 //   l1  Σ|W_slice|          l2  ‖W_slice‖₂          bn  |γ_c| (BatchNorm scale members only)
 //   activation (Wanda)      Σ_i |W_ic|·‖X_c‖₂      on consumer slices, ‖X_c‖ from ChannelStat
 //   obs (diagonal OBS)      Σ_i Σ_{f∈c} W_if²·H_ff on consumer slices, H = XᵀX from GramStat
+//   cfsp                    the activation score inside blocks; per-block amounts come from
+//                           prune/cfsp.h (block angles), not from these scores
 //   random                  seeded uniform per unit
 // A unit's score aggregates (mean | sum | max) over members of the sum of s_p over its channels;
 // scores are then divided by their group's mean so groups compare in a global ranking.
@@ -17,7 +19,7 @@
 
 namespace oc {
 
-enum class Criterion { L1, L2, BN, Random, Activation, OBS };
+enum class Criterion { L1, L2, BN, Random, Activation, OBS, CFSP };
 enum class Aggregate { Mean, Sum, Max };
 Criterion parse_criterion(const std::string& s);  // throws InvalidArgument
 Aggregate parse_aggregate(const std::string& s);

@@ -15,6 +15,8 @@
 #include "graph/onnx_io.h"
 #include "graph/shape_inference.h"
 #include "prune/allocate.h"
+#include "prune/blocks.h"
+#include "prune/cfsp.h"
 #include "prune/rewrite.h"
 
 namespace oc {
@@ -41,12 +43,22 @@ std::vector<std::string> member_nodes(const Graph& g, const ChannelGroup& gr) {
   return out;
 }
 
+// Blocks of `m` for CFSP, detected on a shape-inferred copy (residual Adds need shapes).
+std::vector<Block> cfsp_blocks(const Model& m, const PruneOptions& o) {
+  Model c = m;
+  infer_shapes(c, o.input_shapes);
+  return find_blocks(c, o.blocks);
+}
+
 }  // namespace
 
 PruneNeeds prune_needs(const Model& m, const PruneOptions& opt) {
   PruneNeeds n;
-  bool act = opt.criterion == Criterion::Activation, gram = opt.criterion == Criterion::OBS || opt.compensate;
+  bool act = opt.criterion == Criterion::Activation || opt.criterion == Criterion::CFSP,
+       gram = opt.criterion == Criterion::OBS || opt.compensate;
   if (!act && !gram) return n;
+  if (opt.criterion == Criterion::CFSP)
+    for (const auto& b : cfsp_blocks(m, opt)) n.blocks.push_back({b.name, b.input, b.output});
   ChannelDeps d = build_channel_deps(m);
   std::set<std::string> vals, layers;
   for (const auto& gr : d.groups) {
@@ -72,6 +84,10 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     throw InvalidArgument("--ratio must be in [0, 1) and targets in (0, 1]");
   if (o.max_layer_ratio <= 0 || o.max_layer_ratio >= 1) throw InvalidArgument("--max-layer-ratio must be in (0, 1)");
   if (o.round_to < 1) throw InvalidArgument("--round-to must be >= 1");
+  const bool cfsp = o.criterion == Criterion::CFSP;
+  if (cfsp && o.global) throw InvalidArgument("--criterion cfsp allocates per block: --scope global does not apply");
+  if (!o.blocks.empty() && !cfsp) throw InvalidArgument("--blocks applies to --criterion cfsp only");
+  if (!std::isfinite(o.cfsp_sharpness) || o.cfsp_sharpness < 0) throw InvalidArgument("--cfsp-sharpness must be >= 0");
   bool compensate = o.compensate || o.criterion == Criterion::OBS;
   if (compensate && !stats) throw InvalidArgument("compensation needs calibration data (--calib)");
 
@@ -104,9 +120,33 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   if (need_macs && before.macs <= 0)
     throw InvalidArgument("--target-macs needs concrete input shapes (--input-shape NAME=DIMS)");
 
+  // CFSP: block importances from the angle statistics; the knob is P, the mean removed fraction.
+  std::vector<Block> blocks;
+  std::vector<double> importance;
+  std::vector<int> group_block;
+  std::vector<char> active;  // blocks with something to prune
+  if (cfsp) {
+    blocks = cfsp_blocks(m, o);
+    for (const auto& b : blocks) {
+      auto it = stats->blocks.find(b.name);
+      if (it == stats->blocks.end() || it->second.count == 0)
+        throw InvalidArgument("criterion cfsp: no angle statistics for block '" + b.name + "' (calibrate with prune_needs)");
+      importance.push_back(it->second.mean_angle());
+    }
+    group_block = group_blocks(d, blocks, m.graph.nodes.size());
+    active.assign(blocks.size(), 0);
+    for (size_t g = 0; g < d.groups.size(); ++g)
+      if (group_block[g] >= 0 && d.groups[g].prunable() && !rules.skip[g]) active[group_block[g]] = 1;
+    if (blocks.empty()) rep.notes.push_back("cfsp: no residual blocks found, every group pruned uniformly (name blocks with --blocks REGEX)");
+  }
   auto plan_for = [&](double knob) {
+    if (cfsp) {
+      auto keep = cfsp_keep_fractions(importance, knob, o.cfsp_sharpness, o.max_layer_ratio, active);
+      return allocate_per_group(d, us.score, cfsp_group_ratios(group_block, keep, knob), rules);
+    }
     return o.global ? allocate_global(d, us.score, knob, rules) : allocate_local(d, us.score, knob, rules);
   };
+  double chosen_knob = o.ratio;
   std::vector<std::vector<char>> plan;
   if (o.ratio >= 0 && !o.global) {
     plan = plan_for(o.ratio);
@@ -141,11 +181,12 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     }
     best_plan = max_plan;
     best_metric = max_metric;
+    chosen_knob = hi;
     for (int it = 0; it < 22; ++it) {
       double mid = 0.5 * (lo + hi);
       auto p = plan_for(mid);
       double v = metric(p);
-      if (std::fabs(v - target_frac) < std::fabs(best_metric - target_frac)) { best_metric = v; best_plan = p; }
+      if (std::fabs(v - target_frac) < std::fabs(best_metric - target_frac)) { best_metric = v; best_plan = p; chosen_knob = mid; }
       if (v > target_frac) lo = mid; else hi = mid;
       if (std::fabs(v - target_frac) < 1e-3) break;
     }
@@ -180,6 +221,25 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     gp.skip = why;
     rep.groups.push_back(std::move(gp));
   }
+  if (cfsp) {
+    rep.uniform_ratio = chosen_knob;
+    std::vector<double> keep = cfsp_keep_fractions(importance, chosen_knob, o.cfsp_sharpness, o.max_layer_ratio, active);
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      PruneBlockReport br;
+      br.name = blocks[b].name;
+      br.input = blocks[b].input;
+      br.output = blocks[b].output;
+      br.importance = importance[b];
+      br.ratio = 1.0 - keep[b];
+      for (size_t g = 0; g < d.groups.size(); ++g) {
+        if (group_block[g] != static_cast<int>(b)) continue;
+        br.groups.push_back(d.groups[g].id);
+        br.units_before += rep.groups[g].units_before;
+        br.units_after += rep.groups[g].units_after;
+      }
+      rep.blocks.push_back(std::move(br));
+    }
+  }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }
@@ -203,6 +263,19 @@ nlohmann::json PruneReport::to_json() const {
                         {"score", {{"min", g.score_min}, {"mean", g.score_mean}, {"max", g.score_max}}}};
     if (!g.skip.empty()) e["skip_reason"] = g.skip;
     j["groups"].push_back(e);
+  }
+  if (uniform_ratio >= 0) {
+    j["uniform_ratio"] = uniform_ratio;
+    j["blocks"] = nlohmann::json::array();
+    for (const auto& b : blocks)
+      j["blocks"].push_back({{"name", b.name},
+                             {"input", b.input},
+                             {"output", b.output},
+                             {"importance", b.importance},
+                             {"ratio", b.ratio},
+                             {"units_before", b.units_before},
+                             {"units_after", b.units_after},
+                             {"groups", b.groups}});
   }
   return j;
 }

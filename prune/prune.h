@@ -27,6 +27,8 @@ struct PruneOptions {
   uint64_t seed = 0;
   bool compensate = false;    // implied by Criterion::OBS
   double damping = 0.01;
+  std::string blocks;            // CFSP: regex naming blocks (prune/blocks.h); empty = residual Adds
+  double cfsp_sharpness = 1.0;   // CFSP: a in sigmoid(a·z) (prune/cfsp.h); 0 = uniform
   std::map<std::string, std::vector<int64_t>> input_shapes;  // concrete dims for MAC counting
 };
 
@@ -39,9 +41,20 @@ struct PruneGroupReport {
   std::string skip;  // why it was left alone (or partly locked)
 };
 
+// CFSP: one block's coarse score and what it was given.
+struct PruneBlockReport {
+  std::string name, input, output;
+  double importance = 0;  // mean angle I_l
+  double ratio = 0;       // allocated fraction of units removed (1 − keep_l), before rounding
+  int64_t units_before = 0, units_after = 0;  // over the block's groups (channels, or heads where units are heads)
+  std::vector<int> groups;
+};
+
 struct PruneReport {
   std::string criterion;
   std::vector<PruneGroupReport> groups;
+  std::vector<PruneBlockReport> blocks;  // CFSP only
+  double uniform_ratio = -1;             // CFSP: P, the ratio of groups outside every block
   int64_t params_before = 0, params_after = 0, macs_before = -1, macs_after = -1;
   size_t bytes_before = 0, bytes_after = 0;
   int layers_compensated = 0;
@@ -53,6 +66,8 @@ struct PruneReport {
 struct PruneNeeds {
   std::vector<std::string> channel_values;  // ChannelStat of these values
   std::vector<std::string> gram_layers;     // GramStat of these nodes
+  struct BlockAngle { std::string name, input, output; };
+  std::vector<BlockAngle> blocks;           // BlockAngleStat of these blocks (CFSP)
 };
 // The calibration statistics `opt` needs on `m` (normalized): none for magnitude criteria.
 PruneNeeds prune_needs(const Model& m, const PruneOptions& opt);

@@ -1,0 +1,289 @@
+// CFSP: block detection on the committed transformers, the per-block allocation's properties, and
+// an end-to-end run whose output ONNX Runtime executes.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+
+#include "compressor/calibrate.h"
+#include "compressor/npy.h"
+#include "graph/channel_deps.h"
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "graph/shape_inference.h"
+#include "prune/allocate.h"
+#include "prune/blocks.h"
+#include "prune/cfsp.h"
+#include "prune/prune.h"
+#include "prune/rewrite.h"
+#include "support.h"
+
+using namespace oc;
+using namespace oc::test;
+
+namespace {
+
+Model load_shaped(const std::string& rel) {
+  Model m = load_model(source_path(rel));
+  normalize(m);
+  infer_shapes(m);
+  return m;
+}
+
+int count_op(const Graph& g, const std::vector<int>& nodes, const std::string& op) {
+  int n = 0;
+  for (int i : nodes) n += g.nodes[i].op_type == op;
+  return n;
+}
+
+// Every transformer layer has one Softmax (attention) and two residual Adds: attention and FFN
+// blocks alternate, each attention block holds exactly one Softmax, each FFN block none, and the
+// FFN hidden group (fc1's output channels) belongs to an FFN block.
+void check_transformer_blocks(const std::string& rel) {
+  Model m = load_shaped(rel);
+  const Graph& g = m.graph;
+  std::vector<int> all(g.nodes.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  const int layers = count_op(g, all, "Softmax");
+  REQUIRE(layers >= 2);
+  auto blocks = find_blocks(m);
+  REQUIRE(blocks.size() == static_cast<size_t>(2 * layers));
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    INFO("block " << blocks[b].name);
+    CHECK(count_op(g, blocks[b].nodes, "Softmax") == (b % 2 == 0 ? 1 : 0));
+    CHECK(count_op(g, blocks[b].nodes, "LayerNormalization") == 1);  // pre-LN: one norm per block
+    CHECK(g.nodes[blocks[b].nodes.back()].outputs[0] == blocks[b].output);
+    if (b > 0) CHECK(blocks[b].input == blocks[b - 1].output);  // consecutive on the residual stream
+  }
+  ChannelDeps d = build_channel_deps(m);
+  auto gb = group_blocks(d, blocks, g.nodes.size());
+  int ffn_groups = 0;
+  for (size_t gi = 0; gi < d.groups.size(); ++gi)
+    for (const auto& p : d.groups[gi].params)
+      if (p.role == ParamSlice::Role::Producer && g.nodes[p.node].name.find("fc1") != std::string::npos) {
+        REQUIRE(gb[gi] >= 0);
+        CHECK(gb[gi] % 2 == 1);
+        ++ffn_groups;
+        break;
+      }
+  CHECK(ffn_groups == layers);
+}
+
+CalibrationStats calibrate_for(const Model& m, const PruneOptions& o, const std::string& calib, int64_t samples) {
+  PruneNeeds need = prune_needs(m, o);
+  CalibrationPlan plan;
+  for (const auto& v : need.channel_values) plan.channels[v] = kAutoAxis;
+  for (const auto& b : need.blocks) plan.blocks.push_back({b.name, b.input, b.output});
+  CalibrationDataOptions co;
+  co.batch_size = 4;
+  co.max_samples = samples;
+  CalibrationSource src(source_path(calib).string(), m, co);
+  return calibrate(m, src, plan);
+}
+
+// Zeroes index `idx` of `t` along `axis`.
+void zero_along(Tensor& t, int axis, int64_t idx) {
+  std::vector<float> v = t.to_float();
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= t.dims[i];
+  for (size_t i = axis + 1; i < t.dims.size(); ++i) inner *= t.dims[i];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = 0; k < inner; ++k) v[(o * t.dims[axis] + idx) * inner + k] = 0.f;
+  t = Tensor::from_float_as(t.name, t.dtype, t.dims, v);
+}
+
+}  // namespace
+
+TEST_CASE("cfsp finds attention and FFN blocks on gpt_tiny", "[cfsp]") { check_transformer_blocks("models/gpt_tiny/model.onnx"); }
+TEST_CASE("cfsp finds attention and FFN blocks on bert_tiny", "[cfsp]") { check_transformer_blocks("models/bert_tiny/model.onnx"); }
+
+TEST_CASE("cfsp finds the residual unit of small_cnn and user blocks by regex", "[cfsp]") {
+  Model m = small_cnn(2);
+  normalize(m);
+  infer_shapes(m);
+  auto blocks = find_blocks(m);
+  REQUIRE(blocks.size() >= 1);
+  for (const auto& b : blocks) {
+    CHECK(m.graph.nodes[b.nodes.back()].op_type == "Add");
+    CHECK(count_op(m.graph, b.nodes, "Conv") >= 1);
+  }
+  // One user block per transformer layer: input = the stream entering, output = the layer's last Add.
+  Model gpt = load_shaped("models/gpt_tiny/model.onnx");
+  auto layers = find_blocks(gpt, "blocks\\.[0-9]+");
+  auto halves = find_blocks(gpt);
+  REQUIRE(layers.size() * 2 == halves.size());
+  for (size_t l = 0; l < layers.size(); ++l) {
+    CHECK(layers[l].input == halves[2 * l].input);
+    CHECK(layers[l].output == halves[2 * l + 1].output);
+  }
+  CHECK_THROWS_WITH(find_blocks(gpt, "("), Catch::Contains("bad --blocks regex"));
+  CHECK_THROWS_WITH(find_blocks(gpt, "no_such_node"), Catch::Contains("matches no node"));
+}
+
+TEST_CASE("cfsp keep fractions are monotone in importance and keep the mean inside the bounds", "[cfsp]") {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0.0, 0.5);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<double> imp(2 + trial % 9);
+    for (auto& x : imp) x = u(rng);
+    const double P = 0.05 + 0.8 * (trial % 17) / 17.0, a = 0.5 + (trial % 5), mlr = 0.9;
+    auto keep = cfsp_keep_fractions(imp, P, a, mlr);
+    REQUIRE(keep.size() == imp.size());
+    double mean = 0;
+    for (size_t i = 0; i < keep.size(); ++i) {
+      mean += keep[i] / static_cast<double>(keep.size());
+      CHECK(keep[i] <= 1.0 + 1e-12);
+      CHECK(keep[i] >= 1.0 - mlr - 1e-12);
+      for (size_t j = 0; j < keep.size(); ++j)
+        if (imp[i] > imp[j]) CHECK(keep[i] >= keep[j] - 1e-12);
+    }
+    CHECK(mean == Approx(1.0 - P).margin(1e-9));
+  }
+  // A spread that would overflow is shrunk until the most important block keeps everything.
+  auto k = cfsp_keep_fractions({0.0, 0.0, 0.0, 1.0}, 0.1, 10.0, 0.9);
+  CHECK(*std::max_element(k.begin(), k.end()) == Approx(1.0));
+  // A tight --max-layer-ratio bounds the least important block.
+  k = cfsp_keep_fractions({0.0, 1.0, 1.0, 1.0}, 0.3, 10.0, 0.35);
+  CHECK(*std::min_element(k.begin(), k.end()) == Approx(0.65));
+  // Blocks with nothing to prune keep everything and leave the statistics to the others.
+  k = cfsp_keep_fractions({0.9, 0.1, 0.2, 0.3}, 0.5, 1.0, 0.9, {0, 1, 1, 1});
+  CHECK(k[0] == 1.0);
+  CHECK((k[1] + k[2] + k[3]) / 3 == Approx(0.5));
+  CHECK(k[1] < k[2]);
+  CHECK(k[2] < k[3]);
+  // Equal importances, or sharpness 0: every block keeps 1 − P.
+  for (double x : cfsp_keep_fractions({0.2, 0.2, 0.2}, 0.4, 3.0, 0.9)) CHECK(x == Approx(0.6));
+  for (double x : cfsp_keep_fractions({0.1, 0.2, 0.3}, 0.4, 0.0, 0.9)) CHECK(x == Approx(0.6));
+}
+
+TEST_CASE("cfsp per-block ratios reach the allocator rounded", "[cfsp]") {
+  Model m = load_shaped("models/gpt_tiny/model.onnx");
+  ChannelDeps d = build_channel_deps(m);
+  auto blocks = find_blocks(m);
+  auto gb = group_blocks(d, blocks, m.graph.nodes.size());
+  std::vector<double> imp(blocks.size());
+  for (size_t b = 0; b < imp.size(); ++b) imp[b] = static_cast<double>(b);  // later blocks more important
+  auto keep = cfsp_keep_fractions(imp, 0.4, 2.0, 0.9);
+  auto ratios = cfsp_group_ratios(gb, keep, 0.4);
+  std::vector<std::vector<double>> scores(d.groups.size());
+  for (size_t g = 0; g < d.groups.size(); ++g) scores[g].assign(d.groups[g].num_units, 1.0);
+  AllocationRules rules;
+  rules.round_to = 16;
+  auto plan = allocate_per_group(d, scores, ratios, rules);
+  int checked = 0;
+  std::vector<int64_t> kept_by_block(blocks.size(), -1);
+  for (size_t g = 0; g < d.groups.size(); ++g) {
+    if (gb[g] < 0 || !d.groups[g].prunable() || d.groups[g].locked_units > 0) continue;
+    int64_t n = d.groups[g].num_units, kept = n - std::count(plan[g].begin(), plan[g].end(), 1);
+    INFO("group " << g << " of block " << gb[g] << ": " << kept << " of " << n);
+    CHECK((kept % 16 == 0 || kept == n));
+    CHECK(std::fabs(static_cast<double>(kept) - keep[gb[g]] * static_cast<double>(n)) <= 8.0 + 1e-9);
+    kept_by_block[gb[g]] = kept;
+    ++checked;
+  }
+  REQUIRE(checked >= 2);
+  // Among FFN blocks (same width), the later (more important) keeps at least as much.
+  for (size_t b = 3; b < blocks.size(); b += 2)
+    if (kept_by_block[b] >= 0 && kept_by_block[b - 2] >= 0) CHECK(kept_by_block[b] >= kept_by_block[b - 2]);
+}
+
+TEST_CASE("cfsp pruning equals masking on gpt_tiny", "[cfsp]") {
+  Model m = load_model(source_path("models/gpt_tiny/model.onnx"));
+  normalize(m);
+  PruneOptions o;
+  o.criterion = Criterion::CFSP;
+  CalibrationStats stats = calibrate_for(m, o, "models/gpt_tiny/calib.npy", 8);
+  Model shaped = m;
+  infer_shapes(shaped);
+  auto blocks = find_blocks(shaped);
+  REQUIRE(!blocks.empty());
+  std::vector<double> imp;
+  for (const auto& b : blocks) {
+    REQUIRE(stats.blocks.count(b.name));
+    REQUIRE(stats.blocks.at(b.name).count == 8 * 128);  // one angle per token
+    imp.push_back(stats.blocks.at(b.name).mean_angle());
+  }
+  ChannelDeps d = build_channel_deps(m);
+  auto gb = group_blocks(d, blocks, m.graph.nodes.size());
+  // Only the groups inside blocks (the residual stream feeds LayerNorms: not a masking equivalence).
+  auto ratios = cfsp_group_ratios(gb, cfsp_keep_fractions(imp, 0.4, 1.0, 0.9), 0.0);
+  UnitScores us = score_units(m, d, Criterion::CFSP, Aggregate::Mean, 0, &stats);
+  auto plan = allocate_per_group(d, us.score, ratios, AllocationRules{});
+  int64_t removed = 0;
+  for (const auto& p : plan) removed += std::count(p.begin(), p.end(), 1);
+  REQUIRE(removed > 0);
+  Model pruned = m;
+  apply_prune(pruned, d, plan);
+  Model ref = m;
+  for (size_t gi = 0; gi < d.groups.size(); ++gi)
+    for (const auto& p : d.groups[gi].params) {
+      if (p.role == ParamSlice::Role::Norm) continue;
+      Tensor* t = ref.graph.initializer(ref.graph.nodes[p.node].inputs[p.input]);
+      REQUIRE(t);
+      const ChannelSpace& s = d.spaces.at(p.value);
+      for (int64_t c = 0; c < s.channels; ++c)
+        if (plan[gi][d.unit_of(p.value, c)]) zero_along(*t, p.axis, c);
+    }
+  fs::path dir = temp_dir("cfsp_mask");
+  save_model(pruned, dir / "pruned.onnx");
+  save_model(ref, dir / "masked.onnx");
+  std::vector<int64_t> tok(2 * 128);
+  for (size_t i = 0; i < tok.size(); ++i) tok[i] = static_cast<int64_t>((i * 37 + 11) % 256);
+  std::map<std::string, Tensor> in = {{"tokens", Tensor::from_int64("tokens", {2, 128}, tok)}};
+  auto a = run_ort(dir / "pruned.onnx", in);
+  auto b = run_ort(dir / "masked.onnx", in);
+  CHECK(max_rel_error(a.at("logits"), b.at("logits")) <= 1e-4);
+}
+
+TEST_CASE("cfsp prune CLI on gpt_tiny allocates per block and runs in ONNX Runtime", "[cfsp]") {
+  fs::path dir = temp_dir("cfsp_cli");
+  const std::string model = source_path("models/gpt_tiny/model.onnx").string();
+  const std::string calib = source_path("models/gpt_tiny/calib.npy").string();
+  auto r = run_cli({"prune", model, "-o", (dir / "p.onnx").string(), "--criterion", "cfsp", "--calib", calib,
+                    "--calib-samples", "8", "--target-macs", "0.7", "--compensate", "--cfsp-sharpness", "2",
+                    "--report", (dir / "r.json").string(), "--html", (dir / "r.html").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  nlohmann::json rep;
+  std::ifstream(dir / "r.json") >> rep;
+  const auto& blocks = rep["extra"]["blocks"];
+  REQUIRE(blocks.size() == 8);  // 4 layers x (attention, FFN)
+  std::set<double> ratios;
+  int pruned_blocks = 0;
+  for (const auto& b : blocks) {
+    CHECK(b["importance"].get<double>() > 0);
+    CHECK(b["importance"].get<double>() < 1);
+    ratios.insert(b["ratio"].get<double>());
+    pruned_blocks += b["units_after"].get<int64_t>() < b["units_before"].get<int64_t>();
+  }
+  CHECK(ratios.size() > 1);  // not uniform
+  CHECK(pruned_blocks >= 1);
+  const auto& t = rep["totals"];
+  double macs = t["after"]["macs"].get<double>() / t["before"]["macs"].get<double>();
+  CHECK(macs == Approx(0.7).margin(0.03));
+  std::ifstream html(dir / "r.html");
+  std::string page((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+  CHECK(page.find("Block importance (CFSP)") != std::string::npos);
+  std::vector<int64_t> tok(128);
+  for (size_t i = 0; i < tok.size(); ++i) tok[i] = static_cast<int64_t>("def main():\n    return 0\n"[i % 25]);
+  auto out = run_ort(dir / "p.onnx", {{"tokens", Tensor::from_int64("tokens", {1, 128}, tok)}});
+  const Tensor& logits = out.at("logits");
+  REQUIRE(logits.dims == std::vector<int64_t>{1, 128, 256});
+  for (float v : logits.to_float()) REQUIRE(std::isfinite(v));
+}
+
+TEST_CASE("cfsp refuses what it cannot do", "[cfsp]") {
+  fs::path dir = temp_dir("cfsp_bad");
+  const std::string model = source_path("models/gpt_tiny/model.onnx").string();
+  auto r = run_cli({"prune", model, "-o", (dir / "p.onnx").string(), "--criterion", "cfsp", "--ratio", "0.3"});
+  CHECK(r.rc != 0);
+  CHECK_THAT(r.out, Catch::Contains("calibration data"));
+  r = run_cli({"prune", model, "-o", (dir / "p.onnx").string(), "--criterion", "l1", "--ratio", "0.3", "--blocks", "x"});
+  CHECK(r.rc != 0);
+  CHECK_THAT(r.out, Catch::Contains("--blocks applies to --criterion cfsp"));
+  CHECK_FALSE(fs::exists(dir / "p.onnx"));
+}
