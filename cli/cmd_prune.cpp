@@ -8,7 +8,7 @@ namespace {
 
 const char* kUsage =
     "onnx-compress prune MODEL -o OUT (--ratio R | --target-macs F | --target-params F)\n"
-    "  [--criterion l1|l2|bn|random|activation|obs|cfsp] [--calib SPEC] [--compensate] [--scope local|global]\n"
+    "  [--criterion l1|l2|bn|random|activation|obs|cfsp] [--calib SPEC] [--compensate] [--heads] [--scope local|global]\n"
     "  [--blocks REGEX] [--cfsp-sharpness A]\n"
     "  [--max-layer-ratio R] [--round-to N] [--ignore REGEX ...] [--input-shape NAME=DIMS ...] [--report FILE.json]";
 
@@ -23,6 +23,7 @@ int run_prune(const std::vector<std::string>& args) {
     ("criterion", po::value<S>(), "l1 (default), l2, bn, random, activation, obs, cfsp (activation/obs/cfsp need --calib)")
     ("aggregate", po::value<S>(), "combine group members' scores: mean (default), sum, max")
     ("compensate", po::bool_switch(), "re-solve kept weights by least squares on calibration data")
+    ("heads", po::bool_switch(), "prune whole attention heads (Q/K/V/O and the head Reshapes together)")
     ("damping", po::value<S>(), "compensation damping λ as a fraction of mean(diag XᵀX) (default 0.01)")
     ("scope", po::value<S>(), "local (same ratio per group, default) or global (one ranking)")
     ("max-layer-ratio", po::value<S>(), "most of one group that may go (default 0.9)")

@@ -28,6 +28,7 @@ class PruneStep : public Step {
     o_.ignore = r.texts("ignore");
     if (auto v = r.integer("seed")) o_.seed = static_cast<uint64_t>(*v);
     o_.compensate = r.flag("compensate");
+    o_.heads = r.flag("heads");
     if (auto v = r.number("damping")) o_.damping = *v;
     if (auto v = r.text("blocks")) o_.blocks = *v;
     if (auto v = r.number("cfsp-sharpness")) o_.cfsp_sharpness = *v;

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "graph/errors.h"
+#include "graph/shape_inference.h"
 
 namespace oc {
 
@@ -36,8 +37,9 @@ struct Builder {
   std::map<std::string, int64_t> trailing;  // product of dims after the channel axis (-1 unknown)
   std::vector<std::pair<int, std::string>> locks;  // (element, reason)
   std::vector<ParamSlice> params;
+  ChannelDepsOptions opt;
 
-  Builder(const Model& model) : m(model), g(model.graph) {}
+  Builder(const Model& model, const ChannelDepsOptions& o) : m(model), g(model.graph), opt(o) {}
 
   ChannelSpace* space(const std::string& v) {
     auto it = d.spaces.find(v);
@@ -55,6 +57,15 @@ struct Builder {
     if (!vi || !vi->has_shape || !shape_known(vi->shape)) return std::nullopt;
     return shape_values(vi->shape);
   }
+  // Dims from value_info with -1 where a dim is symbolic; nullopt when the rank is unknown.
+  std::optional<std::vector<int64_t>> dims_of(const std::string& v) const {
+    if (const Tensor* t = init(v)) return t->dims;
+    const ValueInfo* vi = g.find_value_info(v);
+    if (!vi || !vi->has_shape) return std::nullopt;
+    std::vector<int64_t> d;
+    for (const auto& x : vi->shape) d.push_back(x.known() ? x.value : -1);
+    return d;
+  }
   int known_rank(const std::string& v) const {
     const ValueInfo* vi = g.find_value_info(v);
     return vi && vi->has_shape ? static_cast<int>(vi->shape.size()) : -1;
@@ -69,11 +80,12 @@ struct Builder {
     s.first_elem = static_cast<int>(elems.p.size());
     for (int64_t c = 0; c < channels; ++c) elems.add();
     val_id[v] = vals.add();
-    if (auto sh = known_shape(v); sh && static_cast<int>(sh->size()) >= -neg_axis) {
+    if (auto sh = dims_of(v); sh && static_cast<int>(sh->size()) >= -neg_axis) {
       int64_t t = 1;
-      for (size_t i = sh->size() + neg_axis + 1; i < sh->size(); ++i) t *= (*sh)[i];
-      trail = t;
-      if ((*sh)[sh->size() + neg_axis] != channels) {  // value_info disagrees: do not trust our reading
+      for (size_t i = sh->size() + neg_axis + 1; i < sh->size() && t >= 0; ++i) t = (*sh)[i] < 0 ? -1 : t * (*sh)[i];
+      if (t >= 0) trail = t;
+      int64_t at = (*sh)[sh->size() + neg_axis];
+      if (at >= 0 && at != channels) {  // value_info disagrees: do not trust our reading
         d.spaces[v] = s;
         lock(v, "channel count of '" + v + "' disagrees with its value_info");
         trailing[v] = trail;
@@ -99,8 +111,8 @@ struct Builder {
   void lock_inputs(const Node& n, const std::string& reason) {
     for (const auto& i : n.inputs) lock(i, reason);
   }
-  void param(int node, int input, int axis, const std::string& v, ParamSlice::Role r) {
-    params.push_back({node, input, axis, v, r});
+  void param(int node, int input, int axis, const std::string& v, ParamSlice::Role r, int64_t modulo = 0) {
+    params.push_back({node, input, axis, v, r, modulo});
   }
   // Output space that copies `in`'s layout, linked channel by channel.
   ChannelSpace& pass(const ChannelSpace& in, const std::string& out, int64_t trail) {
@@ -164,8 +176,19 @@ void conv_rule(Builder& b, int ni, const Node& n) {
       for (int64_t j = 0; j < mult; ++j) b.link(*xin, c, yc, c * mult + j);
     return;
   }
-  b.lock(xin->value, "grouped " + b.nm(n) + " (group=" + std::to_string(group) + ") is not pruned");
-  b.lock(yc.value, "grouped " + b.nm(n) + " (group=" + std::to_string(group) + ") is not pruned");
+  // General groups: W is [Cout, Cin/G, k..] and every group reads the same slots, so a unit removes
+  // slot j of every group's input (channels g·Cin/G + j) and output k of every group.
+  if (xin->channels % group == 0 && cout % group == 0 && w->dims[1] == xin->channels / group) {
+    int64_t in_per = xin->channels / group, out_per = cout / group;
+    for (int64_t gi = 1; gi < group; ++gi) {
+      for (int64_t j = 0; j < in_per; ++j) b.link(*xin, j, *xin, gi * in_per + j);
+      for (int64_t k = 0; k < out_per; ++k) b.link(yc, k, yc, gi * out_per + k);
+    }
+    b.param(ni, 1, 1, xin->value, ParamSlice::Role::Consumer, in_per);
+    return;
+  }
+  b.lock(xin->value, "grouped " + b.nm(n) + " (group=" + std::to_string(group) + ") does not split its channels evenly");
+  b.lock(yc.value, "grouped " + b.nm(n) + " (group=" + std::to_string(group) + ") does not split its channels evenly");
 }
 
 // ConvTranspose: W is [Cin, Cout/g, k...]; in = W axis 0, out = W axis 1 (+B).
@@ -197,6 +220,39 @@ void conv_transpose_rule(Builder& b, int ni, const Node& n) {
   b.lock(yc.value, "grouped " + b.nm(n) + " is not pruned");
 }
 
+// MatMul of two activations (attention QKᵀ, probs·V): the axes before the last two are batch axes,
+// so a channel space there (the heads) passes to the output and couples both operands (head h of Q
+// with head h of K); on the two matrix axes it is contracted or mixed, so it stops.
+void batched_matmul_rule(Builder& b, const Node& n) {
+  std::optional<ChannelSpace> a, c;
+  if (ChannelSpace* s = b.space(n.input(0))) a = *s;
+  if (ChannelSpace* s = b.space(n.input(1))) c = *s;
+  if (!a && !c) return;
+  auto lock_both = [&](const std::string& why) {
+    if (a) b.lock(a->value, why);
+    if (c) b.lock(c->value, why);
+  };
+  auto batch = [](const std::optional<ChannelSpace>& s) { return !s || s->neg_axis <= -3; };
+  if (!batch(a) || !batch(c)) { lock_both(b.nm(n) + " multiplies two activations along their channel axis"); return; }
+  const std::string& out = n.outputs[0];
+  if (a && c) {
+    if (a->channels != c->channels || a->neg_axis != c->neg_axis) {
+      lock_both(b.nm(n) + " combines tensors with different channel layouts");
+      return;
+    }
+    ChannelSpace o = b.add_space(out, a->channels, std::max(a->rank, c->rank), a->neg_axis);
+    b.link_all(*a, o);
+    b.link_all(*c, o);
+    return;
+  }
+  // One operand carries the space: the other must broadcast (size 1 or absent) on that axis.
+  ChannelSpace x = a ? *a : *c;
+  auto od = b.dims_of(n.input(a ? 1 : 0));
+  int pos = od ? static_cast<int>(od->size()) + x.neg_axis : 0;
+  if (!od || (pos >= 0 && (*od)[pos] != 1)) { lock_both(b.nm(n) + " broadcasts an operand across channels"); return; }
+  b.pass(x, out, -1);
+}
+
 // Gemm / MatMul with a constant 2-D weight: in = K axis, out = N axis (+ bias on its last axis).
 void linear_rule(Builder& b, int ni, const Node& n, bool gemm) {
   const Tensor* w = b.init(n.input(1));
@@ -204,6 +260,10 @@ void linear_rule(Builder& b, int ni, const Node& n, bool gemm) {
   if (ChannelSpace* x = b.space(n.input(0))) xin = *x;
   bool trans_a = gemm && n.attr_int("transA", 0) != 0;
   bool trans_b = gemm && n.attr_int("transB", 0) != 0;
+  if (!gemm && !w && !b.init(n.input(1)) && !b.init(n.input(0))) {
+    batched_matmul_rule(b, n);
+    return;
+  }
   if (!w || w->dims.size() != 2 || trans_a) {
     b.lock_inputs(n, b.nm(n) + " has no constant 2-D weight");
     return;
@@ -293,12 +353,14 @@ void binary_rule(Builder& b, int ni, const Node& n) {
   ChannelSpace xc = a ? *a : *c;
   int other = a ? 1 : 0;
   const std::string& ov = n.input(other);
-  std::optional<std::vector<int64_t>> odims;
-  if (const Tensor* t = b.init(ov)) odims = t->dims;
-  else odims = b.known_shape(ov);
-  if (!odims) { b.lock(xc.value, b.nm(n) + " mixes in an operand of unknown shape"); return; }
-  int r = static_cast<int>(odims->size());
+  // Only the operand's dim at the channel axis matters (a mask [B,1,T,T] broadcasts over heads).
+  std::optional<std::vector<int64_t>> odims = b.dims_of(ov);
+  int r = odims ? static_cast<int>(odims->size()) : 0;
   int pos = r + xc.neg_axis;
+  if (!odims || (pos >= 0 && (*odims)[pos] < 0)) {
+    b.lock(xc.value, b.nm(n) + " mixes in an operand of unknown shape");
+    return;
+  }
   if (pos >= 0 && (*odims)[pos] != 1) {
     if ((*odims)[pos] != xc.channels || !b.init(ov)) {
       b.lock(xc.value, b.nm(n) + " broadcasts an operand across channels");
@@ -542,38 +604,68 @@ void flatten_rule(Builder& b, int, const Node& n) {
   fold(b, xc, n.outputs[0], s, 2, -1);
 }
 
-// Reshape keeping the leading dims and folding the channel with what follows it (stride s).
+// Reshape keeping the leading dims and either folding the channel with what follows it (stride s:
+// input c -> outputs c·s .. c·s+s-1), or, with heads, splitting it into (G, H, Dh) (input c ->
+// head (c / Dh) mod H on the H axis; G > 1 for packed Q/K/V). Leading dims must be copied (0),
+// equal, or one -1 that can only stand for the input's own dim.
 void reshape_rule(Builder& b, int, const Node& n) {
   ChannelSpace* x = b.space(n.input(0));
   if (!x) return;
   ChannelSpace xc = *x;
   auto shape = b.ints_of(n.input(1));
   int p = b.pos_axis(xc);
-  auto in = b.known_shape(xc.value);
+  auto in = b.dims_of(xc.value);
   if (!shape || p < 0 || static_cast<int>(shape->size()) <= p) { b.lock(xc.value, b.nm(n) + " with a dynamic or channel-mixing shape"); return; }
   const auto& S = *shape;
-  for (int i = 0; i < p; ++i) {
-    bool same = S[i] == 0 || (in && (*in)[i] == S[i]);
-    if (!same) { b.lock(xc.value, b.nm(n) + " mixes the channel axis with leading dims"); return; }
+  int free = -1;
+  bool leading = true;
+  for (int i = 0; i < p && leading; ++i) {
+    bool same = S[i] == 0 || (in && static_cast<int>(in->size()) > i && (*in)[i] >= 0 && (*in)[i] == S[i]);
+    if (same) continue;
+    if (S[i] == -1 && free < 0) { free = i; continue; }
+    leading = false;
   }
   int64_t trail_in = b.trailing[xc.value];
   int64_t after = 1;
   bool after_known = true;
   for (size_t i = p + 1; i < S.size(); ++i) {
     if (S[i] > 0) after *= S[i];
-    else if (S[i] == 0 && in && static_cast<int>(in->size()) > static_cast<int>(i)) after *= (*in)[i];
+    else if (S[i] == 0 && in && static_cast<int>(in->size()) > static_cast<int>(i) && (*in)[i] >= 0) after *= (*in)[i];
     else after_known = false;
   }
   int64_t s = -1;
   if (S[p] > 0 && S[p] % xc.channels == 0) s = S[p] / xc.channels;
-  else if ((S[p] == -1 || S[p] == 0) && trail_in >= 0 && after_known && after > 0 && trail_in % after == 0)
+  else if (free < 0 && (S[p] == -1 || S[p] == 0) && trail_in >= 0 && after_known && after > 0 && trail_in % after == 0)
     s = S[p] == 0 ? 1 : trail_in / after;
-  if (s < 1 || !after_known || trail_in < 0 || s * after != trail_in) {
-    b.lock(xc.value, b.nm(n) + " mixes the channel axis with others");
+  int rank = static_cast<int>(S.size());
+  if (leading && s >= 1 && after_known && trail_in >= 0 && s * after == trail_in) {
+    fold(b, xc, n.outputs[0], s, rank, p - rank);
     return;
   }
-  int rank = static_cast<int>(S.size());
-  fold(b, xc, n.outputs[0], s, rank, p - rank);
+  // Head split: S[p..q] multiplies to C with every factor given, S[q+1..] matches the input's tail.
+  int64_t prod = 1;
+  int q = p;
+  for (; q < rank && S[q] > 0 && prod * S[q] <= xc.channels; ++q) {
+    prod *= S[q];
+    if (prod == xc.channels) break;
+  }
+  bool split = q < rank && q > p && prod == xc.channels && trail_in >= 0;
+  int64_t tail = 1;
+  for (int i = q + 1; split && i < rank; ++i) {
+    if (S[i] <= 0) split = false;
+    else tail *= S[i];
+  }
+  split = split && tail == trail_in;
+  if (!split && !leading) { b.lock(xc.value, b.nm(n) + " mixes the channel axis with leading dims"); return; }
+  if (!split) { b.lock(xc.value, b.nm(n) + " mixes the channel axis with others"); return; }
+  if (!b.opt.heads) {
+    b.lock(xc.value, b.nm(n) + " splits the channel axis into heads (prune them with --heads)");
+    return;
+  }
+  if (!leading) { b.lock(xc.value, b.nm(n) + " mixes the channel axis with leading dims"); return; }
+  int64_t heads = S[q - 1], head_dim = S[q];
+  ChannelSpace o = b.add_space(n.outputs[0], heads, rank, (q - 1) - rank, head_dim * tail);
+  for (int64_t c = 0; c < xc.channels; ++c) b.link(xc, c, o, (c / head_dim) % heads);
 }
 
 void reshape_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
@@ -690,9 +782,12 @@ void pad_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
   else set_node_constant(g, ni, 1, Tensor::from_int64(g.initializer(n.input(1))->name, {static_cast<int64_t>(pads.size())}, pads));
 }
 
-void conv_fix(Graph& g, int ni, const ChannelDeps&, const KeptChannels& kept) {
+// Depthwise convs (group = input channels) keep group = kept channels; general groups keep G.
+void conv_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
   Node& n = g.nodes[ni];
-  if (n.attr_int("group", 1) == 1) return;
+  int64_t group = n.attr_int("group", 1);
+  auto xs = d.spaces.find(n.input(0));
+  if (group == 1 || xs == d.spaces.end() || xs->second.channels != group) return;
   if (const auto* k = kept_of(kept, n.input(0))) n.set_attr_int("group", static_cast<int64_t>(k->size()));
 }
 
@@ -702,7 +797,8 @@ const std::map<std::string, OpRule>& rules() {
     t["Conv"] = {conv_rule, conv_fix};
     t["ConvTranspose"] = {conv_transpose_rule, conv_fix};
     t["Gemm"] = {[](Builder& b, int i, const Node& n) { linear_rule(b, i, n, true); }, nullptr};
-    t["MatMul"] = {[](Builder& b, int i, const Node& n) { linear_rule(b, i, n, false); }, nullptr};
+    // Both MatMul inputs may be activations (attention); linear_rule locks what it cannot read.
+    t["MatMul"] = {[](Builder& b, int i, const Node& n) { linear_rule(b, i, n, false); }, nullptr, 2};
     t["BatchNormalization"] = {[](Builder& b, int i, const Node& n) { channel_norm_rule(b, i, n, 4); }, nullptr};
     t["InstanceNormalization"] = {[](Builder& b, int i, const Node& n) { channel_norm_rule(b, i, n, 2); }, nullptr};
     t["LayerNormalization"] = {layer_norm_rule, nullptr};
@@ -741,9 +837,16 @@ const std::map<std::string, OpRule>& rules() {
 
 }  // namespace
 
-ChannelDeps build_channel_deps(const Model& m) {
-  Builder b(m);
-  const Graph& g = m.graph;
+ChannelDeps build_channel_deps(const Model& m, const ChannelDepsOptions& opt) {
+  // Shape inference fills value_info only (nodes keep their indices), so the rules' node and
+  // input references hold for `m` itself.
+  std::optional<Model> shaped;
+  if (opt.heads) {
+    shaped = m;
+    infer_shapes(*shaped);
+  }
+  Builder b(shaped ? *shaped : m, opt);
+  const Graph& g = b.g;
   for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i) {
     const Node& n = g.nodes[i];
     auto it = rules().find(n.op_type);
@@ -846,6 +949,12 @@ void set_node_constant(Graph& g, int node, int input, Tensor t) {
   g.nodes[node].inputs[input] = t.name;
   g.add_initializer(std::move(t));
   g.invalidate();
+}
+
+std::vector<int64_t> kept_indices(const ParamSlice& p, const std::vector<int64_t>& kept) {
+  std::set<int64_t> idx;
+  for (int64_t c : kept) idx.insert(p.index(c));
+  return {idx.begin(), idx.end()};
 }
 
 Tensor slice_axis(const Tensor& t, int axis, const std::vector<int64_t>& keep) {

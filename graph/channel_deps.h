@@ -30,7 +30,8 @@ struct ChannelSpace {
 };
 
 // One parameter tensor slice indexed by a value's channels: node input `input` (an initializer)
-// of node `node`, along `axis`; channel c of `value` owns index c of that axis.
+// of node `node`, along `axis`; channel c of `value` owns index c of that axis, or c mod `modulo`
+// when modulo > 0 (a grouped Conv's input slot j serves channel g·modulo + j of every group g).
 struct ParamSlice {
   enum class Role { Producer, Consumer, Norm, Other };
   int node = -1;
@@ -38,7 +39,12 @@ struct ParamSlice {
   int axis = 0;
   std::string value;
   Role role = Role::Other;
+  int64_t modulo = 0;
+  int64_t index(int64_t channel) const { return modulo > 0 ? channel % modulo : channel; }
 };
+
+// The indices of `p`'s axis that kept channels `kept` (sorted) keep.
+std::vector<int64_t> kept_indices(const ParamSlice& p, const std::vector<int64_t>& kept);
 
 struct ChannelGroup {
   int id = 0;
@@ -62,10 +68,18 @@ struct ChannelDeps {
   bool unit_locked(int group, int unit) const { return unit_locked_flat[group_unit_base[group] + unit] != 0; }
 };
 
+struct ChannelDepsOptions {
+  // Attention heads as units: a Reshape that splits the channel axis C into (..., H, Dh) couples
+  // channel c with head (c / Dh) mod H, so Q/K/V outputs and the O-projection input lose whole heads
+  // and the Reshape constants get the new head count. Off: such a Reshape stops propagation.
+  bool heads = false;
+};
+
 // Builds the dependency graph of the main graph of `m` (normalized: topological order, weights as
 // initializers). Uses value_info shapes where present (run shape inference first for Reshape/Flatten
-// strides on dynamic models).
-ChannelDeps build_channel_deps(const Model& m);
+// strides on dynamic models); with `heads` it infers shapes itself on a copy (head reshapes need the
+// dims between the split and the merge).
+ChannelDeps build_channel_deps(const Model& m, const ChannelDepsOptions& opt = {});
 
 // Keep-lists per value: value -> sorted kept channel indices (values absent keep everything).
 using KeptChannels = std::map<std::string, std::vector<int64_t>>;

@@ -60,6 +60,23 @@ int64_t min_keep(const ChannelGroup& gr, const AllocationRules& r) {
   return std::max<int64_t>({1, gr.locked_units, n - cap});
 }
 
+// Rounding is about the widths of the weights a group slices. A unit that holds w channels of every
+// weight it touches (a head: Dh columns of Q/K/V, Dh rows of O) already keeps widths in steps of w,
+// so its unit count rounds to round_to / gcd(round_to, w).
+int unit_round_to(const ChannelDeps& d, int g, int round_to) {
+  const ChannelGroup& gr = d.groups[g];
+  int64_t width = 0;
+  for (const auto& p : gr.params) {
+    if (p.role != ParamSlice::Role::Producer && p.role != ParamSlice::Role::Consumer) continue;
+    const ChannelSpace& s = d.spaces.at(p.value);
+    std::map<int, int64_t> per;
+    for (int64_t c = 0; c < s.channels; ++c) ++per[d.elem_unit[s.first_elem + c]];
+    for (auto [u, k] : per) width = width == 0 ? k : std::min(width, k);
+  }
+  int64_t rt = std::max(1, round_to);
+  return static_cast<int>(rt / std::gcd(rt, std::max<int64_t>(1, width)));
+}
+
 std::vector<std::vector<char>> finish(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
                                       const std::vector<double>& want_remove, const AllocationRules& r) {
   std::vector<std::vector<char>> plan(d.groups.size());
@@ -68,7 +85,8 @@ std::vector<std::vector<char>> finish(const ChannelDeps& d, const std::vector<st
     plan[g].assign(gr.num_units, 0);
     if (!gr.prunable() || (g < r.skip.size() && r.skip[g]) || want_remove[g] <= 0) continue;
     int64_t n = gr.num_units;
-    int64_t keep = rounded_keep(n, min_keep(gr, r), static_cast<double>(n) - want_remove[g], r.round_to);
+    int64_t keep = rounded_keep(n, min_keep(gr, r), static_cast<double>(n) - want_remove[g],
+                                unit_round_to(d, static_cast<int>(g), r.round_to));
     plan[g] = lowest(d, static_cast<int>(g), scores[g], n - keep);
   }
   return plan;

@@ -59,7 +59,7 @@ PruneNeeds prune_needs(const Model& m, const PruneOptions& opt) {
   if (!act && !gram) return n;
   if (opt.criterion == Criterion::CFSP)
     for (const auto& b : cfsp_blocks(m, opt)) n.blocks.push_back({b.name, b.input, b.output});
-  ChannelDeps d = build_channel_deps(m);
+  ChannelDeps d = build_channel_deps(m, {opt.heads});
   std::set<std::string> vals, layers;
   for (const auto& gr : d.groups) {
     if (!gr.prunable()) continue;
@@ -67,7 +67,8 @@ PruneNeeds prune_needs(const Model& m, const PruneOptions& opt) {
       if (p.role != ParamSlice::Role::Consumer) continue;
       const Node& node = m.graph.nodes[p.node];
       if (act) vals.insert(p.value);
-      if (gram && (node.op_type == "Conv" || node.op_type == "Gemm" || node.op_type == "MatMul")) layers.insert(node.name);
+      bool dense_conv = node.op_type == "Conv" && node.attr_int("group", 1) == 1;  // compensation's scope
+      if (gram && (dense_conv || node.op_type == "Gemm" || node.op_type == "MatMul")) layers.insert(node.name);
     }
   }
   n.channel_values.assign(vals.begin(), vals.end());
@@ -93,7 +94,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
 
   PruneReport rep;
   rep.criterion = criterion_name(o.criterion);
-  ChannelDeps d = build_channel_deps(m);
+  ChannelDeps d = build_channel_deps(m, {o.heads});
   UnitScores us = score_units(m, d, o.criterion, o.aggregate, o.seed, stats);
   rep.notes = us.notes;
 

@@ -21,6 +21,7 @@ struct PruneOptions {
   double target_macs = -1;    // fraction of MACs kept
   double target_params = -1;  // fraction of parameters kept
   bool global = false;        // --scope global
+  bool heads = false;         // --heads: attention heads are units (graph/channel_deps.h)
   double max_layer_ratio = 0.9;
   int round_to = 8;
   std::vector<std::string> ignore;  // regexes over node names and op types

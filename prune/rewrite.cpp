@@ -47,7 +47,7 @@ RewriteStats apply_prune(Model& m, const ChannelDeps& deps, const std::vector<st
       const std::string& name = g.nodes[p.node].inputs[p.input];
       const Tensor* t = g.initializer(name);
       if (!t) throw UnsupportedError("parameter '" + name + "' of node '" + g.nodes[p.node].name + "' is not a constant");
-      set_node_constant(g, p.node, p.input, slice_axis(*t, p.axis, it->second));
+      set_node_constant(g, p.node, p.input, slice_axis(*t, p.axis, kept_indices(p, it->second)));
       ++st.params_sliced;
     }
   // Compensation may have given a bias-less layer a new bias (bias correction) after the groups
