@@ -137,3 +137,21 @@ TEST_CASE("prune --heads on gpt_tiny rewrites the head reshapes and runs in ONNX
   auto o = run_ort(out, in);
   CHECK(o.at("logits").dims == std::vector<int64_t>{1, 128, 256});
 }
+
+TEST_CASE("ppocr4_rec with heads: attention refused with the reason and the rest prunes as masking", "[prune][heads]") {
+  // Its head Reshape targets are Concats of constants and a run-time Shape: not provably safe.
+  Model m = load_norm(corpus_model("ppocr4_rec.onnx"));
+  ChannelDeps d = build_channel_deps(m, kHeads);
+  int packed = 0, reasoned = 0;
+  for (const auto& g : d.groups) {
+    if (g.num_units != 360) continue;  // the packed Q/K/V projection output (3 x 8 heads x 15)
+    ++packed;
+    CHECK_FALSE(g.prunable());
+    bool said = false;
+    for (const auto& r : g.reasons) said = said || r.find("dynamic or channel-mixing shape") != std::string::npos;
+    reasoned += said;
+  }
+  CHECK(packed >= 2);
+  CHECK(reasoned == packed);
+  prune_equals_mask(m, "rec_heads", 8, text_image(48, 320), 0.05, kHeads);
+}
