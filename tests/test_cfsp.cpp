@@ -287,3 +287,43 @@ TEST_CASE("cfsp refuses what it cannot do", "[cfsp]") {
   CHECK_THAT(r.out, Catch::Contains("--blocks applies to --criterion cfsp"));
   CHECK_FALSE(fs::exists(dir / "p.onnx"));
 }
+
+TEST_CASE("cfsp finds one block per ResNet unit on the resnet18 zoo export", "[cfsp]") {
+  const fs::path path = source_path("models/zoo/resnet18.onnx");
+  if (!fs::exists(path)) {
+    WARN("skipped: models/zoo/resnet18.onnx absent (/usr/bin/python3 models/export_torchvision.py resnet18)");
+    return;
+  }
+  Model m = load_model(path);
+  normalize(m);
+  infer_shapes(m);
+  // Every BasicBlock has one conv2; the blocks with a downsample take the angle from its output.
+  int units = 0, downsample = 0;
+  for (const auto& n : m.graph.nodes) {
+    units += n.op_type == "Conv" && n.name.find("/conv2/") != std::string::npos;
+    downsample += n.op_type == "Conv" && n.name.find("/downsample/") != std::string::npos;
+  }
+  auto blocks = find_blocks(m);
+  REQUIRE(blocks.size() == static_cast<size_t>(units));
+  int from_downsample = 0;
+  for (const auto& b : blocks) {
+    INFO(b.name);
+    CHECK(count_op(m.graph, b.nodes, "Conv") >= 2);
+    int p = m.graph.producer(b.input);
+    from_downsample += p >= 0 && m.graph.nodes[p].name.find("/downsample/") != std::string::npos;
+  }
+  CHECK(from_downsample == downsample);
+  // The group of each unit's inner width (conv1's filters) lies inside its block.
+  ChannelDeps d = build_channel_deps(m);
+  auto gb = group_blocks(d, blocks, m.graph.nodes.size());
+  int inner = 0;
+  for (size_t gi = 0; gi < d.groups.size(); ++gi)
+    for (const auto& p : d.groups[gi].params)
+      if (p.role == ParamSlice::Role::Producer && m.graph.nodes[p.node].name.find("/conv1/") != std::string::npos &&
+          m.graph.nodes[p.node].name.find("layer") != std::string::npos) {
+        CHECK(gb[gi] >= 0);
+        ++inner;
+        break;
+      }
+  CHECK(inner == units);
+}
