@@ -4,6 +4,7 @@
 
 #include <unordered_map>
 
+#include "compressor/cuda_backend.h"
 #include "graph/errors.h"
 
 namespace oc {
@@ -31,12 +32,12 @@ int axis_for(const Graph& g, const std::string& v, int axis) {
 }  // namespace
 
 std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const CalibrationPlan& plan,
-                                                      std::vector<ObserverAlias>* aliases) {
+                                                      std::vector<ObserverAlias>* aliases, bool on_device) {
   const Graph& g = model.graph;
   std::vector<std::unique_ptr<Observer>> obs;
   for (const auto& v : plan.minmax) {
     require_value(g, v, "value");
-    obs.push_back(std::make_unique<MinMaxObserver>(v));
+    obs.push_back(on_device ? make_cuda_minmax_observer(v) : std::make_unique<MinMaxObserver>(v));
   }
   for (const auto& v : plan.histograms) {
     require_value(g, v, "value");
@@ -59,7 +60,8 @@ std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const 
         if (aliases) aliases->push_back({gram, name, it->second});
         continue;
       }
-      if (gram) obs.push_back(std::make_unique<GramObserver>(name, std::move(in)));
+      if (gram && on_device) obs.push_back(make_cuda_gram_observer(name, in));
+      else if (gram) obs.push_back(std::make_unique<GramObserver>(name, std::move(in)));
       else obs.push_back(std::make_unique<ColumnSquaresObserver>(name, std::move(in)));
     }
   };
@@ -76,7 +78,8 @@ std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const 
 CalibrationStats calibrate(const Model& model, CalibrationSource& source, const CalibrationPlan& plan,
                            const ProgressFn& progress, const ExecutorOptions& exec) {
   std::vector<ObserverAlias> aliases;
-  auto observers = make_observers(model, plan, &aliases);
+  const bool on_device = exec.device == "cuda" && cuda_usable();
+  auto observers = make_observers(model, plan, &aliases, on_device);
   std::unordered_map<std::string, std::vector<Observer*>> by_value;
   std::set<std::string> watch;
   for (auto& o : observers)
@@ -93,6 +96,18 @@ CalibrationStats calibrate(const Model& model, CalibrationSource& source, const 
         for (Observer* o : it->second) o->observe(name, t);
     };
 
+  // On the GPU, a value whose observers all work on the device is never copied to the host.
+  DeviceValueHook device_hook;
+  if (on_device && !watch.empty())
+    device_hook = [&](const std::string& name, const DeviceTensorView& v) {
+      auto it = by_value.find(name);
+      if (it == by_value.end()) return true;
+      for (Observer* o : it->second)
+        if (!o->on_device()) return false;
+      for (Observer* o : it->second) o->observe_device(name, v);
+      return true;
+    };
+
   Executor ex(model, exec);
   source.rewind();
   const int64_t total = source.num_samples();
@@ -100,7 +115,7 @@ CalibrationStats calibrate(const Model& model, CalibrationSource& source, const 
   if (progress) progress(0, total);
   std::map<std::string, Tensor> batch;
   while (source.next(batch)) {
-    ex.run(batch, hook, watch);
+    ex.run(batch, hook, watch, device_hook);
     for (auto& o : observers) o->end_batch();
     done += source.last_batch_samples();
     if (progress) progress(done, total);

@@ -41,8 +41,10 @@ struct ObserverAlias {
   std::string layer;   // copies the statistic of
   std::string source;
 };
+// `on_device`: min/max and Gram observers take GPU values in place (the CUDA backend's).
 std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const CalibrationPlan& plan,
-                                                      std::vector<ObserverAlias>* aliases = nullptr);
+                                                      std::vector<ObserverAlias>* aliases = nullptr,
+                                                      bool on_device = false);
 
 // `model` must be normalized. The source is rewound and read to its end.
 CalibrationStats calibrate(const Model& model, CalibrationSource& source, const CalibrationPlan& plan,

@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "compressor/cuda_backend.h"
 #include "graph/errors.h"
 
 namespace oc {
@@ -103,10 +104,6 @@ struct Executor::Impl {
 Executor::Executor(const Model& model, ExecutorOptions opt) : model_(model), opt_(std::move(opt)) {
   if (opt_.device != "cpu" && opt_.device != "cuda")
     throw InvalidArgument("unknown device '" + opt_.device + "' (expected cpu or cuda)");
-#ifndef OC_HAVE_CUDA
-  if (opt_.device == "cuda")
-    throw UnsupportedError("device cuda: this build has no CUDA backend (rebuild with nvcc available)");
-#endif
   threads_ = opt_.num_threads > 0 ? opt_.num_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::set<std::string> missing;
   std::vector<std::string> where;
@@ -117,6 +114,7 @@ Executor::Executor(const Model& model, ExecutorOptions opt) : model_(model), opt
     throw UnsupportedError(msg);
   }
   impl_ = std::make_unique<Impl>(model_);
+  if (opt_.device == "cuda") device_ = make_cuda_runner(*this);
 }
 
 Executor::~Executor() = default;
@@ -248,9 +246,13 @@ void check_inputs(const Graph& g, const std::map<std::string, Tensor>& inputs) {
 }  // namespace
 
 std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook,
-                                            const std::set<std::string>& watch) {
+                                            const std::set<std::string>& watch, const DeviceValueHook& device_hook) {
   const Graph& g = model_.graph;
   check_inputs(g, inputs);
+  if (device_) {
+    stats_ = RunStats{};
+    return device_->run(inputs, hook, watch, device_hook, stats_);
+  }
 #ifdef _OPENMP
   omp_set_num_threads(threads_);
 #endif

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "compressor/device_view.h"
 #include "compressor/kernel.h"
 
 namespace oc {
@@ -22,6 +23,12 @@ struct ExecutorOptions {
 // before the executor may release it. The reference is valid only during the call.
 using ValueHook = std::function<void(const std::string& name, const Tensor& value)>;
 
+class DeviceRunner;  // compressor/cuda_backend.h
+
+// Node indices of `g` in an order where producers come before consumers (stable for graphs
+// already in topological order). Throws Error on a cycle.
+std::vector<size_t> execution_order(const Graph& g);
+
 // One run at a time per Executor (plans of subgraphs are cached inside); use one executor per
 // thread for concurrent runs.
 class Executor {
@@ -34,13 +41,14 @@ class Executor {
   // Runs the main graph. `inputs` by name; missing or mis-shaped inputs throw InvalidArgument
   // with what the model expects. The hook also sees watched graph inputs (before any node runs).
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook = nullptr,
-                                    const std::set<std::string>& watch = {});
+                                    const std::set<std::string>& watch = {}, const DeviceValueHook& device_hook = nullptr);
 
   // Runs a subgraph (If branch, Loop body) with the given inputs and outer-scope lookup.
   std::vector<Tensor> run_subgraph(const Graph& g, const std::vector<const Tensor*>& inputs,
                                    const std::function<const Tensor*(const std::string&)>& outer);
 
   const Model& model() const { return model_; }
+  const std::string& device() const { return opt_.device; }
   int num_threads() const { return threads_; }
 
   // Memory accounting of the last run() (main graph; subgraph runs are not counted).
@@ -50,6 +58,11 @@ class Executor {
     size_t peak_live_values = 0;  // max number of intermediate values held at once
     size_t nodes_run = 0;
     std::map<std::string, double> op_ms;  // wall time per operator type (ExecutorOptions::profile)
+    // CUDA backend only: nodes that ran on the CPU instead, by "op: reason", and the bytes moved
+    // between host and device for them (weights uploaded once are not counted).
+    std::map<std::string, int64_t> cpu_fallbacks;
+    size_t transfer_bytes = 0;
+    size_t device_peak_bytes = 0;  // device memory held by the backend's pool
   };
   const RunStats& last_run_stats() const { return stats_; }
 
@@ -60,6 +73,7 @@ class Executor {
   int threads_ = 1;
   RunStats stats_;
   std::unique_ptr<Impl> impl_;
+  std::unique_ptr<DeviceRunner> device_;
 };
 
 }  // namespace oc

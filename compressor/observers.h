@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "compressor/device_view.h"
 #include "compressor/statistics.h"
 #include "graph/ir.h"
 
@@ -39,6 +40,10 @@ class Observer {
   virtual void end_batch() {}
   // Copies the accumulated statistic into `out` under the observer's key.
   virtual void store(CalibrationStats& out) const = 0;
+  // Device observers (CUDA builds, compressor/cuda/observers.cpp) take values the CUDA backend
+  // holds on the GPU here, without a copy to the host; observe() still takes host values.
+  virtual bool on_device() const { return false; }
+  virtual void observe_device(const std::string& /*name*/, const DeviceTensorView& /*v*/) {}
 };
 
 class MinMaxObserver : public Observer {
