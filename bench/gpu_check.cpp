@@ -163,10 +163,11 @@ int main(int argc, char** argv) {
     auto calib_rate = [&](const ExecutorOptions& eo, int64_t samples) {
       CalibrationDataOptions co;
       co.batch_size = batch;
-      for (const auto& [k, t] : in) {
-        auto d = t.dims;
-        if (!d.empty()) d[0] = 1;
-        co.shapes[k] = d;
+      // One sample's shape: a symbolic batch axis holds one row per sample, a fixed one keeps its size.
+      for (const ValueInfo* v : m.graph.runtime_inputs()) {
+        auto d = in.at(v->name).dims;
+        if (!d.empty() && !(v->has_shape && !v->shape.empty() && v->shape[0].known())) d[0] = 1;
+        co.shapes[v->name] = d;
       }
       CalibrationSource src("random:" + std::to_string(samples) + ":1", m, co);
       const auto t0 = Clock::now();

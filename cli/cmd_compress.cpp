@@ -27,6 +27,7 @@ int run_compress(const std::vector<std::string>& args) {
     ("labels", po::value(&po_.labels), "integer labels .npy for the evaluation data (accuracy)")
     ("input-shape", po::value(&shapes)->composing(), "NAME=D0,D1,... concrete input dims (repeatable)")
     ("threads", po::value(&po_.threads)->default_value(0), "executor threads (0 = all cores)")
+    ("device", po::value(&po_.device)->default_value("cpu"), "executor of the calibration passes: cpu or cuda")
     ("external-data", po::bool_switch(&po_.external_data), "write weights to OUT.data")
     ("report", po::value(&report), "write the JSON report")
     ("html", po::value(&html), "write the HTML report")

@@ -74,6 +74,14 @@ int run_run(const std::vector<std::string>& args) {
   std::cout << "ran " << st.nodes_run << " nodes in " << std::fixed << std::setprecision(1) << ms << " ms on "
             << ex.num_threads() << " thread(s); peak intermediate memory "
             << std::setprecision(2) << static_cast<double>(st.peak_live_bytes) / (1024.0 * 1024.0) << " MiB\n";
+  if (device == "cuda") {
+    int64_t nodes = 0;
+    for (const auto& [what, count] : st.cpu_fallbacks) nodes += count;
+    std::cout << "cuda: " << nodes << " float node(s) ran on the CPU, " << std::setprecision(2)
+              << static_cast<double>(st.transfer_bytes) / (1024.0 * 1024.0) << " MiB moved between host and device; "
+              << "device memory peak " << static_cast<double>(st.device_peak_bytes) / (1024.0 * 1024.0) << " MiB\n";
+    for (const auto& [what, count] : st.cpu_fallbacks) std::cout << "  cpu fallback  " << what << "  x" << count << "\n";
+  }
   if (eo.profile) {
     std::vector<std::pair<double, std::string>> by_time;
     for (const auto& [op, t] : st.op_ms) by_time.emplace_back(t, op);

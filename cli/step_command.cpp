@@ -10,7 +10,7 @@ namespace oc::cli {
 namespace {
 
 const std::set<std::string> kCommon = {"model", "output", "calib", "calib-samples", "batch-size", "eval",
-                                       "labels", "input-shape", "threads", "external-data", "report", "html", "help"};
+                                       "labels", "input-shape", "threads", "device", "external-data", "report", "html", "help"};
 
 // Step options as JSON: strings, lists of strings (repeatable flags) and switches.
 nlohmann::json step_options(const po::variables_map& vm) {
@@ -39,6 +39,7 @@ void add_common_step_options(po::options_description& opts) {
     ("labels", po::value<std::string>(), "integer labels .npy for --eval")
     ("input-shape", po::value<std::vector<std::string>>()->composing(), "NAME=D0,D1,... concrete input dims (repeatable)")
     ("threads", po::value<int>()->default_value(0), "executor threads (0 = all cores)")
+    ("device", po::value<std::string>()->default_value("cpu"), "executor of the calibration passes: cpu or cuda")
     ("external-data", po::bool_switch(), "write weights to OUT.data")
     ("report", po::value<std::string>(), "write the JSON report (docs/REPORT_SCHEMA.md)")
     ("html", po::value<std::string>(), "write the HTML report");
@@ -57,6 +58,7 @@ int run_step_command(const std::string& kind, const po::variables_map& vm) {
   opt.calib_samples = vm["calib-samples"].as<int64_t>();
   opt.calib_batch = vm["batch-size"].as<int64_t>();
   opt.threads = vm["threads"].as<int>();
+  opt.device = vm["device"].as<std::string>();
   opt.external_data = vm["external-data"].as<bool>();
   if (vm.count("input-shape")) opt.input_shapes = parse_input_shapes(vm["input-shape"].as<std::vector<std::string>>());
   ProgressBar bar;

@@ -135,6 +135,7 @@ PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const Pipe
   const auto shapes = effective_shapes(original, opt.input_shapes);
   ExecutorOptions exec;
   exec.num_threads = opt.threads;
+  exec.device = opt.device;
   std::unique_ptr<CalibrationSource> calib;
   if (!opt.calib_spec.empty()) {
     CalibrationDataOptions co;

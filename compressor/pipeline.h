@@ -51,6 +51,7 @@ struct PipelineOptions {
   std::string labels;             // integer labels for accuracy (with eval_spec)
   std::map<std::string, std::vector<int64_t>> input_shapes;
   int threads = 0;
+  std::string device = "cpu";   // executor of the calibration passes: cpu or cuda
   bool external_data = false;
   std::function<void(const PipelineProgress&)> progress;
   const std::atomic<bool>* cancel = nullptr;  // set to true from any thread to stop (throws Cancelled)

@@ -140,7 +140,18 @@ Model device_ops_graph() {
   add(g, "Gather", {"q", "gi"}, {"gat"}).set_attr_int("axis", 2);
   add_i(g, "ex", {5}, {2, 2, 6, 1, 3});
   add(g, "Expand", {"gap", "ex"}, {"exp"});
-  for (const char* o : {"p1", "lr", "gate", "pad", "tr", "s1", "sm", "mm3", "rm", "erf", "gat", "exp"}) {
+  add_w(g, "wt", {4, 3, 3, 3}, 13);
+  Node& ct = add(g, "ConvTranspose", {"c3", "wt", "b3"}, {"ct"});
+  add_w(g, "b3", {6}, 14);
+  ct.inputs[2] = "b3";
+  ct.set_attr_int("group", 2);
+  ct.set_attr_ints("strides", {2, 2});
+  ct.set_attr_ints("pads", {1, 0, 1, 1});
+  ct.set_attr_ints("output_padding", {1, 0});
+  g.add_initializer(Tensor::from_float("rz_scales", {4}, {1.f, 1.f, 2.f, 1.5f}));
+  add(g, "Resize", {"c3", "", "rz_scales"}, {"rz"});
+  add(g, "Shape", {"rz"}, {"rz_shape"});
+  for (const char* o : {"p1", "lr", "gate", "pad", "tr", "s1", "sm", "mm3", "rm", "erf", "gat", "exp", "ct", "rz", "rz_shape"}) {
     ValueInfo v;
     v.name = o;
     g.outputs.push_back(v);
@@ -179,7 +190,7 @@ TEST_CASE("CUDA runs of every device operator family agree with the CPU executor
   std::map<std::string, Tensor> in;
   in["x"] = Tensor::from_float("x", {2, 4, 9, 9}, random_floats(2 * 4 * 81, 21));
   in["q"] = Tensor::from_float("q", {2, 3, 4, 5}, random_floats(120, 22));
-  REQUIRE(Executor(m).run(in).size() == 12);  // the graph itself is valid
+  REQUIRE(Executor(m).run(in).size() == 15);  // the graph itself is valid
   if (!gpu_or_skip()) return;
   auto fallbacks = cuda_agrees_with_cpu(m, in);
   // Where and Less have no device kernel; everything else in the graph must have run on the GPU.
@@ -252,4 +263,28 @@ TEST_CASE("device calibration statistics equal the host ones", "[cuda][calib]") 
       CHECK(mb.max == Approx(ma.max).epsilon(1e-4).margin(1e-5));
     }
   }
+}
+
+TEST_CASE("pruning with compensation calibrated on the GPU matches calibration on the CPU", "[cuda][prune]") {
+  if (!gpu_or_skip()) return;
+  const fs::path dir = temp_dir("cuda_prune");
+  const std::string model = source_path("models/fashion_cnn/model.onnx").string();
+  const std::string calib = source_path("models/fashion_cnn/calib.npy").string();
+  std::map<std::string, Model> pruned;
+  for (const char* device : {"cpu", "cuda"}) {
+    const fs::path out = dir / (std::string(device) + ".onnx");
+    auto r = run_cli({"prune", model, "-o", out.string(), "--calib", calib, "--calib-samples", "128", "--criterion",
+                      "obs", "--target-macs", "0.6", "--device", device});
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    pruned[device] = load_model(out);
+  }
+  const Model& a = pruned.at("cpu");
+  const Model& b = pruned.at("cuda");
+  REQUIRE(a.graph.initializers.size() == b.graph.initializers.size());
+  for (size_t i = 0; i < a.graph.initializers.size(); ++i) CHECK(a.graph.initializers[i].dims == b.graph.initializers[i].dims);
+  auto in = random_inputs(a, 5, 8);
+  Executor ea(a), eb(b);
+  auto ya = ea.run(in), yb = eb.run(in);
+  for (const auto& [k, t] : ya) CHECK(max_rel_error(yb.at(k), t) <= 1e-3);
 }

@@ -295,6 +295,28 @@ __global__ void im2col_kernel(const float* x, float* col, ConvGeometry g, int64_
   }
 }
 
+__global__ void col2im_kernel(const float* col, float* y, ConvGeometry g, int64_t mg) {
+  const int64_t n = mg * g.oh * g.ow, positions = g.h * g.w;
+  GRID_STRIDE(i, n) {
+    const int64_t ox = i % g.ow, oy = (i / g.ow) % g.oh, m = i / (g.ow * g.oh);
+    float s = 0.f;
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      const int64_t ty = oy + g.ph - ky * g.dh;
+      if (ty < 0 || ty % g.sh) continue;
+      const int64_t iy = ty / g.sh;
+      if (iy >= g.h) continue;
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const int64_t tx = ox + g.pw - kx * g.dw;
+        if (tx < 0 || tx % g.sw) continue;
+        const int64_t ix = tx / g.sw;
+        if (ix >= g.w) continue;
+        s += col[((m * g.kh + ky) * g.kw + kx) * positions + iy * g.w + ix];
+      }
+    }
+    y[i] = s;
+  }
+}
+
 __global__ void depthwise_kernel(const float* x, const float* w, const float* bias, float* y, int64_t total,
                                  ConvGeometry g) {
   const int64_t mult = g.m / g.c;
@@ -423,6 +445,11 @@ void avg_pool(cudaStream_t s, const float* x, float* y, const PoolGeometry& g) {
 void im2col(cudaStream_t s, const float* x, float* col, const ConvGeometry& g, int64_t c0, int64_t cg) {
   const int64_t n = cg * g.kh * g.kw * g.oh * g.ow;
   if (n > 0) im2col_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, col, g, c0, cg);
+}
+
+void col2im(cudaStream_t s, const float* col, float* y, const ConvGeometry& g, int64_t mg) {
+  const int64_t n = mg * g.oh * g.ow;
+  if (n > 0) col2im_kernel<<<blocks_for(n), kThreads, 0, s>>>(col, y, g, mg);
 }
 
 void depthwise_conv(cudaStream_t s, const float* x, const float* w, const float* bias, float* y, int64_t n,

@@ -78,6 +78,10 @@ struct ConvGeometry {
 };
 // col[(c·kh + ky)·kw + kx][oy·ow + ox] for the channels [c0, c0 + cg) of one image x [C, H, W].
 void im2col(cudaStream_t s, const float* x, float* col, const ConvGeometry& g, int64_t c0, int64_t cg);
+// ConvTranspose's scatter as a gather: y[m, oy, ox] = Σ col[(m·kh + ky)·kw + kx][iy·w + ix] over the
+// taps with oy + ph − ky·dh = iy·sh (and likewise for x), for `mg` output channels of one image;
+// here (h, w) is the input size and (oh, ow) the output size.
+void col2im(cudaStream_t s, const float* col, float* y, const ConvGeometry& g, int64_t mg);
 // Depthwise (groups == C, M = C·mult) convolution of `n` images, bias optional.
 void depthwise_conv(cudaStream_t s, const float* x, const float* w, const float* bias, float* y, int64_t n,
                     const ConvGeometry& g);

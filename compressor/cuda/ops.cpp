@@ -315,6 +315,56 @@ void conv(CudaOpContext& c) {
   if (bias) add_channel_bias(s, y, bias, N, M, P);
 }
 
+void conv_transpose(CudaOpContext& c) {
+  const Dims& x = c.dims(0);
+  const Dims& wd = c.dims(1);
+  if (x.size() != 4 || wd.size() != 4) c.fallback("not 2-D");
+  if (c.node.has_attr("output_shape")) c.fallback("output_shape attribute");
+  if (auto_pad(c.node) != Pad::NotSet) c.fallback("auto_pad");
+  const int64_t groups = c.node.attr_int("group", 1);
+  const int64_t N = x[0], C = x[1], Mg = wd[1], M = Mg * groups;
+  if (wd[0] != C || C % groups) c.fallback("channels do not match the groups");
+  const auto strides = c.node.attr_ints("strides", {1, 1}), dil = c.node.attr_ints("dilations", {1, 1});
+  const auto pads = c.node.attr_ints("pads", {0, 0, 0, 0}), outpad = c.node.attr_ints("output_padding", {0, 0});
+  if (strides.size() != 2 || dil.size() != 2 || pads.size() != 4 || outpad.size() != 2) c.fallback("attribute sizes");
+  ConvGeometry g;
+  g.c = C, g.h = x[2], g.w = x[3], g.m = M, g.groups = groups;
+  g.kh = wd[2], g.kw = wd[3], g.sh = strides[0], g.sw = strides[1], g.dh = dil[0], g.dw = dil[1];
+  g.ph = pads[0], g.pw = pads[1];
+  g.oh = g.sh * (g.h - 1) + outpad[0] + (g.kh - 1) * g.dh + 1 - pads[0] - pads[2];
+  g.ow = g.sw * (g.w - 1) + outpad[1] + (g.kw - 1) * g.dw + 1 - pads[1] - pads[3];
+  if (g.oh <= 0 || g.ow <= 0) c.fallback("empty output");
+  const float* xp = c.dev_f32(0);
+  const float* wp = c.dev_f32(1);
+  const float* bias = c.has_input(2) ? c.dev_f32(2) : nullptr;
+  float* y = c.output(0, {N, M, g.oh, g.ow});
+  const int64_t Cg = C / groups, HW = g.h * g.w, rows = Mg * g.kh * g.kw, P = g.oh * g.ow;
+  DeviceBuffer col = c.scratch(static_cast<size_t>(rows * HW) * sizeof(float));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      // col[Mg·kh·kw, HW] = W_gᵀ · X_g, W_g = W[gi·Cg : (gi+1)·Cg] as [Cg, Mg·kh·kw]
+      c.dc.gemm(true, false, rows, HW, Cg, 1.f, wp + gi * Cg * rows, rows, xp + (n * C + gi * Cg) * HW, HW, 0.f,
+                col.get<float>(), HW);
+      col2im(c.dc.stream(), col.get<float>(), y + (n * M + gi * Mg) * P, g, Mg);
+    }
+  if (bias) add_channel_bias(c.dc.stream(), y, bias, N, M, P);
+}
+
+// Shape arithmetic reads only dims: the data stays where it is.
+void shape_op(CudaOpContext& c) {
+  const Dims& d = c.dims(0);
+  const int64_t rank = static_cast<int64_t>(d.size());
+  int64_t start = c.node.attr_int("start", 0), end = c.node.attr_int("end", rank);
+  if (start < 0) start += rank;
+  if (end < 0) end += rank;
+  start = std::clamp<int64_t>(start, 0, rank);
+  end = std::clamp<int64_t>(end, start, rank);
+  const Dims v(d.begin() + start, d.begin() + end);
+  c.host_output(0, Tensor::from_int64("", {static_cast<int64_t>(v.size())}, v));
+}
+
+void size_op(CudaOpContext& c) { c.host_output(0, Tensor::from_int64("", {}, {numel(c.dims(0))})); }
+
 void matmul(CudaOpContext& c) {
   const Dims &da = c.dims(0), &db = c.dims(1);
   if (da.size() < 2 || db.size() < 2) c.fallback("1-D MatMul operand");
@@ -533,10 +583,13 @@ std::map<std::pair<std::string, std::string>, CudaOpFn> build_table() {
   add("MaxPool", [](CudaOpContext& c) { pool(c, true); });
   add("AveragePool", [](CudaOpContext& c) { pool(c, false); });
   add("Conv", conv);
+  add("ConvTranspose", conv_transpose);
+  add("Shape", shape_op);
+  add("Size", size_op);
   add("MatMul", matmul);
   add("Gemm", gemm);
   for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Split", "Gather",
-                         "GatherElements", "Expand", "Tile", "Pad"})
+                         "GatherElements", "Expand", "Tile", "Pad", "Resize", "Upsample"})
     add(op, index_map_op({0}));
   add("Concat", index_map_op({}, true));
   return t;

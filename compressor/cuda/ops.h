@@ -43,6 +43,7 @@ class CudaOpContext {
   virtual const float* dev(size_t i) = 0;     // float32 data on the device (uploaded once if needed)
   virtual const Tensor& host(size_t i) = 0;   // the value on the host (downloaded once if needed)
   virtual float* output(size_t k, const std::vector<int64_t>& dims) = 0;  // a new float32 device output
+  virtual void host_output(size_t k, Tensor t) = 0;  // an output computed on the host (shapes)
   virtual NodeCache& cache() = 0;
   virtual int cpu_threads() const = 0;
 

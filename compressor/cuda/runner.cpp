@@ -47,6 +47,7 @@ class RunnerOpContext : public cuda::CudaOpContext {
   const float* dev(size_t i) override;
   const Tensor& host(size_t i) override;
   float* output(size_t k, const std::vector<int64_t>& dims) override;
+  void host_output(size_t k, Tensor t) override;
   cuda::NodeCache& cache() override;
   int cpu_threads() const override;
   std::vector<Value> outputs;
@@ -240,8 +241,9 @@ class CudaRunner : public DeviceRunner {
       result[k].dims = outs[k].dims;
       result[k].host = std::make_unique<Tensor>(std::move(outs[k]));
     }
-    // Shape arithmetic on int64 belongs on the host; only float work that left the GPU is a fallback.
-    if (float_data) ++stats_->cpu_fallbacks[node.op_type + ": " + reason];
+    // Shape arithmetic on int64 belongs on the host (ConstantOfShape makes its float tensor from a
+    // shape); a fallback is float work that left the GPU.
+    if (float_data && node.op_type != "ConstantOfShape") ++stats_->cpu_fallbacks[node.op_type + ": " + reason];
     return result;
   }
 
@@ -286,6 +288,14 @@ float* RunnerOpContext::output(size_t k, const std::vector<int64_t>& dims) {
   v.dev_owned = DeviceBuffer(dc.pool(), v.bytes());
   v.dev = v.dev_owned.get<float>();
   return v.dev_owned.get<float>();
+}
+
+void RunnerOpContext::host_output(size_t k, Tensor t) {
+  if (outputs.size() < node.outputs.size()) outputs.resize(node.outputs.size());
+  Value& v = outputs.at(k);
+  v.dtype = t.dtype;
+  v.dims = t.dims;
+  v.host = std::make_unique<Tensor>(std::move(t));
 }
 
 }  // namespace

@@ -111,7 +111,7 @@ const Blas& Blas::get() {
 
 DeviceContext::DeviceContext() {
   std::string why;
-  if (!device_usable(&why)) throw UnsupportedError("device cuda: " + why);
+  if (!device_usable(&why)) throw UnsupportedError("device cuda: no usable GPU (" + why + ")");
   blas_ = &Blas::get();
   OC_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   OC_BLAS_CHECK(blas_->create(&handle_));
