@@ -129,6 +129,7 @@ struct GraphRun {
   std::unordered_map<std::string, const Tensor*> feeds;
   std::unordered_map<std::string, Tensor> owned;
   std::unordered_map<std::string, int> uses;
+  std::unordered_map<std::string, size_t> held_bytes;
   size_t live_bytes = 0;
   bool profile = false;
   Executor::RunStats stats;
@@ -147,7 +148,7 @@ struct GraphRun {
     if (plan.outputs.count(name)) return;
     auto it = owned.find(name);
     if (it == owned.end()) return;
-    live_bytes -= it->second.bytes.size();
+    live_bytes -= held_bytes[name];  // recorded at production: a kernel may have moved the storage out
     owned.erase(it);
   }
 
@@ -166,6 +167,13 @@ struct GraphRun {
         const Tensor* t = find(in);
         if (!t) throw Error("node '" + node.name + "' (" + node.op_type + "): input '" + in + "' has no value");
         ctx.inputs.push_back(t);
+      }
+      ctx.movable.assign(node.inputs.size(), nullptr);
+      for (size_t j = 0; j < node.inputs.size(); ++j) {
+        const std::string& in = node.inputs[j];
+        auto u = uses.find(in);
+        auto o = owned.find(in);
+        if (u != uses.end() && u->second == 1 && o != owned.end() && !plan.outputs.count(in)) ctx.movable[j] = &o->second;
       }
       const auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       try {
@@ -189,6 +197,7 @@ struct GraphRun {
         if (watched(name)) hook(name, t);
         if (!plan.outputs.count(name) && !uses.count(name)) continue;  // nobody reads it
         live_bytes += t.bytes.size();
+        held_bytes[name] = t.bytes.size();
         auto [it, fresh] = owned.insert_or_assign(name, std::move(t));
         (void)it;
         (void)fresh;

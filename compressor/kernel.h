@@ -25,11 +25,16 @@ struct KernelContext {
   Executor* executor = nullptr;       // for If/Loop/Scan bodies
   // Values visible to subgraphs (outer scope), by name.
   const std::function<const Tensor*(const std::string&)>* lookup = nullptr;
+  // Per input: the executor's own copy when this node reads it for the last time (an intermediate,
+  // not a graph output, not read twice here), else nullptr. A kernel may move from it or write its
+  // output into it (Reshape without a copy, in-place Relu); inputs(i) then points at the husk.
+  std::vector<Tensor*> movable = {};
 
   size_t num_inputs() const { return inputs.size(); }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
   const Tensor& input(size_t i) const;  // throws naming the node if absent
   Tensor& output(size_t k) { return outputs.at(k); }
+  Tensor* movable_input(size_t i) const { return i < movable.size() ? movable[i] : nullptr; }
   [[noreturn]] void unsupported(const std::string& what) const;
 };
 

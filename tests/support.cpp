@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <random>
 
+#include "compressor/executor.h"
 #include "compressor/npy.h"
 #include "graph/onnx_io.h"
 
@@ -74,6 +75,39 @@ std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std:
     res[e.path().stem().string()] = std::move(t);
   }
   return res;
+}
+
+std::map<std::string, Tensor> agree_with_ort(Model m, const std::map<std::string, Tensor>& in, double tol,
+                                             int64_t int_tol) {
+  for (const auto& [name, t] : in)
+    if (!m.graph.is_graph_input(name))
+      m.graph.inputs.push_back(tensor_value(name, t.dims, t.dtype));
+  Executor ex(m);
+  auto got = ex.run(in);
+  for (auto& o : m.graph.outputs)
+    if (o.dtype == DType::Undefined) o.dtype = got.at(o.name).dtype;
+  fs::path p = temp_dir("agree") / "model.onnx";
+  save_model(m, p);
+  auto ref = run_ort(p, in);
+  REQUIRE(ref.size() == m.graph.outputs.size());
+  for (const auto& o : m.graph.outputs) {
+    INFO("output " << o.name);
+    const Tensor& r = ref.at(safe_file_name(o.name));
+    const Tensor& t = got.at(o.name);
+    REQUIRE(t.dtype == r.dtype);
+    REQUIRE(t.dims == r.dims);
+    if (dtype_is_float(t.dtype)) {
+      CHECK(max_rel_error(t, r) <= tol);
+    } else if (int_tol == 0) {
+      CHECK(t.bytes == r.bytes);
+    } else {
+      auto a = t.to_int64(), b = r.to_int64();
+      int64_t worst = 0;
+      for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+      CHECK(worst <= int_tol);
+    }
+  }
+  return got;
 }
 
 CliResult run_cli(const std::vector<std::string>& args) {

@@ -20,6 +20,12 @@ fs::path source_path(const std::string& rel);
 // Runs `model` in onnxruntime-node on `inputs`; returns outputs by name.
 std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std::string, Tensor>& inputs);
 
+// Runs `m` in our executor and in ONNX Runtime; every graph output must agree: floats to
+// max_rel_error <= tol, other types within int_tol units (exactly when 0). Inputs in `in` that the
+// graph does not declare are added as graph inputs. Returns our outputs.
+std::map<std::string, Tensor> agree_with_ort(Model m, const std::map<std::string, Tensor>& in, double tol = 1e-4,
+                                             int64_t int_tol = 0);
+
 struct CliResult { int rc; std::string out; };
 // Runs the onnx-compress binary with `args` (shell-quoted here); captures stdout+stderr.
 CliResult run_cli(const std::vector<std::string>& args);

@@ -59,29 +59,6 @@ Tensor rand_input(const std::string& name, std::vector<int64_t> dims, uint64_t s
   return Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed, lo, hi));
 }
 
-// Every output of `m` from our executor agrees with ONNX Runtime: floats to max_rel_error <= tol,
-// other types exactly. Fills in output types from our results so ORT accepts the graph.
-void agree_with_ort(Model m, const std::map<std::string, Tensor>& in, double tol = 1e-4) {
-  Executor ex(m);
-  auto got = ex.run(in);
-  fs::path p = temp_dir("exec") / "model.onnx";
-  for (auto& o : m.graph.outputs)
-    if (o.dtype == DType::Undefined) o.dtype = got.at(o.name).dtype;
-  save_model(m, p);
-  auto ref = run_ort(p, in);
-  REQUIRE(ref.size() == got.size());
-  for (const auto& o : m.graph.outputs) {
-    INFO("output " << o.name);
-    const Tensor& r = ref.at(safe_file_name(o.name));
-    const Tensor& t = got.at(o.name);
-    REQUIRE(t.dtype == r.dtype);
-    REQUIRE(t.dims == r.dims);
-    if (t.dtype == DType::Float || t.dtype == DType::Double || t.dtype == DType::Float16) CHECK(max_rel_error(t, r) <= tol);
-    else CHECK(t.bytes == r.bytes);
-  }
-}
-
-
 }  // namespace
 
 TEST_CASE("unary and broadcast binary elementwise kernels agree with ONNX Runtime", "[executor][ort]") {

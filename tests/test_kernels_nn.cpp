@@ -30,37 +30,6 @@ Tensor input(const std::string& name, std::vector<int64_t> dims, uint64_t seed, 
   return Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed, lo, hi));
 }
 
-// Runs `m` in our executor and in ONNX Runtime; every graph output must agree (floats within
-// `tol` of the tensor's scale, integers within `int_tol` units). Returns our outputs.
-std::map<std::string, Tensor> check_against_ort(Model m, const std::map<std::string, Tensor>& in, double tol = 1e-4,
-                                                int64_t int_tol = 0) {
-  for (const auto& [name, t] : in) m.graph.inputs.push_back(tensor_value(name, t.dims, t.dtype));
-  Executor ex(m);
-  auto got = ex.run(in);
-  for (auto& o : m.graph.outputs)
-    if (o.dtype == DType::Undefined) o.dtype = got.at(o.name).dtype;
-  fs::path p = temp_dir("nn") / "model.onnx";
-  save_model(m, p);
-  auto ref = run_ort(p, in);
-  REQUIRE(ref.size() == m.graph.outputs.size());
-  for (const auto& o : m.graph.outputs) {
-    INFO("output " << o.name);
-    const Tensor& r = ref.at(safe_file_name(o.name));
-    const Tensor& t = got.at(o.name);
-    REQUIRE(t.dtype == r.dtype);
-    REQUIRE(t.dims == r.dims);
-    if (dtype_is_float(t.dtype)) {
-      CHECK(max_rel_error(t, r) <= tol);
-    } else {
-      auto a = t.to_int64(), b = r.to_int64();
-      int64_t worst = 0;
-      for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
-      CHECK(worst <= int_tol);
-    }
-  }
-  return got;
-}
-
 }  // namespace
 
 TEST_CASE("Conv with groups and depthwise and dilation and stride and pads and auto_pad agrees with ONNX Runtime", "[nn]") {
@@ -92,8 +61,8 @@ TEST_CASE("Conv with groups and depthwise and dilation and stride and pads and a
   c1.set_attr_ints("strides", {2});
   c1.set_attr_ints("pads", {2, 1});
   node(g, "Conv", {"x3", "w3d"}, "conv3d").set_attr_ints("pads", {1, 0, 1, 0, 1, 1});
-  check_against_ort(m, {{"x", input("x", {2, 8, 11, 13}, 10)}, {"x1", input("x1", {2, 4, 17}, 11)},
-                        {"x3", input("x3", {1, 3, 5, 6, 7}, 12)}});
+  agree_with_ort(m, {{"x", input("x", {2, 8, 11, 13}, 10)}, {"x1", input("x1", {2, 4, 17}, 11)},
+                     {"x3", input("x3", {1, 3, 5, 6, 7}, 12)}});
 }
 
 TEST_CASE("ConvTranspose with groups and output_padding and output_shape and auto_pad agrees with ONNX Runtime", "[nn]") {
@@ -120,7 +89,7 @@ TEST_CASE("ConvTranspose with groups and output_padding and output_shape and aut
   Node& c1 = node(g, "ConvTranspose", {"x1", "w1d"}, "deconv1d");
   c1.set_attr_ints("strides", {3});
   c1.set_attr_ints("pads", {1, 2});
-  check_against_ort(m, {{"x", input("x", {2, 4, 5, 6}, 10)}, {"x1", input("x1", {1, 4, 7}, 11)}});
+  agree_with_ort(m, {{"x", input("x", {2, 4, 5, 6}, 10)}, {"x1", input("x1", {1, 4, 7}, 11)}});
 }
 
 TEST_CASE("MatMul broadcasting and Gemm flags agree with ONNX Runtime", "[nn]") {
@@ -147,9 +116,9 @@ TEST_CASE("MatMul broadcasting and Gemm flags agree with ONNX Runtime", "[nn]") 
   Node& s = node(g, "Gemm", {"m", "w", "c_s"}, "gemm_scalar_c");
   s.set_attr_float("alpha", 3.f);
   node(g, "Gemm", {"m", "w"}, "gemm_no_c");
-  check_against_ort(m, {{"a", input("a", {2, 3, 4, 5}, 10)}, {"a3", input("a3", {3, 1, 4, 5}, 11)},
-                        {"a2", input("a2", {2, 4, 5}, 12)}, {"b2", input("b2", {2, 5, 3}, 13)},
-                        {"m", input("m", {4, 5}, 14)}, {"mt", input("mt", {5, 4}, 15)}});
+  agree_with_ort(m, {{"a", input("a", {2, 3, 4, 5}, 10)}, {"a3", input("a3", {3, 1, 4, 5}, 11)},
+                     {"a2", input("a2", {2, 4, 5}, 12)}, {"b2", input("b2", {2, 5, 3}, 13)},
+                     {"m", input("m", {4, 5}, 14)}, {"mt", input("mt", {5, 4}, 15)}});
 }
 
 TEST_CASE("MaxPool and AveragePool with ceil_mode and pads and dilations agree with ONNX Runtime", "[nn]") {
@@ -178,7 +147,7 @@ TEST_CASE("MaxPool and AveragePool with ceil_mode and pads and dilations agree w
   pool("MaxPool", "x1", "max1d", {3}, {2}).set_attr_string("auto_pad", "SAME_LOWER");
   node(g, "GlobalAveragePool", {"x"}, "gap");
   node(g, "GlobalMaxPool", {"x"}, "gmp");
-  check_against_ort(m, {{"x", input("x", {2, 3, 10, 9}, 10)}, {"x1", input("x1", {1, 2, 12}, 11)}});
+  agree_with_ort(m, {{"x", input("x", {2, 3, 10, 9}, 10)}, {"x1", input("x1", {1, 2, 12}, 11)}});
 }
 
 TEST_CASE("BatchNorm and InstanceNorm and LayerNorm and LRN agree with ONNX Runtime", "[nn]") {
@@ -203,7 +172,7 @@ TEST_CASE("BatchNorm and InstanceNorm and LayerNorm and LRN agree with ONNX Runt
   lrn.set_attr_float("beta", 0.6f);
   lrn.set_attr_float("bias", 2.f);
   node(g, "LRN", {"x"}, "lrn_default").set_attr_int("size", 5);
-  check_against_ort(m, {{"x", input("x", {2, 4, 5, 7}, 10, -3, 5)}});
+  agree_with_ort(m, {{"x", input("x", {2, 4, 5, 7}, 10, -3, 5)}});
 }
 
 TEST_CASE("GroupNormalization follows opset 18 per-group and opset 21 per-channel scale", "[nn]") {
@@ -218,7 +187,7 @@ TEST_CASE("GroupNormalization follows opset 18 per-group and opset 21 per-channe
     Node& n = node(g, "GroupNormalization", {"x", "s", "b"}, "gn");
     n.set_attr_int("num_groups", groups);
     n.set_attr_float("epsilon", 1e-3f);
-    auto got = check_against_ort(m, {{"x", input("x", {2, 6, 4, 5}, 10, -1, 3)}});
+    auto got = agree_with_ort(m, {{"x", input("x", {2, 6, 4, 5}, 10, -1, 3)}});
     REQUIRE(got.at("gn").dims == std::vector<int64_t>{2, 6, 4, 5});
   }
 }
@@ -233,7 +202,7 @@ TEST_CASE("Softmax and LogSoftmax use flatten semantics before opset 13 and one 
     node(g, "LogSoftmax", {"x"}, "lsm_default");
     node(g, "LogSoftmax", {"x"}, "lsm_axis0").set_attr_int("axis", 0);
     node(g, "Hardmax", {"x"}, "hardmax").set_attr_int("axis", 1);
-    auto got = check_against_ort(m, {{"x", input("x", {2, 3, 4}, 10, -4, 4)}});
+    auto got = agree_with_ort(m, {{"x", input("x", {2, 3, 4}, 10, -4, 4)}});
     // The two semantics differ on axis 1 of a rank-3 input: a real check that we switched.
     const auto v = got.at("sm_axis1").to_float();
     double sum_over_axis = 0;
@@ -288,7 +257,7 @@ TEST_CASE("QuantizeLinear and DequantizeLinear per-axis int8 and blocked int4 ag
   zq.bytes.resize(3);
   g.add_initializer(zq);
   node(g, "QuantizeLinear", {"x", "qs_axis", "zq"}, "q_int8_axis").set_attr_int("axis", 1);
-  auto got = check_against_ort(m, {{"x", input("x", {2, 3, 5}, 10, -1, 1)}});
+  auto got = agree_with_ort(m, {{"x", input("x", {2, 3, 5}, 10, -1, 1)}});
   // The int8 dequantization reproduces (q - z) * s by hand too.
   const auto dq = got.at("dq_int8_axis").to_float();
   const auto s8 = g.initializer("s8")->to_float();
@@ -352,7 +321,7 @@ TEST_CASE("MatMulNBits with 4 and 8 bits and packed zero points agrees with ONNX
       n.set_attr_int("block_size", bs);
     }
   }
-  auto got = check_against_ort(m, {{"a", input("a", {2, 3, K}, 10)}});
+  auto got = agree_with_ort(m, {{"a", input("a", {2, 3, K}, 10)}});
   REQUIRE(got.at("nbits4_sym").dims == std::vector<int64_t>{2, 3, N});
 }
 
@@ -399,7 +368,7 @@ TEST_CASE("DynamicQuantizeLinear and integer MatMul and Conv ops agree with ONNX
   node(g, "QLinearConv", {"imgq", "is", "iz", "cw", "cws", "cwz", "cys", "cyz", "cb"}, "qconv").set_attr_ints("pads", {1, 1, 1, 1});
   node(g, "ConvInteger", {"imgq", "cw", "iz"}, "convint");
   // Requantized outputs may differ by one unit where a product lands on a rounding tie.
-  check_against_ort(m, {{"x", input("x", {3, 6}, 10, -1, 2)}, {"img", input("img", {1, 3, 6, 7}, 11, -2, 4)}}, 1e-4, 1);
+  agree_with_ort(m, {{"x", input("x", {3, 6}, 10, -1, 2)}, {"img", input("img", {1, 3, 6, 7}, 11, -2, 4)}}, 1e-4, 1);
 }
 
 TEST_CASE("repeated runs of the same shapes reuse cached oneDNN primitives", "[nn]") {

@@ -125,13 +125,31 @@ void for_each_run(const StridedPlan& p, int threads, Body&& body) {
     }
   };
   const int64_t total = outer * inner;
-  int nt = (total < (1 << 15) || outer < 2) ? 1 : threads;
+  int nt = total < (1 << 15) ? 1 : threads;
   if (nt <= 1) {
     run_range(0, outer);
     return;
   }
+  if (outer >= nt) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int t = 0; t < nt; ++t) run_range(outer * t / nt, outer * (t + 1) / nt);
+    for (int t = 0; t < nt; ++t) run_range(outer * t / nt, outer * (t + 1) / nt);
+    return;
+  }
+  // Fewer runs than threads (same-shape operands merge into one run): split each run in parts.
+  const int64_t parts = (nt + outer - 1) / outer;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t u = 0; u < outer * parts; ++u) {
+    int64_t rem = u / parts;
+    std::vector<int64_t> off(k, 0);
+    for (int64_t i = static_cast<int64_t>(r) - 2; i >= 0; --i) {
+      const int64_t idx = rem % p.dims[i];
+      rem /= p.dims[i];
+      for (size_t j = 0; j < k; ++j) off[j] += idx * p.strides[j][i];
+    }
+    const int64_t begin = inner * (u % parts) / parts, end = inner * (u % parts + 1) / parts;
+    for (size_t j = 0; j < k; ++j) off[j] += begin * p.strides[j].back();
+    if (end > begin) body(end - begin, off.data());
+  }
 }
 
 // fn(begin, end) over [0, n) split across threads when n is large enough to pay for them.

@@ -67,6 +67,23 @@ dnnl::primitive cached(const std::string& k, const std::function<dnnl::primitive
 
 size_t cache_size() { return cache().size(); }
 
+void* scratch(int slot, size_t bytes) {
+  thread_local std::vector<std::vector<float>> bufs;
+  if (slot >= static_cast<int>(bufs.size())) bufs.resize(static_cast<size_t>(slot) + 1);
+  std::vector<float>& b = bufs[static_cast<size_t>(slot)];
+  const size_t n = (bytes + sizeof(float) - 1) / sizeof(float);
+  if (b.size() < n) b.resize(n);
+  return b.data();
+}
+
+void reorder(const dnnl::memory::desc& from_md, const void* from, const dnnl::memory::desc& to_md, void* to,
+             const std::string& k) {
+  dnnl::primitive p = cached(k, [&] {
+    return dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from_md, engine(), to_md));
+  });
+  run(p, {{DNNL_ARG_FROM, wrap(from_md, from)}, {DNNL_ARG_TO, wrap(to_md, to)}});
+}
+
 void run(dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
   // Debian's oneDNN 2.6 is built without concurrent-execution support: primitives share a
   // library-managed scratchpad, so executions from two threads (two models compressed at once)

@@ -49,6 +49,25 @@ std::string dims_key(const std::vector<int64_t>& d);
 dnnl::primitive cached(const std::string& k, const std::function<dnnl::primitive()>& make);
 size_t cache_size();
 
+// Like cached(), for any value built once per key (a primitive with the layouts it chose). The
+// reference is valid until the next call on this thread.
+template <typename T>
+T& cached_value(const std::string& k, const std::function<T()>& make) {
+  thread_local std::unordered_map<std::string, T> c;
+  auto it = c.find(k);
+  if (it != c.end()) return it->second;
+  if (c.size() >= 4096) c.clear();  // see cached()
+  return c.emplace(k, make()).first->second;
+}
+
+// Per-thread scratch storage of at least `bytes`, one buffer per `slot`, reused across calls.
+void* scratch(int slot, size_t bytes);
+
+// Copies `from` storage into `to` storage between two layouts of the same logical tensor with
+// a reorder primitive cached under `k`.
+void reorder(const dnnl::memory::desc& from_md, const void* from, const dnnl::memory::desc& to_md, void* to,
+             const std::string& k);
+
 // Executes on this thread's stream and waits.
 void run(dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args);
 

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "compressor/kernels/common.h"
+#include "compressor/kernels/vecmath.h"
 
 namespace oc {
 namespace {
@@ -17,13 +18,21 @@ using namespace kern;
 
 // ---- unary ----
 
+// The output reuses x's storage when x is input 0 read here for the last time (same element size).
 template <typename T, typename F>
 Tensor map_unary(const KernelContext& ctx, const Tensor& x, DType out_dt, F f) {
-  Tensor out = make_tensor(out_dt, x.dims);
-  const T* in = reinterpret_cast<const T*>(x.bytes.data());
   using TO = decltype(f(T{}));
+  Tensor out;
+  const T* in = reinterpret_cast<const T*>(x.bytes.data());
+  if (Tensor* own = ctx.movable_input(0); own == &x && sizeof(TO) == sizeof(T)) {
+    out = std::move(*own);
+    out.name.clear();
+    out.dtype = out_dt;
+  } else {
+    out = make_tensor(out_dt, x.dims);
+  }
   TO* o = reinterpret_cast<TO*>(out.bytes.data());
-  parallel_for(x.numel(), ctx.num_threads, [&](int64_t b, int64_t e) {
+  parallel_for(out.numel(), ctx.num_threads, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) o[i] = f(in[i]);
   });
   return out;
@@ -36,6 +45,27 @@ void unary_float(KernelContext& ctx, F f) {
   if (x.dtype == DType::Float) ctx.output(0) = map_unary<float>(ctx, x, x.dtype, [&](float v) { return static_cast<float>(f(v)); });
   else if (x.dtype == DType::Double) ctx.output(0) = map_unary<double>(ctx, x, x.dtype, [&](double v) { return static_cast<double>(f(v)); });
   else ctx.unsupported("element type " + dtype_name(x.dtype) + " (float/double only)");
+}
+
+// Float math with a vectorized float32 loop (vecmath.h); float64 through f.
+template <typename F>
+void unary_float_vec(KernelContext& ctx, void (*array_fn)(const float*, float*, int64_t), F f) {
+  const Tensor& x = ctx.input(0);
+  if (x.dtype != DType::Float) {
+    unary_float(ctx, f);
+    return;
+  }
+  const float* in = x.data<float>();
+  Tensor out;
+  if (Tensor* own = ctx.movable_input(0)) {
+    out = std::move(*own);
+    out.name.clear();
+  } else {
+    out = make_tensor(DType::Float, x.dims);
+  }
+  float* o = out.data<float>();
+  parallel_for(out.numel(), ctx.num_threads, [&](int64_t b, int64_t e) { array_fn(in + b, o + b, e - b); });
+  ctx.output(0) = std::move(out);
 }
 
 // Ops that make sense on integers too (Neg, Abs, Sign, Relu).
@@ -60,11 +90,13 @@ struct UnaryEntry {
 
 #define FLOAT_OP(NAME, EXPR) {NAME, [](KernelContext& c) { unary_float(c, [](auto v) { using T = decltype(v); (void)sizeof(T); return EXPR; }); }}
 
+#define VEC_OP(NAME, ARRAY_FN, EXPR) {NAME, [](KernelContext& c) { unary_float_vec(c, ARRAY_FN, [](auto v) { using T = decltype(v); (void)sizeof(T); return EXPR; }); }}
+
 const UnaryEntry kUnary[] = {
-  FLOAT_OP("Sigmoid", T(1) / (T(1) + std::exp(-v))),
-  FLOAT_OP("Tanh", std::tanh(v)),
-  FLOAT_OP("Erf", std::erf(v)),
-  FLOAT_OP("Exp", std::exp(v)),
+  VEC_OP("Sigmoid", sigmoid_array, T(1) / (T(1) + std::exp(-v))),
+  VEC_OP("Tanh", tanh_array, std::tanh(v)),
+  VEC_OP("Erf", erf_array, std::erf(v)),
+  VEC_OP("Exp", exp_array, std::exp(v)),
   FLOAT_OP("Log", std::log(v)),
   FLOAT_OP("Sqrt", std::sqrt(v)),
   FLOAT_OP("Reciprocal", T(1) / v),
@@ -119,11 +151,21 @@ const UnaryEntry kUnary[] = {
 template <typename TO, typename TA, typename TB, typename F>
 Tensor broadcast_binary(const KernelContext& ctx, const Tensor& a, const Tensor& b, DType out_dt, F f) {
   Dims od = broadcast_dims(ctx, {&a.dims, &b.dims});
-  Tensor out = make_tensor(out_dt, od);
-  if (numel(od) == 0) return out;
   StridedPlan p = StridedPlan::make(od, {strides_of(od), broadcast_strides(a.dims, od), broadcast_strides(b.dims, od)});
   const TA* pa = reinterpret_cast<const TA*>(a.bytes.data());
   const TB* pb = reinterpret_cast<const TB*>(b.bytes.data());
+  // An operand of the output's shape and type read here for the last time becomes the output:
+  // each element is read before it is overwritten, at the same offset.
+  Tensor out;
+  auto reuse = [&](size_t i, const Tensor& t) {
+    Tensor* own = ctx.movable_input(i);
+    if (own != &t || t.dims != od || t.dtype != out_dt) return false;
+    out = std::move(*own);
+    out.name.clear();
+    return true;
+  };
+  if (!reuse(0, a) && !reuse(1, b)) out = make_tensor(out_dt, od);
+  if (numel(od) == 0) return out;
   TO* po = reinterpret_cast<TO*>(out.bytes.data());
   const int64_t sa = p.strides[1].back(), sb = p.strides[2].back();
   for_each_run(p, ctx.num_threads, [&](int64_t n, const int64_t* off) {
@@ -313,8 +355,9 @@ void where_kernel(KernelContext& ctx) {
 
 // PRelu: y = x < 0 ? slope·x : x, slope broadcast to x (unidirectionally).
 void prelu_kernel(KernelContext& ctx) {
+  const Dims x_dims = ctx.input(0).dims;
   ctx.output(0) = arith(ctx, ctx.input(0), ctx.input(1), [](auto x, auto s) { return x < 0 ? x * s : x; });
-  if (ctx.output(0).dims != ctx.input(0).dims) bad_input(ctx, "slope does not broadcast to the input shape");
+  if (ctx.output(0).dims != x_dims) bad_input(ctx, "slope does not broadcast to the input shape");
 }
 
 }  // namespace

@@ -17,7 +17,9 @@
 #include <numeric>
 
 #include "compressor/kernel.h"
+#include "compressor/kernels/common.h"
 #include "compressor/kernels/dnnl_util.h"
+#include "compressor/kernels/vecmath.h"
 
 namespace oc {
 namespace {
@@ -184,6 +186,21 @@ std::vector<int64_t> spatial(const std::vector<int64_t>& d) { return {d.begin() 
 
 // ---------------------------------------------------------------- Conv / ConvTranspose
 
+// A primitive created with format_tag::any and the layouts it chose.
+struct LayoutPrimitive {
+  dnnl::primitive prim;
+  dnnl::memory::desc src, weights, dst;
+};
+
+// `data` (plain `md`) in layout `want`: itself when they agree, else a reordered copy in scratch `slot`.
+const void* in_layout(const dnnl::memory::desc& md, const void* data, const dnnl::memory::desc& want, int slot,
+                      const std::string& k) {
+  if (want == md) return data;
+  void* buf = scratch(slot, want.get_size());
+  reorder(md, data, want, buf, k);
+  return buf;
+}
+
 void check_spatial(const KernelContext& ctx, const Tensor& x, const Tensor& w) {
   if (x.dims.size() < 3 || x.dims.size() > 5) ctx.unsupported("input rank " + std::to_string(x.dims.size()) + " (1-D to 3-D spatial only)");
   if (w.dims.size() != x.dims.size()) ctx.unsupported("weight " + shape_str(w.dims) + " does not match input " + shape_str(x.dims));
@@ -218,17 +235,34 @@ void conv(KernelContext& ctx) {
   const std::vector<int64_t> pr = effective_pad_r(win, in);
   const std::string k = key("conv", dims_key(x.dims), dims_key(wdims), b != nullptr, vec_key(win.strides),
                             vec_key(win.dilations), vec_key(win.pad_l), vec_key(pr));
-  dnnl::primitive p = cached(k, [&] {
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
-                                      w_md, b_md, dst_md, to_dims(win.strides), to_dims(minus_one(win.dilations)),
-                                      to_dims(win.pad_l), to_dims(pr));
-    return dnnl::convolution_forward(dnnl::convolution_forward::primitive_desc(d, engine()));
+  // Layouts: a 1x1, stride-1, unpadded conv is a plain GEMM on NCHW, where reorders cost more than
+  // they save; other convs let the primitive choose (format_tag::any: nhwc or blocked, whose jit
+  // kernels are 2-10x faster than the plain-layout path, depthwise most of all): plain tensors are
+  // reordered in and the result reordered back (measured in docs/BENCHMARKS.md, executor table).
+  const LayoutPrimitive& lp = cached_value<LayoutPrimitive>(k, [&] {
+    bool pointwise = g == 1;
+    for (size_t i = 0; i < win.kernel.size(); ++i)
+      pointwise = pointwise && win.kernel[i] == 1 && win.strides[i] == 1 && win.pad_l[i] == 0 && pr[i] == 0;
+    auto any = [](const std::vector<int64_t>& d) { return dnnl::memory::desc(to_dims(d), dt::f32, tag::any); };
+    const dnnl::memory::desc s_md = pointwise ? src_md : any(x.dims), d_md = pointwise ? dst_md : any(ydims);
+    const dnnl::memory::desc ww_md = any(wdims);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                      s_md, ww_md, b_md, d_md, to_dims(win.strides),
+                                      to_dims(minus_one(win.dilations)), to_dims(win.pad_l), to_dims(pr));
+    dnnl::convolution_forward::primitive_desc pd(d, engine());
+    return LayoutPrimitive{dnnl::convolution_forward(pd), pd.src_desc(), pd.weights_desc(), pd.dst_desc()};
   });
-  std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(src_md, x.bytes.data())},
-                                                {DNNL_ARG_WEIGHTS, wrap(w_md, w.bytes.data())},
-                                                {DNNL_ARG_DST, wrap(dst_md, y.bytes.data())}};
+  dnnl::primitive prim = lp.prim;
+  const LayoutPrimitive& layouts = lp;  // valid until the next conv: reorders use another cache
+  const void* src = in_layout(src_md, x.bytes.data(), layouts.src, 0, k + "src");
+  const void* wei = in_layout(w_md, w.bytes.data(), layouts.weights, 1, k + "wei");
+  void* dst = layouts.dst == dst_md ? static_cast<void*>(y.bytes.data()) : scratch(2, layouts.dst.get_size());
+  std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(layouts.src, src)},
+                                                {DNNL_ARG_WEIGHTS, wrap(layouts.weights, wei)},
+                                                {DNNL_ARG_DST, wrap(layouts.dst, dst)}};
   if (b) args[DNNL_ARG_BIAS] = wrap(b_md, b->bytes.data());
-  run(p, args);
+  run(prim, args);
+  if (dst != y.bytes.data()) reorder(layouts.dst, dst, dst_md, y.bytes.data(), k + "dst");
 }
 
 // ConvTranspose pads, as ONNX Runtime derives them: from output_shape when given, else from SAME_*
@@ -603,6 +637,23 @@ void softmax_family(KernelContext& ctx, SoftKind kind) {
   Tensor& y = new_f32(ctx, 0, x.dims);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
+  if (kind != SoftKind::Hardmax) {
+    const bool log = kind == SoftKind::LogSoftmax;
+    kern::parallel_for(outer * inner, ctx.num_threads, [&](int64_t begin, int64_t end) {
+      std::vector<float> row(inner == 1 ? 0 : static_cast<size_t>(len));
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t base = (r / inner) * len * inner + r % inner;
+        if (inner == 1) {
+          kern::softmax_row(xp + base, yp + base, len, log);
+          continue;
+        }
+        for (int64_t j = 0; j < len; ++j) row[j] = xp[base + j * inner];
+        kern::softmax_row(row.data(), row.data(), len, log);
+        for (int64_t j = 0; j < len; ++j) yp[base + j * inner] = row[j];
+      }
+    }, std::max<int64_t>(2, (1 << 15) / std::max<int64_t>(len, 1)));
+    return;
+  }
   std::vector<float> buf(static_cast<size_t>(len));
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {

@@ -27,7 +27,18 @@ Tensor with_dims(const Tensor& in, Dims dims) {
   return t;
 }
 
-void copy_kernel(KernelContext& ctx) { ctx.output(0) = with_dims(ctx.input(0), ctx.input(0).dims); }
+// Input 0 under new dims: its storage is taken over when this node reads it for the last time
+// (no copy; input 0 is then empty), else copied. Read everything needed from input 0 first.
+Tensor input0_as(KernelContext& ctx, Dims dims) {
+  Tensor* own = ctx.movable_input(0);
+  if (!own) return with_dims(ctx.input(0), std::move(dims));
+  Tensor t = std::move(*own);
+  t.name.clear();
+  t.dims = std::move(dims);
+  return t;
+}
+
+void copy_kernel(KernelContext& ctx) { ctx.output(0) = input0_as(ctx, ctx.input(0).dims); }
 
 // ---- Cast ----
 
@@ -112,7 +123,7 @@ void reshape_kernel(KernelContext& ctx) {
   }
   if (infer >= 0) shape[infer] = known == 0 ? 0 : x.numel() / known;
   if (numel(shape) != x.numel()) bad_input(ctx, "cannot reshape " + shape_str(x.dims) + " to " + shape_str(shape));
-  ctx.output(0) = with_dims(x, shape);
+  ctx.output(0) = input0_as(ctx, shape);
 }
 
 void flatten_kernel(KernelContext& ctx) {
@@ -123,7 +134,7 @@ void flatten_kernel(KernelContext& ctx) {
   if (axis < 0 || axis > r) bad_input(ctx, "axis out of range");
   int64_t a = 1, b = 1;
   for (int64_t i = 0; i < r; ++i) (i < axis ? a : b) *= x.dims[i];
-  ctx.output(0) = with_dims(x, {a, b});
+  ctx.output(0) = input0_as(ctx, {a, b});
 }
 
 void transpose_kernel(KernelContext& ctx) {
@@ -150,7 +161,7 @@ void squeeze_kernel(KernelContext& ctx) {
   Dims d;
   for (int64_t i = 0; i < r; ++i)
     if (!drop[i]) d.push_back(x.dims[i]);
-  ctx.output(0) = with_dims(x, d);
+  ctx.output(0) = input0_as(ctx, d);
 }
 
 void unsqueeze_kernel(KernelContext& ctx) {
@@ -167,7 +178,7 @@ void unsqueeze_kernel(KernelContext& ctx) {
   Dims d;
   size_t k = 0;
   for (int64_t i = 0; i < r; ++i) d.push_back(ins[i] ? 1 : x.dims[k++]);
-  ctx.output(0) = with_dims(x, d);
+  ctx.output(0) = input0_as(ctx, d);
 }
 
 // ---- joining and splitting along an axis: [outer, axis·inner] blocks ----
@@ -859,7 +870,7 @@ void nonzero_kernel(KernelContext& ctx) {
 void dropout_kernel(KernelContext& ctx) {
   copy_kernel(ctx);  // inference: identity
   if (ctx.outputs.size() > 1 && !ctx.node.outputs[1].empty()) {
-    Tensor mask = make_tensor(DType::Bool, ctx.input(0).dims);
+    Tensor mask = make_tensor(DType::Bool, ctx.output(0).dims);
     std::fill(mask.bytes.begin(), mask.bytes.end(), uint8_t{1});
     ctx.output(1) = std::move(mask);
   }
