@@ -182,13 +182,13 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       calib_note = std::string(" (calibration: ") + e.what() + ")";
     }
-    std::cout << "| " << name << " | " << std::scientific << std::setprecision(1) << err << std::defaultfloat << " | "
+    std::cout << "| " << name << " | " << batch << " | " << std::scientific << std::setprecision(1) << err << std::defaultfloat << " | "
               << fmt(cpu_ips) << " | " << fmt(gpu_ips) << " | " << fmt(gpu_ips / cpu_ips) << "× | " << fmt(cpu_cal)
               << " | " << fmt(gpu_cal) << " | " << fmt(gpu_cal / cpu_cal) << "× | " << plan.grams.size() << " | "
               << fallback_nodes << (fallback_ops.empty() ? "" : " (" + fallback_ops + ")") << calib_note << " |\n";
     return err <= tol ? 0 : 1;
   } catch (const std::exception& e) {
-    std::cout << "| " << name << " | error: " << e.what() << " | | | | | | | | |\n";
+    std::cout << "| " << name << " | | error: " << e.what() << " | | | | | | | | |\n";
     return 1;
   }
 }
