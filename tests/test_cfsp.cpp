@@ -191,11 +191,17 @@ TEST_CASE("cfsp per-block ratios reach the allocator rounded", "[cfsp]") {
     if (kept_by_block[b] >= 0 && kept_by_block[b - 2] >= 0) CHECK(kept_by_block[b] >= kept_by_block[b - 2]);
 }
 
-TEST_CASE("cfsp pruning equals masking on gpt_tiny", "[cfsp]") {
+namespace {
+
+// Prunes gpt_tiny's block groups by the CFSP allocation and compares with zeroing the same
+// channels' weights (producer columns, consumer rows, per-channel constants): for FFN neurons and
+// whole heads the two are the same function.
+void cfsp_equals_masking(bool heads) {
   Model m = load_model(source_path("models/gpt_tiny/model.onnx"));
   normalize(m);
   PruneOptions o;
   o.criterion = Criterion::CFSP;
+  o.heads = heads;
   CalibrationStats stats = calibrate_for(m, o, "models/gpt_tiny/calib.npy", 8);
   Model shaped = m;
   infer_shapes(shaped);
@@ -207,8 +213,14 @@ TEST_CASE("cfsp pruning equals masking on gpt_tiny", "[cfsp]") {
     REQUIRE(stats.blocks.at(b.name).count == 8 * 128);  // one angle per token
     imp.push_back(stats.blocks.at(b.name).mean_angle());
   }
-  ChannelDeps d = build_channel_deps(m);
+  ChannelDeps d = build_channel_deps(m, {heads});
   auto gb = group_blocks(d, blocks, m.graph.nodes.size());
+  if (heads) {  // some block holds a head group (4 units of 32 channels)
+    bool head_group = false;
+    for (size_t g = 0; g < d.groups.size(); ++g)
+      head_group = head_group || (gb[g] >= 0 && d.groups[g].num_units == 4 && d.groups[g].prunable());
+    REQUIRE(head_group);
+  }
   // Only the groups inside blocks (the residual stream feeds LayerNorms: not a masking equivalence).
   auto ratios = cfsp_group_ratios(gb, cfsp_keep_fractions(imp, 0.4, 1.0, 0.9), 0.0);
   UnitScores us = score_units(m, d, Criterion::CFSP, Aggregate::Mean, 0, &stats);
@@ -216,6 +228,10 @@ TEST_CASE("cfsp pruning equals masking on gpt_tiny", "[cfsp]") {
   int64_t removed = 0;
   for (const auto& p : plan) removed += std::count(p.begin(), p.end(), 1);
   REQUIRE(removed > 0);
+  int64_t heads_removed = 0;
+  for (size_t g = 0; g < d.groups.size(); ++g)
+    if (gb[g] >= 0 && d.groups[g].num_units == 4) heads_removed += std::count(plan[g].begin(), plan[g].end(), 1);
+  if (heads) REQUIRE(heads_removed > 0);
   Model pruned = m;
   apply_prune(pruned, d, plan);
   Model ref = m;
@@ -228,7 +244,7 @@ TEST_CASE("cfsp pruning equals masking on gpt_tiny", "[cfsp]") {
       for (int64_t c = 0; c < s.channels; ++c)
         if (plan[gi][d.unit_of(p.value, c)]) zero_along(*t, p.axis, c);
     }
-  fs::path dir = temp_dir("cfsp_mask");
+  fs::path dir = temp_dir(heads ? "cfsp_mask_heads" : "cfsp_mask");
   save_model(pruned, dir / "pruned.onnx");
   save_model(ref, dir / "masked.onnx");
   std::vector<int64_t> tok(2 * 128);
@@ -238,6 +254,11 @@ TEST_CASE("cfsp pruning equals masking on gpt_tiny", "[cfsp]") {
   auto b = run_ort(dir / "masked.onnx", in);
   CHECK(max_rel_error(a.at("logits"), b.at("logits")) <= 1e-4);
 }
+
+}  // namespace
+
+TEST_CASE("cfsp pruning equals masking on gpt_tiny", "[cfsp]") { cfsp_equals_masking(false); }
+TEST_CASE("cfsp pruning of heads and FFN neurons equals masking on gpt_tiny", "[cfsp]") { cfsp_equals_masking(true); }
 
 TEST_CASE("cfsp prune CLI on gpt_tiny allocates per block and runs in ONNX Runtime", "[cfsp]") {
   fs::path dir = temp_dir("cfsp_cli");
