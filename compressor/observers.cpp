@@ -240,6 +240,23 @@ int64_t LayerInput::features_for(const Tensor& x) const {
   return kind == Kind::TransposedRows ? x.dims.front() : x.dims.back();
 }
 
+void LayerInput::conv_window(const int64_t in[2], int64_t pb[2], int64_t out[2]) const {
+  for (int d = 0; d < 2; ++d) {
+    const int64_t span = dilation[d] * (kernel[d] - 1) + 1;
+    pb[d] = pad_begin[d];
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      out[d] = (in[d] + stride[d] - 1) / stride[d];
+      const int64_t total = std::max<int64_t>(0, (out[d] - 1) * stride[d] + span - in[d]);
+      pb[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+    } else if (auto_pad == "VALID") {
+      pb[d] = 0;
+      out[d] = (in[d] - span) / stride[d] + 1;
+    } else {
+      out[d] = (in[d] + pad_begin[d] + pad_end[d] - span) / stride[d] + 1;
+    }
+  }
+}
+
 void LayerInput::for_each_block(const Tensor& x, const std::function<void(int64_t, const float*, int64_t)>& fn,
                                 int64_t block_rows) const {
   std::vector<float> scratch;
@@ -277,20 +294,8 @@ void LayerInput::for_each_block(const Tensor& x, const std::function<void(int64_
                           std::to_string(cin) + " channels");
   const int64_t N = x.dims[0], H = one_d ? 1 : x.dims[2], W = x.dims[rank - 1];
   const int64_t in_sz[2] = {H, W};
-  int64_t pb[2] = {pad_begin[0], pad_begin[1]}, out_sz[2];
-  for (int d = 0; d < 2; ++d) {
-    const int64_t span = dilation[d] * (kernel[d] - 1) + 1;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      out_sz[d] = (in_sz[d] + stride[d] - 1) / stride[d];
-      const int64_t total = std::max<int64_t>(0, (out_sz[d] - 1) * stride[d] + span - in_sz[d]);
-      pb[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-    } else if (auto_pad == "VALID") {
-      pb[d] = 0;
-      out_sz[d] = (in_sz[d] - span) / stride[d] + 1;
-    } else {
-      out_sz[d] = (in_sz[d] + pad_begin[d] + pad_end[d] - span) / stride[d] + 1;
-    }
-  }
+  int64_t pb[2], out_sz[2];
+  conv_window(in_sz, pb, out_sz);
   const int64_t OH = out_sz[0], OW = out_sz[1], cg = cin / groups, rows = N * OH * OW;
   for (int64_t gi = 0; gi < groups; ++gi)
     for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {

@@ -118,6 +118,9 @@ struct LayerInput {
                       int64_t block_rows = 0) const;
   // Features per group once X's shape is known.
   int64_t features_for(const Tensor& x) const;
+  // Conv: the begin pads actually applied (auto_pad resolved) and the output size for an input of
+  // spatial size in[0] × in[1] (1-D: in[0] = 1).
+  void conv_window(const int64_t in[2], int64_t pad_begin_out[2], int64_t out[2]) const;
 };
 
 // H = XᵀX in double: each float block is widened and added with a rank-k update of the lower

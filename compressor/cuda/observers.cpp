@@ -212,20 +212,8 @@ class CudaGramObserver : public Observer {
     g.kh = in_.kernel[0], g.kw = in_.kernel[1], g.sh = in_.stride[0], g.sw = in_.stride[1];
     g.dh = in_.dilation[0], g.dw = in_.dilation[1];
     const int64_t in_sz[2] = {g.h, g.w};
-    int64_t pb[2] = {in_.pad_begin[0], in_.pad_begin[1]}, out_sz[2];
-    for (int d = 0; d < 2; ++d) {
-      const int64_t span = in_.dilation[d] * (in_.kernel[d] - 1) + 1;
-      if (in_.auto_pad == "SAME_UPPER" || in_.auto_pad == "SAME_LOWER") {
-        out_sz[d] = (in_sz[d] + in_.stride[d] - 1) / in_.stride[d];
-        const int64_t total = std::max<int64_t>(0, (out_sz[d] - 1) * in_.stride[d] + span - in_sz[d]);
-        pb[d] = in_.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      } else if (in_.auto_pad == "VALID") {
-        pb[d] = 0;
-        out_sz[d] = (in_sz[d] - span) / in_.stride[d] + 1;
-      } else {
-        out_sz[d] = (in_sz[d] + in_.pad_begin[d] + in_.pad_end[d] - span) / in_.stride[d] + 1;
-      }
-    }
+    int64_t pb[2], out_sz[2];
+    in_.conv_window(in_sz, pb, out_sz);
     g.ph = pb[0], g.pw = pb[1], g.oh = out_sz[0], g.ow = out_sz[1];
     const int64_t P = g.oh * g.ow, cg = in_.cin / in_.groups, N = v.dims[0];
     if (cg * g.kh * g.kw != F) throw InvalidArgument("Conv input '" + in_.value + "': feature count mismatch");
