@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "compressor/compare.h"
+#include "graph/file_io.h"
 
 namespace oc::cli {
 namespace {
@@ -27,7 +28,7 @@ int run_compare(const std::vector<std::string>& args) {
   Comparison c = compare_reports(runs);
   if (vm["json"].as<bool>()) std::cout << comparison_json(c).dump(2) << "\n";
   else std::cout << comparison_text(c);
-  if (!html.empty()) write_text_atomic(html, comparison_html(c));
+  if (!html.empty()) write_file_atomic(html, comparison_html(c));
   return 0;
 }
 

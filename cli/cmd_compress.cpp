@@ -6,6 +6,7 @@
 #include "compressor/pipeline.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
+#include "graph/file_io.h"
 
 namespace oc::cli {
 namespace {
@@ -58,7 +59,7 @@ int run_compress(const std::vector<std::string>& args) {
   bar.finish();
   r.settings["recipe_name"] = recipe.name;
   if (!report.empty()) write_report(r, report);
-  if (!html.empty()) write_text_atomic(html, report_html(r));
+  if (!html.empty()) write_file_atomic(html, report_html(r));
   std::cout << report_summary(r);
   return 0;
 }

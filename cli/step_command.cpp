@@ -5,6 +5,7 @@
 
 #include "cli/progress.h"
 #include "compressor/pipeline.h"
+#include "graph/file_io.h"
 
 namespace oc::cli {
 namespace {
@@ -69,7 +70,7 @@ int run_step_command(const std::string& kind, const po::variables_map& vm) {
   Report r = compress_file(vm["model"].as<std::string>(), out, recipe, opt);
   bar.finish();
   if (vm.count("report")) write_report(r, vm["report"].as<std::string>());
-  if (vm.count("html")) write_text_atomic(vm["html"].as<std::string>(), report_html(r));
+  if (vm.count("html")) write_file_atomic(vm["html"].as<std::string>(), report_html(r));
   const nlohmann::json& d = r.steps.at(0)["details"];
   if (kind == "prune") {
     int pruned = 0;

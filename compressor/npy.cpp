@@ -1,4 +1,5 @@
 #include "compressor/npy.h"
+#include "graph/file_io.h"
 
 #include <zlib.h>
 
@@ -106,15 +107,7 @@ std::string serialize_npy(const Tensor& t) {
 }
 
 void write_npy(const fs::path& path, const Tensor& t) {
-  const std::string data = serialize_npy(t);
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!f) throw SaveError("cannot write '" + path.string() + "'");
-  }
-  fs::rename(tmp, path);
+  write_file_atomic(path, serialize_npy(t));
 }
 
 std::map<std::string, Tensor> read_npz(const fs::path& path) {

@@ -12,6 +12,7 @@
 
 #include "graph/inspect.h"
 #include "graph/onnx_io.h"
+#include "graph/file_io.h"
 
 namespace oc {
 namespace fs = std::filesystem;
@@ -49,20 +50,6 @@ std::string utc_now_iso() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
-}
-
-void write_text_atomic(const fs::path& p, const std::string& text) {
-  fs::path tmp = p;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw SaveError("cannot write '" + p.string() + "'");
-    f << text;
-    if (!f) throw SaveError("writing '" + p.string() + "' failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, p, ec);
-  if (ec) throw SaveError("cannot write '" + p.string() + "': " + ec.message());
 }
 
 // ---------------- JSON ----------------
@@ -162,7 +149,7 @@ Report read_report(const fs::path& p) {
   return report_from_json(j, "'" + p.string() + "'");
 }
 
-void write_report(const Report& r, const fs::path& p) { write_text_atomic(p, report_to_json(r).dump(2) + "\n"); }
+void write_report(const Report& r, const fs::path& p) { write_file_atomic(p, report_to_json(r).dump(2) + "\n"); }
 
 // ---------------- text summary ----------------
 static std::string pct_change(double before, double after) {

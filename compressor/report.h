@@ -78,6 +78,5 @@ std::string report_html(const Report& r);     // one self-contained page, inline
 std::string sha256_file(const std::filesystem::path& p);
 uint64_t peak_rss_bytes();
 std::string utc_now_iso();
-void write_text_atomic(const std::filesystem::path& p, const std::string& text);
 
 }  // namespace oc

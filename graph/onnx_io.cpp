@@ -1,4 +1,5 @@
 #include "graph/onnx_io.h"
+#include "graph/file_io.h"
 
 #include <onnx/onnx_pb.h>
 #include <unistd.h>
@@ -397,10 +398,6 @@ size_t graph_weight_bytes(const Graph& g) {
     for (const auto& sg : n.subgraphs()) total += graph_weight_bytes(*sg);
   }
   return total;
-}
-
-fs::path temp_path_for(const fs::path& p) {
-  return p.parent_path() / (p.filename().string() + ".tmp-" + std::to_string(::getpid()));
 }
 
 }  // namespace
