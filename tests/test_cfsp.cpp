@@ -20,6 +20,7 @@
 #include "prune/cfsp.h"
 #include "prune/prune.h"
 #include "prune/rewrite.h"
+#include "prune_check.h"
 #include "support.h"
 
 using namespace oc;
@@ -83,17 +84,6 @@ CalibrationStats calibrate_for(const Model& m, const PruneOptions& o, const std:
   co.max_samples = samples;
   CalibrationSource src(source_path(calib).string(), m, co);
   return calibrate(m, src, plan);
-}
-
-// Zeroes index `idx` of `t` along `axis`.
-void zero_along(Tensor& t, int axis, int64_t idx) {
-  std::vector<float> v = t.to_float();
-  int64_t outer = 1, inner = 1;
-  for (int i = 0; i < axis; ++i) outer *= t.dims[i];
-  for (size_t i = axis + 1; i < t.dims.size(); ++i) inner *= t.dims[i];
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t k = 0; k < inner; ++k) v[(o * t.dims[axis] + idx) * inner + k] = 0.f;
-  t = Tensor::from_float_as(t.name, t.dtype, t.dims, v);
 }
 
 }  // namespace
@@ -234,16 +224,7 @@ void cfsp_equals_masking(bool heads) {
   if (heads) REQUIRE(heads_removed > 0);
   Model pruned = m;
   apply_prune(pruned, d, plan);
-  Model ref = m;
-  for (size_t gi = 0; gi < d.groups.size(); ++gi)
-    for (const auto& p : d.groups[gi].params) {
-      if (p.role == ParamSlice::Role::Norm) continue;
-      Tensor* t = ref.graph.initializer(ref.graph.nodes[p.node].inputs[p.input]);
-      REQUIRE(t);
-      const ChannelSpace& s = d.spaces.at(p.value);
-      for (int64_t c = 0; c < s.channels; ++c)
-        if (plan[gi][d.unit_of(p.value, c)]) zero_along(*t, p.axis, c);
-    }
+  const Model ref = masked(m, d, plan);
   fs::path dir = temp_dir(heads ? "cfsp_mask_heads" : "cfsp_mask");
   save_model(pruned, dir / "pruned.onnx");
   save_model(ref, dir / "masked.onnx");
