@@ -81,6 +81,10 @@ void dispatch_numeric(const KernelContext& ctx, DType dt, Fn&& fn) {
   }
 }
 
+// Loops over fewer elements than this run on one thread: below it, waking and joining threads
+// costs more than the work (much more on a loaded machine, where a woken thread may wait a slice).
+constexpr int64_t kParallelGrain = 1 << 17;
+
 // ---- broadcasting ----
 Dims broadcast_dims(const KernelContext& ctx, const std::vector<const Dims*>& shapes);
 
@@ -125,7 +129,7 @@ void for_each_run(const StridedPlan& p, int threads, Body&& body) {
     }
   };
   const int64_t total = outer * inner;
-  int nt = total < (1 << 15) ? 1 : threads;
+  int nt = total < kParallelGrain ? 1 : threads;
   if (nt <= 1) {
     run_range(0, outer);
     return;
@@ -154,7 +158,7 @@ void for_each_run(const StridedPlan& p, int threads, Body&& body) {
 
 // fn(begin, end) over [0, n) split across threads when n is large enough to pay for them.
 template <typename Fn>
-void parallel_for(int64_t n, int threads, Fn&& fn, int64_t grain = 1 << 15) {
+void parallel_for(int64_t n, int threads, Fn&& fn, int64_t grain = kParallelGrain) {
   int nt = n < grain ? 1 : static_cast<int>(std::min<int64_t>(threads, n / (grain / 2)));
   if (nt <= 1) {
     fn(int64_t{0}, n);

@@ -186,6 +186,9 @@ std::vector<int64_t> spatial(const std::vector<int64_t>& d) { return {d.begin() 
 
 // ---------------------------------------------------------------- Conv / ConvTranspose
 
+void dnnl_matmul(const dnnl::memory::desc& a_md, const void* a, const dnnl::memory::desc& b_md, const void* b,
+                 const dnnl::memory::desc& c_md, void* c, const std::string& k);
+
 // A primitive created with format_tag::any and the layouts it chose.
 struct LayoutPrimitive {
   dnnl::primitive prim;
@@ -233,21 +236,37 @@ void conv(KernelContext& ctx) {
   const auto b_md = b ? plain_desc({M}) : dnnl::memory::desc();
   if (b && b->numel() != M) ctx.unsupported("bias " + shape_str(b->dims) + " for " + std::to_string(M) + " output channels");
   const std::vector<int64_t> pr = effective_pad_r(win, in);
+  bool pointwise = g == 1;
+  for (size_t i = 0; i < win.kernel.size(); ++i)
+    pointwise = pointwise && win.kernel[i] == 1 && win.strides[i] == 1 && win.pad_l[i] == 0 && pr[i] == 0;
+  if (pointwise) {
+    // A 1x1 conv on NCHW is a matrix product per image, y[n] (M×HW) = W (M×C) · x[n] (C×HW),
+    // run as one batched matmul in the tensors' own layout, the bias added after.
+    const int64_t HW = numel(in);
+    const auto a_md = plain_desc({1, M, C}), x_md = plain_desc({N, C, HW}), y_md = plain_desc({N, M, HW});
+    dnnl_matmul(a_md, w.bytes.data(), x_md, x.bytes.data(), y_md, y.bytes.data(), key("pwconv", N, M, C, HW));
+    if (b) {
+      const float* bp = b->data<float>();
+      float* yp = y.data<float>();
+      kern::parallel_for(N * M, ctx.num_threads, [&](int64_t begin, int64_t end) {
+        for (int64_t nm = begin; nm < end; ++nm) {
+          const float bias = bp[nm % M];
+          float* row = yp + nm * HW;
+          for (int64_t i = 0; i < HW; ++i) row[i] += bias;
+        }
+      }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(HW, 1)));
+    }
+    return;
+  }
   const std::string k = key("conv", dims_key(x.dims), dims_key(wdims), b != nullptr, vec_key(win.strides),
                             vec_key(win.dilations), vec_key(win.pad_l), vec_key(pr));
-  // Layouts: a 1x1, stride-1, unpadded conv is a plain GEMM on NCHW, where reorders cost more than
-  // they save; other convs let the primitive choose (format_tag::any: nhwc or blocked, whose jit
-  // kernels are 2-10x faster than the plain-layout path, depthwise most of all): plain tensors are
-  // reordered in and the result reordered back (measured in docs/BENCHMARKS.md, executor table).
+  // Other convs run in the layouts the primitive chooses (format_tag::any: nhwc or blocked, whose
+  // jit kernels are 2-10x faster than the plain-layout path, depthwise most of all): plain tensors
+  // are reordered in and the result reordered back (docs/BENCHMARKS.md, executor table).
   const LayoutPrimitive& lp = cached_value<LayoutPrimitive>(k, [&] {
-    bool pointwise = g == 1;
-    for (size_t i = 0; i < win.kernel.size(); ++i)
-      pointwise = pointwise && win.kernel[i] == 1 && win.strides[i] == 1 && win.pad_l[i] == 0 && pr[i] == 0;
     auto any = [](const std::vector<int64_t>& d) { return dnnl::memory::desc(to_dims(d), dt::f32, tag::any); };
-    const dnnl::memory::desc s_md = pointwise ? src_md : any(x.dims), d_md = pointwise ? dst_md : any(ydims);
-    const dnnl::memory::desc ww_md = any(wdims);
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                      s_md, ww_md, b_md, d_md, to_dims(win.strides),
+                                      any(x.dims), any(wdims), b_md, any(ydims), to_dims(win.strides),
                                       to_dims(minus_one(win.dilations)), to_dims(win.pad_l), to_dims(pr));
     dnnl::convolution_forward::primitive_desc pd(d, engine());
     return LayoutPrimitive{dnnl::convolution_forward(pd), pd.src_desc(), pd.weights_desc(), pd.dst_desc()};
@@ -516,15 +535,25 @@ void batch_norm(KernelContext& ctx) {
   const auto mean = f32_input(ctx, 3).to_float(), var = f32_input(ctx, 4).to_float();
   if (static_cast<int64_t>(scale.size()) != C || bias.size() != scale.size() || mean.size() != scale.size() || var.size() != scale.size())
     ctx.unsupported("per-channel parameters must have " + std::to_string(C) + " values");
-  Tensor& y = new_f32(ctx, 0, x.dims);
-  // Folded to y = x·a + b per channel.
+  // Folded to y = x·a + b per channel, in place when x is read here for the last time.
+  std::vector<float> a(static_cast<size_t>(C)), b(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
-    const float a = scale[c] / std::sqrt(var[c] + eps), b = bias[c] - mean[c] * a;
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t off = (n * C + c) * S;
-      Eigen::Map<Eigen::ArrayXf>(y.data<float>() + off, S) = Eigen::Map<const Eigen::ArrayXf>(x.data<float>() + off, S) * a + b;
-    }
+    a[c] = scale[c] / std::sqrt(var[c] + eps);
+    b[c] = bias[c] - mean[c] * a[c];
   }
+  const float* xp = x.data<float>();
+  const std::vector<int64_t> dims = x.dims;
+  Tensor* own = ctx.movable_input(0);
+  Tensor& y = own ? (ctx.output(0) = std::move(*own)) : new_f32(ctx, 0, dims);
+  float* yp = y.data<float>();
+  kern::parallel_for(N * C, ctx.num_threads, [&](int64_t begin, int64_t end) {
+    for (int64_t nc = begin; nc < end; ++nc) {
+      const float ac = a[nc % C], bc = b[nc % C];
+      const float* xs = xp + nc * S;
+      float* ys = yp + nc * S;
+      for (int64_t i = 0; i < S; ++i) ys[i] = xs[i] * ac + bc;
+    }
+  }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(S, 1)));
 }
 
 // Normalizes each row of a [rows, len] view; scale/bias index chosen per element by `param_of`.
@@ -651,7 +680,7 @@ void softmax_family(KernelContext& ctx, SoftKind kind) {
         kern::softmax_row(row.data(), row.data(), len, log);
         for (int64_t j = 0; j < len; ++j) yp[base + j * inner] = row[j];
       }
-    }, std::max<int64_t>(2, (1 << 15) / std::max<int64_t>(len, 1)));
+    }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(len, 1)));
     return;
   }
   std::vector<float> buf(static_cast<size_t>(len));
