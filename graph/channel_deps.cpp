@@ -964,8 +964,12 @@ Tensor slice_axis(const Tensor& t, int axis, const std::vector<int64_t>& keep) {
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < axis; ++i) outer *= t.dims[i];
   for (size_t i = axis + 1; i < t.dims.size(); ++i) inner *= t.dims[i];
-  Tensor r = t;
+  Tensor r;
+  r.name = t.name;
+  r.dtype = t.dtype;
+  r.dims = t.dims;
   r.dims[axis] = static_cast<int64_t>(keep.size());
+  if (is_dataless(t)) return r;  // a shape-only copy stays shape-only
   size_t row = static_cast<size_t>(inner) * esz;
   r.bytes.assign(static_cast<size_t>(outer) * keep.size() * row, 0);
   uint8_t* dst = r.bytes.data();

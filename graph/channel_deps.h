@@ -94,7 +94,7 @@ void fix_node_for_channels(Graph& g, int node, const ChannelDeps& deps, const Ke
 // copy when other nodes share the original.
 void set_node_constant(Graph& g, int node, int input, Tensor t);
 
-// Keeps only `keep` indices of `t` along `axis`.
+// Keeps only `keep` indices of `t` along `axis` (a dataless tensor, see copy_without_weight_data, stays so).
 Tensor slice_axis(const Tensor& t, int axis, const std::vector<int64_t>& keep);
 
 }  // namespace oc

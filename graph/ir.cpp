@@ -364,4 +364,44 @@ void toposort(Graph& g) {
     for (auto& sg : node.subgraphs()) toposort(*sg);
 }
 
+Model copy_without_weight_data(const Model& m) {
+  // Field by field, so the large tensors' bytes are never copied (keep in step with Model and Graph).
+  Model c;
+  c.ir_version = m.ir_version;
+  c.opset_imports = m.opset_imports;
+  c.producer_name = m.producer_name;
+  c.producer_version = m.producer_version;
+  c.domain = m.domain;
+  c.doc_string = m.doc_string;
+  c.model_version = m.model_version;
+  c.metadata = m.metadata;
+  c.raw_functions = m.raw_functions;
+  c.raw_training_info = m.raw_training_info;
+  const Graph& g = m.graph;
+  Graph& h = c.graph;
+  h.name = g.name;
+  h.doc_string = g.doc_string;
+  h.nodes = g.nodes;
+  h.inputs = g.inputs;
+  h.outputs = g.outputs;
+  h.value_info = g.value_info;
+  h.raw_sparse_initializers = g.raw_sparse_initializers;
+  h.initializers.reserve(g.initializers.size());
+  for (const Tensor& t : g.initializers) {
+    if (!dtype_is_float(t.dtype) || t.numel() <= kDatalessMinElems) {
+      h.initializers.push_back(t);
+      continue;
+    }
+    Tensor d;
+    d.name = t.name;
+    d.dtype = t.dtype;
+    d.dims = t.dims;
+    h.initializers.push_back(std::move(d));
+  }
+  h.invalidate();
+  return c;
+}
+
+bool is_dataless(const Tensor& t) { return t.bytes.empty() && t.strings.empty() && t.numel() > 0; }
+
 }  // namespace oc

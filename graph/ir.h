@@ -166,4 +166,13 @@ void toposort(Graph& g);
 // Values read by `g` (or its subgraphs) that no node, input or initializer of `g` defines.
 std::vector<std::string> outer_scope_inputs(const Graph& g);
 
+// A copy of `m` whose large floating-point initializers (over kDatalessMinElems elements) keep name,
+// dtype and dims but no bytes. Shape inference (it folds only small tensors), cost counting and
+// slice_axis (a dataless tensor stays dataless) work on it at a fraction of a full copy's cost, so
+// searches that rewrite a model many times to measure it (pruning targets) use it.
+constexpr int64_t kDatalessMinElems = 4096;
+Model copy_without_weight_data(const Model& m);
+// True for a tensor with elements but no bytes (from copy_without_weight_data).
+bool is_dataless(const Tensor& t);
+
 }  // namespace oc

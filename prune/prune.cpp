@@ -28,7 +28,7 @@ struct Costs {
 };
 Costs measure(const Model& m, const PruneOptions& o, bool need_macs) {
   if (!need_macs) return {count_costs(m).params, -1};
-  Model c = m;
+  Model c = copy_without_weight_data(m);  // shapes and counts need no weight values
   infer_shapes(c, o.input_shapes);
   CostReport r = count_costs(c);
   return {r.params, r.macs_complete ? r.macs : -1};
@@ -153,6 +153,8 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     plan = plan_for(o.ratio);
   } else {
     // Bisection on the knob; the metric falls as the knob rises.
+    // Each try rewrites a copy without the weights' values: the cost of a plan needs only shapes.
+    const Model shapes_only = copy_without_weight_data(m);
     double target_frac = o.ratio >= 0 ? 1.0 - o.ratio : (need_macs ? o.target_macs : o.target_params);
     auto metric = [&](const std::vector<std::vector<char>>& p) -> double {
       if (o.ratio >= 0) {  // global ratio: fraction of all units kept
@@ -161,7 +163,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
           for (char c : p[g]) { ++all; kept += !c; }
         return all ? static_cast<double>(kept) / static_cast<double>(all) : 1.0;
       }
-      Model c = m;
+      Model c = shapes_only;
       apply_prune(c, d, p);
       Costs k = measure(c, o, need_macs);
       return need_macs ? static_cast<double>(k.macs) / static_cast<double>(before.macs)

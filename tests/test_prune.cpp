@@ -9,6 +9,8 @@
 
 #include "compressor/npy.h"
 #include "graph/channel_deps.h"
+#include "graph/cost.h"
+#include "graph/shape_inference.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "prune/allocate.h"
@@ -171,6 +173,45 @@ TEST_CASE("prune target-macs lands near the target on ppocr2_cls", "[prune]") {
   check_interface(orig, p);
   auto o = run_ort(out, text_image(48, 192));
   CHECK(o.begin()->second.dims == std::vector<int64_t>{1, 2});
+}
+
+// Target searches rewrite a copy without weight values (copy_without_weight_data) to measure each
+// try: that copy must end with the same shapes, dims and costs as the real rewrite.
+TEST_CASE("a copy without weight data prunes to the same shapes and costs", "[prune]") {
+  Model m = load_norm(corpus_model("ppocr4_det.onnx"));
+  ChannelDeps d = build_channel_deps(m);
+  auto plan = random_plan(d, 4, 0.3);
+  REQUIRE(removed_units(plan) > 0);
+  Model full = m, light = copy_without_weight_data(m);
+  int dataless = 0;
+  for (const auto& t : light.graph.initializers) dataless += is_dataless(t);
+  REQUIRE(dataless > 10);
+  CHECK(model_weight_bytes(light) * 4 < model_weight_bytes(m));
+  apply_prune(full, d, plan);
+  apply_prune(light, d, plan);
+  std::map<std::string, std::vector<int64_t>> in = {{"x", {1, 3, 96, 128}}};
+  infer_shapes(full, in);
+  infer_shapes(light, in);
+  CostReport a = count_costs(full), b = count_costs(light);
+  REQUIRE(a.macs_complete);
+  REQUIRE(b.macs_complete);
+  CHECK(a.params == b.params);
+  CHECK(a.macs == b.macs);
+  CHECK(a.params < count_costs(m).params);
+  REQUIRE(full.graph.initializers.size() == light.graph.initializers.size());
+  for (const auto& t : full.graph.initializers) {
+    const Tensor* u = light.graph.initializer(t.name);
+    REQUIRE(u);
+    CHECK(u->dims == t.dims);
+    // Small tensors (shape constants, norms) keep their values through the rewrite; weights stay empty.
+    if (is_dataless(*u)) CHECK(dtype_is_float(t.dtype));
+    else CHECK(u->bytes == t.bytes);
+  }
+  REQUIRE(full.graph.value_info.size() == light.graph.value_info.size());
+  for (size_t i = 0; i < full.graph.value_info.size(); ++i) {
+    CHECK(full.graph.value_info[i].name == light.graph.value_info[i].name);
+    CHECK(full.graph.value_info[i].shape == light.graph.value_info[i].shape);
+  }
 }
 
 TEST_CASE("prune refuses an impossible target", "[prune]") {
