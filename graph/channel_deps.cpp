@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -604,19 +605,136 @@ void flatten_rule(Builder& b, int, const Node& n) {
   fold(b, xc, n.outputs[0], s, 2, -1);
 }
 
+// A Reshape target element by element. Constant elements say where they are stored; run-time
+// elements say which dim of which value they copy. Targets are an integer initializer, or built at
+// run time from pieces: Concat (axis 0), Cast/Identity/Squeeze/Unsqueeze (element order kept),
+// Slice/Gather on axis 0 with constant bounds, Shape of a value of known rank.
+struct TargetElem {
+  std::optional<int64_t> value;  // constant
+  std::string dim_of;            // run-time: dim `dim` of value `dim_of`
+  int64_t dim = -1;
+  ShapeElemRef at;               // where a constant element is stored
+  bool private_chain = true;     // each value between that constant and the Reshape has one use
+};
+
+std::optional<std::vector<TargetElem>> target_elems(const Builder& b, int node, int input, bool priv, int depth = 0) {
+  const Graph& g = b.g;
+  const std::string& v = g.nodes[node].inputs[input];
+  if (v.empty() || depth > 16) return std::nullopt;
+  if (const Tensor* t = g.initializer(v)) {
+    if (!dtype_is_integer(t->dtype) || t->dims.size() > 1 || t->numel() > 16) return std::nullopt;
+    std::vector<TargetElem> out;
+    std::vector<int64_t> vals = t->to_int64();
+    for (size_t i = 0; i < vals.size(); ++i) out.push_back({vals[i], "", -1, {node, input, static_cast<int64_t>(i)}, priv});
+    return out;
+  }
+  int p = g.producer(v);
+  if (p < 0) return std::nullopt;
+  priv = priv && g.consumers(v).size() == 1 && !g.is_graph_output(v);
+  const Node& n = g.nodes[p];
+  const std::string& op = n.op_type;
+  if (op == "Cast" || op == "Identity" || op == "Squeeze" || op == "Unsqueeze") return target_elems(b, p, 0, priv, depth + 1);
+  if (op == "Concat") {
+    if (n.attr_int("axis", 0) != 0 && n.attr_int("axis", 0) != -1) return std::nullopt;
+    std::vector<TargetElem> out;
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      auto part = target_elems(b, p, static_cast<int>(i), priv, depth + 1);
+      if (!part) return std::nullopt;
+      out.insert(out.end(), part->begin(), part->end());
+    }
+    return out;
+  }
+  if (op == "Shape") {
+    int rank = b.known_rank(n.input(0));
+    if (rank < 0 || n.has_attr("start") || n.has_attr("end")) return std::nullopt;
+    std::vector<TargetElem> out;
+    for (int i = 0; i < rank; ++i) out.push_back({std::nullopt, n.input(0), i, {}, priv});
+    return out;
+  }
+  if (op == "Slice" || op == "Gather") {
+    auto data = target_elems(b, p, 0, priv, depth + 1);
+    if (!data) return std::nullopt;
+    int64_t len = static_cast<int64_t>(data->size());
+    auto in_range = [&](int64_t i) { return i < 0 ? i + len : i; };
+    std::vector<TargetElem> out;
+    if (op == "Gather") {
+      auto idx = b.ints_of(n.input(1));
+      if (!idx || n.attr_int("axis", 0) != 0) return std::nullopt;
+      for (int64_t i : *idx) {
+        i = in_range(i);
+        if (i < 0 || i >= len) return std::nullopt;
+        out.push_back((*data)[i]);
+      }
+      return out;
+    }
+    bool attrs = n.has_attr("starts");
+    auto starts = attrs ? std::optional(n.attr_ints("starts")) : b.ints_of(n.input(1));
+    auto ends = attrs ? std::optional(n.attr_ints("ends")) : b.ints_of(n.input(2));
+    std::optional<std::vector<int64_t>> axes = attrs ? std::optional(n.attr_ints("axes")) : b.ints_of(n.input(3));
+    if (!attrs && n.input(3).empty()) axes = std::vector<int64_t>{0};
+    if (!attrs && !n.input(4).empty()) {
+      auto steps = b.ints_of(n.input(4));
+      if (!steps || *steps != std::vector<int64_t>{1}) return std::nullopt;
+    }
+    if (attrs && axes->empty()) axes = std::vector<int64_t>{0};
+    if (!starts || !ends || !axes || starts->size() != 1 || ends->size() != 1 || *axes != std::vector<int64_t>{0})
+      return std::nullopt;
+    int64_t s = std::clamp<int64_t>(in_range((*starts)[0]), 0, len), e = std::clamp<int64_t>(in_range((*ends)[0]), 0, len);
+    for (int64_t i = s; i < e; ++i) out.push_back((*data)[i]);
+    return out;
+  }
+  return std::nullopt;
+}
+
+// True when `a` and `b` are provably the same size at run time (equal numbers, or one symbol).
+bool same_dim(const Dim& a, const Dim& b) {
+  if (a.known() || b.known()) return a.known() && b.known() && a.value == b.value;
+  return !a.param.empty() && a.param == b.param;
+}
+
 // Reshape keeping the leading dims and either folding the channel with what follows it (stride s:
 // input c -> outputs c·s .. c·s+s-1), or, with heads, splitting it into (G, H, Dh) (input c ->
 // head (c / Dh) mod H on the H axis; G > 1 for packed Q/K/V). Leading dims must be copied (0),
 // equal, or one -1 that can only stand for the input's own dim.
-void reshape_rule(Builder& b, int, const Node& n) {
+void reshape_rule(Builder& b, int ni, const Node& n) {
   ChannelSpace* x = b.space(n.input(0));
   if (!x) return;
   ChannelSpace xc = *x;
-  auto shape = b.ints_of(n.input(1));
+  auto target = target_elems(b, ni, 1, true);
   int p = b.pos_axis(xc);
   auto in = b.dims_of(xc.value);
-  if (!shape || p < 0 || static_cast<int>(shape->size()) <= p) { b.lock(xc.value, b.nm(n) + " with a dynamic or channel-mixing shape"); return; }
-  const auto& S = *shape;
+  if (!target || p < 0 || static_cast<int>(target->size()) <= p) { b.lock(xc.value, b.nm(n) + " with a dynamic or channel-mixing shape"); return; }
+  // Run-time elements: before the channel axis, a dim provably equal to the input's own at that place
+  // (and not a channel axis of the value it is read from, so pruning cannot change it) counts as
+  // copied (0); anywhere else as unknown.
+  constexpr int64_t kRuntime = std::numeric_limits<int64_t>::min();
+  std::vector<int64_t> S;
+  const ValueInfo* in_vi = b.g.find_value_info(xc.value);
+  for (size_t i = 0; i < target->size(); ++i) {
+    const TargetElem& e = (*target)[i];
+    if (e.value) { S.push_back(*e.value); continue; }
+    bool copied = false;
+    if (static_cast<int>(i) < p) {
+      const ChannelSpace* src = b.space(e.dim_of);
+      bool src_channel = src && b.pos_axis(*src) == e.dim;
+      const ValueInfo* vi = b.g.find_value_info(e.dim_of);
+      copied = !src_channel && ((e.dim_of == xc.value && e.dim == static_cast<int64_t>(i)) ||
+                                (vi && in_vi && vi->has_shape && in_vi->has_shape && e.dim < static_cast<int64_t>(vi->shape.size()) &&
+                                 i < in_vi->shape.size() && same_dim(vi->shape[e.dim], in_vi->shape[i])));
+    }
+    S.push_back(copied ? 0 : kRuntime);
+  }
+  // The element that holds the channel axis' size (`pos`) is rewritten when channels go: it must
+  // be a constant that only this Reshape reads through its chain (the constant itself is copied).
+  auto record = [&](int pos) {
+    const TargetElem& e = (*target)[pos];
+    if (e.value && *e.value > 0 && !e.private_chain) {
+      b.lock(xc.value, b.nm(n) + "'s computed shape is shared with other nodes");
+      return false;
+    }
+    if (e.value) b.d.reshape_channel_elem[ni] = e.at;
+    return true;
+  };
   int free = -1;
   bool leading = true;
   for (int i = 0; i < p && leading; ++i) {
@@ -639,7 +757,7 @@ void reshape_rule(Builder& b, int, const Node& n) {
     s = S[p] == 0 ? 1 : trail_in / after;
   int rank = static_cast<int>(S.size());
   if (leading && s >= 1 && after_known && trail_in >= 0 && s * after == trail_in) {
-    fold(b, xc, n.outputs[0], s, rank, p - rank);
+    if (record(p)) fold(b, xc, n.outputs[0], s, rank, p - rank);
     return;
   }
   // Head split: S[p..q] multiplies to C with every factor given, S[q+1..] matches the input's tail.
@@ -664,23 +782,23 @@ void reshape_rule(Builder& b, int, const Node& n) {
   }
   if (!leading) { b.lock(xc.value, b.nm(n) + " mixes the channel axis with leading dims"); return; }
   int64_t heads = S[q - 1], head_dim = S[q];
+  if (!record(q - 1)) return;
   ChannelSpace o = b.add_space(n.outputs[0], heads, rank, (q - 1) - rank, head_dim * tail);
   for (int64_t c = 0; c < xc.channels; ++c) b.link(xc, c, o, (c / head_dim) % heads);
 }
 
 void reshape_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
-  Node& n = g.nodes[ni];
-  const auto* k = kept_of(kept, n.outputs[0]);
-  if (!k) return;
-  const Tensor* sh = g.initializer(n.input(1));
+  const auto* k = kept_of(kept, g.nodes[ni].outputs[0]);
+  auto at = d.reshape_channel_elem.find(ni);
+  if (!k || at == d.reshape_channel_elem.end()) return;  // no constant: a 0 or -1 adapts by itself
+  const ShapeElemRef& r = at->second;
+  const Tensor* sh = g.initializer(g.nodes[r.node].inputs[r.input]);
   std::vector<int64_t> S = sh->to_int64();
-  const ChannelSpace& os = d.spaces.at(n.outputs[0]);
-  size_t pos = S.size() + os.neg_axis;
-  if (S[pos] <= 0) return;  // 0 copies the (already smaller) input dim, -1 infers it
-  S[pos] = static_cast<int64_t>(k->size());
+  if (S[r.elem] <= 0) return;  // 0 copies the (already smaller) input dim, -1 infers it
+  S[r.elem] = static_cast<int64_t>(k->size());
   Tensor t = sh->dtype == DType::Int32 ? Tensor::from_int32(sh->name, sh->dims, std::vector<int32_t>(S.begin(), S.end()))
                                        : Tensor::from_int64(sh->name, sh->dims, S);
-  set_node_constant(g, ni, 1, t);
+  set_node_constant(g, r.node, r.input, t);
 }
 
 // Squeeze / Unsqueeze: move the channel axis (rank must be known).

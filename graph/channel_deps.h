@@ -56,8 +56,18 @@ struct ChannelGroup {
   bool prunable() const { return num_units > locked_units; }
 };
 
+// Where one element of a shape constant lives: element `elem` of the initializer read by input
+// `input` of node `node` (the Reshape itself, or the Cast feeding a Concat that builds its target).
+struct ShapeElemRef {
+  int node = -1;
+  int input = -1;
+  int64_t elem = 0;
+};
+
 struct ChannelDeps {
   std::map<std::string, ChannelSpace> spaces;  // by value name
+  // Reshapes that carry a channel axis: the target element holding its size (rewritten on pruning).
+  std::map<int, ShapeElemRef> reshape_channel_elem;
   std::vector<ChannelGroup> groups;
   // Per element (space.first_elem + channel): the unit index within its group, and whether locked.
   std::vector<int> elem_unit;

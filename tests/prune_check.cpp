@@ -95,7 +95,12 @@ std::map<std::string, Tensor> text_image(int64_t h, int64_t w) {
 void prune_equals_mask(const Model& m, const std::string& tag, uint64_t seed, std::map<std::string, Tensor> inputs,
                        double p, const ChannelDepsOptions& opt) {
   ChannelDeps d = build_channel_deps(m, opt);
-  auto plan = random_plan(d, seed, p);
+  if (inputs.empty()) inputs = random_inputs(m, seed);
+  prune_equals_mask(m, d, random_plan(d, seed, p), tag, inputs);
+}
+
+void prune_equals_mask(const Model& m, const ChannelDeps& d, const std::vector<std::vector<char>>& plan,
+                       const std::string& tag, const std::map<std::string, Tensor>& inputs) {
   INFO(tag << ": " << d.groups.size() << " groups, removing " << removed_units(plan) << " units");
   REQUIRE(removed_units(plan) > 0);
   Model pruned = m;
@@ -106,7 +111,6 @@ void prune_equals_mask(const Model& m, const std::string& tag, uint64_t seed, st
   fs::path dir = temp_dir("prune_" + tag);
   save_model(pruned, dir / "pruned.onnx");
   save_model(ref, dir / "masked.onnx");
-  if (inputs.empty()) inputs = random_inputs(m, seed);
   auto a = run_ort(dir / "pruned.onnx", inputs);
   auto b = run_ort(dir / "masked.onnx", inputs);
   REQUIRE(a.size() == b.size());

@@ -23,5 +23,8 @@ std::map<std::string, Tensor> text_image(int64_t h, int64_t w);
 // Prunes a random selection and compares with masking in ONNX Runtime.
 void prune_equals_mask(const Model& m, const std::string& tag, uint64_t seed, std::map<std::string, Tensor> inputs = {},
                        double p = 0.35, const ChannelDepsOptions& opt = {});
+// The same for a given plan over `d` (built from `m`).
+void prune_equals_mask(const Model& m, const ChannelDeps& d, const std::vector<std::vector<char>>& plan,
+                       const std::string& tag, const std::map<std::string, Tensor>& inputs);
 
 }  // namespace oc::test

@@ -3,11 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "compressor/npy.h"
 #include "graph/channel_deps.h"
 #include "graph/onnx_io.h"
+#include "prune/allocate.h"
+#include "prune/rewrite.h"
 #include "prune_check.h"
 #include "support.h"
 
@@ -36,20 +39,27 @@ std::map<std::string, Tensor> tokens(const std::string& file, int64_t n, int64_t
   return {{"tokens", Tensor::from_int64("tokens", {n, cols}, out)}};
 }
 
-// Head groups: units that each hold a Reshape head axis entry. Returns per group its unit count.
-std::vector<int> head_groups(const ChannelDeps& d, const Model& m) {
+// Head groups: units that each hold a Reshape head axis entry. Returns their ids.
+std::vector<int> head_group_ids(const ChannelDeps& d, const Model& m) {
   std::vector<int> out;
   for (const auto& g : d.groups) {
     bool head = false;
     for (const auto& v : g.values) {
       int p = m.graph.producer(v);
       const ChannelSpace& s = d.spaces.at(v);
-      head = head || (p >= 0 && m.graph.nodes[p].op_type == "Reshape" && s.rank == 4 && s.neg_axis == -2 &&
+      head = head || (p >= 0 && m.graph.nodes[p].op_type == "Reshape" && s.rank >= 4 && s.neg_axis == -2 &&
                       d.spaces.count(m.graph.nodes[p].input(0)) &&
                       d.spaces.at(m.graph.nodes[p].input(0)).channels > s.channels);
     }
-    if (head) out.push_back(g.num_units);
+    if (head) out.push_back(g.id);
   }
+  return out;
+}
+
+// Per head group its unit count.
+std::vector<int> head_groups(const ChannelDeps& d, const Model& m) {
+  std::vector<int> out;
+  for (int g : head_group_ids(d, m)) out.push_back(d.groups[g].num_units);
   return out;
 }
 
@@ -138,20 +148,56 @@ TEST_CASE("prune --heads on gpt_tiny rewrites the head reshapes and runs in ONNX
   CHECK(o.at("logits").dims == std::vector<int64_t>{1, 128, 256});
 }
 
-TEST_CASE("ppocr4_rec with heads: attention refused with the reason and the rest prunes as masking", "[prune][heads]") {
-  // Its head Reshape targets are Concats of constants and a run-time Shape: not provably safe.
+TEST_CASE("prune equals masking on ppocr4_rec with heads whose reshape targets are built at run time", "[prune][heads]") {
+  // Its head Reshape targets are Concat(Cast(0), Cast(Slice(Shape(x))), Cast(3), Cast(8), Cast(15)) and the
+  // merge Concat(Cast(0), Cast(Slice(Shape(x))), Cast(120)): the run-time element copies the sequence
+  // dim of the same length, the head count and the merged width are constants behind Casts.
   Model m = load_norm(corpus_model("ppocr4_rec.onnx"));
   ChannelDeps d = build_channel_deps(m, kHeads);
-  int packed = 0, reasoned = 0;
-  for (const auto& g : d.groups) {
-    if (g.num_units != 360) continue;  // the packed Q/K/V projection output (3 x 8 heads x 15)
-    ++packed;
-    CHECK_FALSE(g.prunable());
-    bool said = false;
-    for (const auto& r : g.reasons) said = said || r.find("dynamic or channel-mixing shape") != std::string::npos;
-    reasoned += said;
+  std::vector<int> ids = head_group_ids(d, m);
+  REQUIRE(head_groups(d, m) == std::vector<int>{8, 8});
+  auto plan = random_plan(d, 8, 0.05);
+  for (int g : ids) {
+    REQUIRE(d.groups[g].prunable());
+    CHECK(d.reshape_channel_elem.size() >= 4);
+    plan[g] = remove_in_order(d, g, {1, 4, 6}, 3);
   }
-  CHECK(packed >= 2);
-  CHECK(reasoned == packed);
-  prune_equals_mask(m, "rec_heads", 8, text_image(48, 320), 0.05, kHeads);
+  prune_equals_mask(m, d, plan, "rec_heads", text_image(48, 320));
+  // The pruned model says 5 heads and 5 x 15 = 75 features where it said 8 and 120.
+  Model p = m;
+  apply_prune(p, d, plan);
+  std::multiset<int64_t> before, after;
+  for (const auto& [node, at] : d.reshape_channel_elem) {
+    before.insert(m.graph.initializer(m.graph.nodes[at.node].inputs[at.input])->to_int64()[at.elem]);
+    after.insert(p.graph.initializer(p.graph.nodes[at.node].inputs[at.input])->to_int64()[at.elem]);
+  }
+  CHECK(before.count(8) == 2);
+  CHECK(before.count(120) == 2);
+  CHECK(after.count(5) == 2);
+  CHECK(after.count(75) == 2);
+}
+
+TEST_CASE("a head reshape whose computed target another node shares is refused with the reason", "[prune][heads]") {
+  // Two Reshapes reading one Concat-built target: rewriting it for one would change the other.
+  Model m = load_norm(corpus_model("ppocr4_rec.onnx"));
+  Graph& g = m.graph;
+  int split = -1;
+  for (int i = 0; i < static_cast<int>(g.nodes.size()) && split < 0; ++i)
+    if (g.nodes[i].op_type == "Reshape" && g.producer(g.nodes[i].input(1)) >= 0 &&
+        g.nodes[g.producer(g.nodes[i].input(1))].inputs.size() == 5)
+      split = i;
+  REQUIRE(split >= 0);
+  Node extra;
+  extra.op_type = "Identity";
+  extra.name = "shares_the_target";
+  extra.inputs = {g.nodes[split].input(1)};
+  extra.outputs = {"shared_target_copy"};
+  g.add_node(extra);
+  g.outputs.push_back(ValueInfo{"shared_target_copy", DType::Int64, true, {Dim::of(5)}, "", ""});
+  ChannelDeps d = build_channel_deps(m, kHeads);
+  bool said = false;
+  for (const auto& gr : d.groups)
+    for (const auto& r : gr.reasons) said = said || r.find("computed shape is shared") != std::string::npos;
+  CHECK(said);
+  CHECK(head_groups(d, m).size() == 1);  // the other attention layer still prunes
 }
