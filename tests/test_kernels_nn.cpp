@@ -53,6 +53,16 @@ TEST_CASE("Conv with groups and depthwise and dilation and stride and pads and a
   dw.set_attr_int("group", 8);
   dw.set_attr_ints("strides", {2, 2});
   dw.set_attr_string("auto_pad", "SAME_UPPER");
+  weight(g, "wd5", {8, 1, 5, 3}, 9);
+  weight(g, "b8", {8}, 13);
+  Node& dw1 = node(g, "Conv", {"x", "wd5", "b8"}, "depthwise_dilated");  // stride 1, bias, uneven pads
+  dw1.set_attr_int("group", 8);
+  dw1.set_attr_ints("dilations", {2, 3});
+  dw1.set_attr_ints("pads", {3, 0, 1, 4});
+  Node& dw2 = node(g, "Conv", {"x", "wd5"}, "depthwise_strided");
+  dw2.set_attr_int("group", 8);
+  dw2.set_attr_ints("strides", {2, 3});
+  dw2.set_attr_ints("pads", {2, 1, 2, 1});
   Node& sl = node(g, "Conv", {"x", "we"}, "same_lower");
   sl.set_attr_ints("strides", {2, 3});
   sl.set_attr_string("auto_pad", "SAME_LOWER");

@@ -209,6 +209,49 @@ void check_spatial(const KernelContext& ctx, const Tensor& x, const Tensor& w) {
   if (w.dims.size() != x.dims.size()) ctx.unsupported("weight " + shape_str(w.dims) + " does not match input " + shape_str(x.dims));
 }
 
+// Depthwise 2-D conv directly on NCHW, one (n, c) plane per task: each output row accumulates
+// w[c,kh,kw] · (input row ih, shifted by kw·d − pad and strided) over the range of ow whose input
+// column lies inside the image. oneDNN's depthwise kernels want nhwc/blocked data, and the
+// reorders in and out cost more than the convolution itself.
+void depthwise_nchw(const KernelContext& ctx, const Tensor& x, const Tensor& w, const Tensor* b, const Window& win,
+                    Tensor& y) {
+  const int64_t N = x.dims[0], C = x.dims[1], H = x.dims[2], W = x.dims[3];
+  const int64_t OH = win.out[0], OW = win.out[1], KH = win.kernel[0], KW = win.kernel[1];
+  const int64_t sh = win.strides[0], sw = win.strides[1], dh = win.dilations[0], dw = win.dilations[1];
+  const int64_t ph = win.pad_l[0], pw = win.pad_l[1];
+  const float* xp = x.data<float>();
+  const float* wp = w.data<float>();
+  const float* bp = b ? b->data<float>() : nullptr;
+  float* yp = y.data<float>();
+  // Per kw: the first output column whose input column is ≥ 0, and one past the last that is < W.
+  std::vector<int64_t> lo(static_cast<size_t>(KW)), hi(static_cast<size_t>(KW));
+  for (int64_t kw = 0; kw < KW; ++kw) {
+    const int64_t shift = kw * dw - pw;  // iw = ow·sw + shift
+    lo[kw] = shift >= 0 ? 0 : std::min(OW, (-shift + sw - 1) / sw);
+    hi[kw] = W - 1 - shift < 0 ? 0 : std::min(OW, (W - 1 - shift) / sw + 1);
+  }
+  kern::parallel_for(N * C, ctx.num_threads, [&](int64_t begin, int64_t end) {
+    for (int64_t nc = begin; nc < end; ++nc) {
+      const int64_t c = nc % C;
+      const float* plane = xp + nc * H * W;
+      const float* wc = wp + c * KH * KW;
+      float* out = yp + nc * OH * OW;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        float* row = out + oh * OW;
+        std::fill(row, row + OW, bp ? bp[c] : 0.f);
+        for (int64_t kh = 0; kh < KH; ++kh) {
+          const int64_t ih = oh * sh + kh * dh - ph;
+          if (ih < 0 || ih >= H) continue;
+          for (int64_t kw = 0; kw < KW; ++kw)
+            if (hi[kw] > lo[kw])
+              kern::axpy_strided(row + lo[kw], plane + ih * W + lo[kw] * sw + kw * dw - pw, hi[kw] - lo[kw], sw,
+                                 wc[kh * KW + kw]);
+        }
+      }
+    }
+  }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(OH * OW * KH * KW, 1)));
+}
+
 void conv(KernelContext& ctx) {
   const Tensor& x = f32_input(ctx, 0);
   const Tensor& w = f32_input(ctx, 1);
@@ -256,6 +299,10 @@ void conv(KernelContext& ctx) {
         }
       }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(HW, 1)));
     }
+    return;
+  }
+  if (g == C && M == C && in.size() == 2) {
+    depthwise_nchw(ctx, x, w, b, win, y);
     return;
   }
   const std::string k = key("conv", dims_key(x.dims), dims_key(wdims), b != nullptr, vec_key(win.strides),

@@ -27,6 +27,14 @@ OC_VEC_CLONES void sigmoid_array(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = vsigmoid(x[i]);
 }
 
+OC_VEC_CLONES void axpy_strided(float* y, const float* x, int64_t n, int64_t stride, float a) {
+  if (stride == 1) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i * stride];
+  }
+}
+
 OC_VEC_CLONES void softmax_row(const float* x, float* y, int64_t n, bool log) {
   float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)

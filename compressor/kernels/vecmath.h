@@ -50,6 +50,8 @@ void exp_array(const float* x, float* y, int64_t n);
 void erf_array(const float* x, float* y, int64_t n);
 void tanh_array(const float* x, float* y, int64_t n);
 void sigmoid_array(const float* x, float* y, int64_t n);
+// y[i] += a · x[i·stride] for n elements (a row of a depthwise convolution).
+void axpy_strided(float* y, const float* x, int64_t n, int64_t stride, float a);
 // Softmax of one contiguous row: y = e^{x − max} / Σ e^{x − max}; log = true: x − max − log Σ.
 void softmax_row(const float* x, float* y, int64_t n, bool log);
 
