@@ -646,6 +646,7 @@ std::optional<std::vector<TargetElem>> target_elems(const Builder& b, int node, 
   }
   if (op == "Shape") {
     int rank = b.known_rank(n.input(0));
+    if (auto sp = b.d.spaces.find(n.input(0)); rank < 0 && sp != b.d.spaces.end()) rank = sp->second.rank;
     if (rank < 0 || n.has_attr("start") || n.has_attr("end")) return std::nullopt;
     std::vector<TargetElem> out;
     for (int i = 0; i < rank; ++i) out.push_back({std::nullopt, n.input(0), i, {}, priv});
@@ -684,6 +685,58 @@ std::optional<std::vector<TargetElem>> target_elems(const Builder& b, int node, 
     return out;
   }
   return std::nullopt;
+}
+
+// Whether the channel count of a value can reach anything through `v`, an output of Shape (or a Cast
+// of one): every use must pick dims other than `channel_dim` with a Gather or Slice of constant
+// indices on axis 0, so what flows on never depends on how many channels there are.
+bool channel_count_escapes(const Builder& b, const std::string& v, int64_t channel_dim, int64_t rank, int depth = 0) {
+  if (b.g.is_graph_output(v) || depth > 8) return true;
+  for (int c : b.g.consumers(v)) {
+    const Node& n = b.g.nodes[c];
+    if (n.input(0) != v) return true;
+    for (size_t i = 1; i < n.inputs.size(); ++i)
+      if (n.inputs[i] == v) return true;
+    if (n.op_type == "Cast" || n.op_type == "Identity") {
+      if (channel_count_escapes(b, n.outputs[0], channel_dim, rank, depth + 1)) return true;
+      continue;
+    }
+    auto norm = [&](int64_t i) { return i < 0 ? i + rank : i; };
+    if (n.op_type == "Gather") {
+      auto idx = b.ints_of(n.input(1));
+      if (!idx || n.attr_int("axis", 0) != 0) return true;
+      for (int64_t i : *idx)
+        if (norm(i) == channel_dim || norm(i) < 0 || norm(i) >= rank) return true;
+      continue;
+    }
+    if (n.op_type == "Slice") {
+      bool attrs = n.has_attr("starts");
+      auto starts = attrs ? std::optional(n.attr_ints("starts")) : b.ints_of(n.input(1));
+      auto ends = attrs ? std::optional(n.attr_ints("ends")) : b.ints_of(n.input(2));
+      std::optional<std::vector<int64_t>> axes = attrs ? std::optional(n.attr_ints("axes")) : b.ints_of(n.input(3));
+      if ((attrs && axes->empty()) || (!attrs && n.input(3).empty())) axes = std::vector<int64_t>{0};
+      if (!attrs && !n.input(4).empty()) {
+        auto steps = b.ints_of(n.input(4));
+        if (!steps || *steps != std::vector<int64_t>{1}) return true;
+      }
+      if (!starts || !ends || !axes || starts->size() != 1 || ends->size() != 1 || *axes != std::vector<int64_t>{0})
+        return true;
+      int64_t lo = std::clamp<int64_t>(norm((*starts)[0]), 0, rank), hi = std::clamp<int64_t>(norm((*ends)[0]), 0, rank);
+      if (lo <= channel_dim && channel_dim < hi) return true;
+      continue;
+    }
+    return true;
+  }
+  return false;
+}
+
+// Shape of a value with channels: harmless unless the channel count escapes (above).
+void shape_rule(Builder& b, int, const Node& n) {
+  ChannelSpace* x = b.space(n.input(0));
+  if (!x) return;
+  int p = b.pos_axis(*x);
+  if (p < 0 || n.has_attr("start") || n.has_attr("end") || channel_count_escapes(b, n.outputs[0], p, x->rank))
+    b.lock(x->value, b.nm(n) + " reads the channel count");
 }
 
 // True when `a` and `b` are provably the same size at run time (equal numbers, or one symbol).
@@ -939,6 +992,7 @@ const std::map<std::string, OpRule>& rules() {
     t["Transpose"] = {transpose_rule, nullptr};
     t["Flatten"] = {flatten_rule, nullptr};
     t["Reshape"] = {reshape_rule, reshape_fix};
+    t["Shape"] = {shape_rule, nullptr};
     t["Squeeze"] = {[](Builder& b, int i, const Node& n) { squeeze_rule(b, i, n, false); }, nullptr};
     t["Unsqueeze"] = {[](Builder& b, int i, const Node& n) { squeeze_rule(b, i, n, true); }, nullptr};
     for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd",

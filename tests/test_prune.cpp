@@ -175,6 +175,45 @@ TEST_CASE("prune target-macs lands near the target on ppocr2_cls", "[prune]") {
   CHECK(o.begin()->second.dims == std::vector<int64_t>{1, 2});
 }
 
+// torch's x.view(x.size(0), -1): the flatten's target is Concat(Unsqueeze(Gather(Shape(x), 0)), [-1]).
+// Shape only reads the batch dim and the Reshape keeps it, so the channels before it stay prunable.
+TEST_CASE("prune equals masking through a run-time view flatten", "[prune]") {
+  Model m = small_cnn(5);
+  Graph& g = m.graph;
+  int fl = -1;
+  for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i)
+    if (g.nodes[i].op_type == "Flatten") fl = i;
+  REQUIRE(fl >= 0);
+  g.remove_node(static_cast<size_t>(fl));
+  g.add_initializer(Tensor::from_int64("dim0", {}, {0}));
+  g.add_initializer(Tensor::from_int64("axes0", {1}, {0}));
+  g.add_initializer(Tensor::from_int64("minus1", {1}, {-1}));
+  g.insert_node(static_cast<size_t>(fl), make_node("Shape", {"gap"}, {"gap_shape"}));
+  g.insert_node(static_cast<size_t>(fl) + 1, make_node("Gather", {"gap_shape", "dim0"}, {"batch"}));
+  g.insert_node(static_cast<size_t>(fl) + 2, make_node("Unsqueeze", {"batch", "axes0"}, {"batch1"}));
+  Node cat = make_node("Concat", {"batch1", "minus1"}, {"view_shape"});
+  cat.set_attr_int("axis", 0);
+  g.insert_node(static_cast<size_t>(fl) + 3, cat);
+  g.insert_node(static_cast<size_t>(fl) + 4, make_node("Reshape", {"gap", "view_shape"}, {"flat"}));
+  ChannelDeps d = build_channel_deps(m);
+  REQUIRE(d.spaces.count("gap"));
+  std::string why;
+  for (const auto& r : d.groups[d.spaces.at("gap").group].reasons) why += r + "; ";
+  INFO(why);
+  CHECK(d.groups[d.spaces.at("gap").group].prunable());
+  prune_equals_mask(m, "cnn_view", 5);
+
+  // The same Shape feeding the channel count onward (Gather of dim 1) locks the group, with the reason.
+  Model leak = m;
+  leak.graph.initializer("dim0")->bytes = Tensor::from_int64("dim0", {}, {1}).bytes;
+  ChannelDeps dl = build_channel_deps(leak);
+  const ChannelGroup& gl = dl.groups[dl.spaces.at("gap").group];
+  CHECK_FALSE(gl.prunable());
+  bool said = false;
+  for (const auto& r : gl.reasons) said = said || r.find("reads the channel count") != std::string::npos;
+  CHECK(said);
+}
+
 // Target searches rewrite a copy without weight values (copy_without_weight_data) to measure each
 // try: that copy must end with the same shapes, dims and costs as the real rewrite.
 TEST_CASE("a copy without weight data prunes to the same shapes and costs", "[prune]") {
