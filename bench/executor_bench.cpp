@@ -152,6 +152,7 @@ int bench(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  oc::keep_freed_activations();
   try {
     return bench(argc, argv);
   } catch (const std::exception& e) {

@@ -69,6 +69,7 @@ std::string fmt(double v, int prec = 1) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  oc::keep_freed_activations();
   if (argc < 2) {
     std::cerr << "usage: oc_gpu_check MODEL [--shape NAME=D,D,...]... [--fill NAME=V]... [--runs K] "
                  "[--calib-samples N] [--tol T]\n";

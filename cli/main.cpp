@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "compressor/kernel.h"
 #include "graph/errors.h"
 
 namespace oc::cli {
@@ -66,6 +67,7 @@ static void print_usage() {
 }
 
 int main(int argc, char** argv) {
+  oc::keep_freed_activations();
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
     print_usage();
     return argc < 2 ? 2 : 0;

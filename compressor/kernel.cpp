@@ -27,14 +27,6 @@ void KernelContext::unsupported(const std::string& what) const {
 }
 
 KernelRegistry::KernelRegistry() {
-#ifdef __GLIBC__
-  // Kernels allocate every activation afresh and the executor frees it after its last reader.
-  // With glibc's defaults, freed heap tops go back to the OS and mid-sized blocks are mapped anew,
-  // so each run page-faults its activations in again (4.5K faults, ~15% of a bert_tiny batch).
-  // Freed memory is kept for reuse instead; it was all in use at the run's peak anyway.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-#endif
   register_elementwise_kernels(*this);
   register_tensor_kernels(*this);
   register_nn_kernels(*this);
@@ -42,6 +34,16 @@ KernelRegistry::KernelRegistry() {
   register_control_kernels(*this);
   register_rnn_kernels(*this);
   register_quant_kernels(*this);
+}
+
+void keep_freed_activations() {
+#ifdef __GLIBC__
+  // Kernels allocate every activation afresh and the executor frees it after its last reader.
+  // With glibc's defaults, freed heap tops go back to the OS and mid-sized blocks are mapped anew,
+  // so each run page-faults its activations in again (4.5K faults, ~15% of a bert_tiny batch).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
 }
 
 KernelRegistry& KernelRegistry::instance() {

@@ -40,6 +40,12 @@ struct KernelContext {
 
 using KernelFn = std::function<void(KernelContext&)>;
 
+// Process-wide allocator setting for programs that run the executor repeatedly: glibc keeps freed
+// activations for reuse instead of returning them to the OS, so later runs do not page-fault them
+// in again (peak RSS is what the largest run needed anyway). The library never calls it by itself,
+// since it changes malloc for the whole host process; the CLI and the benchmarks do.
+void keep_freed_activations();
+
 class KernelRegistry {
  public:
   static KernelRegistry& instance();
