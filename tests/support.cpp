@@ -153,6 +153,12 @@ std::vector<float> random_floats(size_t n, uint64_t seed, float lo, float hi) {
   return v;
 }
 
+Tensor random_tensor(const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo, float hi) {
+  int64_t n = 1;
+  for (auto d : dims) n *= d;
+  return Tensor::from_float(name, std::move(dims), random_floats(static_cast<size_t>(n), seed, lo, hi));
+}
+
 std::map<std::string, Tensor> random_inputs(const Model& m, uint64_t seed, int64_t dyn,
                                             const std::map<std::string, std::vector<int64_t>>& shapes) {
   std::map<std::string, Tensor> out;
@@ -230,10 +236,7 @@ Model small_cnn(uint64_t seed) {
   Model m = new_model(13);
   Graph& g = m.graph;
   auto w = [&](const std::string& name, std::vector<int64_t> dims, float scale = 0.3f) {
-    int64_t n = 1;
-    for (auto d : dims) n *= d;
-    auto v = random_floats(static_cast<size_t>(n), seed++, -scale, scale);
-    g.add_initializer(Tensor::from_float(name, dims, v));
+    g.add_initializer(random_tensor(name, std::move(dims), seed++, -scale, scale));
   };
   g.inputs.push_back(tensor_value("x", {1, 3, 16, 16}));
   w("c1.w", {8, 3, 3, 3}); w("c1.b", {8});

@@ -34,6 +34,8 @@ CliResult run_cli(const std::vector<std::string>& args);
 std::map<std::string, Tensor> random_inputs(const Model& m, uint64_t seed, int64_t dyn = 1,
                                             const std::map<std::string, std::vector<int64_t>>& shapes = {});
 std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.f, float hi = 1.f);
+// A float tensor of `dims` filled with random_floats(numel, seed, lo, hi).
+Tensor random_tensor(const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo = -1.f, float hi = 1.f);
 
 // Concrete input shapes for the corpus models' symbolic inputs (small, fast to run).
 std::map<std::string, std::vector<int64_t>> corpus_shapes(const std::string& name);

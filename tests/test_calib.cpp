@@ -27,9 +27,7 @@ using fs_path = std::filesystem::path;
 namespace {
 
 Tensor rand_tensor(const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo = -1.f, float hi = 1.f) {
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
-  return Tensor::from_float(name, dims, test::random_floats(static_cast<size_t>(n), seed, lo, hi));
+  return test::random_tensor(name, dims, seed, lo, hi);
 }
 
 // Concatenates tensors along axis 0.

@@ -50,9 +50,7 @@ std::map<std::string, int64_t> cuda_agrees_with_cpu(const Model& m, const std::m
 }
 
 void add_w(Graph& g, const std::string& name, std::vector<int64_t> dims, uint64_t seed) {
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
-  g.add_initializer(Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed)));
+  g.add_initializer(random_tensor(name, dims, seed));
 }
 void add_i(Graph& g, const std::string& name, std::vector<int64_t> dims, std::vector<int64_t> v) {
   g.add_initializer(Tensor::from_int64(name, std::move(dims), std::move(v)));

@@ -24,9 +24,7 @@ void add_init(Graph& g, const std::string& name, std::vector<int64_t> dims, cons
   g.add_initializer(Tensor::from_int64(name, std::move(dims), v));
 }
 void add_finit(Graph& g, const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo = -1, float hi = 1) {
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
-  g.add_initializer(Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed, lo, hi)));
+  g.add_initializer(random_tensor(name, dims, seed, lo, hi));
 }
 Node& add(Graph& g, const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
   return g.add_node(make_node(op, std::move(in), std::move(out)));
@@ -54,9 +52,7 @@ void outputs(Graph& g, const std::vector<std::string>& names) {
   }
 }
 Tensor rand_input(const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo = -2, float hi = 2) {
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
-  return Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed, lo, hi));
+  return random_tensor(name, dims, seed, lo, hi);
 }
 
 }  // namespace

@@ -16,18 +16,14 @@ using namespace oc::test;
 namespace {
 
 void weight(Graph& g, const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo = -1, float hi = 1) {
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
-  g.add_initializer(Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed, lo, hi)));
+  g.add_initializer(random_tensor(name, dims, seed, lo, hi));
 }
 Node& node(Graph& g, const std::string& op, std::vector<std::string> in, const std::string& out) {
   g.outputs.push_back(ValueInfo{out, DType::Undefined, false, {}, "", ""});
   return g.add_node(make_node(op, std::move(in), {out}));
 }
 Tensor input(const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo = -2, float hi = 2) {
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
-  return Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed, lo, hi));
+  return random_tensor(name, dims, seed, lo, hi);
 }
 
 }  // namespace

@@ -70,9 +70,7 @@ Model block_model(uint64_t seed, bool dynamic_batch = false) {
   Model m = new_model(13);
   Graph& g = m.graph;
   auto w = [&](const std::string& name, std::vector<int64_t> dims) {
-    int64_t n = 1;
-    for (auto d : dims) n *= d;
-    g.add_initializer(Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed++, -0.4f, 0.4f)));
+    g.add_initializer(random_tensor(name, dims, seed++, -0.4f, 0.4f));
   };
   auto conv = [&](const std::string& in, const std::string& out, const std::string& wn, int64_t group, int64_t k) {
     Node c = make_node("Conv", {in, wn, wn + ".b"}, {out});

@@ -17,9 +17,7 @@ Model grouped_model(uint64_t seed) {
   Model m = new_model(13);
   Graph& g = m.graph;
   auto w = [&](const std::string& name, std::vector<int64_t> dims) {
-    int64_t n = 1;
-    for (auto d : dims) n *= d;
-    g.add_initializer(Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed++, -0.5f, 0.5f)));
+    g.add_initializer(random_tensor(name, dims, seed++, -0.5f, 0.5f));
   };
   g.inputs.push_back(tensor_value("x", {1, 8, 10, 10}));
   w("a", {12, 8, 1, 1}); w("a.b", {12});

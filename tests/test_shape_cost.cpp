@@ -117,9 +117,7 @@ Model op_zoo() {
   g.inputs.push_back(x);
   uint64_t seed = 11;
   auto w = [&](const std::string& name, std::vector<int64_t> dims) {
-    int64_t n = 1;
-    for (auto d : dims) n *= d;
-    g.add_initializer(Tensor::from_float(name, dims, random_floats(static_cast<size_t>(n), seed++)));
+    g.add_initializer(random_tensor(name, dims, seed++));
   };
   auto ints = [&](const std::string& name, std::vector<int64_t> v) {
     g.add_initializer(Tensor::from_int64(name, {static_cast<int64_t>(v.size())}, v));
