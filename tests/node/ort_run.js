@@ -9,6 +9,7 @@
 const fs = require('fs');
 const path = require('path');
 const ort = require('onnxruntime-node');
+const { randomFeeds } = require('./random_feeds');
 
 const DTYPES = {
   '<f4': ['float32', Float32Array, 4], '<f8': ['float64', Float64Array, 8],
@@ -56,11 +57,6 @@ function writeNpy(file, tensor) {
 
 function safeName(name) { return name.replace(/[^A-Za-z0-9._-]/g, '_'); }
 
-function mulberry32(a) {
-  return () => { a |= 0; a = a + 0x6D2B79F5 | 0; let t = Math.imul(a ^ a >>> 15, 1 | a);
-    t = t + Math.imul(t ^ t >>> 7, 61 | t) ^ t; return ((t ^ t >>> 14) >>> 0) / 4294967296; };
-}
-
 async function main() {
   const args = process.argv.slice(2);
   if (args.length < 2) { console.error('usage: ort_run.js MODEL OUTDIR [NAME=FILE.npy ...] [--repeat N] [--threads N]'); process.exit(2); }
@@ -76,18 +72,7 @@ async function main() {
   const opts = { graphOptimizationLevel: 'all' };
   if (threads > 0) { opts.intraOpNumThreads = threads; opts.interOpNumThreads = 1; }
   const session = await ort.InferenceSession.create(model, opts);
-  if (seed !== null) {
-    const rnd = mulberry32(seed);
-    session.inputMetadata.forEach((meta) => {
-      if (feeds[meta.name]) return;
-      const dims = meta.shape.map(d => (typeof d === 'number' && d > 0) ? d : 1);
-      const n = dims.reduce((a, b) => a * b, 1);
-      const type = meta.type || 'float32';
-      if (type === 'float32') feeds[meta.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, rnd), dims);
-      else if (type === 'int64') feeds[meta.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => 0n), dims);
-      else throw new Error(`cannot make random input of type ${type} for ${meta.name}`);
-    });
-  }
+  if (seed !== null) randomFeeds(session, seed, feeds);
   let result;
   const times = [];
   for (let r = 0; r < Math.max(1, repeat); r++) {
