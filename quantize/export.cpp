@@ -164,32 +164,25 @@ void export_cast_mul(Model& m, const QuantizedLayer& ql) {
   g.add_initializer(int_tensor(qn, sym ? DType::Int8 : DType::UInt8, l.weight_dims, orient(l, vals)));
   g.add_initializer(Tensor::from_float(sn, sdims, q.scales));
   std::vector<Node> nodes;
-  Node cast;
-  cast.op_type = "Cast";
-  cast.name = g.unique_name(base + "_Cast");
-  cast.inputs = {qn};
-  cast.outputs = {fl};
-  cast.set_attr_int("to", static_cast<int64_t>(DType::Float));
-  nodes.push_back(cast);
+  auto add_node = [&](const std::string& op, std::vector<std::string> inputs, const std::string& output) -> Node& {
+    Node n;
+    n.op_type = op;
+    n.name = g.unique_name(base + "_" + op);
+    n.inputs = std::move(inputs);
+    n.outputs = {output};
+    nodes.push_back(std::move(n));
+    return nodes.back();
+  };
+  add_node("Cast", {qn}, fl).set_attr_int("to", static_cast<int64_t>(DType::Float));
   std::string centered = fl;
   if (!sym) {
     std::vector<float> z(q.zero_points.begin(), q.zero_points.end());
     std::string zn = g.unique_name(base + "_zero_point");
     g.add_initializer(Tensor::from_float(zn, sdims, z));
     centered = g.unique_name(base + "_centered");
-    Node sub;
-    sub.op_type = "Sub";
-    sub.name = g.unique_name(base + "_Sub");
-    sub.inputs = {fl, zn};
-    sub.outputs = {centered};
-    nodes.push_back(sub);
+    add_node("Sub", {fl, zn}, centered);
   }
-  Node mul;
-  mul.op_type = "Mul";
-  mul.name = g.unique_name(base + "_Mul");
-  mul.inputs = {centered, sn};
-  mul.outputs = {base};
-  nodes.push_back(mul);
+  add_node("Mul", {centered, sn}, base);
   g.remove_initializer(base);
   auto& in = g.inputs;
   in.erase(std::remove_if(in.begin(), in.end(), [&](const ValueInfo& v) { return v.name == base; }), in.end());
