@@ -23,15 +23,6 @@ namespace oc {
 
 namespace {
 
-struct GraphPlan {
-  std::vector<size_t> order;  // node indices in a dependency-respecting order
-  std::vector<const KernelFn*> kernels;
-  std::vector<int64_t> opsets;
-  std::vector<std::vector<std::string>> implicit;  // outer-scope values read by each node's subgraphs
-  std::unordered_map<std::string, int> uses;
-  std::unordered_set<std::string> outputs;
-};
-
 std::string dtype_shape(DType t, const ValueInfo& v) {
   return dtype_name(t) + (v.has_shape ? shape_str(v.shape) : std::string("[?]"));
 }
@@ -71,6 +62,27 @@ std::vector<size_t> execution_order(const Graph& g) {
   return order;
 }
 
+GraphPlan plan_graph(const Model& model, const Graph& g) {
+  GraphPlan p;
+  const KernelRegistry& reg = KernelRegistry::instance();
+  for (const Node& n : g.nodes) {
+    p.kernels.push_back(reg.find(n.op_type, n.domain));
+    p.opsets.push_back(model.opset(n.is_default_domain() ? "" : n.domain));
+    for (const auto& in : n.inputs)
+      if (!in.empty()) ++p.uses[in];
+    std::vector<std::string> implicit;
+    for (const auto& sg : n.subgraphs())
+      for (const auto& v : outer_scope_inputs(*sg)) implicit.push_back(v);
+    std::sort(implicit.begin(), implicit.end());
+    implicit.erase(std::unique(implicit.begin(), implicit.end()), implicit.end());
+    for (const auto& v : implicit) ++p.uses[v];
+    p.implicit.push_back(std::move(implicit));
+  }
+  for (const auto& o : g.outputs) p.outputs.insert(o.name);
+  p.order = execution_order(g);
+  return p;
+}
+
 struct Executor::Impl {
   const Model& model;
   std::unordered_map<const Graph*, std::unique_ptr<GraphPlan>> plans;
@@ -80,24 +92,7 @@ struct Executor::Impl {
   const GraphPlan& plan(const Graph& g) {
     auto it = plans.find(&g);
     if (it != plans.end()) return *it->second;
-    auto p = std::make_unique<GraphPlan>();
-    const KernelRegistry& reg = KernelRegistry::instance();
-    for (const Node& n : g.nodes) {
-      p->kernels.push_back(reg.find(n.op_type, n.domain));
-      p->opsets.push_back(model.opset(n.is_default_domain() ? "" : n.domain));
-      for (const auto& in : n.inputs)
-        if (!in.empty()) ++p->uses[in];
-      std::vector<std::string> implicit;
-      for (const auto& sg : n.subgraphs())
-        for (const auto& v : outer_scope_inputs(*sg)) implicit.push_back(v);
-      std::sort(implicit.begin(), implicit.end());
-      implicit.erase(std::unique(implicit.begin(), implicit.end()), implicit.end());
-      for (const auto& v : implicit) ++p->uses[v];
-      p->implicit.push_back(std::move(implicit));
-    }
-    for (const auto& o : g.outputs) p->outputs.insert(o.name);
-    p->order = execution_order(g);
-    return *plans.emplace(&g, std::move(p)).first->second;
+    return *plans.emplace(&g, std::make_unique<GraphPlan>(plan_graph(model, g))).first->second;
   }
 };
 

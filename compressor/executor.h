@@ -7,6 +7,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "compressor/device_view.h"
 #include "compressor/kernel.h"
@@ -28,6 +30,19 @@ class DeviceRunner;  // compressor/cuda_backend.h
 // Node indices of `g` in an order where producers come before consumers (stable for graphs
 // already in topological order). Throws Error on a cycle.
 std::vector<size_t> execution_order(const Graph& g);
+
+// How a graph runs, shared by the CPU executor and the CUDA runner: node order, each node's CPU
+// kernel (nullptr when none) and opset, and use counts that free an intermediate after its last
+// reader (a node's subgraphs count as readers of the outer values they use).
+struct GraphPlan {
+  std::vector<size_t> order;
+  std::vector<const KernelFn*> kernels;
+  std::vector<int64_t> opsets;
+  std::vector<std::vector<std::string>> implicit;  // outer-scope values read by each node's subgraphs
+  std::unordered_map<std::string, int> uses;
+  std::unordered_set<std::string> outputs;         // graph outputs (never freed)
+};
+GraphPlan plan_graph(const Model& model, const Graph& g);
 
 // One run at a time per Executor (plans of subgraphs are cached inside); use one executor per
 // thread for concurrent runs.

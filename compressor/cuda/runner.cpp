@@ -63,29 +63,14 @@ class RunnerOpContext : public cuda::CudaOpContext {
 
 class CudaRunner : public DeviceRunner {
  public:
-  explicit CudaRunner(Executor& ex) : ex_(ex), g_(ex.model().graph) {
-    order_ = execution_order(g_);
-    for (const Node& n : g_.nodes) {
-      for (const auto& in : n.inputs)
-        if (!in.empty()) ++uses_[in];
-      std::vector<std::string> implicit;
-      for (const auto& sg : n.subgraphs())
-        for (const auto& v : outer_scope_inputs(*sg)) implicit.push_back(v);
-      std::sort(implicit.begin(), implicit.end());
-      implicit.erase(std::unique(implicit.begin(), implicit.end()), implicit.end());
-      for (const auto& v : implicit) ++uses_[v];
-      implicit_.push_back(std::move(implicit));
-      opsets_.push_back(ex.model().opset(n.is_default_domain() ? "" : n.domain));
-    }
-    for (const auto& o : g_.outputs) outputs_.insert(o.name);
-  }
+  explicit CudaRunner(Executor& ex) : ex_(ex), g_(ex.model().graph), plan_(plan_graph(ex.model(), g_)) {}
 
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook,
                                     const std::set<std::string>& watch, const DeviceValueHook& device_hook,
                                     Executor::RunStats& stats) override {
     stats_ = &stats;
     values_.clear();
-    std::unordered_map<std::string, int> uses = uses_;
+    std::unordered_map<std::string, int> uses = plan_.uses;
     auto watched = [&](const std::string& n) { return (hook || device_hook) && (watch.empty() || watch.count(n)); };
     for (const auto& [name, t] : inputs) {
       Value v;
@@ -101,7 +86,7 @@ class CudaRunner : public DeviceRunner {
       if (!v) return nullptr;
       return &host_of(*v);
     };
-    for (size_t i : order_) {
+    for (size_t i : plan_.order) {
       const Node& node = g_.nodes[i];
       std::vector<Value*> in;
       for (const auto& name : node.inputs) {
@@ -113,13 +98,13 @@ class CudaRunner : public DeviceRunner {
         if (!v) throw Error("node '" + node.name + "' (" + node.op_type + "): input '" + name + "' has no value");
         in.push_back(v);
       }
-      std::vector<Value> outs = run_node(node, opsets_[i], in, lookup);
+      std::vector<Value> outs = run_node(node, plan_.opsets[i], plan_.kernels[i], in, lookup);
       for (size_t k = 0; k < node.outputs.size() && k < outs.size(); ++k) {
         const std::string& name = node.outputs[k];
         if (name.empty()) continue;
         Value& v = outs[k];
         if (watched(name)) offer(name, v, hook, device_hook);
-        if (!outputs_.count(name) && !uses.count(name)) continue;
+        if (!plan_.outputs.count(name) && !uses.count(name)) continue;
         live += v.bytes();
         values_.insert_or_assign(name, std::move(v));
       }
@@ -128,7 +113,7 @@ class CudaRunner : public DeviceRunner {
       ++stats.nodes_run;
       auto drop = [&](const std::string& name) {
         auto it = uses.find(name);
-        if (it == uses.end() || --it->second > 0 || outputs_.count(name)) return;
+        if (it == uses.end() || --it->second > 0 || plan_.outputs.count(name)) return;
         auto v = values_.find(name);
         if (v == values_.end() || v->second.host_ref) return;
         live -= v->second.bytes();
@@ -136,7 +121,7 @@ class CudaRunner : public DeviceRunner {
       };
       for (const auto& name : node.inputs)
         if (!name.empty()) drop(name);
-      for (const auto& name : implicit_[i]) drop(name);
+      for (const auto& name : plan_.implicit[i]) drop(name);
     }
     std::map<std::string, Tensor> result;
     for (const auto& o : g_.outputs) {
@@ -200,7 +185,7 @@ class CudaRunner : public DeviceRunner {
     return nullptr;
   }
 
-  std::vector<Value> run_node(const Node& node, int64_t opset, const std::vector<Value*>& in,
+  std::vector<Value> run_node(const Node& node, int64_t opset, const KernelFn* fn, const std::vector<Value*>& in,
                               const std::function<const Tensor*(const std::string&)>& lookup) {
     std::string reason = "no device kernel";
     if (const cuda::CudaOpFn* op = cuda::find_cuda_op(node.domain, node.op_type)) {
@@ -224,7 +209,6 @@ class CudaRunner : public DeviceRunner {
       host_in.push_back(&host_of(*v));
     }
     std::vector<Tensor> outs(node.outputs.size());
-    const KernelFn* fn = KernelRegistry::instance().find(node.op_type, node.domain);
     if (!fn) throw UnsupportedError("node '" + node.name + "': no kernel for " + node.op_type);
     KernelContext kc{node, host_in, outs, ex_.num_threads(), opset, &ex_, &lookup};
     try {
@@ -261,11 +245,7 @@ class CudaRunner : public DeviceRunner {
   Executor& ex_;
   const Graph& g_;
   DeviceContext dc_;
-  std::vector<size_t> order_;
-  std::unordered_map<std::string, int> uses_;
-  std::vector<std::vector<std::string>> implicit_;
-  std::vector<int64_t> opsets_;
-  std::unordered_set<std::string> outputs_;
+  const GraphPlan plan_;
   std::unordered_map<std::string, DeviceBuffer> weights_;
   std::unordered_map<const Node*, cuda::NodeCache> caches_;
   std::unordered_map<std::string, Value> values_;
