@@ -10,6 +10,7 @@
 #include "compressor/calibrate.h"
 #include "compressor/cuda_backend.h"
 #include "compressor/executor.h"
+#include "compressor/npy.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "support.h"
@@ -285,4 +286,7 @@ TEST_CASE("pruning with compensation calibrated on the GPU matches calibration o
   Executor ea(a), eb(b);
   auto ya = ea.run(in), yb = eb.run(in);
   for (const auto& [k, t] : ya) CHECK(max_rel_error(yb.at(k), t) <= 1e-3);
+  // The model written from GPU statistics runs in ONNX Runtime like on our executor.
+  auto ort = run_ort(dir / "cuda.onnx", in);
+  for (const auto& [k, t] : yb) CHECK(max_rel_error(ort.at(safe_file_name(k)), t) <= 1e-4);
 }
