@@ -16,8 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "compressor/calibrate.h"
-#include "compressor/executor.h"
+#include "engine/calibrate.h"
+#include "engine/executor.h"
 #include "compressor/report.h"
 #include "graph/errors.h"
 #include "graph/normalize.h"

@@ -12,10 +12,10 @@
 #include <random>
 #include <sstream>
 
-#include "compressor/calib_data.h"
-#include "compressor/calibrate.h"
-#include "compressor/cuda_backend.h"
-#include "compressor/executor.h"
+#include "engine/calib_data.h"
+#include "engine/calibrate.h"
+#include "engine/cuda_backend.h"
+#include "engine/executor.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 

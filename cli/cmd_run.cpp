@@ -7,8 +7,8 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "compressor/executor.h"
-#include "compressor/npy.h"
+#include "engine/executor.h"
+#include "engine/npy.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 

@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "compressor/kernel.h"
+#include "engine/kernel.h"
 #include "graph/errors.h"
 
 namespace oc::cli {

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <sstream>
 
-#include "compressor/calib_data.h"
-#include "compressor/executor.h"
-#include "compressor/npy.h"
+#include "engine/calib_data.h"
+#include "engine/executor.h"
+#include "engine/npy.h"
 
 namespace oc {
 namespace {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "compressor/calib_data.h"
+#include "engine/calib_data.h"
 #include "compressor/evaluate.h"
 #include "compressor/steps.h"
 #include "graph/inspect.h"

@@ -51,11 +51,7 @@ class PruneStep : public Step {
       if (!ctx.calib)
         throw InvalidArgument(std::string("prune: --criterion ") + criterion_name(o.criterion) +
                               (o.compensate ? " with --compensate" : "") + " needs calibration data (--calib SPEC)");
-      PruneNeeds need = prune_needs(m, o);
-      CalibrationPlan plan;
-      for (const auto& v : need.channel_values) plan.channels[v] = kAutoAxis;
-      plan.grams = need.gram_layers;
-      for (const auto& b : need.blocks) plan.blocks.push_back({b.name, b.input, b.output});
+      CalibrationPlan plan = prune_calibration_plan(m, o);
       ctx.calib->rewind();
       stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
       have = &stats;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "compressor/calibrate.h"
+#include "engine/calibrate.h"
 
 namespace oc {
 

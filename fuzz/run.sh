@@ -18,7 +18,7 @@ CXX=${CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "fuzz: $CXX not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 
 bin="$work/load_fuzzer"
-srcs=("$root"/graph/*.cpp "$root"/compressor/npy.cpp "$root"/fuzz/load_fuzzer.cpp)
+srcs=("$root"/graph/*.cpp "$root"/engine/npy.cpp "$root"/fuzz/load_fuzzer.cpp)
 newest=$(ls -t "${srcs[@]}" "$root"/graph/*.h | head -1)
 if [ ! -x "$bin" ] || [ "$newest" -nt "$bin" ]; then
   echo "fuzz: building $bin"

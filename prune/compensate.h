@@ -7,7 +7,7 @@
 #pragma once
 #include <vector>
 
-#include "compressor/statistics.h"
+#include "engine/statistics.h"
 #include "graph/ir.h"
 
 namespace oc {

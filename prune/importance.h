@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "compressor/statistics.h"
+#include "engine/statistics.h"
 #include "graph/channel_deps.h"
 
 namespace oc {

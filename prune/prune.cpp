@@ -52,13 +52,13 @@ std::vector<Block> cfsp_blocks(const Model& m, const PruneOptions& o) {
 
 }  // namespace
 
-PruneNeeds prune_needs(const Model& m, const PruneOptions& opt) {
-  PruneNeeds n;
+CalibrationPlan prune_calibration_plan(const Model& m, const PruneOptions& opt) {
+  CalibrationPlan n;
   bool act = opt.criterion == Criterion::Activation || opt.criterion == Criterion::CFSP,
        gram = opt.criterion == Criterion::OBS || opt.compensate;
   if (!act && !gram) return n;
   if (opt.criterion == Criterion::CFSP)
-    for (const auto& b : cfsp_blocks(m, opt)) n.blocks.push_back({b.name, b.input, b.output});
+    for (const auto& b : cfsp_blocks(m, opt)) n.blocks.push_back({b.name, b.input, b.output, kAutoAxis});
   ChannelDeps d = build_channel_deps(m, {opt.heads});
   std::set<std::string> vals, layers;
   for (const auto& gr : d.groups) {
@@ -71,8 +71,8 @@ PruneNeeds prune_needs(const Model& m, const PruneOptions& opt) {
       if (gram && (dense_conv || node.op_type == "Gemm" || node.op_type == "MatMul")) layers.insert(node.name);
     }
   }
-  n.channel_values.assign(vals.begin(), vals.end());
-  n.gram_layers.assign(layers.begin(), layers.end());
+  for (const auto& v : vals) n.channels[v] = kAutoAxis;
+  n.grams.assign(layers.begin(), layers.end());
   return n;
 }
 

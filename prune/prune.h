@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "compressor/statistics.h"
+#include "engine/calibration_plan.h"
+#include "engine/statistics.h"
 #include "graph/ir.h"
 #include "prune/importance.h"
 
@@ -64,14 +65,10 @@ struct PruneReport {
   nlohmann::json to_json() const;
 };
 
-struct PruneNeeds {
-  std::vector<std::string> channel_values;  // ChannelStat of these values
-  std::vector<std::string> gram_layers;     // GramStat of these nodes
-  struct BlockAngle { std::string name, input, output; };
-  std::vector<BlockAngle> blocks;           // BlockAngleStat of these blocks (CFSP)
-};
-// The calibration statistics `opt` needs on `m` (normalized): none for magnitude criteria.
-PruneNeeds prune_needs(const Model& m, const PruneOptions& opt);
+// The calibration statistics `opt` needs on `m` (normalized): channel moments of the consumers'
+// inputs (activation, CFSP), Grams of dense consumers (obs, compensation), block angles (CFSP).
+// Empty for magnitude criteria.
+CalibrationPlan prune_calibration_plan(const Model& m, const PruneOptions& opt);
 
 // Prunes `m` in place. Throws InvalidArgument for a bad or unreachable target.
 PruneReport prune_model(Model& m, const PruneOptions& opt, const CalibrationStats* stats = nullptr);

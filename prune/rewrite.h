@@ -7,7 +7,7 @@
 #pragma once
 #include <vector>
 
-#include "compressor/statistics.h"
+#include "engine/statistics.h"
 #include "graph/channel_deps.h"
 
 namespace oc {

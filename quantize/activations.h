@@ -9,7 +9,7 @@
 #include <set>
 #include <string>
 
-#include "compressor/statistics.h"
+#include "engine/statistics.h"
 #include "graph/ir.h"
 
 namespace oc::quant {

@@ -1,4 +1,4 @@
-// What the quantizer asks calibration to observe (plain data for compressor/calibrate.h):
+// What the quantizer asks calibration to observe (plain data, engine/calibration_plan.h):
 //   gptq      -> Gram matrix XᵀX of each layer's input          (stats.grams[layer])
 //   lim       -> angle between each layer's input and output     (stats.blocks[layer]); only layers
 //                whose input and output have the same shape have one (K = N, same spatial size)
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "compressor/calibrate.h"
+#include "engine/calibration_plan.h"
 #include "quantize/layers.h"
 
 namespace oc::quant {

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compressor/statistics.h"
+#include "engine/statistics.h"
 #include "graph/ir.h"
 #include "quantize/export.h"
 #include "quantize/layers.h"

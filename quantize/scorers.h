@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "compressor/statistics.h"
+#include "engine/statistics.h"
 #include "graph/ir.h"
 #include "quantize/layers.h"
 

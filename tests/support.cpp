@@ -8,10 +8,10 @@
 #include <cstdio>
 #include <random>
 
-#include "compressor/cuda_backend.h"
-#include "compressor/executor.h"
+#include "engine/cuda_backend.h"
+#include "engine/executor.h"
 #include "graph/normalize.h"
-#include "compressor/npy.h"
+#include "engine/npy.h"
 #include "graph/onnx_io.h"
 
 namespace oc::test {

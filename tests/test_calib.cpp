@@ -11,11 +11,11 @@
 
 #include <zlib.h>
 
-#include "compressor/calib_data.h"
-#include "compressor/calibrate.h"
-#include "compressor/npy.h"
-#include "compressor/observers.h"
-#include "compressor/statistics.h"
+#include "engine/calib_data.h"
+#include "engine/calibrate.h"
+#include "engine/npy.h"
+#include "engine/observers.h"
+#include "engine/statistics.h"
 #include "graph/errors.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"

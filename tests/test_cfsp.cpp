@@ -9,8 +9,8 @@
 #include <random>
 #include <set>
 
-#include "compressor/calibrate.h"
-#include "compressor/npy.h"
+#include "engine/calibrate.h"
+#include "engine/npy.h"
 #include "graph/channel_deps.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
@@ -75,10 +75,7 @@ void check_transformer_blocks(const std::string& rel) {
 }
 
 CalibrationStats calibrate_for(const Model& m, const PruneOptions& o, const std::string& calib, int64_t samples) {
-  PruneNeeds need = prune_needs(m, o);
-  CalibrationPlan plan;
-  for (const auto& v : need.channel_values) plan.channels[v] = kAutoAxis;
-  for (const auto& b : need.blocks) plan.blocks.push_back({b.name, b.input, b.output});
+  CalibrationPlan plan = prune_calibration_plan(m, o);
   CalibrationDataOptions co;
   co.batch_size = 4;
   co.max_samples = samples;

@@ -6,11 +6,11 @@
 
 #include <cmath>
 
-#include "compressor/calib_data.h"
-#include "compressor/calibrate.h"
-#include "compressor/cuda_backend.h"
-#include "compressor/executor.h"
-#include "compressor/npy.h"
+#include "engine/calib_data.h"
+#include "engine/calibrate.h"
+#include "engine/cuda_backend.h"
+#include "engine/executor.h"
+#include "engine/npy.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "support.h"

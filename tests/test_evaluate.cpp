@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compressor/evaluate.h"
-#include "compressor/npy.h"
+#include "engine/npy.h"
 #include "graph/onnx_io.h"
 #include "support.h"
 

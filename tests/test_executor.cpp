@@ -5,8 +5,8 @@
 #include <cmath>
 #include <memory>
 
-#include "compressor/executor.h"
-#include "compressor/npy.h"
+#include "engine/executor.h"
+#include "engine/npy.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "graph/cost.h"

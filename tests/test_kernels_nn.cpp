@@ -4,9 +4,9 @@
 
 #include <cmath>
 
-#include "compressor/executor.h"
-#include "compressor/kernels/dnnl_util.h"
-#include "compressor/npy.h"
+#include "engine/executor.h"
+#include "engine/kernels/dnnl_util.h"
+#include "engine/npy.h"
 #include "graph/onnx_io.h"
 #include "support.h"
 

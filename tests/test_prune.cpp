@@ -7,7 +7,7 @@
 #include <numeric>
 #include <random>
 
-#include "compressor/npy.h"
+#include "engine/npy.h"
 #include "graph/channel_deps.h"
 #include "graph/cost.h"
 #include "graph/shape_inference.h"

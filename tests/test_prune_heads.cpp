@@ -6,7 +6,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
-#include "compressor/npy.h"
+#include "engine/npy.h"
 #include "graph/channel_deps.h"
 #include "graph/onnx_io.h"
 #include "prune/allocate.h"

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
-#include "compressor/npy.h"
+#include "engine/npy.h"
 #include "graph/tensor.h"
 #include "support.h"
 

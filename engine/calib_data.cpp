@@ -1,0 +1,525 @@
+// Calibration data sources (see calib_data.h for the spec forms and the sample/batch rules).
+//
+// Sample s of an array with `count` samples occupies bytes [s·b, (s+1)·b) of its data,
+// b = bytes / count — so a batch is a byte range, read with one seek per input and file.
+#include "engine/calib_data.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "graph/errors.h"
+
+namespace oc {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* const kSpecForms = "FILE.npy, FILE.npz, a directory of .npy/.npz files, or random:N[:SEED]";
+
+struct NpyDescr { const char* descr; DType dtype; };
+const NpyDescr kNpyTypes[] = {
+    {"<f4", DType::Float}, {"<f8", DType::Double}, {"<f2", DType::Float16}, {"<i8", DType::Int64},
+    {"<i4", DType::Int32}, {"<i2", DType::Int16}, {"|i1", DType::Int8},    {"|u1", DType::UInt8},
+    {"|b1", DType::Bool},  {"<u2", DType::UInt16}, {"<u4", DType::UInt32}, {"<u8", DType::UInt64},
+};
+
+uint64_t le(const std::string& b, size_t off, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(b.at(off + static_cast<size_t>(i)));
+  return v;
+}
+
+std::string read_range(std::ifstream& f, uint64_t off, uint64_t n, const std::string& what) {
+  std::string out(n, '\0');
+  f.clear();
+  f.seekg(static_cast<std::streamoff>(off));
+  f.read(out.data(), static_cast<std::streamsize>(n));
+  if (static_cast<uint64_t>(f.gcount()) != n) throw InvalidArgument(what + ": file is truncated");
+  return out;
+}
+
+std::ifstream open_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw InvalidArgument("cannot open calibration data '" + p.string() + "'");
+  return f;
+}
+
+// Inflates raw deflate data at [off, off+csize) until `want` output bytes (or the end).
+std::string inflate_entry(std::ifstream& f, uint64_t off, uint64_t csize, uint64_t want, const std::string& what) {
+  z_stream zs{};
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) throw InvalidArgument(what + ": zlib init failed");
+  std::string out(want, '\0');
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(want);
+  std::string in;
+  uint64_t pos = 0;
+  int rc = Z_OK;
+  while (zs.avail_out > 0 && rc != Z_STREAM_END) {
+    if (zs.avail_in == 0) {
+      if (pos >= csize) break;
+      const uint64_t n = std::min<uint64_t>(csize - pos, 1 << 16);
+      in = read_range(f, off + pos, n, what);
+      pos += n;
+      zs.next_in = reinterpret_cast<Bytef*>(in.data());
+      zs.avail_in = static_cast<uInt>(n);
+    }
+    rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      inflateEnd(&zs);
+      throw InvalidArgument(what + ": corrupt deflate data");
+    }
+  }
+  out.resize(want - zs.avail_out);
+  inflateEnd(&zs);
+  return out;
+}
+
+// Where one array lives: a .npy file, or an entry of an .npz (stored or deflated).
+struct ArrayLoc {
+  fs::path file;
+  std::string entry;      // npz key; "" for .npy
+  uint64_t start = 0;     // file offset of the entry (npz) or 0 (.npy)
+  int method = 0;         // 0 stored, 8 deflate
+  uint64_t csize = 0, usize = 0;
+  uint64_t header = 0;    // .npy header bytes before the data
+  DType dtype = DType::Undefined;
+  std::vector<int64_t> dims;
+  std::string what() const { return entry.empty() ? file.string() : file.string() + ":" + entry; }
+};
+
+// Parses a .npy header from the entry's first bytes (which hold at least the whole header).
+void parse_header(const std::string& b, ArrayLoc& a) {
+  const std::string what = a.what();
+  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) throw InvalidArgument(what + ": not a .npy array");
+  const bool v1 = static_cast<unsigned char>(b[6]) == 1;
+  const size_t hstart = v1 ? 10 : 12;
+  if (b.size() < hstart) throw InvalidArgument(what + ": truncated .npy header");
+  const size_t hlen = static_cast<size_t>(le(b, 8, v1 ? 2 : 4));
+  if (b.size() < hstart + hlen) throw InvalidArgument(what + ": truncated .npy header");
+  const std::string h = b.substr(hstart, hlen);
+  std::smatch m;
+  if (!std::regex_search(h, m, std::regex("'descr':\\s*'([^']+)'"))) throw InvalidArgument(what + ": .npy header has no dtype");
+  const std::string descr = m[1];
+  const auto ty = std::find_if(std::begin(kNpyTypes), std::end(kNpyTypes), [&](const NpyDescr& t) { return descr == t.descr; });
+  if (ty == std::end(kNpyTypes)) throw InvalidArgument(what + ": .npy dtype '" + descr + "' is not supported");
+  if (std::regex_search(h, std::regex("'fortran_order':\\s*True")))
+    throw InvalidArgument(what + ": Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
+  if (!std::regex_search(h, m, std::regex("'shape':\\s*\\(([^)]*)\\)"))) throw InvalidArgument(what + ": .npy header has no shape");
+  a.dtype = ty->dtype;
+  a.dims.clear();
+  std::stringstream ss(m[1].str());
+  for (std::string item; std::getline(ss, item, ',');)
+    if (item.find_first_not_of(" ") != std::string::npos) a.dims.push_back(std::stoll(item));
+  a.header = hstart + hlen;
+}
+
+uint64_t data_bytes(const ArrayLoc& a) {
+  int64_t n = 1;
+  for (auto d : a.dims) n *= d;
+  return dtype_storage_bytes(a.dtype, n);
+}
+
+ArrayLoc scan_npy(const fs::path& p) {
+  ArrayLoc a;
+  a.file = p;
+  std::ifstream f = open_file(p);
+  const uint64_t size = fs::file_size(p);
+  std::string head = read_range(f, 0, std::min<uint64_t>(size, 12), p.string());
+  if (head.size() >= 10 && head.compare(0, 6, "\x93NUMPY") == 0) {
+    const bool v1 = static_cast<unsigned char>(head[6]) == 1;
+    const uint64_t total = (v1 ? 10 : 12) + le(head, 8, v1 ? 2 : 4);
+    head = read_range(f, 0, std::min(size, total), p.string());
+  }
+  parse_header(head, a);
+  a.csize = a.usize = size;
+  if (size < a.header + data_bytes(a)) throw InvalidArgument(p.string() + ": .npy data is truncated");
+  return a;
+}
+
+// The arrays of an .npz, from its central directory; only headers are read.
+std::vector<ArrayLoc> scan_npz(const fs::path& p) {
+  std::ifstream f = open_file(p);
+  const std::string what = p.string();
+  const uint64_t size = fs::file_size(p);
+  const uint64_t tail_len = std::min<uint64_t>(size, 22 + 65535);
+  const std::string tail = read_range(f, size - tail_len, tail_len, what);
+  const size_t eocd = tail.rfind(std::string("PK\x05\x06", 4));
+  if (eocd == std::string::npos || eocd + 22 > tail.size()) throw InvalidArgument(what + ": not an .npz (zip) file");
+  const uint64_t count = le(tail, eocd + 10, 2), cd_size = le(tail, eocd + 12, 4), cd_off = le(tail, eocd + 16, 4);
+  if (cd_off == 0xFFFFFFFF || count == 0xFFFF) throw UnsupportedError(what + ": zip64 archives over 4 GiB are not supported");
+  const std::string cd = read_range(f, cd_off, cd_size, what);
+  std::vector<ArrayLoc> out;
+  size_t pos = 0;
+  for (uint64_t e = 0; e < count; ++e) {
+    if (pos + 46 > cd.size() || cd.compare(pos, 4, "PK\x01\x02") != 0) throw InvalidArgument(what + ": corrupt zip directory");
+    ArrayLoc a;
+    a.file = p;
+    a.method = static_cast<int>(le(cd, pos + 10, 2));
+    a.csize = le(cd, pos + 20, 4);
+    a.usize = le(cd, pos + 24, 4);
+    const size_t nlen = le(cd, pos + 28, 2), xlen = le(cd, pos + 30, 2), clen = le(cd, pos + 32, 2);
+    uint64_t local = le(cd, pos + 42, 4);
+    a.entry = cd.substr(pos + 46, nlen);
+    // zip64 extra field: numpy writes one for every entry (sizes 0xFFFFFFFF in the fixed part).
+    for (size_t x = pos + 46 + nlen; x + 4 <= pos + 46 + nlen + xlen;) {
+      const uint64_t id = le(cd, x, 2), sz = le(cd, x + 2, 2);
+      if (id == 1) {
+        size_t q = x + 4;
+        if (a.usize == 0xFFFFFFFF) { a.usize = le(cd, q, 8); q += 8; }
+        if (a.csize == 0xFFFFFFFF) { a.csize = le(cd, q, 8); q += 8; }
+        if (local == 0xFFFFFFFF) { local = le(cd, q, 8); }
+      }
+      x += 4 + sz;
+    }
+    pos += 46 + nlen + xlen + clen;
+    if (a.entry.size() > 4 && a.entry.compare(a.entry.size() - 4, 4, ".npy") == 0) a.entry.resize(a.entry.size() - 4);
+    const std::string lh = read_range(f, local, 30, a.what());
+    if (lh.compare(0, 4, "PK\x03\x04") != 0) throw InvalidArgument(a.what() + ": corrupt zip entry");
+    a.start = local + 30 + le(lh, 26, 2) + le(lh, 28, 2);
+    if (a.method != 0 && a.method != 8)
+      throw UnsupportedError(a.what() + ": zip compression method " + std::to_string(a.method) + " is not supported");
+    if (a.start + a.csize > size) throw InvalidArgument(a.what() + ": truncated zip entry");
+    const uint64_t want = std::min<uint64_t>(a.usize, 65536 + 12);
+    parse_header(a.method == 0 ? read_range(f, a.start, want, a.what()) : inflate_entry(f, a.start, a.csize, want, a.what()), a);
+    if (a.usize < a.header + data_bytes(a)) throw InvalidArgument(a.what() + ": .npy data is truncated");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+bool has_ext(const fs::path& p, const char* ext) { return p.extension() == ext; }
+
+// splitmix64: a seeded, platform-independent stream for random: samples.
+uint64_t splitmix(uint64_t& s) {
+  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+
+struct CalibrationSource::Impl {
+  struct Input {
+    std::string name;
+    DType dtype = DType::Undefined;
+    bool has_shape = false;
+    Shape shape;
+    int64_t unit = 1;  // rows of axis 0 per sample (0 for scalars)
+  };
+  struct Part {               // one input's data within a chunk
+    ArrayLoc loc;             // unused for random chunks
+    std::vector<int64_t> sample_dims;
+    bool repeat = false;      // one sample reused for every sample of the chunk
+    uint64_t sample_bytes = 0;
+  };
+  struct Chunk {
+    std::string what;
+    int64_t count = 0;
+    bool random = false;
+    std::vector<Part> parts;  // by input index
+    bool has_repeat() const { return std::any_of(parts.begin(), parts.end(), [](const Part& p) { return p.repeat; }); }
+  };
+  struct Segment { size_t chunk; int64_t start, n; };
+
+  std::string spec;
+  CalibrationDataOptions opt;
+  std::vector<Input> inputs;
+  std::vector<Chunk> chunks;
+  std::vector<std::vector<Segment>> batches;
+  int64_t samples = 0, per_run = 1, last_n = 0;
+  size_t cursor = 0;
+  uint64_t seed = 0;
+  // Inflated deflate entries, one per input (the data of the file being read).
+  std::vector<std::pair<std::string, std::string>> inflated;
+
+  std::string expects(const Input& in) const {
+    return in.name + ": " + dtype_name(in.dtype) + (in.has_shape ? shape_str(in.shape) : std::string("[?]"));
+  }
+  std::string input_names() const {
+    std::string s;
+    for (const auto& in : inputs) s += (s.empty() ? "" : ", ") + in.name;
+    return s;
+  }
+
+  // Validates `dims` (one sample or samples, as stored) against the model and returns the count
+  // of samples; fills the part's per-sample dims.
+  int64_t fit(const Input& in, const std::vector<int64_t>& stored, DType dtype, const std::string& where, Part& part) const {
+    auto bad_shape = [&]() {
+      return InvalidArgument("calibration input '" + in.name + "' has shape " + shape_str(stored) + " but the model expects " +
+                             (in.has_shape ? shape_str(in.shape) : std::string("[?]")) + " (" + where + ")");
+    };
+    if (dtype != in.dtype && !(dtype_is_float(dtype) && dtype_is_float(in.dtype)))
+      throw InvalidArgument("calibration input '" + in.name + "' is " + dtype_name(dtype) + " but the model expects " +
+                            dtype_name(in.dtype) + " (" + where + ")");
+    if (!in.has_shape) {  // rank unknown: the array is a batch of samples as stored
+      if (stored.empty()) { part.sample_dims = stored; return 1; }
+      part.sample_dims = stored;
+      part.sample_dims[0] = 1;
+      return stored[0];
+    }
+    const size_t r = in.shape.size();
+    if (r == 0) {
+      if (!stored.empty()) throw bad_shape();
+      part.sample_dims = {};
+      return 1;
+    }
+    std::vector<int64_t> d;
+    if (stored.size() == r) d = stored;
+    else if (stored.size() + 1 == r) { d = stored; d.insert(d.begin(), 1); }
+    else if (stored.size() == r + 1) { d.assign(stored.begin() + 1, stored.end()); d[0] *= stored[0]; }
+    else throw bad_shape();
+    for (size_t i = 1; i < r; ++i)
+      if (in.shape[i].known() && in.shape[i].value != d[i]) throw bad_shape();
+    if (in.unit > 1 && d[0] % in.unit != 0) throw bad_shape();
+    part.sample_dims = d;
+    part.sample_dims[0] = in.unit;
+    return d[0] / in.unit;
+  }
+
+  void add_file_chunk(const std::string& what, std::map<std::string, ArrayLoc> arrays) {
+    for (const auto& [key, loc] : arrays)
+      if (std::none_of(inputs.begin(), inputs.end(), [&](const Input& in) { return in.name == key; }))
+        throw InvalidArgument("calibration data " + what + " has '" + key + "', which is not a model input (inputs: " +
+                              input_names() + ")");
+    Chunk c;
+    c.what = what;
+    std::vector<int64_t> counts;
+    for (const auto& in : inputs) {
+      auto it = arrays.find(in.name);
+      if (it == arrays.end())
+        throw InvalidArgument("calibration data " + what + " lacks input '" + in.name + "' (the model expects " + expects(in) + ")");
+      Part p;
+      p.loc = it->second;
+      counts.push_back(fit(in, p.loc.dims, p.loc.dtype, p.loc.what(), p));
+      c.parts.push_back(std::move(p));
+    }
+    c.count = *std::max_element(counts.begin(), counts.end());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      Part& p = c.parts[i];
+      if (counts[i] != c.count && counts[i] != 1) {
+        std::string detail;
+        for (size_t j = 0; j < inputs.size(); ++j)
+          detail += (j ? ", " : "") + inputs[j].name + ": " + std::to_string(counts[j]);
+        throw InvalidArgument("calibration data " + what + " has different sample counts per input (" + detail + ")");
+      }
+      p.repeat = counts[i] == 1 && c.count > 1;
+      p.sample_bytes = counts[i] ? data_bytes(p.loc) / static_cast<uint64_t>(counts[i]) : 0;
+    }
+    if (c.count == 0) throw InvalidArgument("calibration data " + what + " holds no samples");
+    chunks.push_back(std::move(c));
+  }
+
+  void add_random(const std::string& rest) {
+    static const std::regex re("^([0-9]+)(?::([0-9]+))?$");
+    std::smatch m;
+    if (!std::regex_match(rest, m, re) || std::stoll(m[1]) <= 0)
+      throw InvalidArgument("calibration spec 'random:" + rest + "' is not random:N[:SEED] with N > 0");
+    seed = m[2].matched ? std::stoull(m[2]) : 0;
+    for (const auto& [key, dims] : opt.shapes)
+      if (std::none_of(inputs.begin(), inputs.end(), [&](const Input& in) { return in.name == key; }))
+        throw InvalidArgument("shape given for '" + key + "', which is not a model input (inputs: " + input_names() + ")");
+    Chunk c;
+    c.what = "random:" + rest;
+    c.random = true;
+    c.count = std::stoll(m[1]);
+    for (const auto& in : inputs) {
+      Part p;
+      std::vector<int64_t> dims;
+      if (opt.shapes.count(in.name)) {
+        dims = opt.shapes.at(in.name);
+      } else {
+        for (const Dim& d : in.shape) dims.push_back(d.known() ? d.value : 1);
+        if (!dims.empty() && !in.shape[0].known()) dims[0] = 1;
+      }
+      if (fit(in, dims, in.dtype, "random", p) != 1 && in.has_shape && !in.shape.empty())
+        throw InvalidArgument("shape " + shape_str(dims) + " given for '" + in.name +
+                              "' holds more than one sample: give one sample's shape and set the batch size");
+      int64_t n = 1;
+      for (auto d : p.sample_dims) n *= d;
+      p.sample_bytes = dtype_storage_bytes(in.dtype, n);
+      c.parts.push_back(std::move(p));
+    }
+    chunks.push_back(std::move(c));
+  }
+
+  void plan() {
+    const bool all_batched = std::all_of(inputs.begin(), inputs.end(), [](const Input& in) {
+      return !in.has_shape || (!in.shape.empty() && !in.shape[0].known());
+    });
+    per_run = all_batched ? std::max<int64_t>(1, opt.batch_size) : 1;
+    int64_t left = opt.max_samples > 0 ? opt.max_samples : INT64_MAX;
+    std::vector<Segment> cur;
+    int64_t cur_n = 0;
+    const Chunk* prev = nullptr;
+    auto flush = [&]() {
+      if (!cur.empty()) batches.push_back(std::move(cur));
+      cur.clear();
+      cur_n = 0;
+    };
+    for (size_t ci = 0; ci < chunks.size() && left > 0; ++ci) {
+      const Chunk& c = chunks[ci];
+      // Samples from different files share a batch only when they are shaped alike.
+      bool joinable = prev && !c.has_repeat() && !prev->has_repeat();
+      for (size_t i = 0; joinable && i < inputs.size(); ++i)
+        joinable = c.parts[i].sample_dims == prev->parts[i].sample_dims && c.parts[i].loc.dtype == prev->parts[i].loc.dtype;
+      if (!joinable) flush();
+      for (int64_t s = 0; s < c.count && left > 0;) {
+        const int64_t n = std::min({per_run - cur_n, c.count - s, left});
+        cur.push_back({ci, s, n});
+        cur_n += n;
+        s += n;
+        left -= n;
+        samples += n;
+        if (cur_n == per_run) flush();
+      }
+      prev = &c;
+    }
+    flush();
+  }
+
+  std::string read_part(size_t input, const Part& p, uint64_t off, uint64_t n) {
+    const ArrayLoc& a = p.loc;
+    if (a.method == 0) {
+      std::ifstream f = open_file(a.file);
+      return read_range(f, a.start + a.header + off, n, a.what());
+    }
+    auto& cache = inflated[input];
+    if (cache.first != a.what()) {
+      std::ifstream f = open_file(a.file);
+      cache.second = inflate_entry(f, a.start, a.csize, a.usize, a.what());
+      cache.first = a.what();
+      if (cache.second.size() < a.header + data_bytes(a)) throw InvalidArgument(a.what() + ": .npy data is truncated");
+    }
+    return cache.second.substr(a.header + off, n);
+  }
+
+  void random_sample(const Input& in, const Part& p, int64_t sample, size_t input, std::vector<uint8_t>& out) {
+    int64_t n = 1;
+    for (auto d : p.sample_dims) n *= d;
+    if (!dtype_is_float(in.dtype)) {  // integer / bool inputs: zeros (ids, lengths, flags)
+      out.insert(out.end(), p.sample_bytes, 0);
+      return;
+    }
+    uint64_t s = seed * 0x100000001B3ull ^ (static_cast<uint64_t>(sample) << 16) ^ input;
+    splitmix(s);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) x = static_cast<float>(splitmix(s) >> 40) * (1.0f / 16777216.0f);  // 24 bits: [0,1)
+    Tensor t = Tensor::from_float_as("", in.dtype, {n}, v);
+    out.insert(out.end(), t.bytes.begin(), t.bytes.end());
+  }
+
+  bool next(std::map<std::string, Tensor>& batch) {
+    if (cursor >= batches.size()) return false;
+    const auto& segs = batches[cursor++];
+    batch.clear();
+    int64_t total = 0;
+    for (const auto& s : segs) total += s.n;
+    last_n = total;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const Input& in = inputs[i];
+      const Part& first = chunks[segs.front().chunk].parts[i];
+      Tensor t;
+      t.name = in.name;
+      t.dims = first.sample_dims;
+      DType stored = first.loc.dtype == DType::Undefined || chunks[segs.front().chunk].random ? in.dtype : first.loc.dtype;
+      if (!t.dims.empty()) t.dims[0] *= total;
+      for (const auto& s : segs) {
+        const Chunk& c = chunks[s.chunk];
+        const Part& p = c.parts[i];
+        if (c.random) {
+          for (int64_t k = 0; k < s.n; ++k) random_sample(in, p, s.start + k, i, t.bytes);
+        } else if (p.repeat || t.dims.empty()) {
+          const std::string one = read_part(i, p, 0, p.sample_bytes);
+          for (int64_t k = 0; k < (t.dims.empty() ? 1 : s.n); ++k) t.bytes.insert(t.bytes.end(), one.begin(), one.end());
+        } else {
+          const std::string b = read_part(i, p, static_cast<uint64_t>(s.start) * p.sample_bytes,
+                                          static_cast<uint64_t>(s.n) * p.sample_bytes);
+          t.bytes.insert(t.bytes.end(), b.begin(), b.end());
+        }
+      }
+      t.dtype = stored;
+      if (stored != in.dtype) t = Tensor::from_float_as(in.name, in.dtype, t.dims, t.to_float());
+      batch[in.name] = std::move(t);
+    }
+    return true;
+  }
+};
+
+CalibrationSource::CalibrationSource(const std::string& spec, const Model& model, CalibrationDataOptions opt)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& d = *impl_;
+  d.spec = spec;
+  d.opt = std::move(opt);
+  if (d.opt.batch_size < 1) throw InvalidArgument("calibration batch size must be at least 1");
+  for (const ValueInfo* v : model.graph.runtime_inputs()) {
+    Impl::Input in;
+    in.name = v->name;
+    in.dtype = v->dtype;
+    in.has_shape = v->has_shape;
+    in.shape = v->shape;
+    in.unit = in.has_shape && !in.shape.empty() && in.shape[0].known() ? std::max<int64_t>(1, in.shape[0].value) : 1;
+    d.inputs.push_back(std::move(in));
+  }
+  if (d.inputs.empty()) throw InvalidArgument("the model has no runtime inputs to calibrate with");
+  d.inflated.resize(d.inputs.size());
+
+  if (spec.rfind("random:", 0) == 0) {
+    d.add_random(spec.substr(7));
+  } else {
+    const fs::path p(spec);
+    std::error_code ec;
+    auto single = [&](const fs::path& f) {
+      if (d.inputs.size() != 1)
+        throw InvalidArgument("calibration data " + f.string() + " is a single .npy but the model has " +
+                              std::to_string(d.inputs.size()) + " inputs (" + d.input_names() +
+                              "): use an .npz keyed by input name");
+      d.add_file_chunk(f.string(), {{d.inputs[0].name, scan_npy(f)}});
+    };
+    auto npz = [&](const fs::path& f) {
+      std::map<std::string, ArrayLoc> arrays;
+      for (auto& a : scan_npz(f)) arrays[a.entry] = std::move(a);
+      d.add_file_chunk(f.string(), std::move(arrays));
+    };
+    if (fs::is_directory(p, ec)) {
+      std::vector<fs::path> files;
+      for (const auto& e : fs::directory_iterator(p))
+        if (e.is_regular_file() && (has_ext(e.path(), ".npy") || has_ext(e.path(), ".npz"))) files.push_back(e.path());
+      std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
+      if (files.empty()) throw InvalidArgument("calibration directory '" + spec + "' has no .npy or .npz files");
+      for (const auto& f : files) has_ext(f, ".npy") ? single(f) : npz(f);
+    } else if (fs::is_regular_file(p, ec) && has_ext(p, ".npy")) {
+      single(p);
+    } else if (fs::is_regular_file(p, ec) && has_ext(p, ".npz")) {
+      npz(p);
+    } else if (fs::exists(p, ec)) {
+      throw InvalidArgument("calibration data '" + spec + "' is not " + kSpecForms);
+    } else {
+      throw InvalidArgument("calibration data '" + spec + "' does not exist (expected " + kSpecForms + ")");
+    }
+  }
+  d.plan();
+}
+
+CalibrationSource::~CalibrationSource() = default;
+CalibrationSource::CalibrationSource(CalibrationSource&&) noexcept = default;
+CalibrationSource& CalibrationSource::operator=(CalibrationSource&&) noexcept = default;
+
+int64_t CalibrationSource::num_samples() const { return impl_->samples; }
+int64_t CalibrationSource::num_batches() const { return static_cast<int64_t>(impl_->batches.size()); }
+int64_t CalibrationSource::batch_size() const { return impl_->per_run; }
+bool CalibrationSource::next(std::map<std::string, Tensor>& batch) { return impl_->next(batch); }
+int64_t CalibrationSource::last_batch_samples() const { return impl_->last_n; }
+void CalibrationSource::rewind() { impl_->cursor = 0; impl_->last_n = 0; }
+const std::string& CalibrationSource::spec() const { return impl_->spec; }
+
+}  // namespace oc

@@ -1,0 +1,134 @@
+// calibrate(): for each batch b, run the executor with a hook that hands every watched value to
+// its observers, then end_batch(); statistics = the observers' accumulators after the last batch.
+#include "engine/calibrate.h"
+
+#include <unordered_map>
+
+#include "engine/cuda_backend.h"
+#include "graph/errors.h"
+
+namespace oc {
+
+namespace {
+
+const Node* find_node(const Graph& g, const std::string& name) {
+  for (const Node& n : g.nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+void require_value(const Graph& g, const std::string& v, const char* what) {
+  if (g.producer(v) >= 0 || (g.is_graph_input(v) && !g.is_initializer(v))) return;
+  throw InvalidArgument(std::string("calibration plan: ") + what + " '" + v +
+                        "' is not a graph input or node output of the main graph");
+}
+
+int axis_for(const Graph& g, const std::string& v, int axis) {
+  if (axis != kAutoAxis) return axis;
+  const int a = channel_axis(g, v);
+  return a < 0 ? kAutoAxis : a;
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const CalibrationPlan& plan,
+                                                      std::vector<ObserverAlias>* aliases, bool on_device) {
+  const Graph& g = model.graph;
+  std::vector<std::unique_ptr<Observer>> obs;
+  for (const auto& v : plan.minmax) {
+    require_value(g, v, "value");
+    obs.push_back(on_device ? make_cuda_minmax_observer(v) : std::make_unique<MinMaxObserver>(v));
+  }
+  for (const auto& v : plan.histograms) {
+    require_value(g, v, "value");
+    obs.push_back(std::make_unique<HistogramObserver>(v, plan.histogram_bins));
+  }
+  for (const auto& [v, axis] : plan.channels) {
+    require_value(g, v, "value");
+    obs.push_back(std::make_unique<ChannelMomentsObserver>(v, axis_for(g, v, axis)));
+  }
+  // Layers reading the same X the same way (Q/K/V, parallel branches) share one accumulator.
+  auto layers = [&](const std::vector<std::string>& names, bool gram) {
+    std::unordered_map<std::string, std::string> first_by_signature;
+    for (const auto& name : names) {
+      const Node* n = find_node(g, name);
+      if (!n) throw InvalidArgument("calibration plan: no node '" + name + "' in the main graph");
+      LayerInput in = LayerInput::of(g, *n);
+      require_value(g, in.value, "layer input");
+      auto [it, fresh] = first_by_signature.emplace(in.signature(), name);
+      if (!fresh) {
+        if (aliases) aliases->push_back({gram, name, it->second});
+        continue;
+      }
+      if (gram && on_device) obs.push_back(make_cuda_gram_observer(name, in));
+      else if (gram) obs.push_back(std::make_unique<GramObserver>(name, std::move(in)));
+      else obs.push_back(std::make_unique<ColumnSquaresObserver>(name, std::move(in)));
+    }
+  };
+  layers(plan.grams, true);
+  layers(plan.columns, false);
+  for (const auto& b : plan.blocks) {
+    require_value(g, b.input, "block input");
+    require_value(g, b.output, "block output");
+    obs.push_back(std::make_unique<BlockAngleObserver>(b.name, b.input, b.output, axis_for(g, b.input, b.axis)));
+  }
+  return obs;
+}
+
+CalibrationStats calibrate(const Model& model, CalibrationSource& source, const CalibrationPlan& plan,
+                           const ProgressFn& progress, const ExecutorOptions& exec) {
+  std::vector<ObserverAlias> aliases;
+  const bool on_device = exec.device == "cuda" && cuda_usable();
+  auto observers = make_observers(model, plan, &aliases, on_device);
+  std::unordered_map<std::string, std::vector<Observer*>> by_value;
+  std::set<std::string> watch;
+  for (auto& o : observers)
+    for (const auto& v : o->watched()) {
+      by_value[v].push_back(o.get());
+      watch.insert(v);
+    }
+  // An empty watch set means "every value" to the executor: pass no hook instead.
+  ValueHook hook;
+  if (!watch.empty())
+    hook = [&](const std::string& name, const Tensor& t) {
+      auto it = by_value.find(name);
+      if (it != by_value.end())
+        for (Observer* o : it->second) o->observe(name, t);
+    };
+
+  // On the GPU, a value whose observers all work on the device is never copied to the host.
+  DeviceValueHook device_hook;
+  if (on_device && !watch.empty())
+    device_hook = [&](const std::string& name, const DeviceTensorView& v) {
+      auto it = by_value.find(name);
+      if (it == by_value.end()) return true;
+      for (Observer* o : it->second)
+        if (!o->on_device()) return false;
+      for (Observer* o : it->second) o->observe_device(name, v);
+      return true;
+    };
+
+  Executor ex(model, exec);
+  source.rewind();
+  const int64_t total = source.num_samples();
+  int64_t done = 0;
+  if (progress) progress(0, total);
+  std::map<std::string, Tensor> batch;
+  while (source.next(batch)) {
+    ex.run(batch, hook, watch, device_hook);
+    for (auto& o : observers) o->end_batch();
+    done += source.last_batch_samples();
+    if (progress) progress(done, total);
+  }
+
+  CalibrationStats stats;
+  stats.samples = done;
+  for (const auto& o : observers) o->store(stats);
+  for (const auto& a : aliases) {
+    if (a.gram) stats.grams[a.layer] = stats.grams.at(a.source);
+    else stats.columns[a.layer] = stats.columns.at(a.source);
+  }
+  return stats;
+}
+
+}  // namespace oc

@@ -1,0 +1,38 @@
+// One calibration pass: run the executor over every batch of a CalibrationSource with the
+// observers a CalibrationPlan asks for, and return their statistics as plain data.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/calib_data.h"
+#include "engine/calibration_plan.h"
+#include "engine/executor.h"
+#include "engine/observers.h"
+#include "engine/statistics.h"
+
+namespace oc {
+
+// Called after each batch with samples done and the total (and once with 0 before the first).
+// Throw oc::Cancelled from it to stop.
+using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+// Builds the plan's observers, validating every name against the model's main graph
+// (InvalidArgument naming the first unknown value or node; UnsupportedError for layers without a
+// Gram). `aliases` receives the layers that share another layer's observer.
+struct ObserverAlias {
+  bool gram;           // true: stats.grams, false: stats.columns
+  std::string layer;   // copies the statistic of
+  std::string source;
+};
+// `on_device`: min/max and Gram observers take GPU values in place (the CUDA backend's).
+std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const CalibrationPlan& plan,
+                                                      std::vector<ObserverAlias>* aliases = nullptr,
+                                                      bool on_device = false);
+
+// `model` must be normalized. The source is rewound and read to its end.
+CalibrationStats calibrate(const Model& model, CalibrationSource& source, const CalibrationPlan& plan,
+                           const ProgressFn& progress = nullptr, const ExecutorOptions& exec = {});
+
+}  // namespace oc

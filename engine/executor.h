@@ -1,0 +1,94 @@
+// The toolkit's own executor: runs an IR graph on CPU (oneDNN for heavy ops), releasing each
+// intermediate value after its last consumer, and lets observers see chosen values as they are
+// produced — so calibration statistics stream without keeping every activation in memory.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "engine/device_view.h"
+#include "engine/kernel.h"
+
+namespace oc {
+
+struct ExecutorOptions {
+  int num_threads = 0;         // 0 = number of cores
+  std::string device = "cpu";  // "cpu" or "cuda"
+  bool profile = false;        // time each operator type (RunStats::op_ms)
+};
+
+// Called once per produced value that is watched (all values when the watch set is empty),
+// before the executor may release it. The reference is valid only during the call.
+using ValueHook = std::function<void(const std::string& name, const Tensor& value)>;
+
+class DeviceRunner;  // engine/device_runner.h
+
+// Node indices of `g` in an order where producers come before consumers (stable for graphs
+// already in topological order). Throws Error on a cycle.
+std::vector<size_t> execution_order(const Graph& g);
+
+// How a graph runs, shared by the CPU executor and the CUDA runner: node order, each node's CPU
+// kernel (nullptr when none) and opset, and use counts that free an intermediate after its last
+// reader (a node's subgraphs count as readers of the outer values they use).
+struct GraphPlan {
+  std::vector<size_t> order;
+  std::vector<const KernelFn*> kernels;
+  std::vector<int64_t> opsets;
+  std::vector<std::vector<std::string>> implicit;  // outer-scope values read by each node's subgraphs
+  std::unordered_map<std::string, int> uses;
+  std::unordered_set<std::string> outputs;         // graph outputs (never freed)
+};
+GraphPlan plan_graph(const Model& model, const Graph& g);
+
+// One run at a time per Executor (plans of subgraphs are cached inside); use one executor per
+// thread for concurrent runs.
+class Executor {
+ public:
+  // `model` must be normalized (topological order, Constant weights as initializers) and must
+  // outlive the executor. Throws UnsupportedError listing every operator without a kernel.
+  explicit Executor(const Model& model, ExecutorOptions opt = {});
+  ~Executor();
+
+  // Runs the main graph. `inputs` by name; missing or mis-shaped inputs throw InvalidArgument
+  // with what the model expects. The hook also sees watched graph inputs (before any node runs).
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook = nullptr,
+                                    const std::set<std::string>& watch = {}, const DeviceValueHook& device_hook = nullptr);
+
+  // Runs a subgraph (If branch, Loop body) with the given inputs and outer-scope lookup.
+  std::vector<Tensor> run_subgraph(const Graph& g, const std::vector<const Tensor*>& inputs,
+                                   const std::function<const Tensor*(const std::string&)>& outer);
+
+  const Model& model() const { return model_; }
+  const std::string& device() const { return opt_.device; }
+  int num_threads() const { return threads_; }
+
+  // Memory accounting of the last run() (main graph; subgraph runs are not counted).
+  struct RunStats {
+    size_t peak_live_bytes = 0;   // max bytes held by intermediate values at once (inputs and
+                                  // initializers excluded: they are never copied)
+    size_t peak_live_values = 0;  // max number of intermediate values held at once
+    size_t nodes_run = 0;
+    std::map<std::string, double> op_ms;  // wall time per operator type (ExecutorOptions::profile)
+    // CUDA backend only: nodes that ran on the CPU instead, by "op: reason", and the bytes moved
+    // between host and device for them (weights uploaded once are not counted).
+    std::map<std::string, int64_t> cpu_fallbacks;
+    size_t transfer_bytes = 0;
+    size_t device_peak_bytes = 0;  // device memory held by the backend's pool
+  };
+  const RunStats& last_run_stats() const { return stats_; }
+
+ private:
+  struct Impl;
+  const Model& model_;
+  ExecutorOptions opt_;
+  int threads_ = 1;
+  RunStats stats_;
+  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<DeviceRunner> device_;
+};
+
+}  // namespace oc

@@ -1,0 +1,783 @@
+// Heavy NN kernels of the CPU executor: convolutions, matrix products and pooling run on oneDNN;
+// normalizations and softmax are short Eigen/loop code (memory-bound, oneDNN adds nothing there).
+//
+//   Conv:           y[n,m,o] = b[m] + Σ_{c∈group(m), k} w[m,c,k] · x[n,c, o·s + k·d − pad_l]
+//   ConvTranspose:  the adjoint of Conv: x scattered through w, out = s·(in−1) + adj + d·(k−1) + 1 − pads
+//   MatMul:         numpy matmul (batch dims broadcast, 1-D operands promoted then squeezed)
+//   Gemm:           Y = α·op(A)·op(B) + β·C   (C unidirectionally broadcast to [M,N])
+//   Pool:           max / mean over the window (padding excluded unless count_include_pad)
+//   Norms:          y = (x − μ) / √(σ² + ε) · γ + β over the op's reduction set
+//   Softmax:        y_i = e^{x_i − max} / Σ e^{x_j − max}  (LogSoftmax: x_i − max − log Σ)
+//   LRN:            y = x / (bias + α/size · Σ_{window over channels} x²)^β
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "engine/kernel.h"
+#include "engine/kernels/common.h"
+#include "engine/kernels/dnnl_util.h"
+#include "engine/kernels/vecmath.h"
+
+namespace oc {
+namespace {
+
+using namespace oc::dnnl_util;
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+int64_t numel(const std::vector<int64_t>& d) {
+  return std::accumulate(d.begin(), d.end(), int64_t{1}, std::multiplies<int64_t>());
+}
+
+const Tensor& f32_input(const KernelContext& ctx, size_t i) {
+  const Tensor& t = ctx.input(i);
+  if (t.dtype != DType::Float) ctx.unsupported("input " + std::to_string(i) + " of type " + dtype_name(t.dtype) + " (float32 only)");
+  return t;
+}
+const Tensor* f32_optional(const KernelContext& ctx, size_t i) { return ctx.has_input(i) ? &f32_input(ctx, i) : nullptr; }
+
+Tensor& new_f32(KernelContext& ctx, size_t k, const std::vector<int64_t>& dims) {
+  Tensor& t = ctx.output(k);
+  t = Tensor{};
+  t.name = ctx.node.outputs.at(k);
+  t.dtype = DType::Float;
+  t.dims = dims;
+  t.bytes.assign(static_cast<size_t>(numel(dims)) * sizeof(float), 0);
+  return t;
+}
+bool wants_output(const KernelContext& ctx, size_t k) { return k < ctx.node.outputs.size() && !ctx.node.outputs[k].empty(); }
+
+int64_t norm_axis(const KernelContext& ctx, int64_t axis, size_t rank) {
+  const int64_t r = static_cast<int64_t>(rank);
+  if (axis < -r || axis >= std::max<int64_t>(r, 1)) ctx.unsupported("axis " + std::to_string(axis) + " for rank " + std::to_string(r));
+  return axis < 0 ? axis + r : axis;
+}
+
+// Values of `t` broadcast (numpy, right-aligned) to `target`.
+std::vector<float> broadcast_to(const KernelContext& ctx, const Tensor& t, const std::vector<int64_t>& target) {
+  const std::vector<float> v = t.to_float();
+  if (t.dims == target) return v;
+  if (t.dims.size() > target.size()) ctx.unsupported("cannot broadcast " + shape_str(t.dims) + " to " + shape_str(target));
+  const size_t r = target.size(), off = r - t.dims.size();
+  std::vector<int64_t> src_stride(r, 0);
+  int64_t s = 1;
+  for (size_t i = r; i-- > off;) {
+    const int64_t d = t.dims[i - off];
+    if (d != 1 && d != target[i]) ctx.unsupported("cannot broadcast " + shape_str(t.dims) + " to " + shape_str(target));
+    src_stride[i] = d == 1 ? 0 : s;
+    s *= d;
+  }
+  std::vector<float> out(static_cast<size_t>(numel(target)));
+  std::vector<int64_t> idx(r, 0);
+  for (size_t o = 0; o < out.size(); ++o) {
+    int64_t si = 0;
+    for (size_t i = 0; i < r; ++i) si += idx[i] * src_stride[i];
+    out[o] = v[static_cast<size_t>(si)];
+    for (size_t i = r; i-- > 0;) {
+      if (++idx[i] < target[i]) break;
+      idx[i] = 0;
+    }
+  }
+  return out;
+}
+
+using dnnl_util::guarded;
+
+// ---------------------------------------------------------------- window geometry
+
+enum class AutoPad { NotSet, SameUpper, SameLower, Valid };
+
+AutoPad auto_pad_of(const KernelContext& ctx) {
+  static const std::map<std::string, AutoPad> table = {
+      {"NOTSET", AutoPad::NotSet}, {"", AutoPad::NotSet}, {"SAME_UPPER", AutoPad::SameUpper},
+      {"SAME_LOWER", AutoPad::SameLower}, {"VALID", AutoPad::Valid}};
+  const std::string s = ctx.node.attr_string("auto_pad", "NOTSET");
+  auto it = table.find(s);
+  if (it == table.end()) ctx.unsupported("auto_pad " + s);
+  return it->second;
+}
+
+struct Window {
+  std::vector<int64_t> kernel, strides, dilations, pad_l, pad_r, out;
+};
+
+// Reads kernel_shape/strides/dilations/pads with their defaults for `sp` spatial dims.
+Window read_window(const KernelContext& ctx, size_t sp, const std::vector<int64_t>& kernel) {
+  Window w;
+  w.kernel = ctx.node.attr_ints("kernel_shape", kernel);
+  w.strides = ctx.node.attr_ints("strides", std::vector<int64_t>(sp, 1));
+  w.dilations = ctx.node.attr_ints("dilations", std::vector<int64_t>(sp, 1));
+  std::vector<int64_t> pads = ctx.node.attr_ints("pads", std::vector<int64_t>(2 * sp, 0));
+  if (w.kernel.size() != sp || w.strides.size() != sp || w.dilations.size() != sp || pads.size() != 2 * sp)
+    ctx.unsupported("kernel_shape/strides/dilations/pads do not match " + std::to_string(sp) + " spatial dims");
+  for (size_t i = 0; i < sp; ++i)
+    if (w.strides[i] < 1 || w.dilations[i] < 1 || w.kernel[i] < 1 || pads[i] < 0 || pads[sp + i] < 0)
+      ctx.unsupported("non-positive stride/dilation/kernel or negative pad");
+  w.pad_l.assign(pads.begin(), pads.begin() + static_cast<long>(sp));
+  w.pad_r.assign(pads.begin() + static_cast<long>(sp), pads.end());
+  return w;
+}
+
+// Conv output size and SAME padding (ONNX: out = ceil(in / s); the odd pad goes to the end for
+// SAME_UPPER, to the start for SAME_LOWER).
+void conv_geometry(const KernelContext& ctx, Window& w, const std::vector<int64_t>& in) {
+  const AutoPad ap = auto_pad_of(ctx);
+  w.out.resize(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const int64_t kr = (w.kernel[i] - 1) * w.dilations[i] + 1;
+    if (ap == AutoPad::Valid) w.pad_l[i] = w.pad_r[i] = 0;
+    if (ap == AutoPad::SameUpper || ap == AutoPad::SameLower) {
+      const int64_t target = (in[i] + w.strides[i] - 1) / w.strides[i];
+      const int64_t total = std::max<int64_t>(0, (target - 1) * w.strides[i] + kr - in[i]);
+      w.pad_l[i] = ap == AutoPad::SameUpper ? total / 2 : total - total / 2;
+      w.pad_r[i] = total - w.pad_l[i];
+    }
+    const int64_t span = in[i] + w.pad_l[i] + w.pad_r[i] - kr;
+    if (span < 0) ctx.unsupported("kernel larger than padded input " + shape_str(in));
+    w.out[i] = span / w.strides[i] + 1;
+  }
+}
+
+// Pool output size as ONNX Runtime computes it: SAME pads ignore dilation (legacy), ceil_mode
+// drops a last window that would start in the end padding.
+void pool_geometry(const KernelContext& ctx, Window& w, const std::vector<int64_t>& in, bool ceil_mode) {
+  const AutoPad ap = auto_pad_of(ctx);
+  w.out.resize(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const int64_t s = w.strides[i];
+    if (ap == AutoPad::Valid) w.pad_l[i] = w.pad_r[i] = 0;
+    if (ap == AutoPad::SameUpper || ap == AutoPad::SameLower) {
+      const int64_t target = (in[i] + s - 1) / s;
+      const int64_t total = (target - 1) * s + w.kernel[i] - in[i];
+      if (total < 0) ctx.unsupported("SAME padding with kernel smaller than stride");
+      w.pad_l[i] = ap == AutoPad::SameUpper ? total / 2 : (total + 1) / 2;
+      w.pad_r[i] = total - w.pad_l[i];
+    }
+    const int64_t num = in[i] + w.pad_l[i] + w.pad_r[i] - w.dilations[i] * (w.kernel[i] - 1) - 1;
+    if (num < 0) ctx.unsupported("pooling window larger than padded input " + shape_str(in));
+    int64_t out = num / s + 1;
+    if (ceil_mode) {
+      out = (num + s - 1) / s + 1;
+      if ((out - 1) * s >= in[i] + w.pad_l[i]) --out;
+    }
+    w.out[i] = out;
+  }
+}
+
+// Padding on the high side that makes oneDNN's (in + l + r − kr)/s + 1 equal our output size.
+std::vector<int64_t> effective_pad_r(const Window& w, const std::vector<int64_t>& in) {
+  std::vector<int64_t> r(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const int64_t kr = (w.kernel[i] - 1) * w.dilations[i] + 1;
+    r[i] = std::max(w.pad_r[i], (w.out[i] - 1) * w.strides[i] + kr - in[i] - w.pad_l[i]);
+  }
+  return r;
+}
+
+std::vector<int64_t> minus_one(std::vector<int64_t> v) {
+  for (auto& x : v) --x;  // oneDNN counts dilation from 0
+  return v;
+}
+std::string vec_key(const std::vector<int64_t>& v) { return dims_key(v); }
+
+std::vector<int64_t> spatial(const std::vector<int64_t>& d) { return {d.begin() + 2, d.end()}; }
+
+// ---------------------------------------------------------------- Conv / ConvTranspose
+
+void dnnl_matmul(const dnnl::memory::desc& a_md, const void* a, const dnnl::memory::desc& b_md, const void* b,
+                 const dnnl::memory::desc& c_md, void* c, const std::string& k);
+
+// A primitive created with format_tag::any and the layouts it chose.
+struct LayoutPrimitive {
+  dnnl::primitive prim;
+  dnnl::memory::desc src, weights, dst;
+};
+
+// `data` (plain `md`) in layout `want`: itself when they agree, else a reordered copy in scratch `slot`.
+const void* in_layout(const dnnl::memory::desc& md, const void* data, const dnnl::memory::desc& want, int slot,
+                      const std::string& k) {
+  if (want == md) return data;
+  void* buf = scratch(slot, want.get_size());
+  reorder(md, data, want, buf, k);
+  return buf;
+}
+
+void check_spatial(const KernelContext& ctx, const Tensor& x, const Tensor& w) {
+  if (x.dims.size() < 3 || x.dims.size() > 5) ctx.unsupported("input rank " + std::to_string(x.dims.size()) + " (1-D to 3-D spatial only)");
+  if (w.dims.size() != x.dims.size()) ctx.unsupported("weight " + shape_str(w.dims) + " does not match input " + shape_str(x.dims));
+}
+
+// Depthwise 2-D conv directly on NCHW, one (n, c) plane per task: each output row accumulates
+// w[c,kh,kw] · (input row ih, shifted by kw·d − pad and strided) over the range of ow whose input
+// column lies inside the image. oneDNN's depthwise kernels want nhwc/blocked data, and the
+// reorders in and out cost more than the convolution itself.
+void depthwise_nchw(const KernelContext& ctx, const Tensor& x, const Tensor& w, const Tensor* b, const Window& win,
+                    Tensor& y) {
+  const int64_t N = x.dims[0], C = x.dims[1], H = x.dims[2], W = x.dims[3];
+  const int64_t OH = win.out[0], OW = win.out[1], KH = win.kernel[0], KW = win.kernel[1];
+  const int64_t sh = win.strides[0], sw = win.strides[1], dh = win.dilations[0], dw = win.dilations[1];
+  const int64_t ph = win.pad_l[0], pw = win.pad_l[1];
+  const float* xp = x.data<float>();
+  const float* wp = w.data<float>();
+  const float* bp = b ? b->data<float>() : nullptr;
+  float* yp = y.data<float>();
+  // Per kw: the first output column whose input column is ≥ 0, and one past the last that is < W.
+  std::vector<int64_t> lo(static_cast<size_t>(KW)), hi(static_cast<size_t>(KW));
+  for (int64_t kw = 0; kw < KW; ++kw) {
+    const int64_t shift = kw * dw - pw;  // iw = ow·sw + shift
+    lo[kw] = shift >= 0 ? 0 : std::min(OW, (-shift + sw - 1) / sw);
+    hi[kw] = W - 1 - shift < 0 ? 0 : std::min(OW, (W - 1 - shift) / sw + 1);
+  }
+  kern::parallel_for(N * C, ctx.num_threads, [&](int64_t begin, int64_t end) {
+    for (int64_t nc = begin; nc < end; ++nc) {
+      const int64_t c = nc % C;
+      const float* plane = xp + nc * H * W;
+      const float* wc = wp + c * KH * KW;
+      float* out = yp + nc * OH * OW;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        float* row = out + oh * OW;
+        std::fill(row, row + OW, bp ? bp[c] : 0.f);
+        for (int64_t kh = 0; kh < KH; ++kh) {
+          const int64_t ih = oh * sh + kh * dh - ph;
+          if (ih < 0 || ih >= H) continue;
+          for (int64_t kw = 0; kw < KW; ++kw)
+            if (hi[kw] > lo[kw])
+              kern::axpy_strided(row + lo[kw], plane + ih * W + lo[kw] * sw + kw * dw - pw, hi[kw] - lo[kw], sw,
+                                 wc[kh * KW + kw]);
+        }
+      }
+    }
+  }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(OH * OW * KH * KW, 1)));
+}
+
+void conv(KernelContext& ctx) {
+  const Tensor& x = f32_input(ctx, 0);
+  const Tensor& w = f32_input(ctx, 1);
+  const Tensor* b = f32_optional(ctx, 2);
+  check_spatial(ctx, x, w);
+  const int64_t g = ctx.node.attr_int("group", 1);
+  const int64_t N = x.dims[0], C = x.dims[1], M = w.dims[0];
+  if (g < 1 || C != w.dims[1] * g || M % g != 0)
+    ctx.unsupported("channels " + std::to_string(C) + " / weight " + shape_str(w.dims) + " / group " + std::to_string(g) + " mismatch");
+  const std::vector<int64_t> in = spatial(x.dims);
+  Window win = read_window(ctx, in.size(), spatial(w.dims));
+  if (win.kernel != spatial(w.dims)) ctx.unsupported("kernel_shape differs from the weight's spatial dims");
+  conv_geometry(ctx, win, in);
+  std::vector<int64_t> ydims = {N, M};
+  ydims.insert(ydims.end(), win.out.begin(), win.out.end());
+  Tensor& y = new_f32(ctx, 0, ydims);
+  if (numel(ydims) == 0) return;
+
+  std::vector<int64_t> wdims = w.dims;
+  if (g > 1) {
+    wdims = {g, M / g, C / g};
+    wdims.insert(wdims.end(), win.kernel.begin(), win.kernel.end());
+  }
+  const auto src_md = plain_desc(to_dims(x.dims)), w_md = plain_desc(to_dims(wdims)), dst_md = plain_desc(to_dims(ydims));
+  const auto b_md = b ? plain_desc({M}) : dnnl::memory::desc();
+  if (b && b->numel() != M) ctx.unsupported("bias " + shape_str(b->dims) + " for " + std::to_string(M) + " output channels");
+  const std::vector<int64_t> pr = effective_pad_r(win, in);
+  bool pointwise = g == 1;
+  for (size_t i = 0; i < win.kernel.size(); ++i)
+    pointwise = pointwise && win.kernel[i] == 1 && win.strides[i] == 1 && win.pad_l[i] == 0 && pr[i] == 0;
+  if (pointwise) {
+    // A 1x1 conv on NCHW is a matrix product per image, y[n] (M×HW) = W (M×C) · x[n] (C×HW),
+    // run as one batched matmul in the tensors' own layout, the bias added after.
+    const int64_t HW = numel(in);
+    const auto a_md = plain_desc({1, M, C}), x_md = plain_desc({N, C, HW}), y_md = plain_desc({N, M, HW});
+    dnnl_matmul(a_md, w.bytes.data(), x_md, x.bytes.data(), y_md, y.bytes.data(), key("pwconv", N, M, C, HW));
+    if (b) {
+      const float* bp = b->data<float>();
+      float* yp = y.data<float>();
+      kern::parallel_for(N * M, ctx.num_threads, [&](int64_t begin, int64_t end) {
+        for (int64_t nm = begin; nm < end; ++nm) {
+          const float bias = bp[nm % M];
+          float* row = yp + nm * HW;
+          for (int64_t i = 0; i < HW; ++i) row[i] += bias;
+        }
+      }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(HW, 1)));
+    }
+    return;
+  }
+  if (g == C && M == C && in.size() == 2) {
+    depthwise_nchw(ctx, x, w, b, win, y);
+    return;
+  }
+  const std::string k = key("conv", dims_key(x.dims), dims_key(wdims), b != nullptr, vec_key(win.strides),
+                            vec_key(win.dilations), vec_key(win.pad_l), vec_key(pr));
+  // Other convs run in the layouts the primitive chooses (format_tag::any: nhwc or blocked, whose
+  // jit kernels are 2-10x faster than the plain-layout path, depthwise most of all): plain tensors
+  // are reordered in and the result reordered back (docs/BENCHMARKS.md, executor table).
+  const LayoutPrimitive& lp = cached_value<LayoutPrimitive>(k, [&] {
+    auto any = [](const std::vector<int64_t>& d) { return dnnl::memory::desc(to_dims(d), dt::f32, tag::any); };
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                      any(x.dims), any(wdims), b_md, any(ydims), to_dims(win.strides),
+                                      to_dims(minus_one(win.dilations)), to_dims(win.pad_l), to_dims(pr));
+    dnnl::convolution_forward::primitive_desc pd(d, engine());
+    return LayoutPrimitive{dnnl::convolution_forward(pd), pd.src_desc(), pd.weights_desc(), pd.dst_desc()};
+  });
+  dnnl::primitive prim = lp.prim;
+  const LayoutPrimitive& layouts = lp;  // valid until the next conv: reorders use another cache
+  const void* src = in_layout(src_md, x.bytes.data(), layouts.src, 0, k + "src");
+  const void* wei = in_layout(w_md, w.bytes.data(), layouts.weights, 1, k + "wei");
+  void* dst = layouts.dst == dst_md ? static_cast<void*>(y.bytes.data()) : scratch(2, layouts.dst.get_size());
+  std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(layouts.src, src)},
+                                                {DNNL_ARG_WEIGHTS, wrap(layouts.weights, wei)},
+                                                {DNNL_ARG_DST, wrap(layouts.dst, dst)}};
+  if (b) args[DNNL_ARG_BIAS] = wrap(b_md, b->bytes.data());
+  run(prim, args);
+  if (dst != y.bytes.data()) reorder(layouts.dst, dst, dst_md, y.bytes.data(), k + "dst");
+}
+
+// ConvTranspose pads, as ONNX Runtime derives them: from output_shape when given, else from SAME_*
+// (output = in * stride), else the pads attribute. A derived odd unit goes to the end for
+// SAME_UPPER and to the start otherwise (the ONNX spec's rule, which ONNX Runtime 1.30 follows).
+void conv_transpose_geometry(const KernelContext& ctx, Window& w, const std::vector<int64_t>& in) {
+  const AutoPad ap = auto_pad_of(ctx);
+  const size_t sp = in.size();
+  std::vector<int64_t> adj = ctx.node.attr_ints("output_padding", std::vector<int64_t>(sp, 0));
+  std::vector<int64_t> oshape = ctx.node.attr_ints("output_shape");
+  if (adj.size() != sp) ctx.unsupported("output_padding length");
+  if (!oshape.empty() && oshape.size() != sp) {
+    if (oshape.size() == sp + 2) oshape.erase(oshape.begin(), oshape.begin() + 2);
+    else ctx.unsupported("output_shape length");
+  }
+  w.out.resize(sp);
+  for (size_t i = 0; i < sp; ++i) {
+    const int64_t full = (in[i] - 1) * w.strides[i] + adj[i] + (w.kernel[i] - 1) * w.dilations[i] + 1;
+    auto distribute = [&](int64_t total) {
+      total = std::max<int64_t>(0, total);
+      w.pad_l[i] = ap == AutoPad::SameUpper ? total / 2 : total - total / 2;
+      w.pad_r[i] = total - w.pad_l[i];
+    };
+    if (!oshape.empty()) {
+      distribute(full - oshape[i]);
+      w.pad_r[i] = full - w.pad_l[i] - oshape[i];  // negative when output_shape exceeds the full size
+    } else if (ap == AutoPad::SameUpper || ap == AutoPad::SameLower) {
+      distribute(full - in[i] * w.strides[i]);
+    } else if (ap == AutoPad::Valid) {
+      w.pad_l[i] = w.pad_r[i] = 0;
+    }
+    w.out[i] = full - w.pad_l[i] - w.pad_r[i];
+    if (w.out[i] <= 0) ctx.unsupported("non-positive output size");
+    // Output padding and an output_shape beyond the full size are rows no input reaches.
+    w.pad_r[i] -= adj[i];
+  }
+}
+
+void conv_transpose(KernelContext& ctx) {
+  const Tensor& x = f32_input(ctx, 0);
+  const Tensor& w = f32_input(ctx, 1);
+  const Tensor* b = f32_optional(ctx, 2);
+  check_spatial(ctx, x, w);
+  const int64_t g = ctx.node.attr_int("group", 1);
+  const int64_t N = x.dims[0], C = x.dims[1], Mg = w.dims[1], M = Mg * g;
+  if (g < 1 || C != w.dims[0] || C % g != 0) ctx.unsupported("channels / weight / group mismatch");
+  const std::vector<int64_t> in = spatial(x.dims);
+  Window win = read_window(ctx, in.size(), spatial(w.dims));
+  conv_transpose_geometry(ctx, win, in);
+  std::vector<int64_t> ydims = {N, M};
+  ydims.insert(ydims.end(), win.out.begin(), win.out.end());
+  Tensor& y = new_f32(ctx, 0, ydims);
+  if (numel(ydims) == 0) return;
+  if (b && b->numel() != M) ctx.unsupported("bias " + shape_str(b->dims) + " for " + std::to_string(M) + " output channels");
+
+  // oneDNN's logical deconv weights are [g][M/g][C/g][k]; ONNX stores [g][C/g][M/g][k], which is
+  // the "(g)iohw" layout its gemm implementation reads directly (plain oihw would fall back to the
+  // reference kernel, ~90x slower), so the weights are described, not copied.
+  const int64_t Cg = C / g;
+  std::vector<int64_t> wdims = g > 1 ? std::vector<int64_t>{g, Mg, Cg} : std::vector<int64_t>{M, C};
+  wdims.insert(wdims.end(), win.kernel.begin(), win.kernel.end());
+  std::vector<int> perm(wdims.size());
+  std::iota(perm.begin(), perm.end(), 0);
+  std::swap(perm[g > 1 ? 1 : 0], perm[g > 1 ? 2 : 1]);
+  const auto w_md = permuted_desc(to_dims(wdims), perm);
+
+  const auto src_md = plain_desc(to_dims(x.dims)), dst_md = plain_desc(to_dims(ydims));
+  const auto b_md = b ? plain_desc({M}) : dnnl::memory::desc();
+  const std::string k = key("deconv", dims_key(x.dims), dims_key(wdims), dims_key(ydims), b != nullptr, vec_key(win.strides),
+                            vec_key(win.dilations), vec_key(win.pad_l), vec_key(win.pad_r));
+  dnnl::primitive p = cached(k, [&] {
+    dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                        src_md, w_md, b_md, dst_md, to_dims(win.strides),
+                                        to_dims(minus_one(win.dilations)), to_dims(win.pad_l), to_dims(win.pad_r));
+    return dnnl::deconvolution_forward(dnnl::deconvolution_forward::primitive_desc(d, engine()));
+  });
+  std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(src_md, x.bytes.data())},
+                                                {DNNL_ARG_WEIGHTS, wrap(w_md, w.bytes.data())},
+                                                {DNNL_ARG_DST, wrap(dst_md, y.bytes.data())}};
+  if (b) args[DNNL_ARG_BIAS] = wrap(b_md, b->bytes.data());
+  run(p, args);
+}
+
+// ---------------------------------------------------------------- MatMul / Gemm
+
+// dst[batch, M, N] = src[batch, M, K] · wei[batch, K, N]; descriptors carry broadcast batch dims
+// (size 1) and any strides (transposes).
+void dnnl_matmul(const dnnl::memory::desc& a_md, const void* a, const dnnl::memory::desc& b_md, const void* b,
+                 const dnnl::memory::desc& c_md, void* c, const std::string& k) {
+  dnnl::primitive p = cached(k, [&] {
+    dnnl::matmul::desc d(a_md, b_md, c_md);
+    return dnnl::matmul(dnnl::matmul::primitive_desc(d, engine()));
+  });
+  run(p, {{DNNL_ARG_SRC, wrap(a_md, a)}, {DNNL_ARG_WEIGHTS, wrap(b_md, b)}, {DNNL_ARG_DST, wrap(c_md, c)}});
+}
+
+void matmul(KernelContext& ctx) {
+  const Tensor& A = f32_input(ctx, 0);
+  const Tensor& B = f32_input(ctx, 1);
+  if (A.dims.empty() || B.dims.empty()) ctx.unsupported("scalar operand");
+  std::vector<int64_t> ad = A.dims, bd = B.dims;
+  const bool a_vec = ad.size() == 1, b_vec = bd.size() == 1;
+  if (a_vec) ad.insert(ad.begin(), 1);
+  if (b_vec) bd.push_back(1);
+  const size_t r = std::max(ad.size(), bd.size());
+  ad.insert(ad.begin(), r - ad.size(), 1);
+  bd.insert(bd.begin(), r - bd.size(), 1);
+  const int64_t M = ad[r - 2], K = ad[r - 1], N = bd[r - 1];
+  if (bd[r - 2] != K) ctx.unsupported("inner dims differ: " + shape_str(A.dims) + " x " + shape_str(B.dims));
+  std::vector<int64_t> batch(r - 2);
+  for (size_t i = 0; i + 2 < r; ++i) {
+    if (ad[i] != bd[i] && ad[i] != 1 && bd[i] != 1) ctx.unsupported("batch dims do not broadcast: " + shape_str(A.dims) + " x " + shape_str(B.dims));
+    batch[i] = std::max(ad[i], bd[i]);
+  }
+  std::vector<int64_t> ydims = batch;
+  if (!a_vec) ydims.push_back(M);
+  if (!b_vec) ydims.push_back(N);
+  Tensor& Y = new_f32(ctx, 0, ydims);
+  if (numel(ydims) == 0) return;
+  if (K == 0) return;  // empty sum: zeros
+
+  // Shapes oneDNN handles fastest: a shared weight folds A's batch into rows; equal batches
+  // collapse to one batch dim. Anything else goes as broadcast batch dims.
+  const int64_t a_batch = numel({ad.begin(), ad.end() - 2}), b_batch = numel({bd.begin(), bd.end() - 2});
+  std::vector<int64_t> a2, b2, c2;
+  if (b_batch == 1) {
+    a2 = {a_batch * M, K}; b2 = {K, N}; c2 = {a_batch * M, N};
+  } else if (std::equal(ad.begin(), ad.end() - 2, bd.begin())) {
+    a2 = {a_batch, M, K}; b2 = {b_batch, K, N}; c2 = {a_batch, M, N};
+  } else {
+    a2 = ad; b2 = bd; c2 = batch;
+    c2.push_back(M);
+    c2.push_back(N);
+  }
+  const auto a_md = plain_desc(to_dims(a2)), b_md = plain_desc(to_dims(b2)), c_md = plain_desc(to_dims(c2));
+  dnnl_matmul(a_md, A.bytes.data(), b_md, B.bytes.data(), c_md, Y.bytes.data(),
+              key("matmul", dims_key(a2), dims_key(b2)));
+}
+
+void gemm(KernelContext& ctx) {
+  const Tensor& A = f32_input(ctx, 0);
+  const Tensor& B = f32_input(ctx, 1);
+  const Tensor* C = f32_optional(ctx, 2);
+  if (A.dims.size() != 2 || B.dims.size() != 2) ctx.unsupported("operands must be 2-D, got " + shape_str(A.dims) + " x " + shape_str(B.dims));
+  const bool ta = ctx.node.attr_int("transA", 0) != 0, tb = ctx.node.attr_int("transB", 0) != 0;
+  const float alpha = ctx.node.attr_float("alpha", 1.f), beta = ctx.node.attr_float("beta", 1.f);
+  const int64_t M = ta ? A.dims[1] : A.dims[0], K = ta ? A.dims[0] : A.dims[1];
+  const int64_t Kb = tb ? B.dims[1] : B.dims[0], N = tb ? B.dims[0] : B.dims[1];
+  if (K != Kb) ctx.unsupported("inner dims differ: " + shape_str(A.dims) + " x " + shape_str(B.dims));
+  Tensor& Y = new_f32(ctx, 0, {M, N});
+  if (M * N == 0) return;
+  if (K > 0) {
+    const auto a_md = permuted_desc({M, K}, ta ? std::vector<int>{1, 0} : std::vector<int>{0, 1});
+    const auto b_md = permuted_desc({K, N}, tb ? std::vector<int>{1, 0} : std::vector<int>{0, 1});
+    const auto c_md = plain_desc({M, N});
+    dnnl_matmul(a_md, A.bytes.data(), b_md, B.bytes.data(), c_md, Y.bytes.data(), key("gemm", M, K, N, ta, tb));
+  }
+  Eigen::Map<RowMat> y(Y.data<float>(), M, N);
+  if (alpha != 1.f) y *= alpha;
+  if (C && beta != 0.f) {
+    const std::vector<float> c = broadcast_to(ctx, *C, {M, N});
+    y += beta * Eigen::Map<const RowMat>(c.data(), M, N);
+  }
+}
+
+// ---------------------------------------------------------------- pooling
+
+void pool(KernelContext& ctx, bool is_max) {
+  const Tensor& x = f32_input(ctx, 0);
+  if (x.dims.size() < 3 || x.dims.size() > 5) ctx.unsupported("input rank " + std::to_string(x.dims.size()) + " (1-D to 3-D spatial only)");
+  if (wants_output(ctx, 1)) ctx.unsupported("the Indices output");
+  if (ctx.node.attr_int("storage_order", 0) != 0) ctx.unsupported("storage_order=1");
+  const std::vector<int64_t> in = spatial(x.dims);
+  if (!ctx.node.has_attr("kernel_shape")) ctx.unsupported("missing kernel_shape");
+  Window win = read_window(ctx, in.size(), {});
+  pool_geometry(ctx, win, in, ctx.node.attr_int("ceil_mode", 0) != 0);
+  std::vector<int64_t> ydims = {x.dims[0], x.dims[1]};
+  ydims.insert(ydims.end(), win.out.begin(), win.out.end());
+  Tensor& y = new_f32(ctx, 0, ydims);
+  if (numel(ydims) == 0) return;
+  const bool include_pad = ctx.node.attr_int("count_include_pad", 0) != 0;
+  const auto alg = is_max ? dnnl::algorithm::pooling_max
+                          : include_pad ? dnnl::algorithm::pooling_avg_include_padding
+                                        : dnnl::algorithm::pooling_avg_exclude_padding;
+  const std::vector<int64_t> pr = effective_pad_r(win, in);
+  const auto src_md = plain_desc(to_dims(x.dims)), dst_md = plain_desc(to_dims(ydims));
+  const std::string k = key("pool", static_cast<int>(alg), dims_key(x.dims), vec_key(win.kernel), vec_key(win.strides),
+                            vec_key(win.dilations), vec_key(win.pad_l), vec_key(pr));
+  dnnl::primitive p = cached(k, [&] {
+    dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, dst_md, to_dims(win.strides),
+                                     to_dims(win.kernel), to_dims(minus_one(win.dilations)), to_dims(win.pad_l),
+                                     to_dims(pr));
+    return dnnl::pooling_v2_forward(dnnl::pooling_v2_forward::primitive_desc(d, engine()));
+  });
+  run(p, {{DNNL_ARG_SRC, wrap(src_md, x.bytes.data())}, {DNNL_ARG_DST, wrap(dst_md, y.bytes.data())}});
+  // Include-pad averages divide by the whole window, but ONNX counts only the window part that
+  // lies inside input + explicit pads; the extra high-side padding ceil_mode adds is not counted.
+  if (!is_max && include_pad && pr != win.pad_r) {
+    const size_t sp = in.size();
+    const int64_t NC = x.dims[0] * x.dims[1], S = numel(win.out), full = numel(win.kernel);
+    float* yp = y.data<float>();
+    std::vector<int64_t> o(sp, 0);
+    for (int64_t s = 0; s < S; ++s) {
+      int64_t cnt = 1;
+      for (size_t i = 0; i < sp; ++i) {
+        const int64_t start = o[i] * win.strides[i] - win.pad_l[i];
+        const int64_t end = std::min(start + (win.kernel[i] - 1) * win.dilations[i] + 1, in[i] + win.pad_r[i]);
+        cnt *= (end - start + win.dilations[i] - 1) / win.dilations[i];
+      }
+      if (cnt != full)
+        for (int64_t nc = 0; nc < NC; ++nc) yp[nc * S + s] *= static_cast<float>(full) / static_cast<float>(cnt);
+      for (size_t i = sp; i-- > 0;) {
+        if (++o[i] < win.out[i]) break;
+        o[i] = 0;
+      }
+    }
+  }
+}
+void max_pool(KernelContext& ctx) { pool(ctx, true); }
+void average_pool(KernelContext& ctx) { pool(ctx, false); }
+
+void global_pool(KernelContext& ctx, bool is_max) {
+  const Tensor& x = f32_input(ctx, 0);
+  if (x.dims.size() < 2) ctx.unsupported("input rank < 2");
+  std::vector<int64_t> ydims(x.dims.size(), 1);
+  ydims[0] = x.dims[0];
+  ydims[1] = x.dims[1];
+  const int64_t NC = x.dims[0] * x.dims[1], S = numel(spatial(x.dims));
+  Tensor& y = new_f32(ctx, 0, ydims);
+  if (NC == 0) return;
+  if (S == 0) ctx.unsupported("empty spatial extent");
+  Eigen::Map<const RowMat> xm(x.data<float>(), NC, S);
+  Eigen::Map<Eigen::VectorXf> ym(y.data<float>(), NC);
+  if (is_max) ym = xm.rowwise().maxCoeff();
+  else ym = xm.rowwise().mean();
+}
+void global_average_pool(KernelContext& ctx) { global_pool(ctx, false); }
+void global_max_pool(KernelContext& ctx) { global_pool(ctx, true); }
+
+// ---------------------------------------------------------------- normalizations
+
+void batch_norm(KernelContext& ctx) {
+  const Tensor& x = f32_input(ctx, 0);
+  if (ctx.node.attr_int("training_mode", 0) != 0) ctx.unsupported("training_mode=1");
+  for (size_t k = 1; k < ctx.node.outputs.size(); ++k)
+    if (wants_output(ctx, k)) ctx.unsupported("training outputs (running mean/var)");
+  if (x.dims.size() < 2) ctx.unsupported("input rank < 2");
+  const float eps = ctx.node.attr_float("epsilon", 1e-5f);
+  const int64_t N = x.dims[0], C = x.dims[1], S = numel(x.dims) / std::max<int64_t>(N * C, 1);
+  const auto scale = f32_input(ctx, 1).to_float(), bias = f32_input(ctx, 2).to_float();
+  const auto mean = f32_input(ctx, 3).to_float(), var = f32_input(ctx, 4).to_float();
+  if (static_cast<int64_t>(scale.size()) != C || bias.size() != scale.size() || mean.size() != scale.size() || var.size() != scale.size())
+    ctx.unsupported("per-channel parameters must have " + std::to_string(C) + " values");
+  // Folded to y = x·a + b per channel, in place when x is read here for the last time.
+  std::vector<float> a(static_cast<size_t>(C)), b(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    a[c] = scale[c] / std::sqrt(var[c] + eps);
+    b[c] = bias[c] - mean[c] * a[c];
+  }
+  const float* xp = x.data<float>();
+  const std::vector<int64_t> dims = x.dims;
+  Tensor* own = ctx.movable_input(0);
+  Tensor& y = own ? (ctx.output(0) = std::move(*own)) : new_f32(ctx, 0, dims);
+  float* yp = y.data<float>();
+  kern::parallel_for(N * C, ctx.num_threads, [&](int64_t begin, int64_t end) {
+    for (int64_t nc = begin; nc < end; ++nc) {
+      const float ac = a[nc % C], bc = b[nc % C];
+      const float* xs = xp + nc * S;
+      float* ys = yp + nc * S;
+      for (int64_t i = 0; i < S; ++i) ys[i] = xs[i] * ac + bc;
+    }
+  }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(S, 1)));
+}
+
+// Normalizes each row of a [rows, len] view; scale/bias index chosen per element by `param_of`.
+template <typename ParamFn>
+void normalize_rows(const float* x, float* y, int64_t rows, int64_t len, float eps, ParamFn param_of,
+                    float* mean_out = nullptr, float* inv_std_out = nullptr) {
+  for (int64_t r = 0; r < rows; ++r) {
+    Eigen::Map<const Eigen::ArrayXf> xr(x + r * len, len);
+    // Two passes in double: calibration inputs can have large offsets.
+    const double mu = xr.cast<double>().mean();
+    const double var = (xr.cast<double>() - mu).square().mean();
+    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+    if (mean_out) mean_out[r] = static_cast<float>(mu);
+    if (inv_std_out) inv_std_out[r] = inv;
+    for (int64_t i = 0; i < len; ++i) {
+      const auto [s, b] = param_of(r, i);
+      y[r * len + i] = (x[r * len + i] - static_cast<float>(mu)) * inv * s + b;
+    }
+  }
+}
+
+void instance_norm(KernelContext& ctx) {
+  const Tensor& x = f32_input(ctx, 0);
+  if (x.dims.size() < 3) ctx.unsupported("input rank < 3");
+  const auto scale = f32_input(ctx, 1).to_float(), bias = f32_input(ctx, 2).to_float();
+  const int64_t C = x.dims[1], S = numel(spatial(x.dims));
+  if (static_cast<int64_t>(scale.size()) != C || static_cast<int64_t>(bias.size()) != C) ctx.unsupported("scale/bias must have C values");
+  Tensor& y = new_f32(ctx, 0, x.dims);
+  normalize_rows(x.data<float>(), y.data<float>(), x.dims[0] * C, S, ctx.node.attr_float("epsilon", 1e-5f),
+                 [&](int64_t r, int64_t) { return std::pair<float, float>(scale[r % C], bias[r % C]); });
+}
+
+void layer_norm(KernelContext& ctx) {
+  const Tensor& x = f32_input(ctx, 0);
+  const int64_t axis = norm_axis(ctx, ctx.node.attr_int("axis", -1), x.dims.size());
+  const std::vector<int64_t> outer_dims(x.dims.begin(), x.dims.begin() + axis), inner_dims(x.dims.begin() + axis, x.dims.end());
+  const int64_t rows = numel(outer_dims), len = numel(inner_dims);
+  const std::vector<float> scale = broadcast_to(ctx, f32_input(ctx, 1), inner_dims);
+  const std::vector<float> bias = ctx.has_input(2) ? broadcast_to(ctx, f32_input(ctx, 2), inner_dims) : std::vector<float>(static_cast<size_t>(len), 0.f);
+  Tensor& y = new_f32(ctx, 0, x.dims);
+  std::vector<int64_t> stat_dims = outer_dims;
+  stat_dims.resize(x.dims.size(), 1);
+  float* mean = wants_output(ctx, 1) ? new_f32(ctx, 1, stat_dims).data<float>() : nullptr;
+  float* inv = wants_output(ctx, 2) ? new_f32(ctx, 2, stat_dims).data<float>() : nullptr;
+  normalize_rows(x.data<float>(), y.data<float>(), rows, len, ctx.node.attr_float("epsilon", 1e-5f),
+                 [&](int64_t, int64_t i) { return std::pair<float, float>(scale[i], bias[i]); }, mean, inv);
+}
+
+// GroupNormalization: opset 18 has one scale/bias per group, opset 21 one per channel.
+void group_norm(KernelContext& ctx) {
+  const Tensor& x = f32_input(ctx, 0);
+  if (x.dims.size() < 2) ctx.unsupported("input rank < 2");
+  const int64_t G = ctx.node.attr_int("num_groups", 0), C = x.dims[1];
+  if (G <= 0 || C % G != 0) ctx.unsupported("num_groups " + std::to_string(G) + " does not divide " + std::to_string(C) + " channels");
+  const auto scale = f32_input(ctx, 1).to_float(), bias = f32_input(ctx, 2).to_float();
+  const bool per_channel = ctx.opset >= 21 || (ctx.opset == 0 && static_cast<int64_t>(scale.size()) == C);
+  const int64_t want = per_channel ? C : G;
+  if (static_cast<int64_t>(scale.size()) != want || static_cast<int64_t>(bias.size()) != want)
+    ctx.unsupported("scale/bias must have " + std::to_string(want) + " values at opset " + std::to_string(ctx.opset));
+  const int64_t S = numel(spatial(x.dims)), Cg = C / G, len = Cg * S;
+  Tensor& y = new_f32(ctx, 0, x.dims);
+  normalize_rows(x.data<float>(), y.data<float>(), x.dims[0] * G, len, ctx.node.attr_float("epsilon", 1e-5f),
+                 [&](int64_t r, int64_t i) {
+                   const int64_t g = r % G, p = per_channel ? g * Cg + i / S : g;
+                   return std::pair<float, float>(scale[p], bias[p]);
+                 });
+}
+
+void lrn(KernelContext& ctx) {
+  const Tensor& x = f32_input(ctx, 0);
+  if (x.dims.size() < 3) ctx.unsupported("input rank < 3");
+  const int64_t size = ctx.node.attr_int("size", 0);
+  if (size < 1) ctx.unsupported("size attribute missing");
+  const float alpha = ctx.node.attr_float("alpha", 1e-4f), beta = ctx.node.attr_float("beta", 0.75f), bias = ctx.node.attr_float("bias", 1.f);
+  const int64_t N = x.dims[0], C = x.dims[1], S = numel(spatial(x.dims));
+  const int64_t lo = (size - 1) / 2, hi = size - 1 - lo;
+  Tensor& y = new_f32(ctx, 0, x.dims);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  Eigen::ArrayXf sq(S);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      sq.setZero();
+      for (int64_t j = std::max<int64_t>(0, c - lo); j <= std::min(C - 1, c + hi); ++j)
+        sq += Eigen::Map<const Eigen::ArrayXf>(xp + (n * C + j) * S, S).square();
+      const int64_t off = (n * C + c) * S;
+      Eigen::Map<Eigen::ArrayXf>(yp + off, S) =
+          Eigen::Map<const Eigen::ArrayXf>(xp + off, S) / (bias + alpha / static_cast<float>(size) * sq).pow(beta);
+    }
+}
+
+// ---------------------------------------------------------------- softmax family
+
+enum class SoftKind { Softmax, LogSoftmax, Hardmax };
+
+// Before opset 13 the input is flattened to [prod(d<axis), prod(d>=axis)] (default axis 1); from 13
+// on the op runs along one axis (default -1).
+void softmax_family(KernelContext& ctx, SoftKind kind) {
+  const Tensor& x = f32_input(ctx, 0);
+  const bool legacy = ctx.opset > 0 && ctx.opset < 13;
+  const size_t rank = x.dims.size();
+  if (rank == 0) ctx.unsupported("scalar input");
+  const int64_t axis = norm_axis(ctx, ctx.node.attr_int("axis", legacy ? 1 : -1), rank);
+  const int64_t outer = numel({x.dims.begin(), x.dims.begin() + axis});
+  int64_t len = x.dims[axis], inner = numel({x.dims.begin() + axis + 1, x.dims.end()});
+  if (legacy) {
+    len *= inner;
+    inner = 1;
+  }
+  Tensor& y = new_f32(ctx, 0, x.dims);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  if (kind != SoftKind::Hardmax) {
+    const bool log = kind == SoftKind::LogSoftmax;
+    kern::parallel_for(outer * inner, ctx.num_threads, [&](int64_t begin, int64_t end) {
+      std::vector<float> row(inner == 1 ? 0 : static_cast<size_t>(len));
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t base = (r / inner) * len * inner + r % inner;
+        if (inner == 1) {
+          kern::softmax_row(xp + base, yp + base, len, log);
+          continue;
+        }
+        for (int64_t j = 0; j < len; ++j) row[j] = xp[base + j * inner];
+        kern::softmax_row(row.data(), row.data(), len, log);
+        for (int64_t j = 0; j < len; ++j) yp[base + j * inner] = row[j];
+      }
+    }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(len, 1)));
+    return;
+  }
+  std::vector<float> buf(static_cast<size_t>(len));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const int64_t base = o * len * inner + i;
+      float mx = -std::numeric_limits<float>::infinity();
+      int64_t arg = 0;
+      for (int64_t j = 0; j < len; ++j) {
+        buf[j] = xp[base + j * inner];
+        if (buf[j] > mx) { mx = buf[j]; arg = j; }
+      }
+      if (kind == SoftKind::Hardmax) {
+        for (int64_t j = 0; j < len; ++j) yp[base + j * inner] = j == arg ? 1.f : 0.f;
+        continue;
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < len; ++j) sum += std::exp(static_cast<double>(buf[j] - mx));
+      const float lsum = static_cast<float>(std::log(sum));
+      for (int64_t j = 0; j < len; ++j)
+        yp[base + j * inner] = kind == SoftKind::LogSoftmax ? buf[j] - mx - lsum
+                                                            : static_cast<float>(std::exp(static_cast<double>(buf[j] - mx)) / sum);
+    }
+}
+void softmax(KernelContext& ctx) { softmax_family(ctx, SoftKind::Softmax); }
+void log_softmax(KernelContext& ctx) { softmax_family(ctx, SoftKind::LogSoftmax); }
+void hardmax(KernelContext& ctx) { softmax_family(ctx, SoftKind::Hardmax); }
+
+}  // namespace
+
+void register_nn_kernels(KernelRegistry& r) {
+  static const std::pair<const char*, void (*)(KernelContext&)> table[] = {
+      {"Conv", conv},
+      {"ConvTranspose", conv_transpose},
+      {"MatMul", matmul},
+      {"Gemm", gemm},
+      {"MaxPool", max_pool},
+      {"AveragePool", average_pool},
+      {"GlobalAveragePool", global_average_pool},
+      {"GlobalMaxPool", global_max_pool},
+      {"BatchNormalization", batch_norm},
+      {"InstanceNormalization", instance_norm},
+      {"LayerNormalization", layer_norm},
+      {"GroupNormalization", group_norm},
+      {"LRN", lrn},
+      {"Softmax", softmax},
+      {"LogSoftmax", log_softmax},
+      {"Hardmax", hardmax},
+  };
+  for (const auto& [op, fn] : table) r.add(op, guarded(fn));
+}
+
+}  // namespace oc

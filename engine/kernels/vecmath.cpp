@@ -1,0 +1,59 @@
+// Array loops of vecmath.h, one clone per ISA (GCC target_clones, resolved once at load time).
+#include "engine/kernels/vecmath.h"
+
+#include <cmath>
+
+namespace oc::kern {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OC_VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OC_VEC_CLONES
+#endif
+
+OC_VEC_CLONES void exp_array(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = vexp(x[i]);
+}
+
+OC_VEC_CLONES void erf_array(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = verf(x[i]);
+}
+
+OC_VEC_CLONES void tanh_array(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = vtanh(x[i]);
+}
+
+OC_VEC_CLONES void sigmoid_array(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = vsigmoid(x[i]);
+}
+
+OC_VEC_CLONES void axpy_strided(float* y, const float* x, int64_t n, int64_t stride, float a) {
+  if (stride == 1) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i * stride];
+  }
+}
+
+OC_VEC_CLONES void softmax_row(const float* x, float* y, int64_t n, bool log) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int64_t i = 0; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  float sum = 0.f;
+  if (log) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) sum += vexp(x[i] - mx);
+    const float lsum = std::log(sum);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] - mx - lsum;
+    return;
+  }
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = vexp(x[i] - mx);
+    sum += y[i];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+}
+
+}  // namespace oc::kern
