@@ -124,11 +124,16 @@ std::map<std::string, std::vector<int64_t>> effective_shapes(const Model& m,
   return shapes;
 }
 
-}  // namespace
+// run_pipeline's result with what each step returned, which compress_file reads back.
+struct PipelineRun {
+  PipelineResult result;
+  std::vector<StepResult> steps;
+};
 
-PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const PipelineOptions& opt) {
+PipelineRun run_recipe(const Model& input, const Recipe& recipe, const PipelineOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
-  PipelineResult res;
+  PipelineRun run;
+  PipelineResult& res = run.result;
   Model original = input;
   normalize(original);
   Model m = original;
@@ -166,8 +171,9 @@ PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const Pipe
     };
     if (opt.progress) opt.progress({rs.kind, index, static_cast<int>(recipe.steps.size()), 0, 1});
     auto ts = std::chrono::steady_clock::now();
-    json details = step->run(m, ctx);
-    rep.steps.push_back({{"kind", rs.kind}, {"settings", step->settings()}, {"seconds", since(ts)}, {"details", details}});
+    StepResult sr = step->run(m, ctx);
+    rep.steps.push_back({{"kind", rs.kind}, {"settings", step->settings()}, {"seconds", since(ts)}, {"details", sr.details}});
+    run.steps.push_back(std::move(sr));
     if (opt.progress) opt.progress({rs.kind, index, static_cast<int>(recipe.steps.size()), 1, 1});
   }
   check_cancel(opt);
@@ -192,32 +198,36 @@ PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const Pipe
   }
   rep.seconds = since(t0);
   res.model = std::move(m);
-  return res;
+  return run;
+}
+
+}  // namespace
+
+PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const PipelineOptions& opt) {
+  return std::move(run_recipe(input, recipe, opt).result);
 }
 
 Report compress_file(const fs::path& in, const fs::path& out, const Recipe& recipe, const PipelineOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
   Model input = load_model(in);
   normalize(input);
-  PipelineResult r = run_pipeline(input, recipe, opt);
+  PipelineRun run = run_recipe(input, recipe, opt);
+  PipelineResult& r = run.result;
   SaveOptions so;
   so.external = opt.external_data ? SaveOptions::ExternalData::Always : SaveOptions::ExternalData::Auto;
   save_model(r.model, out, so);
   fill_report_models(r.report, input, in, r.model, out, effective_shapes(input, opt.input_shapes));
   if (recipe.steps.size() == 1) r.report.command = recipe.steps[0].kind;
   // Per-layer importance scores the steps computed, shown beside each layer.
-  for (const auto& st : r.report.steps) {
-    const json& d = st["details"];
+  for (size_t i = 0; i < run.steps.size(); ++i) {
+    const StepResult& sr = run.steps[i];
     // CFSP per-block importance and allocation, plotted by the HTML report.
-    if (d.contains("blocks") && d["blocks"].is_array()) r.report.extra["blocks"] = d["blocks"];
-    // Uniform widths are not scored: only allocation runs carry importance scores.
-    if (!d.contains("layers") || !d["layers"].is_array() || d.value("scorer", "").empty() ||
-        d.value("target", "").rfind("bits=", 0) == 0)
-      continue;
-    std::string key = st["kind"].get<std::string>() + ":" + d.value("scorer", "");
-    for (const auto& l : d["layers"])
+    if (sr.blocks.is_array()) r.report.extra["blocks"] = sr.blocks;
+    if (sr.scorer.empty()) continue;
+    std::string key = recipe.steps[i].kind + ":" + sr.scorer;
+    for (const auto& [node, score] : sr.layer_scores)
       for (auto& row : r.report.layers)
-        if (l.is_object() && l.value("node", "") == row.name && l.contains("score")) row.scores[key] = l["score"].get<double>();
+        if (node == row.name) row.scores[key] = score;
   }
   r.report.seconds = since(t0);
   return r.report;

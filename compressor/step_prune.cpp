@@ -42,7 +42,7 @@ class PruneStep : public Step {
   }
   nlohmann::json settings() const override { return settings_; }
 
-  nlohmann::json run(Model& m, StepContext& ctx) override {
+  StepResult run(Model& m, StepContext& ctx) override {
     PruneOptions o = o_;
     o.input_shapes = ctx.input_shapes;
     CalibrationStats stats;
@@ -56,7 +56,10 @@ class PruneStep : public Step {
       stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
       have = &stats;
     }
-    return prune_model(m, o, have).to_json();
+    StepResult r;
+    r.details = prune_model(m, o, have).to_json();
+    if (r.details.contains("blocks")) r.blocks = r.details["blocks"];
+    return r;
   }
 
   std::string drop_calibration() override {

@@ -126,7 +126,7 @@ class QuantizeStep : public Step {
   }
   nlohmann::json settings() const override { return settings_; }
 
-  nlohmann::json run(Model& m, StepContext& ctx) override {
+  StepResult run(Model& m, StepContext& ctx) override {
     quant::QuantizeOptions o = o_;
     CalibrationStats stats;
     if (needs_calibration() && !ctx.calib)
@@ -147,14 +147,20 @@ class QuantizeStep : public Step {
     }
     o.progress = ctx.work_progress;
     quant::QuantizeReport rep = quant::quantize_model(m, o);
-    nlohmann::json details = rep.to_json();
+    StepResult r;
+    r.details = rep.to_json();
+    // Uniform widths are not scored: only allocation runs carry importance scores.
+    if (!rep.scorer.empty() && o.target != quant::QuantizeOptions::Target::Uniform) {
+      r.scorer = rep.scorer;
+      for (const auto& l : rep.layers) r.layer_scores.emplace_back(l.node, l.score);
+    }
     if (activations_) {
       std::set<std::string> names;
       for (const auto& l : rep.layers) names.insert(l.node);
       int pairs = quant::add_activation_qdq(m, names, stats, calib_method_);
-      details["activation_qdq"] = {{"pairs", pairs}, {"calib_method", settings_.value("calib-method", "minmax")}};
+      r.details["activation_qdq"] = {{"pairs", pairs}, {"calib_method", settings_.value("calib-method", "minmax")}};
     }
-    return details;
+    return r;
   }
 
   std::string drop_calibration() override {

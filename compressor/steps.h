@@ -22,14 +22,25 @@ struct StepContext {
   ProgressFn work_progress;            // the step's own long work (GPTQ layer by layer)
 };
 
+// What a step did. `details` is the report's copy (Report::steps[i]["details"]); the rest is what
+// the pipeline reads back without parsing it.
+struct StepResult {
+  nlohmann::json details;
+  // Per-layer importance from width allocation (quantize with --avg-bits/--max-bytes), shown
+  // beside each layer as "KIND:scorer"; empty scorer = nothing scored (uniform widths, pruning).
+  std::string scorer;
+  std::vector<std::pair<std::string, double>> layer_scores;  // node, score
+  nlohmann::json blocks;  // CFSP per-block importance and allocation (an array), null when none
+};
+
 class Step {
  public:
   virtual ~Step() = default;
   virtual std::string kind() const = 0;
   virtual bool needs_calibration() const = 0;
   virtual nlohmann::json settings() const = 0;
-  // Rewrites `m`; returns the step's details for the report.
-  virtual nlohmann::json run(Model& m, StepContext& ctx) = 0;
+  // Rewrites `m`; returns what it did.
+  virtual StepResult run(Model& m, StepContext& ctx) = 0;
   // For --dry-run without data: switch to calibration-free choices; returns what was substituted.
   virtual std::string drop_calibration() = 0;
 };
