@@ -130,11 +130,12 @@ struct PipelineRun {
   std::vector<StepResult> steps;
 };
 
-PipelineRun run_recipe(const Model& input, const Recipe& recipe, const PipelineOptions& opt) {
+// Normalizes `original` in place and keeps it as the reference; the steps rewrite one copy of it
+// (the candidate). Two models' weights in memory, not three: callers hand over their own copy.
+PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
   PipelineRun run;
   PipelineResult& res = run.result;
-  Model original = input;
   normalize(original);
   Model m = original;
   const auto shapes = effective_shapes(original, opt.input_shapes);
@@ -204,14 +205,14 @@ PipelineRun run_recipe(const Model& input, const Recipe& recipe, const PipelineO
 }  // namespace
 
 PipelineResult run_pipeline(const Model& input, const Recipe& recipe, const PipelineOptions& opt) {
-  return std::move(run_recipe(input, recipe, opt).result);
+  Model original = input;
+  return std::move(run_recipe(original, recipe, opt).result);
 }
 
 Report compress_file(const fs::path& in, const fs::path& out, const Recipe& recipe, const PipelineOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
   Model input = load_model(in);
-  normalize(input);
-  PipelineRun run = run_recipe(input, recipe, opt);
+  PipelineRun run = run_recipe(input, recipe, opt);  // normalizes `input`: the report's rows are its nodes
   PipelineResult& r = run.result;
   SaveOptions so;
   so.external = opt.external_data ? SaveOptions::ExternalData::Always : SaveOptions::ExternalData::Auto;
