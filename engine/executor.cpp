@@ -30,7 +30,7 @@ std::string dtype_shape(DType t, const ValueInfo& v) {
 void collect_missing(const Graph& g, std::set<std::string>& missing, std::vector<std::string>& where) {
   const KernelRegistry& reg = KernelRegistry::instance();
   for (const Node& n : g.nodes) {
-    if (!reg.find(n.op_type, n.domain)) {
+    if (!reg.find(n)) {
       std::string op = n.is_default_domain() ? n.op_type : n.domain + "." + n.op_type;
       if (missing.insert(op).second) where.push_back(op + " (node '" + n.name + "')");
     }
@@ -66,7 +66,7 @@ GraphPlan plan_graph(const Model& model, const Graph& g) {
   GraphPlan p;
   const KernelRegistry& reg = KernelRegistry::instance();
   for (const Node& n : g.nodes) {
-    p.kernels.push_back(reg.find(n.op_type, n.domain));
+    p.kernels.push_back(reg.find(n));
     p.opsets.push_back(model.opset(n.is_default_domain() ? "" : n.domain));
     for (const auto& in : n.inputs)
       if (!in.empty()) ++p.uses[in];

@@ -52,17 +52,17 @@ KernelRegistry& KernelRegistry::instance() {
 }
 
 void KernelRegistry::add(const std::string& op, KernelFn fn, const std::string& domain) {
-  table_[{domain == "ai.onnx" ? std::string() : domain, op}] = std::move(fn);
+  table_[op_key(domain, op)] = std::move(fn);
 }
 
-const KernelFn* KernelRegistry::find(const std::string& op, const std::string& domain) const {
-  auto it = table_.find({domain == "ai.onnx" ? std::string() : domain, op});
+const KernelFn* KernelRegistry::find(const std::string& key) const {
+  auto it = table_.find(key);
   return it == table_.end() ? nullptr : &it->second;
 }
 
 std::vector<std::string> KernelRegistry::ops() const {
   std::vector<std::string> out;
-  for (const auto& [k, v] : table_) out.push_back(k.first.empty() ? k.second : k.first + "." + k.second);
+  for (const auto& [k, v] : table_) out.push_back(k);
   return out;
 }
 

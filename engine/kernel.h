@@ -50,12 +50,13 @@ class KernelRegistry {
  public:
   static KernelRegistry& instance();
   void add(const std::string& op, KernelFn fn, const std::string& domain = "");
-  const KernelFn* find(const std::string& op, const std::string& domain) const;
-  std::vector<std::string> ops() const;
+  const KernelFn* find(const Node& n) const { return find(n.key()); }
+  const KernelFn* find(const std::string& key) const;  // key: op_key(domain, op)
+  std::vector<std::string> ops() const;  // keys, as Node::key() writes them
 
  private:
   KernelRegistry();
-  std::map<std::pair<std::string, std::string>, KernelFn> table_;
+  std::map<std::string, KernelFn> table_;  // by op_key(domain, op)
 };
 
 // Each kernels_*.cpp file defines one of these; KernelRegistry's constructor calls them all

@@ -102,8 +102,6 @@ const std::unordered_map<std::string, MacRule>& mac_rules() {
   return t;
 }
 
-std::string op_key(const Node& n) { return n.is_default_domain() ? n.op_type : n.domain + ":" + n.op_type; }
-
 // Inputs that hold quantization metadata or shape/index data, not weights: (op, input index).
 bool is_metadata_input(const Node& n, size_t i) {
   static const std::set<std::pair<std::string, size_t>> meta = {
@@ -114,7 +112,7 @@ bool is_metadata_input(const Node& n, size_t i) {
       {"QLinearConv", 1}, {"QLinearConv", 2}, {"QLinearConv", 4}, {"QLinearConv", 5}, {"QLinearConv", 6}, {"QLinearConv", 7},
       {"QLinearMatMul", 1}, {"QLinearMatMul", 2}, {"QLinearMatMul", 4}, {"QLinearMatMul", 5}, {"QLinearMatMul", 6}, {"QLinearMatMul", 7},
   };
-  return meta.count({op_key(n), i}) > 0;
+  return meta.count({n.key(), i}) > 0;
 }
 
 bool is_weight_type(DType t) {
@@ -123,8 +121,8 @@ bool is_weight_type(DType t) {
 
 // Logical parameter count of initializer `t` as input `i` of `n` (packed MatMulNBits weights hold K*N).
 int64_t param_elems(const Node& n, size_t i, const Tensor& t) {
-  if (op_key(n) == "com.microsoft:MatMulNBits" && i == 1) return n.attr_int("K", 0) * n.attr_int("N", 0);
-  if (t.dtype == DType::Int32 && op_key(n) == "DequantizeLinear" && i == 0) return t.numel();  // int32 bias
+  if (n.key() == "com.microsoft:MatMulNBits" && i == 1) return n.attr_int("K", 0) * n.attr_int("N", 0);
+  if (t.dtype == DType::Int32 && n.key() == "DequantizeLinear" && i == 0) return t.numel();  // int32 bias
   return is_weight_type(t.dtype) ? t.numel() : 0;
 }
 
@@ -152,7 +150,7 @@ class Counter {
     for (const Node& n : g.nodes) {
       NodeCost nc;
       nc.node = n.name;
-      nc.op_type = op_key(n);
+      nc.op_type = n.key();
       bool row = false;
       for (size_t i = 0; i < n.inputs.size(); ++i) {
         const std::string& v = n.inputs[i];

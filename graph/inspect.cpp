@@ -29,7 +29,7 @@ std::string human_bytes(double v) {
 
 static void count_ops(const Graph& g, ModelSummary& s, bool top) {
   for (const auto& n : g.nodes) {
-    s.op_counts[n.is_default_domain() ? n.op_type : n.domain + ":" + n.op_type]++;
+    s.op_counts[n.key()]++;
     if (!top) ++s.subgraph_nodes;
     for (const auto& sg : n.subgraphs()) count_ops(*sg, s, false);
   }

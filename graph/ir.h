@@ -60,6 +60,14 @@ struct Attribute {
   std::string ref_attr_name;  // for attributes inside functions
 };
 
+// "" and "ai.onnx" both name the default domain.
+inline bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
+// How op tables (shape rules, kernels, cost) key an op: "Conv" in the default domain,
+// "com.microsoft:MatMulNBits" elsewhere.
+inline std::string op_key(const std::string& domain, const std::string& op_type) {
+  return is_default_domain(domain) ? op_type : domain + ":" + op_type;
+}
+
 struct Node {
   std::string name;
   std::string op_type;
@@ -82,7 +90,8 @@ struct Node {
   void set_attr_string(const std::string& n, const std::string& v);
   void set_attr_ints(const std::string& n, std::vector<int64_t> v);
   void remove_attr(const std::string& n);
-  bool is_default_domain() const { return domain.empty() || domain == "ai.onnx"; }
+  bool is_default_domain() const { return oc::is_default_domain(domain); }
+  std::string key() const { return op_key(domain, op_type); }  // see op_key
   // Nested graphs (If branches, Loop/Scan bodies).
   std::vector<std::shared_ptr<Graph>> subgraphs() const;
   // Input i, or "" when absent/omitted.

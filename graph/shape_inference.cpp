@@ -917,7 +917,7 @@ void quantize_op(Ctx& c) {
 }
 void dequantize_op(Ctx& c) {
   DType t = c.T(1) != DType::Undefined ? c.T(1) : DType::Float;
-  if (c.n.domain.empty() || c.n.domain == "ai.onnx") t = c.opset >= 19 && c.T(1) != DType::Undefined ? c.T(1) : DType::Float;
+  if (c.n.is_default_domain()) t = c.opset >= 19 && c.T(1) != DType::Undefined ? c.T(1) : DType::Float;
   same_as_input0(c);
   if (!c.out.empty()) c.out[0].dtype = t;
 }
@@ -1084,8 +1084,6 @@ const std::unordered_map<std::string, Rule>& rules() {
   return table;
 }
 
-std::string op_key(const Node& n) { return n.is_default_domain() ? n.op_type : n.domain + ":" + n.op_type; }
-
 // ---------------------------------------------------------------------------------------------
 class Inferencer {
  public:
@@ -1114,9 +1112,9 @@ class Inferencer {
     for (const Node& n : g.nodes) {
       Ctx c{n, model_.opset(n.is_default_domain() ? "" : n.domain), {}, {}, {}, *this, scope};
       for (const auto& in : n.inputs) c.in.push_back(in.empty() ? nullptr : scope.find(in));
-      auto it = rules().find(op_key(n));
+      const std::string key = n.key();
+      auto it = rules().find(key);
       if (it == rules().end()) {
-        std::string key = op_key(n);
         if (std::find(res_.unknown_ops.begin(), res_.unknown_ops.end(), key) == res_.unknown_ops.end()) res_.unknown_ops.push_back(key);
         c.why = "no shape rule for " + key;
       } else {

@@ -516,7 +516,7 @@ CudaOpFn index_map_op(std::vector<int> data_inputs, bool all_inputs_data = false
         }
       }
       std::vector<Tensor> outs(c.num_outputs());
-      const KernelFn* fn = KernelRegistry::instance().find(c.node.op_type, c.node.domain);
+      const KernelFn* fn = KernelRegistry::instance().find(c.node);
       if (!fn) c.fallback("no CPU kernel");
       KernelContext kc{c.node, inputs, outs, c.cpu_threads(), c.opset, nullptr, nullptr};
       try {
@@ -545,9 +545,10 @@ CudaOpFn index_map_op(std::vector<int> data_inputs, bool all_inputs_data = false
   };
 }
 
-std::map<std::pair<std::string, std::string>, CudaOpFn> build_table() {
-  std::map<std::pair<std::string, std::string>, CudaOpFn> t;
-  auto add = [&](const char* op, CudaOpFn fn) { t[{"", op}] = std::move(fn); };
+// By Node::key() (every device op is in the default domain).
+std::map<std::string, CudaOpFn> build_table() {
+  std::map<std::string, CudaOpFn> t;
+  auto add = [&](const char* op, CudaOpFn fn) { t[op_key("", op)] = std::move(fn); };
   const std::pair<const char*, Unary> unaries[] = {
       {"Relu", Unary::Relu}, {"Sigmoid", Unary::Sigmoid}, {"Tanh", Unary::Tanh}, {"Erf", Unary::Erf},
       {"HardSwish", Unary::HardSwish}, {"Exp", Unary::Exp}, {"Log", Unary::Log}, {"Sqrt", Unary::Sqrt},
@@ -595,21 +596,21 @@ std::map<std::pair<std::string, std::string>, CudaOpFn> build_table() {
   return t;
 }
 
-const std::map<std::pair<std::string, std::string>, CudaOpFn>& table() {
+const std::map<std::string, CudaOpFn>& table() {
   static const auto t = build_table();
   return t;
 }
 
 }  // namespace
 
-const CudaOpFn* find_cuda_op(const std::string& domain, const std::string& op) {
-  auto it = table().find({domain == "ai.onnx" ? std::string() : domain, op});
+const CudaOpFn* find_cuda_op(const Node& n) {
+  auto it = table().find(n.key());
   return it == table().end() ? nullptr : &it->second;
 }
 
 std::vector<std::string> cuda_ops() {
   std::vector<std::string> out;
-  for (const auto& [k, v] : table()) out.push_back(k.second);
+  for (const auto& [k, v] : table()) out.push_back(k);
   return out;
 }
 

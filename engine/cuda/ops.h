@@ -60,8 +60,8 @@ class CudaOpContext {
 };
 
 using CudaOpFn = std::function<void(CudaOpContext&)>;
-// The device op for (domain, op_type), or nullptr (the node always runs on the CPU).
-const CudaOpFn* find_cuda_op(const std::string& domain, const std::string& op);
+// The device op for the node's op, or nullptr (the node always runs on the CPU).
+const CudaOpFn* find_cuda_op(const Node& n);
 std::vector<std::string> cuda_ops();
 
 }  // namespace oc::cuda

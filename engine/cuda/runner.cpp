@@ -188,7 +188,7 @@ class CudaRunner : public DeviceRunner {
   std::vector<Value> run_node(const Node& node, int64_t opset, const KernelFn* fn, const std::vector<Value*>& in,
                               const std::function<const Tensor*(const std::string&)>& lookup) {
     std::string reason = "no device kernel";
-    if (const cuda::CudaOpFn* op = cuda::find_cuda_op(node.domain, node.op_type)) {
+    if (const cuda::CudaOpFn* op = cuda::find_cuda_op(node)) {
       RunnerOpContext ctx(*this, node, opset, in);
       try {
         (*op)(ctx);

@@ -367,7 +367,7 @@ std::vector<int32_t> int_conv(KernelContext& ctx, const Tensor& x, const Tensor*
   std::vector<Tensor> outs(1);
   KernelContext sub{ctx.node, {&xt, &wt}, outs};
   sub.opset = ctx.opset;
-  const KernelFn* conv = KernelRegistry::instance().find("Conv", "");
+  const KernelFn* conv = KernelRegistry::instance().find("Conv");
   if (!conv) ctx.unsupported("no Conv kernel");
   (*conv)(sub);
   ydims = outs[0].dims;
