@@ -7,9 +7,11 @@
 
 #include "compressor/options.h"
 #include "compressor/steps.h"
+#include "graph/fold_batchnorm.h"
 #include "quantize/activations.h"
 #include "quantize/calib_plan.h"
 #include "quantize/quantize.h"
+#include "quantize/static_qdq.h"
 
 namespace oc {
 namespace {
@@ -129,6 +131,9 @@ class QuantizeStep : public Step {
   StepResult run(Model& m, StepContext& ctx) override {
     quant::QuantizeOptions o = o_;
     CalibrationStats stats;
+    // Integer kernels need BatchNormalization folded into the Conv before it (nothing between a
+    // Conv and its output Q).
+    const int folded = activations_ ? fold_batchnorms(m) : 0;
     if (needs_calibration() && !ctx.calib)
       throw InvalidArgument(activations_ ? std::string("quantize: --activations int8 needs calibration data (--calib SPEC)")
                                          : "quantize: --method " + quant::method_name(o.method) + " / --scorer " +
@@ -137,9 +142,18 @@ class QuantizeStep : public Step {
       quant::CalibrationNeeds needs;
       needs.grams = o.method == quant::Method::GPTQ;
       needs.lim = o.scorer == "lim";
-      needs.activation_minmax = activations_ && calib_method_ == quant::CalibMethod::MinMax;
-      needs.activation_histograms = activations_ && calib_method_ != quant::CalibMethod::MinMax;
-      auto plan = quant::quantize_calibration_plan(m, quant::find_weight_layers(m.graph), needs);
+      auto layers = quant::find_weight_layers(m.graph);
+      auto plan = quant::quantize_calibration_plan(m, layers, needs);
+      if (activations_) {
+        // Ranges of every value the int8 graph may quantize: the plan with every layer at 8 bits
+        // (and the pass-through outputs, which become roots when their input stays float).
+        std::set<std::string> names;
+        for (const auto& l : layers) names.insert(l.node);
+        const quant::StaticQdqPlan qp = quant::plan_static_qdq(m, names);
+        std::vector<std::string> values = qp.values;
+        for (const auto& [v, root] : qp.tied) values.push_back(v);
+        (calib_method_ == quant::CalibMethod::MinMax ? plan.minmax : plan.histograms) = values;
+      }
       ctx.calib->rewind();
       stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
       o.score_inputs.stats = &stats;
@@ -155,10 +169,17 @@ class QuantizeStep : public Step {
       for (const auto& l : rep.layers) r.layer_scores.emplace_back(l.node, l.score);
     }
     if (activations_) {
-      std::set<std::string> names;
-      for (const auto& l : rep.layers) names.insert(l.node);
-      int pairs = quant::add_activation_qdq(m, names, stats, calib_method_);
-      r.details["activation_qdq"] = {{"pairs", pairs}, {"calib_method", settings_.value("calib-method", "minmax")}};
+      std::set<std::string> int8_layers;
+      for (const auto& l : rep.layers)
+        if (l.storage_bits == 8 && l.scheme == "sym") int8_layers.insert(l.node);
+      const quant::StaticQdqPlan qp = quant::plan_static_qdq(m, int8_layers);
+      const quant::StaticQdqResult a = quant::apply_static_qdq(m, qp, stats, calib_method_);
+      r.details["activation_qdq"] = {{"pairs", a.pairs},
+                                     {"integer_nodes", a.integer_nodes},
+                                     {"int32_biases", a.int32_biases},
+                                     {"batchnorms_folded", folded},
+                                     {"calib_method", settings_.value("calib-method", "minmax")}};
+      for (const auto& n : a.notes) r.details["notes"].push_back(n);
     }
     return r;
   }

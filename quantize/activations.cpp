@@ -16,9 +16,7 @@ CalibMethod parse_calib_method(const std::string& s) {
   throw InvalidArgument("unknown calibration method '" + s + "' (expected minmax, percentile or entropy)");
 }
 
-namespace {
-
-std::pair<float, float> value_range(const std::string& v, const CalibrationStats& st, CalibMethod m, double p) {
+std::pair<float, float> activation_range(const std::string& v, const CalibrationStats& st, CalibMethod m, double p) {
   if (m == CalibMethod::MinMax) {
     auto it = st.minmax.find(v);
     if (it == st.minmax.end() || it->second.count == 0) throw InvalidArgument("no calibration range for activation " + v);
@@ -32,7 +30,15 @@ std::pair<float, float> value_range(const std::string& v, const CalibrationStats
   return {std::max(h.lo, -t), std::min(h.hi, t)};
 }
 
-}  // namespace
+Uint8Params uint8_params(float lo, float hi) {
+  lo = std::min(lo, 0.f);
+  hi = std::max(hi, 0.f);
+  Uint8Params p;
+  p.constant = !(hi > lo);
+  p.scale = p.constant ? 1.f : (hi - lo) / 255.f;
+  p.zero_point = static_cast<uint8_t>(std::clamp(std::round(-lo / p.scale), 0.f, 255.f));
+  return p;
+}
 
 int add_activation_qdq(Model& m, const std::set<std::string>& layers, const CalibrationStats& stats, CalibMethod method,
                        double percentile) {
@@ -49,11 +55,10 @@ int add_activation_qdq(Model& m, const std::set<std::string>& layers, const Cali
       g.nodes[i].inputs[0] = done->second;
       continue;
     }
-    auto [lo, hi] = value_range(x, stats, method, percentile);
-    lo = std::min(lo, 0.f);
-    hi = std::max(hi, 0.f);
-    const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
-    const float z = std::clamp(std::round(-lo / s), 0.f, 255.f);
+    auto [lo, hi] = activation_range(x, stats, method, percentile);
+    const Uint8Params qp = uint8_params(lo, hi);
+    const float s = qp.scale;
+    const float z = qp.zero_point;
     const std::string sn = g.unique_name(x + "_act_scale"), zn = g.unique_name(x + "_act_zero_point");
     const std::string qn = g.unique_name(x + "_quantized"), dn = g.unique_name(x + "_dequantized");
     g.add_initializer(Tensor::from_float(sn, {}, {s}));

@@ -6,7 +6,9 @@
 //   percentile: [P(1 − p), P(p)] of the histogram (p = 0.9999)
 //   entropy:    ±T, T the KL-divergence threshold of |x| (clipped to the observed range)
 #pragma once
+#include <cstdint>
 #include <set>
+#include <utility>
 #include <string>
 
 #include "engine/statistics.h"
@@ -16,6 +18,20 @@ namespace oc::quant {
 
 enum class CalibMethod { MinMax, Percentile, Entropy };
 CalibMethod parse_calib_method(const std::string& s);  // "minmax" | "percentile" | "entropy"
+
+// The calibrated range [lo, hi] of activation `v` by `method` (before widening to include 0).
+// Throws InvalidArgument naming a value without statistics.
+std::pair<float, float> activation_range(const std::string& v, const CalibrationStats& stats, CalibMethod method,
+                                         double percentile = 0.9999);
+
+// uint8 asymmetric parameters for [lo, hi] widened to include 0: s = (hi − lo)/255, z = round(−lo/s);
+// a range of one point gets s = 1 (every value then quantizes exactly to z).
+struct Uint8Params {
+  float scale = 1;
+  uint8_t zero_point = 0;
+  bool constant = false;  // the range had no width
+};
+Uint8Params uint8_params(float lo, float hi);
 
 // Inserts the pairs for the input 0 of every node named in `layers`; returns how many pairs were
 // added (one per distinct activation). Throws InvalidArgument naming a value without statistics.

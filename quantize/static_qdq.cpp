@@ -1,0 +1,267 @@
+// Static int8 QDQ for ONNX Runtime's integer kernels (see static_qdq.h).
+#include "quantize/static_qdq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "graph/errors.h"
+
+namespace oc::quant {
+namespace {
+
+// ORT's QLinear* replacements (Unary/Binary/Variadic selectors) and the ops it runs on uint8 when
+// the DQ before and the Q after carry the same parameters (DropQDQNodes).
+const std::set<std::string> kUnary = {"AveragePool", "GlobalAveragePool", "Sigmoid", "LeakyRelu"};
+const std::set<std::string> kBinary = {"Add", "Mul"};
+const std::set<std::string> kVariadic = {"Concat"};
+const std::set<std::string> kPassThrough = {"MaxPool",   "Resize",  "Reshape", "Transpose", "Flatten", "Squeeze",
+                                            "Unsqueeze", "Slice",   "Gather",  "Expand",    "Tile"};
+
+// An initializer, or a DequantizeLinear of one (an exported weight).
+bool is_constant(const Graph& g, const std::string& v) {
+  if (g.is_initializer(v)) return true;
+  const int p = g.producer(v);
+  return p >= 0 && g.nodes[p].op_type == "DequantizeLinear" && g.is_initializer(g.nodes[p].input(0));
+}
+
+// The weight is int8 symmetric: a float initializer still to be exported, or a DQ of int8 codes.
+bool int8_weight(const Graph& g, const std::string& w) {
+  if (const Tensor* t = g.initializer(w)) return t->dtype == DType::Float;
+  const int p = g.producer(w);
+  if (p < 0 || g.nodes[p].op_type != "DequantizeLinear") return false;
+  const Tensor* codes = g.initializer(g.nodes[p].input(0));
+  return codes && codes->dtype == DType::Int8 && g.nodes[p].inputs.size() < 3 && !g.nodes[p].has_attr("block_size");
+}
+
+// A Relu, or a Clip whose lower bound is the constant 0: ORT removes it before a Q with z = 0.
+bool is_zero_floor_activation(const Graph& g, const Node& n) {
+  if (!n.is_default_domain()) return false;
+  if (n.op_type == "Relu") return true;
+  if (n.op_type != "Clip") return false;
+  if (n.has_attr("min")) return n.attr_float("min", -1) == 0.f;
+  if (n.inputs.size() < 2 || n.inputs[1].empty()) return false;
+  auto lo = g.constant_value(n.inputs[1]);
+  return lo && lo->numel() == 1 && lo->to_float()[0] == 0.f;
+}
+
+std::vector<std::string> activation_inputs(const Graph& g, const Node& n) {
+  std::vector<std::string> out;
+  for (const auto& in : n.inputs)
+    if (!in.empty() && !is_constant(g, in)) out.push_back(in);
+  return out;
+}
+
+}  // namespace
+
+StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layers) {
+  const Graph& g = m.graph;
+  enum class Role { Float, Compute, Elementwise, PassThrough };
+  std::vector<Role> role(g.nodes.size(), Role::Float);
+  std::map<std::string, std::string> avail;  // value an integer node writes (after a fused Relu) -> its root
+  std::set<std::string> required;           // outputs whose Q the integer kernel needs (Conv, QLinear*)
+  std::set<std::string> needed;             // activations integer nodes read
+  std::set<size_t> absorbed;                // Relu/Clip nodes ORT folds into the Q before them
+  std::map<std::string, int> writer;        // quantized value -> the integer node it belongs to
+
+  // The value an integer node's output is quantized as, or "" when it stays float.
+  auto offer = [&](size_t i, bool req) {
+    const std::string& out = g.nodes[i].outputs[0];
+    if (g.is_graph_output(out)) return std::string();
+    std::string v = out;
+    const auto& cons = g.consumers(out);
+    if (cons.size() == 1 && is_zero_floor_activation(g, g.nodes[cons[0]])) {
+      const std::string& act = g.nodes[cons[0]].outputs[0];
+      if (g.is_graph_output(act)) return std::string();
+      absorbed.insert(static_cast<size_t>(cons[0]));
+      v = act;
+    }
+    avail[v] = v;
+    writer[v] = static_cast<int>(i);
+    if (req) required.insert(v);
+    return v;
+  };
+
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (!n.is_default_domain() || n.outputs.empty() || absorbed.count(i)) continue;
+    const std::string& op = n.op_type;
+    if ((op == "Conv" || op == "MatMul" || op == "Gemm") && layers.count(n.name) && n.inputs.size() >= 2 &&
+        !is_constant(g, n.input(0)) && int8_weight(g, n.input(1))) {
+      if (op == "Conv" && g.is_graph_output(n.outputs[0])) continue;  // QLinearConv writes uint8 only
+      role[i] = Role::Compute;
+      needed.insert(n.input(0));
+      offer(i, op == "Conv");
+    } else if (kUnary.count(op) || kBinary.count(op) || kVariadic.count(op)) {
+      auto acts = activation_inputs(g, n);
+      const size_t given = std::count_if(n.inputs.begin(), n.inputs.end(), [](const std::string& s) { return !s.empty(); });
+      if (acts.empty() || acts.size() != given || n.outputs.size() != 1) continue;
+      if (!std::all_of(acts.begin(), acts.end(), [&](const std::string& v) { return avail.count(v) > 0; })) continue;
+      if (g.is_graph_output(n.outputs[0])) continue;
+      role[i] = Role::Elementwise;
+      for (const auto& v : acts) needed.insert(v);
+      offer(i, true);
+    } else if (kPassThrough.count(op) && n.outputs.size() == 1 && avail.count(n.input(0)) &&
+               !g.is_graph_output(n.outputs[0])) {
+      role[i] = Role::PassThrough;
+      avail[n.outputs[0]] = avail.at(n.input(0));
+      writer[n.outputs[0]] = static_cast<int>(i);
+    }
+  }
+
+  // Optional outputs (MatMul, Gemm, pass-through) stay quantized only when an integer node reads
+  // them; walking backwards, a kept pass-through keeps its input.
+  std::set<std::string> keep = needed;
+  keep.insert(required.begin(), required.end());
+  for (size_t k = g.nodes.size(); k-- > 0;) {
+    if (role[k] != Role::PassThrough) continue;
+    if (keep.count(g.nodes[k].outputs[0])) keep.insert(g.nodes[k].input(0));
+    else role[k] = Role::Float;
+  }
+
+  StaticQdqPlan plan;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (role[i] == Role::Float) continue;
+    plan.integer_nodes.push_back(g.nodes[i].name);
+    const Node& n = g.nodes[i];
+    if (role[i] == Role::Compute && n.op_type != "MatMul" && n.inputs.size() > 2 && !n.inputs[2].empty())
+      plan.biases[n.name] = n.inputs[2];
+  }
+  // Roots in node order: graph inputs and float producers first reached, then integer outputs.
+  std::set<std::string> seen;
+  auto add_root = [&](const std::string& v) {
+    if (seen.insert(v).second) plan.values.push_back(v);
+  };
+  for (const auto& in : g.inputs)
+    if (needed.count(in.name) && !avail.count(in.name)) add_root(in.name);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (const auto& in : g.nodes[i].inputs)
+      if (role[i] != Role::Float && role[i] != Role::PassThrough && needed.count(in) && !avail.count(in)) add_root(in);
+    for (const auto& out : g.nodes[i].outputs) {
+      auto a = avail.find(out);
+      if (a == avail.end() || !keep.count(out)) continue;
+      if (a->second == out) add_root(out);
+      else plan.tied[out] = a->second;
+    }
+    // An absorbed Relu's output is its integer producer's value.
+    if (absorbed.count(i)) {
+      const std::string& out = g.nodes[i].outputs[0];
+      if (keep.count(out)) add_root(out);
+    }
+  }
+  return plan;
+}
+
+StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const CalibrationStats& stats, CalibMethod method,
+                                 double percentile) {
+  if (m.opset() < 13) throw UnsupportedError("static int8 activations need opset 13 (model has " + std::to_string(m.opset()) + ")");
+  Graph& g = m.graph;
+  StaticQdqResult res;
+  struct Params {
+    std::string scale, zero_point;
+    float s = 1;
+  };
+  std::map<std::string, Params> params;  // quantized value -> its Q/DQ parameters
+  for (const auto& v : plan.values) {
+    auto [lo, hi] = activation_range(v, stats, method, percentile);
+    const Uint8Params q = uint8_params(lo, hi);
+    if (q.constant) res.notes.push_back("activation " + v + " was constant on the calibration data (range " + std::to_string(lo) + ")");
+    Params p;
+    p.s = q.scale;
+    p.scale = g.unique_name(v + "_act_scale");
+    p.zero_point = g.unique_name(v + "_act_zero_point");
+    g.add_initializer(Tensor::from_float(p.scale, {}, {q.scale}));
+    Tensor zt;
+    zt.name = p.zero_point;
+    zt.dtype = DType::UInt8;
+    zt.bytes = {q.zero_point};
+    g.add_initializer(zt);
+    params[v] = p;
+  }
+  for (const auto& [v, root] : plan.tied) params[v] = params.at(root);
+
+  // int32 biases: b_q = round(b / (s_x·s_w[c])), stored with scale s_x·s_w[c] along axis 0.
+  std::map<std::string, Node> bias_dq;  // node name -> the DequantizeLinear to place before it
+  for (const auto& [node_name, bias] : plan.biases) {
+    auto it = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.name == node_name; });
+    if (it == g.nodes.end()) continue;
+    const Node& n = *it;
+    auto px = params.find(n.input(0));
+    const Tensor* b = g.initializer(bias);
+    const int wp = g.producer(n.input(1));
+    if (px == params.end() || !b || b->dtype != DType::Float || b->dims.size() != 1 || wp < 0) continue;
+    if (n.op_type == "Gemm" && (n.attr_float("alpha", 1) != 1.f || n.attr_float("beta", 1) != 1.f)) continue;
+    const Tensor* ws = g.initializer(g.nodes[wp].input(1));
+    if (!ws) continue;
+    const auto wscale = ws->to_float(), bv = b->to_float();
+    const int64_t c = b->dims[0];
+    if (wscale.size() != 1 && static_cast<int64_t>(wscale.size()) != c) continue;
+    std::vector<int32_t> codes(c);
+    std::vector<float> scales(c);
+    for (int64_t k = 0; k < c; ++k) {
+      float s = px->second.s * wscale[wscale.size() == 1 ? 0 : k];
+      if (!(s > 1e-30f)) s = 1e-30f;
+      const double q = std::round(static_cast<double>(bv[k]) / s);
+      codes[k] = static_cast<int32_t>(std::clamp(q, -2147483647.0, 2147483647.0));
+      scales[k] = s;
+    }
+    const std::string qn = g.unique_name(bias + "_int32"), sn = g.unique_name(bias + "_int32_scale");
+    g.add_initializer(Tensor::from_int32(qn, {c}, codes));
+    g.add_initializer(Tensor::from_float(sn, {c}, scales));
+    Node dq;
+    dq.op_type = "DequantizeLinear";
+    dq.name = g.unique_name(bias + "_DequantizeLinear");
+    dq.inputs = {qn, sn};
+    dq.outputs = {g.unique_name(bias + "_dequantized")};
+    dq.set_attr_int("axis", 0);
+    bias_dq[node_name] = dq;
+    ++res.int32_biases;
+  }
+
+  // Rebuild the node list: each quantized value's pair right after its producer (graph inputs
+  // first); every reader takes the dequantized copy.
+  std::map<std::string, std::string> dequantized;
+  auto make_pair = [&](const std::string& v, std::vector<Node>& out) {
+    const Params& p = params.at(v);
+    Node q, d;
+    q.op_type = "QuantizeLinear";
+    q.name = g.unique_name(v + "_QuantizeLinear");
+    q.inputs = {v, p.scale, p.zero_point};
+    q.outputs = {g.unique_name(v + "_quantized")};
+    d.op_type = "DequantizeLinear";
+    d.name = g.unique_name(v + "_DequantizeLinear");
+    d.inputs = {q.outputs[0], p.scale, p.zero_point};
+    d.outputs = {g.unique_name(v + "_dequantized")};
+    dequantized[v] = d.outputs[0];
+    out.push_back(std::move(q));
+    out.push_back(std::move(d));
+    ++res.pairs;
+  };
+  std::vector<Node> nodes;
+  nodes.reserve(g.nodes.size() + 2 * params.size() + bias_dq.size());
+  for (const auto& in : g.inputs)
+    if (params.count(in.name)) make_pair(in.name, nodes);
+  for (auto& n : g.nodes) {
+    for (auto& in : n.inputs) {
+      auto d = dequantized.find(in);
+      if (d != dequantized.end()) in = d->second;
+    }
+    auto b = bias_dq.find(n.name);
+    if (b != bias_dq.end()) {
+      n.inputs[2] = b->second.outputs[0];
+      nodes.push_back(b->second);
+    }
+    nodes.push_back(n);
+    for (const auto& out : n.outputs)
+      if (params.count(out)) make_pair(out, nodes);
+  }
+  g.nodes = std::move(nodes);
+  g.invalidate();
+  for (const auto& [node, bias] : plan.biases)
+    if (g.consumers(bias).empty() && !g.is_graph_output(bias)) g.remove_initializer(bias);
+  g.invalidate();
+  res.integer_nodes = static_cast<int>(plan.integer_nodes.size());
+  return res;
+}
+
+}  // namespace oc::quant

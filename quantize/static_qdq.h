@@ -1,0 +1,69 @@
+// Static int8 activations placed where ONNX Runtime's CPU EP turns QDQ into integer kernels.
+//
+// ORT 1.30 (qdq_selector_action_transformer.cc) fuses a node group only when every float input
+// is a DequantizeLinear and, for most ops, the output goes straight into a QuantizeLinear:
+//
+//   group                                              | ORT runs            | output Q needed
+//   ---------------------------------------------------+---------------------+----------------
+//   DQ x, DQ W int8, DQ b int32 → Conv [→ Relu|Clip]  | QLinearConv         | yes
+//   DQ x, DQ W int8 → MatMul                           | QLinearMatMul       | optional: without
+//                                                      |                     | it MatMulIntegerToFloat
+//   DQ x, DQ W int8, DQ c int32 → Gemm                 | QGemm               | optional
+//   DQ a, DQ b → Add | Mul                             | QLinearAdd/Mul      | yes
+//   DQ x_i → Concat                                    | QLinearConcat       | yes
+//   DQ x → AveragePool | GlobalAveragePool | Sigmoid | LeakyRelu | QLinear* | yes
+//   DQ x → MaxPool | Resize | Reshape | Transpose | …  | the op on uint8     | yes, same (s, z) as x
+//
+// A Relu (or Clip from 0) right after such a node is removed by ORT when the output Q's zero point
+// is the type minimum, so the Q goes after the activation, and its range starts at 0. On x86 MLAS
+// runs u8·s8 (QDQIsInt8Allowed() is false there): activations are uint8 asymmetric
+//   s = (hi − lo)/255, z = round(−lo/s), lo ≤ 0 ≤ hi,
+// weights int8 symmetric per output channel (exported before this pass), bias int32 with scale
+// s_x·s_w[c] and zero point 0.
+//
+// What becomes integer is decided forward through the graph: Conv/MatMul/Gemm whose weight is an
+// int8 DequantizeLinear are integer; an elementwise op above is integer when every input is an
+// integer op's output (so a CNN is integer from its first Conv on, while a transformer's LayerNorm,
+// Softmax and GELU stay float and its MatMuls read quantized inputs and write float); pass-through
+// ops follow their input. Outputs that nothing integer reads are not quantized (a Conv's always is:
+// QLinearConv needs it), and graph outputs never are.
+#pragma once
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/statistics.h"
+#include "graph/ir.h"
+#include "quantize/activations.h"
+
+namespace oc::quant {
+
+struct StaticQdqPlan {
+  // Activations that get a QuantizeLinear → DequantizeLinear pair, each with its own range.
+  std::vector<std::string> values;
+  // Outputs of pass-through ops: quantized with the parameters of the value they map to.
+  std::map<std::string, std::string> tied;
+  // Nodes that ONNX Runtime will run as integer kernels.
+  std::vector<std::string> integer_nodes;
+  // Conv/Gemm biases to store as int32 (node -> bias input).
+  std::map<std::string, std::string> biases;
+};
+
+// `layers`: Conv/MatMul/Gemm nodes whose weight is (or will be) int8 symmetric. The weight input
+// may be an initializer (before export) or a DequantizeLinear of one (after).
+StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layers);
+
+struct StaticQdqResult {
+  int pairs = 0;          // Q→DQ pairs inserted
+  int integer_nodes = 0;  // nodes ORT runs as integer kernels
+  int int32_biases = 0;
+  std::vector<std::string> notes;  // constant-range activations and other things a user should know
+};
+
+// Inserts the pairs and the int32 biases of `plan` into `m` (weights already exported as QDQ).
+// Throws InvalidArgument naming a value without statistics.
+StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const CalibrationStats& stats,
+                                 CalibMethod method, double percentile = 0.9999);
+
+}  // namespace oc::quant
