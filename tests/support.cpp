@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <random>
 
 #include "engine/cuda_backend.h"
@@ -54,10 +55,44 @@ fs::path corpus_model(const std::string& name) {
   return p;
 }
 
+void skip_test(const std::string& why) {
+  std::cout << kSkipMarker << ": " << why << std::endl;
+  WARN("skipped: " << why);
+}
+
+fs::path zoo_model(const std::string& name) {
+  fs::path p = source_path("models/zoo/" + name + ".onnx");
+  if (fs::exists(p)) return p;
+  const std::string how = p.string() + " is absent (/usr/bin/python3 models/export_torchvision.py " + name + ")";
+  if (const char* req = std::getenv("OC_REQUIRE_ZOO"); req && std::string(req) == "1")
+    FAIL(how << " and OC_REQUIRE_ZOO=1");
+  skip_test(how);
+  return {};
+}
+
+namespace {
+// OC_TEST_REFERENCE=cpu: the CPU executor stands in for ONNX Runtime. Only for a GPU machine
+// without Node.js, where it still checks the CUDA runs against the CPU ones; anywhere else it would
+// compare our executor with itself, so it is refused there. Said once per process.
+bool cpu_reference() {
+  const char* ref = std::getenv("OC_TEST_REFERENCE");
+  if (!ref || std::string(ref) != "cpu") return false;
+  static const std::string refused = [] {
+    std::string why;
+    if (!cuda_usable(&why)) return "no usable GPU (" + why + ")";
+    std::cerr << "OC_TEST_REFERENCE=cpu: the CPU executor stands in for ONNX Runtime as the reference\n";
+    return std::string();
+  }();
+  if (!refused.empty())
+    FAIL("OC_TEST_REFERENCE=cpu is refused here: " << refused << "; the CPU executor would be compared with itself");
+  return true;
+}
+}  // namespace
+
 std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std::string, Tensor>& inputs) {
   // A GPU machine has no Node.js: there the CPU executor (checked against ONNX Runtime by CI)
   // stands in as the reference, so the CUDA comparisons in agree_with_ort still mean something.
-  if (const char* ref = std::getenv("OC_TEST_REFERENCE"); ref && std::string(ref) == "cpu") {
+  if (cpu_reference()) {
     Model m = load_model(model);
     normalize(m);
     Executor ex(m);

@@ -17,6 +17,14 @@ fs::path temp_dir(const std::string& tag);
 fs::path corpus_model(const std::string& name);
 fs::path source_path(const std::string& rel);
 
+// Marks the running test case as skipped: prints kSkipMarker and the reason on stdout, which
+// tests/CMakeLists.txt makes ctest report as "Skipped" (Catch2 2 has no SKIP). The caller returns.
+inline constexpr const char* kSkipMarker = "OC_TEST_SKIPPED";
+void skip_test(const std::string& why);
+// models/zoo/<name>.onnx (models/export_torchvision.py), or empty after skip_test when it is absent;
+// with OC_REQUIRE_ZOO=1 (CI) an absent model fails the test instead.
+fs::path zoo_model(const std::string& name);
+
 // Runs `model` in onnxruntime-node on `inputs`; returns outputs by name.
 std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std::string, Tensor>& inputs);
 

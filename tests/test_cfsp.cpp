@@ -288,11 +288,8 @@ TEST_CASE("cfsp refuses what it cannot do", "[cfsp]") {
 }
 
 TEST_CASE("cfsp finds one block per ResNet unit on the resnet18 zoo export", "[cfsp]") {
-  const fs::path path = source_path("models/zoo/resnet18.onnx");
-  if (!fs::exists(path)) {
-    WARN("skipped: models/zoo/resnet18.onnx absent (/usr/bin/python3 models/export_torchvision.py resnet18)");
-    return;
-  }
+  const fs::path path = zoo_model("resnet18");
+  if (path.empty()) return;
   Model m = load_model(path);
   normalize(m);
   infer_shapes(m);

@@ -23,7 +23,7 @@ namespace {
 bool gpu_or_skip() {
   std::string why;
   if (cuda_usable(&why)) return true;
-  WARN("CUDA tests skipped: " << why);
+  skip_test("no usable GPU: " + why);
   return false;
 }
 

@@ -1,10 +1,13 @@
 // The pipeline: recipes, compress, dry run, reports, cancellation, concurrent use as a library.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <thread>
 
 #include "compressor/pipeline.h"
+#include "engine/npy.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "support.h"
@@ -15,9 +18,12 @@ using namespace oc::test;
 TEST_CASE("compress runs a shipped recipe end to end and reports what it cost", "[pipeline][cli][ort]") {
   fs::path dir = temp_dir("compress");
   fs::path model = corpus_model("ppocr2_cls.onnx");
+  // Evaluation data of our own, so the report's fidelity can be recomputed from ONNX Runtime runs.
+  Tensor eval = random_tensor("x", {6, 3, 48, 192}, 31);
+  write_npy(dir / "eval.npy", eval);
   auto r = run_cli({"compress", model.string(), "-o", (dir / "out.onnx").string(), "--recipe", "prune30-int8",
-                    "--calib", "random:8:1", "--input-shape", "x=1,3,48,192", "--report", (dir / "r.json").string(),
-                    "--html", (dir / "r.html").string()});
+                    "--calib", "random:8:1", "--eval", (dir / "eval.npy").string(), "--input-shape", "x=1,3,48,192",
+                    "--report", (dir / "r.json").string(), "--html", (dir / "r.html").string()});
   INFO(r.out);
   REQUIRE(r.rc == 0);
   CHECK_THAT(r.out, Catch::Contains("MACs"));
@@ -27,20 +33,157 @@ TEST_CASE("compress runs a shipped recipe end to end and reports what it cost", 
   CHECK(rep.after.macs < rep.before.macs * 0.8);
   CHECK(rep.after.macs > rep.before.macs * 0.5);
   CHECK(rep.after.file_bytes < rep.before.file_bytes / 2);
+  CHECK(rep.after.file_bytes == fs::file_size(dir / "out.onnx"));
   bool any8 = false;
   for (const auto& l : rep.layers) any8 |= l.bits == 8;
   CHECK(any8);
-  REQUIRE(rep.fidelity.contains("softmax_0.tmp_0"));
-  CHECK(rep.fidelity["softmax_0.tmp_0"]["cosine"].get<double>() > 0.5);
   CHECK(rep.input.sha256.size() == 64);
-  // The compressed model runs in ONNX Runtime with the original interface.
-  Model out = load_model(dir / "out.onnx");
-  auto in = random_inputs(out, 3, 1, {{"x", {1, 3, 48, 192}}});
-  auto y = run_ort(dir / "out.onnx", in);
-  CHECK(y.at("softmax_0.tmp_0").dims == std::vector<int64_t>{1, 2});
+  // The compressed model runs in ONNX Runtime with the original interface, and the report's
+  // fidelity is what the two models' ONNX Runtime outputs give (a 2-class softmax: the cosine of
+  // any two probability vectors is >= 0.707, so only the exact value says anything).
+  const std::string out_name = "softmax_0.tmp_0";
+  REQUIRE(rep.fidelity.contains(out_name));
+  auto a = run_ort(model, {{"x", eval}}).at(out_name).to_float();
+  auto yb = run_ort(dir / "out.onnx", {{"x", eval}}).at(out_name);
+  CHECK(yb.dims == std::vector<int64_t>{6, 2});
+  auto b = yb.to_float();
+  double dot = 0, aa = 0, bb = 0, err = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    dot += double(a[i]) * b[i];
+    aa += double(a[i]) * a[i];
+    bb += double(b[i]) * b[i];
+    err += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+  }
+  CHECK(rep.fidelity[out_name]["cosine"].get<double>() == Approx(dot / std::sqrt(aa * bb)).margin(1e-4));
+  CHECK(rep.fidelity[out_name]["sqnr_db"].get<double>() == Approx(10 * std::log10(aa / err)).margin(0.05));
   std::ifstream h(dir / "r.html");
   std::string html((std::istreambuf_iterator<char>(h)), {});
   CHECK_THAT(html, Catch::Contains("Sparsity per layer"));
+}
+
+namespace {
+
+struct Fashion {
+  fs::path model = source_path("models/fashion_cnn/model.onnx");
+  fs::path calib = source_path("models/fashion_cnn/calib.npy");
+  fs::path test_x = source_path("models/fashion_cnn/test_x.npy");
+  fs::path test_y = source_path("models/fashion_cnn/test_y.npy");
+};
+
+// Accuracy of `model` on the first n images of the fashion_cnn test set in ONNX Runtime.
+double ort_accuracy(const fs::path& model, int64_t n) {
+  Fashion f;
+  Tensor x = read_npy(f.test_x);
+  x.bytes.resize(x.bytes.size() / static_cast<size_t>(x.dims[0]) * static_cast<size_t>(n));
+  x.dims[0] = n;
+  auto logits = run_ort(model, {{"x", x}}).at("logits").to_float();
+  auto labels = read_npy(f.test_y).to_int64();
+  REQUIRE(logits.size() == static_cast<size_t>(n) * 10);
+  int64_t correct = 0;
+  for (int64_t i = 0; i < n; ++i)
+    correct += std::max_element(logits.begin() + i * 10, logits.begin() + (i + 1) * 10) - (logits.begin() + i * 10) ==
+               labels[static_cast<size_t>(i)];
+  return static_cast<double>(correct) / static_cast<double>(n);
+}
+
+// What each shipped recipe must keep of fashion_cnn's 92.67% test accuracy (chance is 10%):
+// weight-only int8 loses well under a point, static W8A8 about one; the compensated prunings lose
+// a few points (README: prune30-obs-int8 86.4%). Pruning without compensation is documented to
+// drop this model to chance: no bound there, only its MACs.
+double accuracy_floor(const std::string& recipe) {
+  if (recipe == "int8" || recipe == "w8") return 0.90;
+  if (recipe == "w4-mixed") return 0.85;
+  if (recipe == "prune30-obs-int8") return 0.83;
+  if (recipe == "cfsp40-obs") return 0.75;
+  return 0;
+}
+
+const std::vector<std::string> kTestedRecipes = {"int8", "w8", "w4-mixed", "prune30-int8", "prune30-obs-int8",
+                                                 "prune50-int8", "cfsp40-obs"};
+
+// Runs recipe `name` with --calib/--eval/--labels on fashion_cnn and checks what it promises.
+void check_recipe(const std::string& name) {
+  Fashion f;
+  const auto names = shipped_recipes();
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    skip_test("recipe " + name + " is not shipped");
+    return;
+  }
+  Recipe recipe = load_recipe(name);
+  REQUIRE_FALSE(recipe.steps.empty());
+  const int64_t n = 500;
+  fs::path dir = temp_dir("recipe_" + name);
+  auto r = run_cli({"compress", f.model.string(), "-o", (dir / "out.onnx").string(), "--recipe", name, "--calib",
+                    f.calib.string(), "--calib-samples", "64", "--eval", f.test_x.string(), "--labels", f.test_y.string(),
+                    "--eval-samples", std::to_string(n), "--batch-size", "50", "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Report rep = read_report(dir / "r.json");
+  REQUIRE(rep.steps.size() == recipe.steps.size());
+  // Each step's promise, read from the recipe itself. MAC targets: round-to 8 on this small model
+  // moves MACs in steps of a few percent (one 8-channel step of its widest group).
+  bool quantized = false;
+  for (const auto& step : recipe.steps) {
+    if (step.kind == "prune" && step.options.contains("target-macs")) {
+      const auto& t = step.options["target-macs"];
+      double want = t.is_string() ? std::stod(t.get<std::string>()) : t.get<double>();
+      CHECK(static_cast<double>(rep.after.macs) / static_cast<double>(rep.before.macs) == Approx(want).margin(0.06));
+    }
+    quantized |= step.kind == "quantize";
+  }
+  if (quantized) CHECK(rep.after.weight_bytes * 3 < rep.before.weight_bytes);
+  // Accuracy: the report's (our executor) is ONNX Runtime's on the written model within a few
+  // images, and above the recipe's floor; the reference's is the trained model's (metrics.json:
+  // 464 of the first 500 right).
+  REQUIRE(rep.accuracy.contains("candidate"));
+  CHECK(rep.accuracy["reference"].get<double>() == Approx(ort_accuracy(f.model, n)).margin(1e-9));
+  const double ort = ort_accuracy(dir / "out.onnx", n);
+  CHECK(rep.accuracy["candidate"].get<double>() == Approx(ort).margin(0.01));
+  CHECK(ort >= accuracy_floor(name));
+}
+
+}  // namespace
+
+TEST_CASE("every shipped recipe has its own test", "[pipeline][recipes]") {
+  const auto shipped = shipped_recipes();
+  for (const auto& name : shipped) {
+    INFO("recipe " << name << ": add it to kTestedRecipes (tests/test_pipeline.cpp) with its accuracy floor");
+    CHECK(std::find(kTestedRecipes.begin(), kTestedRecipes.end(), name) != kTestedRecipes.end());
+  }
+  for (const char* must : {"int8", "w4-mixed", "prune30-int8", "prune30-obs-int8", "cfsp40-obs"})
+    CHECK(std::find(shipped.begin(), shipped.end(), must) != shipped.end());
+}
+TEST_CASE("recipe int8 on fashion_cnn", "[pipeline][cli][ort][recipes]") { check_recipe("int8"); }
+TEST_CASE("recipe w8 on fashion_cnn", "[pipeline][cli][ort][recipes]") { check_recipe("w8"); }
+TEST_CASE("recipe w4-mixed on fashion_cnn", "[pipeline][cli][ort][recipes]") { check_recipe("w4-mixed"); }
+TEST_CASE("recipe prune30-int8 on fashion_cnn", "[pipeline][cli][ort][recipes]") { check_recipe("prune30-int8"); }
+TEST_CASE("recipe prune30-obs-int8 on fashion_cnn", "[pipeline][cli][ort][recipes]") { check_recipe("prune30-obs-int8"); }
+TEST_CASE("recipe prune50-int8 on fashion_cnn", "[pipeline][cli][ort][recipes]") { check_recipe("prune50-int8"); }
+TEST_CASE("recipe cfsp40-obs on fashion_cnn", "[pipeline][cli][ort][recipes]") { check_recipe("cfsp40-obs"); }
+
+TEST_CASE("dry-run predictions equal what the real run reports", "[pipeline][cli]") {
+  Fashion f;
+  for (const char* name : {"prune30-int8", "int8"}) {
+    INFO("recipe " << name);
+    Recipe recipe = load_recipe(name);
+    PipelineOptions opt;
+    nlohmann::json plan = plan_recipe(load_model(f.model), recipe, opt);
+    fs::path dir = temp_dir("dry_real");
+    PipelineOptions real;
+    real.calib_spec = f.calib.string();
+    real.calib_samples = 64;
+    Report rep = compress_file(f.model, dir / "out.onnx", recipe, real);
+    CHECK(plan["before"]["params"].get<int64_t>() == rep.before.params);
+    CHECK(plan["before"]["macs"].get<int64_t>() == rep.before.macs);
+    CHECK(plan["after"]["params"].get<int64_t>() == rep.after.params);
+    CHECK(plan["after"]["macs"].get<int64_t>() == rep.after.macs);
+    CHECK(plan["after"]["weight_bytes"].get<double>() == Approx(static_cast<double>(rep.after.weight_bytes)).epsilon(0.01));
+    CHECK(plan["after"]["file_bytes"].get<double>() == Approx(static_cast<double>(rep.after.file_bytes)).epsilon(0.02));
+    // The CLI prints that plan.
+    auto dry = run_cli({"compress", f.model.string(), "--recipe", name, "--dry-run"});
+    REQUIRE(dry.rc == 0);
+    CHECK(dry.out == plan_text(plan) + (plan_text(plan).back() == '\n' ? "" : "\n"));
+  }
 }
 
 TEST_CASE("dry run predicts without writing and errors name the problem", "[pipeline][cli][errors]") {

@@ -1,5 +1,5 @@
-// Pruning on the torchvision exports in models/zoo/ (made by models/export_torchvision.py, not in
-// CI): each test returns early with a warning when its model is absent.
+// Pruning on the torchvision exports in models/zoo/ (made by models/export_torchvision.py; CI makes
+// them and sets OC_REQUIRE_ZOO=1): without its model a test is reported skipped (support.h zoo_model).
 #include <catch2/catch.hpp>
 
 #include "graph/channel_deps.h"
@@ -12,14 +12,6 @@ using namespace oc;
 using namespace oc::test;
 
 namespace {
-
-// models/zoo/<name>.onnx, or empty (with a warning) when it was not exported.
-fs::path zoo_model(const std::string& name) {
-  fs::path p = source_path("models/zoo/" + name + ".onnx");
-  if (fs::exists(p)) return p;
-  WARN("skipped: " << p.string() << " is absent (/usr/bin/python3 models/export_torchvision.py " << name << ")");
-  return {};
-}
 
 // With random weights the MobileNets' and EfficientNet's logits collapse to ~0 (ReLU6/SiLU/SE
 // saturation), so masking cannot be compared on them: there the pruned model must be smaller, keep
