@@ -13,6 +13,7 @@
 #include <cmath>
 #include <set>
 
+#include "graph/conv_geometry.h"
 #include "graph/errors.h"
 
 namespace oc {
@@ -241,19 +242,12 @@ int64_t LayerInput::features_for(const Tensor& x) const {
 }
 
 void LayerInput::conv_window(const int64_t in[2], int64_t pb[2], int64_t out[2]) const {
+  const AutoPad ap = parse_auto_pad(auto_pad).value_or(AutoPad::NotSet);
   for (int d = 0; d < 2; ++d) {
-    const int64_t span = dilation[d] * (kernel[d] - 1) + 1;
-    pb[d] = pad_begin[d];
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      out[d] = (in[d] + stride[d] - 1) / stride[d];
-      const int64_t total = std::max<int64_t>(0, (out[d] - 1) * stride[d] + span - in[d]);
-      pb[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-    } else if (auto_pad == "VALID") {
-      pb[d] = 0;
-      out[d] = (in[d] - span) / stride[d] + 1;
-    } else {
-      out[d] = (in[d] + pad_begin[d] + pad_end[d] - span) / stride[d] + 1;
-    }
+    const WindowAxisGeometry g =
+        window_axis({in[d], kernel[d], stride[d], dilation[d], pad_begin[d], pad_end[d]}, ap, false, false);
+    pb[d] = g.pad_begin;
+    out[d] = g.out;
   }
 }
 

@@ -11,6 +11,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "graph/conv_geometry.h"
 #include "graph/errors.h"
 #include "graph/normalize.h"
 
@@ -748,9 +749,12 @@ void argminmax_op(Ctx& c) {
 }
 
 // Pads as [begin..., end...] for `nsp` spatial dims, honouring auto_pad (SAME_* gives out = ceil(in/stride)).
+// Dims may be symbolic, so this is window_axis (graph/conv_geometry.h) in Val arithmetic; on known
+// dims where the window fits it agrees with it except for SAME pools with dilation > 1, where
+// window_axis (like ONNX Runtime and our kernels) gives fewer than ceil(in/stride).
 struct Window {
   std::vector<int64_t> k, s, d, pads;
-  std::string auto_pad;
+  AutoPad auto_pad = AutoPad::NotSet;  // an unknown value counts as NOTSET
 };
 Window window_attrs(const Node& n, size_t nsp, std::vector<int64_t> kernel) {
   Window w;
@@ -758,7 +762,7 @@ Window window_attrs(const Node& n, size_t nsp, std::vector<int64_t> kernel) {
   w.s = n.attr_ints("strides", std::vector<int64_t>(nsp, 1));
   w.d = n.attr_ints("dilations", std::vector<int64_t>(nsp, 1));
   w.pads = n.attr_ints("pads", std::vector<int64_t>(2 * nsp, 0));
-  w.auto_pad = n.attr_string("auto_pad", "NOTSET");
+  w.auto_pad = parse_auto_pad(n.attr_string("auto_pad", "NOTSET")).value_or(AutoPad::NotSet);
   return w;
 }
 std::vector<Val> window_spatial(const std::vector<Val>& in, const Window& w, bool ceil_mode, bool pool) {
@@ -766,13 +770,13 @@ std::vector<Val> window_spatial(const std::vector<Val>& in, const Window& w, boo
   size_t nsp = in.size();
   for (size_t i = 0; i < nsp; ++i) {
     int64_t k = i < w.k.size() ? w.k[i] : 1, s = i < w.s.size() ? w.s[i] : 1, d = i < w.d.size() ? w.d[i] : 1;
-    int64_t eff = d * (k - 1) + 1;
-    if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") { o.push_back(vdiv(in[i], Val::num(s), true)); continue; }
+    int64_t eff = window_span(k, d);
+    if (is_same_pad(w.auto_pad)) { o.push_back(vdiv(in[i], Val::num(s), true)); continue; }
     int64_t pb = 0, pe = 0;
-    if (w.auto_pad != "VALID" && i + nsp < w.pads.size()) { pb = w.pads[i]; pe = w.pads[i + nsp]; }
+    if (w.auto_pad != AutoPad::Valid && i + nsp < w.pads.size()) { pb = w.pads[i]; pe = w.pads[i + nsp]; }
     Val out = window_out(in[i], pb + pe, eff, s, ceil_mode);
     // ONNX Runtime drops a last ceil-mode window that would start inside the end padding.
-    if (pool && ceil_mode && out.known && in[i].known && (out.v - 1) * s >= in[i].v + pb) out.v -= 1;
+    if (pool && ceil_mode && out.known && in[i].known && window_starts_in_end_pad(out.v, in[i].v, pb, s)) out.v -= 1;
     o.push_back(out);
   }
   return o;
@@ -809,10 +813,10 @@ void conv_transpose_op(Ctx& c) {
   for (size_t i = 0; i < nsp; ++i) {
     if (oshape.size() >= nsp) { o.push_back(Val::num(oshape[oshape.size() - nsp + i])); continue; }
     int64_t k = i < win.k.size() ? win.k[i] : 1, s = i < win.s.size() ? win.s[i] : 1, d = i < win.d.size() ? win.d[i] : 1;
-    if (win.auto_pad == "SAME_UPPER" || win.auto_pad == "SAME_LOWER") { o.push_back(vmul(x[2 + i], Val::num(s))); continue; }
-    int64_t pads = win.auto_pad == "VALID" || i + nsp >= win.pads.size() ? 0 : win.pads[i] + win.pads[i + nsp];
+    if (is_same_pad(win.auto_pad)) { o.push_back(vmul(x[2 + i], Val::num(s))); continue; }
+    int64_t pads = win.auto_pad == AutoPad::Valid || i + nsp >= win.pads.size() ? 0 : win.pads[i] + win.pads[i + nsp];
     int64_t op = i < outpad.size() ? outpad[i] : 0;
-    o.push_back(vadd(vmul(vadd(x[2 + i], Val::num(-1)), Val::num(s)), Val::num(op + d * (k - 1) + 1 - pads)));
+    o.push_back(vadd(vmul(vadd(x[2 + i], Val::num(-1)), Val::num(s)), Val::num(op + window_span(k, d) - pads)));
   }
   c.set(0, c.T(0), o);
 }

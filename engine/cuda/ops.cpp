@@ -16,6 +16,7 @@
 
 #include "engine/cuda/launch.h"
 #include "engine/kernel.h"
+#include "graph/conv_geometry.h"
 
 namespace oc::cuda {
 namespace {
@@ -196,14 +197,8 @@ CudaOpFn global_pool(Reduce op) {
   };
 }
 
-enum class Pad { NotSet, Valid, SameUpper, SameLower };
-Pad auto_pad(const Node& n) {
-  const std::string s = n.attr_string("auto_pad", "NOTSET");
-  if (s == "VALID") return Pad::Valid;
-  if (s == "SAME_UPPER") return Pad::SameUpper;
-  if (s == "SAME_LOWER") return Pad::SameLower;
-  return Pad::NotSet;
-}
+// An unknown auto_pad counts as NOTSET.
+AutoPad auto_pad(const Node& n) { return parse_auto_pad(n.attr_string("auto_pad", "NOTSET")).value_or(AutoPad::NotSet); }
 
 // Spatial attributes of a conv or pool over `sr` (1 or 2) spatial axes, as 2-D (h slot 1 for 1-D).
 struct Window {
@@ -220,7 +215,7 @@ Window read_window(CudaOpContext& c, const Dims& x, const Dims& kernel, bool poo
   const auto dil = c.node.attr_ints("dilations", Dims(sr, 1));
   const auto pads = c.node.attr_ints("pads", Dims(2 * sr, 0));
   if (strides.size() != sr || dil.size() != sr || pads.size() != 2 * sr) c.fallback("window attribute sizes");
-  const Pad ap = auto_pad(c.node);
+  const AutoPad ap = auto_pad(c.node);
   const bool ceil_mode = pool && c.node.attr_int("ceil_mode", 0) != 0;
   for (size_t i = 0; i < sr; ++i) {
     const size_t j = off + i;
@@ -228,22 +223,10 @@ Window read_window(CudaOpContext& c, const Dims& x, const Dims& kernel, bool poo
     w.s[j] = strides[i];
     w.d[j] = dil[i];
     w.in[j] = x[2 + i];
-    w.pb[j] = ap == Pad::NotSet ? pads[i] : 0;
-    w.pe[j] = ap == Pad::NotSet ? pads[sr + i] : 0;
-    const int64_t span = pool ? w.k[j] : (w.k[j] - 1) * w.d[j] + 1;  // SAME pools ignore dilation (ORT)
-    if (ap == Pad::SameUpper || ap == Pad::SameLower) {
-      const int64_t target = (w.in[j] + w.s[j] - 1) / w.s[j];
-      const int64_t total = std::max<int64_t>(0, (target - 1) * w.s[j] + span - w.in[j]);
-      w.pb[j] = ap == Pad::SameUpper ? total / 2 : (total + 1) / 2;
-      w.pe[j] = total - w.pb[j];
-    }
-    const int64_t num = w.in[j] + w.pb[j] + w.pe[j] - ((w.k[j] - 1) * w.d[j] + 1);
-    if (num < 0) c.fallback("window larger than the padded input");
-    w.out[j] = num / w.s[j] + 1;
-    if (ceil_mode) {
-      w.out[j] = (num + w.s[j] - 1) / w.s[j] + 1;
-      if ((w.out[j] - 1) * w.s[j] >= w.in[j] + w.pb[j]) --w.out[j];
-    }
+    // graph/conv_geometry.h: SAME pools ignore dilation (ORT); a SAME total below 0 counts as 0.
+    const WindowAxisGeometry g = window_axis({w.in[j], w.k[j], w.s[j], w.d[j], pads[i], pads[sr + i]}, ap, pool, ceil_mode);
+    if (!g.fits) c.fallback("window larger than the padded input");
+    w.pb[j] = g.pad_begin, w.pe[j] = g.pad_end, w.out[j] = g.out;
   }
   return w;
 }
@@ -320,7 +303,7 @@ void conv_transpose(CudaOpContext& c) {
   const Dims& wd = c.dims(1);
   if (x.size() != 4 || wd.size() != 4) c.fallback("not 2-D");
   if (c.node.has_attr("output_shape")) c.fallback("output_shape attribute");
-  if (auto_pad(c.node) != Pad::NotSet) c.fallback("auto_pad");
+  if (auto_pad(c.node) != AutoPad::NotSet) c.fallback("auto_pad");
   const int64_t groups = c.node.attr_int("group", 1);
   const int64_t N = x[0], C = x[1], Mg = wd[1], M = Mg * groups;
   if (wd[0] != C || C % groups) c.fallback("channels do not match the groups");

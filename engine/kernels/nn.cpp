@@ -20,6 +20,7 @@
 #include "engine/kernels/common.h"
 #include "engine/kernels/dnnl_util.h"
 #include "engine/kernels/vecmath.h"
+#include "graph/conv_geometry.h"
 
 namespace oc {
 namespace {
@@ -87,16 +88,11 @@ using dnnl_util::guarded;
 
 // ---------------------------------------------------------------- window geometry
 
-enum class AutoPad { NotSet, SameUpper, SameLower, Valid };
-
 AutoPad auto_pad_of(const KernelContext& ctx) {
-  static const std::map<std::string, AutoPad> table = {
-      {"NOTSET", AutoPad::NotSet}, {"", AutoPad::NotSet}, {"SAME_UPPER", AutoPad::SameUpper},
-      {"SAME_LOWER", AutoPad::SameLower}, {"VALID", AutoPad::Valid}};
   const std::string s = ctx.node.attr_string("auto_pad", "NOTSET");
-  auto it = table.find(s);
-  if (it == table.end()) ctx.unsupported("auto_pad " + s);
-  return it->second;
+  const std::optional<AutoPad> ap = parse_auto_pad(s);
+  if (!ap) ctx.unsupported("auto_pad " + s);
+  return *ap;
 }
 
 struct Window {
@@ -120,49 +116,31 @@ Window read_window(const KernelContext& ctx, size_t sp, const std::vector<int64_
   return w;
 }
 
-// Conv output size and SAME padding (ONNX: out = ceil(in / s); the odd pad goes to the end for
-// SAME_UPPER, to the start for SAME_LOWER).
+WindowAxis window_axis_of(const Window& w, const std::vector<int64_t>& in, size_t i) {
+  return {in[i], w.kernel[i], w.strides[i], w.dilations[i], w.pad_l[i], w.pad_r[i]};
+}
+
+// Conv output size and SAME padding (graph/conv_geometry.h).
 void conv_geometry(const KernelContext& ctx, Window& w, const std::vector<int64_t>& in) {
   const AutoPad ap = auto_pad_of(ctx);
   w.out.resize(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
-    const int64_t kr = (w.kernel[i] - 1) * w.dilations[i] + 1;
-    if (ap == AutoPad::Valid) w.pad_l[i] = w.pad_r[i] = 0;
-    if (ap == AutoPad::SameUpper || ap == AutoPad::SameLower) {
-      const int64_t target = (in[i] + w.strides[i] - 1) / w.strides[i];
-      const int64_t total = std::max<int64_t>(0, (target - 1) * w.strides[i] + kr - in[i]);
-      w.pad_l[i] = ap == AutoPad::SameUpper ? total / 2 : total - total / 2;
-      w.pad_r[i] = total - w.pad_l[i];
-    }
-    const int64_t span = in[i] + w.pad_l[i] + w.pad_r[i] - kr;
-    if (span < 0) ctx.unsupported("kernel larger than padded input " + shape_str(in));
-    w.out[i] = span / w.strides[i] + 1;
+    const WindowAxisGeometry g = window_axis(window_axis_of(w, in, i), ap, false, false);
+    if (!g.fits) ctx.unsupported("kernel larger than padded input " + shape_str(in));
+    w.pad_l[i] = g.pad_begin, w.pad_r[i] = g.pad_end, w.out[i] = g.out;
   }
 }
 
-// Pool output size as ONNX Runtime computes it: SAME pads ignore dilation (legacy), ceil_mode
-// drops a last window that would start in the end padding.
+// Pool output size as ONNX Runtime computes it (graph/conv_geometry.h): SAME pads ignore
+// dilation (legacy), ceil_mode drops a last window that would start in the end padding.
 void pool_geometry(const KernelContext& ctx, Window& w, const std::vector<int64_t>& in, bool ceil_mode) {
   const AutoPad ap = auto_pad_of(ctx);
   w.out.resize(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
-    const int64_t s = w.strides[i];
-    if (ap == AutoPad::Valid) w.pad_l[i] = w.pad_r[i] = 0;
-    if (ap == AutoPad::SameUpper || ap == AutoPad::SameLower) {
-      const int64_t target = (in[i] + s - 1) / s;
-      const int64_t total = (target - 1) * s + w.kernel[i] - in[i];
-      if (total < 0) ctx.unsupported("SAME padding with kernel smaller than stride");
-      w.pad_l[i] = ap == AutoPad::SameUpper ? total / 2 : (total + 1) / 2;
-      w.pad_r[i] = total - w.pad_l[i];
-    }
-    const int64_t num = in[i] + w.pad_l[i] + w.pad_r[i] - w.dilations[i] * (w.kernel[i] - 1) - 1;
-    if (num < 0) ctx.unsupported("pooling window larger than padded input " + shape_str(in));
-    int64_t out = num / s + 1;
-    if (ceil_mode) {
-      out = (num + s - 1) / s + 1;
-      if ((out - 1) * s >= in[i] + w.pad_l[i]) --out;
-    }
-    w.out[i] = out;
+    const WindowAxisGeometry g = window_axis(window_axis_of(w, in, i), ap, true, ceil_mode);
+    if (is_same_pad(ap) && g.same_total < 0) ctx.unsupported("SAME padding with kernel smaller than stride");
+    if (!g.fits) ctx.unsupported("pooling window larger than padded input " + shape_str(in));
+    w.pad_l[i] = g.pad_begin, w.pad_r[i] = g.pad_end, w.out[i] = g.out;
   }
 }
 
@@ -170,7 +148,7 @@ void pool_geometry(const KernelContext& ctx, Window& w, const std::vector<int64_
 std::vector<int64_t> effective_pad_r(const Window& w, const std::vector<int64_t>& in) {
   std::vector<int64_t> r(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
-    const int64_t kr = (w.kernel[i] - 1) * w.dilations[i] + 1;
+    const int64_t kr = window_span(w.kernel[i], w.dilations[i]);
     r[i] = std::max(w.pad_r[i], (w.out[i] - 1) * w.strides[i] + kr - in[i] - w.pad_l[i]);
   }
   return r;
@@ -346,7 +324,7 @@ void conv_transpose_geometry(const KernelContext& ctx, Window& w, const std::vec
   }
   w.out.resize(sp);
   for (size_t i = 0; i < sp; ++i) {
-    const int64_t full = (in[i] - 1) * w.strides[i] + adj[i] + (w.kernel[i] - 1) * w.dilations[i] + 1;
+    const int64_t full = (in[i] - 1) * w.strides[i] + adj[i] + window_span(w.kernel[i], w.dilations[i]);
     auto distribute = [&](int64_t total) {
       total = std::max<int64_t>(0, total);
       w.pad_l[i] = ap == AutoPad::SameUpper ? total / 2 : total - total / 2;
@@ -355,7 +333,7 @@ void conv_transpose_geometry(const KernelContext& ctx, Window& w, const std::vec
     if (!oshape.empty()) {
       distribute(full - oshape[i]);
       w.pad_r[i] = full - w.pad_l[i] - oshape[i];  // negative when output_shape exceeds the full size
-    } else if (ap == AutoPad::SameUpper || ap == AutoPad::SameLower) {
+    } else if (is_same_pad(ap)) {
       distribute(full - in[i] * w.strides[i]);
     } else if (ap == AutoPad::Valid) {
       w.pad_l[i] = w.pad_r[i] = 0;
@@ -535,7 +513,7 @@ void pool(KernelContext& ctx, bool is_max) {
       int64_t cnt = 1;
       for (size_t i = 0; i < sp; ++i) {
         const int64_t start = o[i] * win.strides[i] - win.pad_l[i];
-        const int64_t end = std::min(start + (win.kernel[i] - 1) * win.dilations[i] + 1, in[i] + win.pad_r[i]);
+        const int64_t end = std::min(start + window_span(win.kernel[i], win.dilations[i]), in[i] + win.pad_r[i]);
         cnt *= (end - start + win.dilations[i] - 1) / win.dilations[i];
       }
       if (cnt != full)
