@@ -1,6 +1,7 @@
 // Loading and saving real ONNX files: round trips through ONNX Runtime, external data, hostile input.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 
 #include "graph/normalize.h"
@@ -218,4 +219,96 @@ TEST_CASE("raising the opset rewrites attribute-to-input changes - outputs uncha
   CHECK(max_rel_error(b.at("y"), a.at("y")) < 1e-6);
   CHECK(max_rel_error(b.at("p"), a.at("p")) < 1e-6);
   CHECK_THROWS_AS(convert_opset(up, 13), UnsupportedError);
+}
+
+TEST_CASE("convert --opset rewrites every attribute-to-input change", "[onnx_io][opset][ort][cli]") {
+  // Opset 10 forms of Pad, Clip, Split, ReduceSum, Squeeze, Unsqueeze, ReduceMax and Softmax over
+  // the last axis of a rank-3 input: the opset 21 file must compute the same in ONNX Runtime.
+  // (Softmax at another axis changed meaning at 13: refused, next test.)
+  Model m = new_model(10);
+  m.ir_version = 5;
+  Graph& g = m.graph;
+  g.inputs.push_back(tensor_value("x", {2, 3, 4}));
+  Node pad = make_node("Pad", {"x"}, {"p"});
+  pad.set_attr_ints("pads", {0, 0, 1, 0, 0, 1});
+  pad.set_attr_float("value", 0.25f);
+  g.add_node(pad);
+  Node clip = make_node("Clip", {"p"}, {"c"});
+  clip.set_attr_float("min", -0.5f);
+  clip.set_attr_float("max", 0.5f);
+  g.add_node(clip);
+  Node split = make_node("Split", {"c"}, {"s1", "s2"});
+  split.set_attr_int("axis", 2);
+  split.set_attr_ints("split", {2, 4});
+  g.add_node(split);
+  Node rs = make_node("ReduceSum", {"s2"}, {"rs"});
+  rs.set_attr_ints("axes", {1});
+  rs.set_attr_int("keepdims", 1);
+  g.add_node(rs);
+  Node sq = make_node("Squeeze", {"rs"}, {"sq"});
+  sq.set_attr_ints("axes", {1});
+  g.add_node(sq);
+  Node un = make_node("Unsqueeze", {"sq"}, {"un"});
+  un.set_attr_ints("axes", {0});
+  g.add_node(un);
+  Node rm = make_node("ReduceMax", {"s1"}, {"rm"});
+  rm.set_attr_ints("axes", {2});
+  rm.set_attr_int("keepdims", 0);
+  g.add_node(rm);
+  Node sm = make_node("Softmax", {"x"}, {"sm"});
+  sm.set_attr_int("axis", 2);
+  g.add_node(sm);
+  g.outputs = {tensor_value("un", {1, 2, 4}), tensor_value("rm", {2, 3}), tensor_value("sm", {2, 3, 4})};
+  fs::path dir = temp_dir("opset_cli");
+  save_model(m, dir / "v10.onnx");
+  auto r = run_cli({"convert", (dir / "v10.onnx").string(), "-o", (dir / "v21.onnx").string(), "--opset", "21"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model up = load_model(dir / "v21.onnx");
+  CHECK(up.opset() == 21);
+  std::map<std::string, size_t> inputs;
+  for (const auto& n : up.graph.nodes)
+    if (n.op_type != "Softmax") inputs[n.op_type] = std::max(inputs[n.op_type], n.inputs.size());
+  CHECK(inputs["Pad"] >= 2);
+  CHECK(inputs["Clip"] == 3);
+  CHECK(inputs["Split"] == 2);
+  CHECK(inputs["ReduceSum"] == 2);
+  CHECK(inputs["Squeeze"] == 2);
+  CHECK(inputs["Unsqueeze"] == 2);
+  CHECK(inputs["ReduceMax"] == 2);
+  auto in = random_inputs(m, 3);
+  auto a = run_ort(dir / "v10.onnx", in), b = run_ort(dir / "v21.onnx", in);
+  for (const char* o : {"un", "rm", "sm"}) {
+    INFO("output " << o);
+    CHECK(max_rel_error(b.at(o), a.at(o)) < 1e-6);
+  }
+}
+
+TEST_CASE("convert --opset refuses, naming the node, where the meaning changed", "[onnx_io][opset][cli]") {
+  // Softmax(axis=1) of a rank-3 (here rank-4) input is a softmax over the flattened trailing dims
+  // before 13 and over axis 1 alone from 13 on.
+  struct Case { const char* op; int64_t opset; std::vector<std::string> in; };
+  const std::vector<Case> cases = {{"Upsample", 9, {"x", "scales"}}, {"Scatter", 10, {"x", "idx", "upd"}},
+                                   {"Resize", 10, {"x", "scales"}}, {"Softmax", 11, {"x"}}};
+  for (const auto& c : cases) {
+    INFO(c.op);
+    Model m = new_model(c.opset);
+    m.ir_version = 5;
+    Graph& g = m.graph;
+    g.inputs.push_back(tensor_value("x", {1, 1, 2, 2}));
+    g.add_initializer(Tensor::from_float("scales", {4}, {1, 1, 2, 2}));
+    g.add_initializer(Tensor::from_int64("idx", {1, 1, 1, 2}, {1, 0}));
+    g.add_initializer(Tensor::from_float("upd", {1, 1, 1, 2}, {5, 6}));
+    Node n = make_node(c.op, c.in, {"y"}, std::string("the_") + c.op);
+    if (std::string(c.op) == "Softmax") n.set_attr_int("axis", 1);
+    g.add_node(n);
+    g.outputs.push_back(tensor_value("y", {}));
+    g.outputs[0].has_shape = false;
+    fs::path dir = temp_dir("opset_refuse");
+    save_model(m, dir / "m.onnx");
+    auto r = run_cli({"convert", (dir / "m.onnx").string(), "-o", (dir / "up.onnx").string(), "--opset", "13"});
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.out, Catch::Contains(std::string("the_") + c.op));
+    CHECK_FALSE(fs::exists(dir / "up.onnx"));
+  }
 }

@@ -337,3 +337,50 @@ TEST_CASE("static int8 activation QDQ from calibrated ranges runs in ONNX Runtim
   }
   CHECK(run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", (dir / "x.onnx").string(), "--activations", "int8"}).rc == 2);
 }
+
+TEST_CASE("--keep-float leaves a layer's weight untouched and --bits-for fixes a layer's width", "[quant][cli]") {
+  // fake format: the dequantized values in place, so each layer's distinct values per output
+  // channel show its width (at most 2^bits), whatever the report says.
+  const fs::path src = source_path("models/fashion_cnn/model.onnx");
+  fs::path dir = temp_dir("keep_float");
+  auto r = run_cli({"quantize", src.string(), "-o", (dir / "q.onnx").string(), "--bits", "8", "--format", "fake",
+                    "--keep-float", "^/head/", "--bits-for", "features\\.1/pw/=3", "--bits-for", "features\\.4/pw/=4",
+                    "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model a = load_model(src), b = load_model(dir / "q.onnx");
+  auto weight = [](const Model& m, const std::string& node) -> const Tensor& {
+    for (const auto& n : m.graph.nodes)
+      if (n.name == node) {
+        const Tensor* t = m.graph.initializer(n.input(1));
+        REQUIRE(t);
+        return *t;
+      }
+    FAIL("no node " << node);
+    throw 0;
+  };
+  auto max_distinct_per_row = [](const Tensor& t) {
+    auto v = t.to_float();
+    const size_t rows = static_cast<size_t>(t.dims[0]), per = v.size() / rows;
+    size_t worst = 0;
+    for (size_t r = 0; r < rows; ++r)
+      worst = std::max(worst, std::set<float>(v.begin() + r * per, v.begin() + (r + 1) * per).size());
+    return worst;
+  };
+  CHECK(bitwise_equal(weight(b, "/head/Gemm"), weight(a, "/head/Gemm")));
+  CHECK(max_distinct_per_row(weight(b, "/features/features.1/pw/Conv")) <= 8);
+  CHECK(max_distinct_per_row(weight(b, "/features/features.4/pw/Conv")) <= 16);
+  CHECK(max_distinct_per_row(weight(b, "/features/features.4/pw/Conv")) > 8);
+  const size_t w8 = max_distinct_per_row(weight(b, "/features/features.3/c2/Conv"));
+  CHECK(w8 <= 256);
+  CHECK(w8 > 16);
+  CHECK(max_distinct_per_row(weight(a, "/features/features.3/c2/Conv")) > 256);  // float before
+  nlohmann::json j;
+  std::ifstream(dir / "r.json") >> j;
+  // The step's plan (the report's layer rows read the written file: 32 bits for fake).
+  std::map<std::string, double> bits;
+  for (const auto& l : j["steps"][0]["details"]["layers"]) bits[l["node"].get<std::string>()] = l.value("bits", 0.0);
+  CHECK(bits["/features/features.1/pw/Conv"] == 3);
+  CHECK(bits["/features/features.4/pw/Conv"] == 4);
+  CHECK(bits["/features/features.3/c2/Conv"] == 8);
+}

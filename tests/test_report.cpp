@@ -83,7 +83,19 @@ TEST_CASE("compare marks the best run per column and diffs layers of the same mo
   auto t = run_cli({"compare", (dir / "w4.json").string(), (dir / "w8.json").string(), "--html", (dir / "c.html").string()});
   REQUIRE(t.rc == 0);
   CHECK_THAT(t.out, Catch::Contains("per-layer: w4 vs w8"));
-  CHECK(fs::exists(dir / "c.html"));
+  std::ifstream hf(dir / "c.html");
+  const std::string html((std::istreambuf_iterator<char>(hf)), {});
+  // Each run's row marks what it is best at (w4: file size, w8: cosine), and the per-layer table
+  // has fc at 4 and 8 bits.
+  auto row_of = [&](const std::string& label) {
+    size_t a = html.find("<tr><td>" + label + "</td>");
+    REQUIRE(a != std::string::npos);
+    return html.substr(a, html.find("</tr>", a) - a);
+  };
+  CHECK_THAT(row_of("w4"), Catch::Contains("class='best'"));
+  CHECK_THAT(row_of("w8"), Catch::Contains("class='best'"));
+  CHECK_THAT(html, Catch::Contains("Per layer: w4 vs w8"));
+  CHECK_THAT(html, Catch::Contains("<tr><td>fc</td><td>4</td><td>8</td>"));
   auto u = run_cli({"compare", (dir / "w4.json").string(), (dir / "x2.json").string()});
   REQUIRE(u.rc == 0);
   CHECK_THAT(u.out, Catch::Contains("different models"));
@@ -121,7 +133,8 @@ TEST_CASE("the HTML report renders in a real browser", "[report][browser]") {
   // headless Chromium (installed by scripts/setup.sh).
   fs::path dir = temp_dir("browser");
   auto r = run_cli({"compress", source_path("models/fashion_cnn/model.onnx").string(), "-o", (dir / "m.onnx").string(),
-                    "--recipe", "prune30-int8", "--html", (dir / "r.html").string()});
+                    "--recipe", "prune30-int8", "--calib", source_path("models/fashion_cnn/calib.npy").string(),
+                    "--html", (dir / "r.html").string()});
   INFO(r.out);
   REQUIRE(r.rc == 0);
   const fs::path png = dir / "r.png";

@@ -495,3 +495,30 @@ TEST_CASE("inspect prints MACs per op type and asks for --input-shape when dims 
   CHECK(rank.rc == 2);
   CHECK_THAT(rank.out, Catch::Contains("rank"));
 }
+
+TEST_CASE("LSTM MACs are the closed form seq x batch x dirs x 4H x (I + H)", "[cost][ort]") {
+  for (const char* direction : {"forward", "bidirectional"}) {
+    INFO(direction);
+    const int64_t T = 5, B = 2, I = 3, H = 4, D = std::string(direction) == "bidirectional" ? 2 : 1;
+    Model m = new_model(14);
+    Graph& g = m.graph;
+    g.inputs.push_back(tensor_value("x", {T, B, I}));
+    g.add_initializer(random_tensor("W", {D, 4 * H, I}, 1));
+    g.add_initializer(random_tensor("R", {D, 4 * H, H}, 2));
+    g.add_initializer(random_tensor("Bias", {D, 8 * H}, 3));
+    Node n = make_node("LSTM", {"x", "W", "R", "Bias"}, {"y"});
+    n.set_attr_int("hidden_size", H);
+    n.set_attr_string("direction", direction);
+    g.add_node(n);
+    g.outputs.push_back(tensor_value("y", {T, D, B, H}));
+    infer_shapes(m);
+    CostReport c = count_costs(m);
+    REQUIRE(c.macs_complete);
+    CHECK(c.macs_by_op.at("LSTM") == T * B * D * 4 * H * (I + H));
+    CHECK(c.params == D * 4 * H * (I + H) + D * 8 * H);
+    // The graph is one ONNX Runtime runs with those shapes.
+    fs::path p = temp_dir("lstm") / "m.onnx";
+    save_model(m, p);
+    CHECK(run_ort(p, random_inputs(m, 4)).at("y").dims == std::vector<int64_t>{T, D, B, H});
+  }
+}
