@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 
+#include "engine/npy.h"
 #include "graph/errors.h"
 
 namespace oc {
@@ -22,13 +22,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* const kSpecForms = "FILE.npy, FILE.npz, a directory of .npy/.npz files, or random:N[:SEED]";
-
-struct NpyDescr { const char* descr; DType dtype; };
-const NpyDescr kNpyTypes[] = {
-    {"<f4", DType::Float}, {"<f8", DType::Double}, {"<f2", DType::Float16}, {"<i8", DType::Int64},
-    {"<i4", DType::Int32}, {"<i2", DType::Int16}, {"|i1", DType::Int8},    {"|u1", DType::UInt8},
-    {"|b1", DType::Bool},  {"<u2", DType::UInt16}, {"<u4", DType::UInt32}, {"<u8", DType::UInt64},
-};
 
 uint64_t le(const std::string& b, size_t off, int bytes) {
   uint64_t v = 0;
@@ -94,30 +87,12 @@ struct ArrayLoc {
   std::string what() const { return entry.empty() ? file.string() : file.string() + ":" + entry; }
 };
 
-// Parses a .npy header from the entry's first bytes (which hold at least the whole header).
+// Reads a .npy header (engine/npy.h) from the entry's first bytes (which hold at least the whole header).
 void parse_header(const std::string& b, ArrayLoc& a) {
-  const std::string what = a.what();
-  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) throw InvalidArgument(what + ": not a .npy array");
-  const bool v1 = static_cast<unsigned char>(b[6]) == 1;
-  const size_t hstart = v1 ? 10 : 12;
-  if (b.size() < hstart) throw InvalidArgument(what + ": truncated .npy header");
-  const size_t hlen = static_cast<size_t>(le(b, 8, v1 ? 2 : 4));
-  if (b.size() < hstart + hlen) throw InvalidArgument(what + ": truncated .npy header");
-  const std::string h = b.substr(hstart, hlen);
-  std::smatch m;
-  if (!std::regex_search(h, m, std::regex("'descr':\\s*'([^']+)'"))) throw InvalidArgument(what + ": .npy header has no dtype");
-  const std::string descr = m[1];
-  const auto ty = std::find_if(std::begin(kNpyTypes), std::end(kNpyTypes), [&](const NpyDescr& t) { return descr == t.descr; });
-  if (ty == std::end(kNpyTypes)) throw InvalidArgument(what + ": .npy dtype '" + descr + "' is not supported");
-  if (std::regex_search(h, std::regex("'fortran_order':\\s*True")))
-    throw InvalidArgument(what + ": Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
-  if (!std::regex_search(h, m, std::regex("'shape':\\s*\\(([^)]*)\\)"))) throw InvalidArgument(what + ": .npy header has no shape");
-  a.dtype = ty->dtype;
-  a.dims.clear();
-  std::stringstream ss(m[1].str());
-  for (std::string item; std::getline(ss, item, ',');)
-    if (item.find_first_not_of(" ") != std::string::npos) a.dims.push_back(std::stoll(item));
-  a.header = hstart + hlen;
+  NpyHeader h = parse_npy_header(b, a.what());
+  a.dtype = h.dtype;
+  a.dims = std::move(h.dims);
+  a.header = h.data_offset;
 }
 
 uint64_t data_bytes(const ArrayLoc& a) {
@@ -132,11 +107,7 @@ ArrayLoc scan_npy(const fs::path& p) {
   std::ifstream f = open_file(p);
   const uint64_t size = fs::file_size(p);
   std::string head = read_range(f, 0, std::min<uint64_t>(size, 12), p.string());
-  if (head.size() >= 10 && head.compare(0, 6, "\x93NUMPY") == 0) {
-    const bool v1 = static_cast<unsigned char>(head[6]) == 1;
-    const uint64_t total = (v1 ? 10 : 12) + le(head, 8, v1 ? 2 : 4);
-    head = read_range(f, 0, std::min(size, total), p.string());
-  }
+  if (const uint64_t total = npy_header_size(head)) head = read_range(f, 0, std::min(size, total), p.string());
   parse_header(head, a);
   a.csize = a.usize = size;
   if (size < a.header + data_bytes(a)) throw InvalidArgument(p.string() + ": .npy data is truncated");

@@ -1,8 +1,6 @@
 #include "engine/npy.h"
 #include "graph/file_io.h"
 
-#include <zlib.h>
-
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -48,7 +46,15 @@ std::string safe_file_name(const std::string& name) {
   return out;
 }
 
-Tensor parse_npy(const std::string& b, const std::string& what) {
+size_t npy_header_size(const std::string& b) {
+  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) return 0;
+  const int major = static_cast<unsigned char>(b[6]);
+  const size_t hstart = major == 1 ? 10 : 12;
+  if (b.size() < hstart) return 0;
+  return hstart + (major == 1 ? le16(b, 8) : le32(b, 8));
+}
+
+NpyHeader parse_npy_header(const std::string& b, const std::string& what) {
   if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) throw InvalidArgument(what + ": not a .npy file");
   const int major = static_cast<unsigned char>(b[6]);
   const size_t hstart = major == 1 ? 10 : 12;
@@ -64,24 +70,33 @@ Tensor parse_npy(const std::string& b, const std::string& what) {
     throw InvalidArgument(what + ": Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
   if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)")))
     throw InvalidArgument(what + ": .npy header has no shape");
-  Tensor t;
-  t.name = what;
+  NpyHeader h;
   std::stringstream shape(m[1].str());
   std::string item;
   while (std::getline(shape, item, ',')) {
     if (item.find_first_not_of(" ") == std::string::npos) continue;
-    t.dims.push_back(std::stoll(item));
+    h.dims.push_back(std::stoll(item));
   }
   bool found = false;
   for (const auto& ty : kTypes)
-    if (descr == ty.descr) { t.dtype = ty.dtype; found = true; }
+    if (descr == ty.descr) { h.dtype = ty.dtype; found = true; }
   if (!found) throw InvalidArgument(what + ": .npy dtype '" + descr + "' is not supported (use float32, int64, ...)");
+  h.data_offset = hstart + hlen;
+  return h;
+}
+
+Tensor parse_npy(const std::string& b, const std::string& what) {
+  const NpyHeader h = parse_npy_header(b, what);
+  Tensor t;
+  t.name = what;
+  t.dims = h.dims;
+  t.dtype = h.dtype;
   const size_t need = dtype_storage_bytes(t.dtype, t.numel());
-  if (b.size() < hstart + hlen + need)
-    throw InvalidArgument(what + ": .npy data is truncated (" + std::to_string(b.size() - hstart - hlen) + " of " +
+  if (b.size() < h.data_offset + need)
+    throw InvalidArgument(what + ": .npy data is truncated (" + std::to_string(b.size() - h.data_offset) + " of " +
                           std::to_string(need) + " bytes)");
-  t.bytes.assign(b.begin() + static_cast<std::ptrdiff_t>(hstart + hlen),
-                 b.begin() + static_cast<std::ptrdiff_t>(hstart + hlen + need));
+  t.bytes.assign(b.begin() + static_cast<std::ptrdiff_t>(h.data_offset),
+                 b.begin() + static_cast<std::ptrdiff_t>(h.data_offset + need));
   return t;
 }
 
@@ -108,66 +123,6 @@ std::string serialize_npy(const Tensor& t) {
 
 void write_npy(const fs::path& path, const Tensor& t) {
   write_file_atomic(path, serialize_npy(t));
-}
-
-std::map<std::string, Tensor> read_npz(const fs::path& path) {
-  const std::string b = read_file(path);
-  std::map<std::string, Tensor> out;
-  // Walk the central directory (sizes in local headers may be deferred to data descriptors).
-  size_t eocd = std::string::npos;
-  for (size_t i = b.size() >= 22 ? b.size() - 22 : 0;; --i) {
-    if (b.compare(i, 4, "PK\x05\x06") == 0) { eocd = i; break; }
-    if (i == 0 || b.size() - i > 66000) break;
-  }
-  if (eocd == std::string::npos) throw InvalidArgument(path.string() + ": not an .npz (zip) file");
-  const uint16_t count = le16(b, eocd + 10);
-  size_t cd = le32(b, eocd + 16);
-  for (uint16_t e = 0; e < count; ++e) {
-    if (cd + 46 > b.size() || b.compare(cd, 4, "PK\x01\x02") != 0) throw InvalidArgument(path.string() + ": corrupt zip directory");
-    const uint16_t method = le16(b, cd + 10);
-    uint64_t csize = le32(b, cd + 20), usize = le32(b, cd + 24);
-    const uint16_t nlen = le16(b, cd + 28), xlen = le16(b, cd + 30), clen = le16(b, cd + 32);
-    uint64_t local = le32(b, cd + 42);
-    std::string name = b.substr(cd + 46, nlen);
-    // zip64 extra field (numpy writes it for large arrays)
-    for (size_t x = cd + 46 + nlen; x + 4 <= cd + 46 + nlen + xlen;) {
-      uint16_t id = le16(b, x), sz = le16(b, x + 2);
-      if (id == 1) {
-        size_t p = x + 4;
-        auto rd64 = [&](uint64_t& v) { std::memcpy(&v, b.data() + p, 8); p += 8; };
-        if (usize == 0xFFFFFFFF) rd64(usize);
-        if (csize == 0xFFFFFFFF) rd64(csize);
-        if (local == 0xFFFFFFFF) rd64(local);
-      }
-      x += 4 + sz;
-    }
-    cd += 46 + nlen + xlen + clen;
-    if (local + 30 > b.size()) throw InvalidArgument(path.string() + ": corrupt zip entry " + name);
-    const size_t data = local + 30 + le16(b, local + 26) + le16(b, local + 28);
-    if (data + csize > b.size()) throw InvalidArgument(path.string() + ": truncated zip entry " + name);
-    std::string raw;
-    if (method == 0) {
-      raw = b.substr(data, csize);
-    } else if (method == 8) {
-      raw.resize(usize);
-      z_stream zs{};
-      inflateInit2(&zs, -MAX_WBITS);
-      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(b.data() + data));
-      zs.avail_in = static_cast<uInt>(csize);
-      zs.next_out = reinterpret_cast<Bytef*>(raw.data());
-      zs.avail_out = static_cast<uInt>(usize);
-      int rc = inflate(&zs, Z_FINISH);
-      inflateEnd(&zs);
-      if (rc != Z_STREAM_END) throw InvalidArgument(path.string() + ": cannot inflate entry " + name);
-    } else {
-      throw InvalidArgument(path.string() + ": zip compression method " + std::to_string(method) + " not supported");
-    }
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
-    Tensor t = parse_npy(raw, path.string() + ":" + name);
-    t.name = name;
-    out[name] = std::move(t);
-  }
-  return out;
 }
 
 }  // namespace oc

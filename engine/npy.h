@@ -1,8 +1,8 @@
 // NumPy .npy / .npz files: how calibration data and executor outputs enter and leave the toolkit.
 #pragma once
 #include <filesystem>
-#include <map>
 #include <string>
+#include <vector>
 
 #include "graph/tensor.h"
 
@@ -10,10 +10,18 @@ namespace oc {
 
 Tensor read_npy(const std::filesystem::path& path);
 Tensor parse_npy(const std::string& bytes, const std::string& what);
+// A .npy header; `bytes` starts at the magic and holds at least the whole header (the data may be
+// cut off). `what` names the array in errors. The calibration reader reads data ranges itself.
+struct NpyHeader {
+  DType dtype = DType::Undefined;
+  std::vector<int64_t> dims;
+  size_t data_offset = 0;  // header bytes before the data
+};
+NpyHeader parse_npy_header(const std::string& bytes, const std::string& what);
+// Size of the whole header from a file's first 12 bytes; 0 when they do not start a .npy.
+size_t npy_header_size(const std::string& first_bytes);
 void write_npy(const std::filesystem::path& path, const Tensor& t);  // atomic
 std::string serialize_npy(const Tensor& t);
-// .npz written by numpy.savez (stored) or savez_compressed (deflate); keys without ".npy".
-std::map<std::string, Tensor> read_npz(const std::filesystem::path& path);
 // `name` with every character outside [A-Za-z0-9._-] replaced by '_' (output file names).
 std::string safe_file_name(const std::string& name);
 
