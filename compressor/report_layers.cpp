@@ -12,7 +12,7 @@ namespace fs = std::filesystem;
 // ---------------- layers from models ----------------
 namespace {
 
-struct WeightLayer {
+struct StoredWeight {  // a layer node's weight as the model stores it
   std::string op;
   std::vector<int64_t> shape;
   int64_t params = 0;
@@ -21,12 +21,12 @@ struct WeightLayer {
 
 // Weight of a layer node: the constant feeding its weight input, looking through
 // DequantizeLinear (QDQ export) and Cast (fp16). MatMulNBits carries K/N/bits attributes.
-std::optional<WeightLayer> weight_layer(const Graph& g, const Node& n) {
+std::optional<StoredWeight> stored_weight(const Graph& g, const Node& n) {
   static const std::map<std::string, size_t> weight_input = {
       {"Conv", 1}, {"ConvTranspose", 1}, {"Gemm", 1}, {"MatMul", 1}, {"MatMulNBits", 1}};
   auto it = weight_input.find(n.op_type);
   if (it == weight_input.end()) return std::nullopt;
-  WeightLayer w;
+  StoredWeight w;
   w.op = n.op_type;
   if (n.op_type == "MatMulNBits") {
     int64_t K = n.attr_int("K", 0), N = n.attr_int("N", 0);
@@ -57,7 +57,7 @@ std::optional<WeightLayer> weight_layer(const Graph& g, const Node& n) {
 }
 
 std::map<std::string, int64_t> macs_by_node(const Model& m, const std::map<std::string, std::vector<int64_t>>& shapes) {
-  Model copy = m;
+  Model copy = copy_without_weight_data(m);  // shapes and costs need no weight bytes
   infer_shapes(copy, shapes);
   CostReport c = count_costs(copy);
   std::map<std::string, int64_t> out;
@@ -68,7 +68,7 @@ std::map<std::string, int64_t> macs_by_node(const Model& m, const std::map<std::
 }  // namespace
 
 Totals model_totals(const Model& m, const std::map<std::string, std::vector<int64_t>>& shapes) {
-  Model copy = m;
+  Model copy = copy_without_weight_data(m);  // shapes and costs need no weight bytes
   infer_shapes(copy, shapes);
   CostReport c = count_costs(copy);
   Totals t;
@@ -85,7 +85,7 @@ std::vector<LayerRow> diff_layers(const Model& before, const Model& after,
   for (const auto& n : after.graph.nodes) after_nodes[n.name] = &n;
   std::vector<LayerRow> rows;
   for (const auto& n : before.graph.nodes) {
-    auto wb = weight_layer(before.graph, n);
+    auto wb = stored_weight(before.graph, n);
     if (!wb) continue;
     LayerRow r;
     r.name = n.name;
@@ -100,7 +100,7 @@ std::vector<LayerRow> diff_layers(const Model& before, const Model& after,
       rows.push_back(r);
       continue;
     }
-    auto wa = weight_layer(after.graph, *it->second);
+    auto wa = stored_weight(after.graph, *it->second);
     if (wa) {
       r.op = it->second->op_type == n.op_type ? n.op_type : n.op_type + "->" + it->second->op_type;
       r.weight_shape_after = wa->shape;
