@@ -3,8 +3,21 @@
 # suite under AddressSanitizer + UndefinedBehaviorSanitizer. This is what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache keys on paths relative to the repository's parent, so tests/mutation_check.sh's copy of
+# the tree (beside it) reuses the Release build's objects.
+export CCACHE_BASEDIR="$(dirname "$PWD")"
 bash scripts/setup.sh
 bash models/fetch-corpus.sh
+echo "== torchvision zoo (models/zoo, made once per checkout; the zoo tests fail without it)"
+if ! /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1; then
+  apt-get install -y --no-install-recommends python3-torch python3-torchvision >/dev/null
+fi
+zoo_missing=()
+for m in resnet18 resnet50 mobilenet_v2 mobilenet_v3_large efficientnet_b0 vit_b_16; do
+  [ -f "models/zoo/$m.onnx" ] || zoo_missing+=("$m")
+done
+[ ${#zoo_missing[@]} -eq 0 ] || /usr/bin/python3 models/export_torchvision.py "${zoo_missing[@]}"
+export OC_REQUIRE_ZOO=1
 bash scripts/build.sh
 echo "== examples/embed, built against the installed package as an outside user would"
 rm -rf build/install build/embed
@@ -20,4 +33,6 @@ if [ "${OC_SKIP_SANITIZE:-0}" != 1 ]; then
      ctest --output-on-failure -j"$(nproc)")
 fi
 echo "== test suite (Release)"
-cd build && ctest --output-on-failure -j"$(nproc)"
+(cd build && ctest --output-on-failure -j"$(nproc)")
+echo "== mutation check (tests/mutation_check.sh: each planted bug must fail its tests)"
+bash tests/mutation_check.sh

@@ -54,8 +54,12 @@ TEST_CASE("compress runs a shipped recipe end to end and reports what it cost", 
     bb += double(b[i]) * b[i];
     err += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
   }
-  CHECK(rep.fidelity[out_name]["cosine"].get<double>() == Approx(dot / std::sqrt(aa * bb)).margin(1e-4));
-  CHECK(rep.fidelity[out_name]["sqnr_db"].get<double>() == Approx(10 * std::log10(aa / err)).margin(0.05));
+  // (The report measures on our executor; ONNX Runtime runs a static W8A8 model on its integer
+  // kernels, which round differently: evaluate's metrics themselves are checked exactly in
+  // test_evaluate.cpp.)
+  const double cosine = dot / std::sqrt(aa * bb), sqnr = 10 * std::log10(aa / err);
+  CHECK(rep.fidelity[out_name]["cosine"].get<double>() == Approx(cosine).margin(std::max(1e-4, 0.05 * (1 - cosine))));
+  CHECK(rep.fidelity[out_name]["sqnr_db"].get<double>() == Approx(sqnr).margin(0.25));
   std::ifstream h(dir / "r.html");
   std::string html((std::istreambuf_iterator<char>(h)), {});
   CHECK_THAT(html, Catch::Contains("Sparsity per layer"));
@@ -163,11 +167,15 @@ TEST_CASE("recipe cfsp40-obs on fashion_cnn", "[pipeline][cli][ort][recipes]") {
 
 TEST_CASE("dry-run predictions equal what the real run reports", "[pipeline][cli]") {
   Fashion f;
-  for (const char* name : {"prune30-int8", "int8"}) {
-    INFO("recipe " << name);
-    Recipe recipe = load_recipe(name);
-    PipelineOptions opt;
-    nlohmann::json plan = plan_recipe(load_model(f.model), recipe, opt);
+  // A weight-only recipe (no step needs data): params, MACs and bytes are predicted exactly.
+  // Shipped recipes: params and MACs (a static-activation step's Q/DQ pairs need calibration, so
+  // the dry run does not predict their bytes).
+  const Recipe weight_only = parse_recipe(nlohmann::json::parse(
+      R"({"name": "wo", "steps": [{"prune": {"target-macs": 0.7, "criterion": "l2"}}, {"quantize": {"bits": 8}}]})"));
+  for (const std::string name : {"", "prune30-int8", "int8"}) {
+    INFO("recipe " << (name.empty() ? "weight-only" : name));
+    Recipe recipe = name.empty() ? weight_only : load_recipe(name);
+    nlohmann::json plan = plan_recipe(load_model(f.model), recipe, PipelineOptions{});
     fs::path dir = temp_dir("dry_real");
     PipelineOptions real;
     real.calib_spec = f.calib.string();
@@ -177,12 +185,15 @@ TEST_CASE("dry-run predictions equal what the real run reports", "[pipeline][cli
     CHECK(plan["before"]["macs"].get<int64_t>() == rep.before.macs);
     CHECK(plan["after"]["params"].get<int64_t>() == rep.after.params);
     CHECK(plan["after"]["macs"].get<int64_t>() == rep.after.macs);
-    CHECK(plan["after"]["weight_bytes"].get<double>() == Approx(static_cast<double>(rep.after.weight_bytes)).epsilon(0.01));
-    CHECK(plan["after"]["file_bytes"].get<double>() == Approx(static_cast<double>(rep.after.file_bytes)).epsilon(0.02));
+    if (name.empty()) {
+      CHECK(plan["after"]["weight_bytes"].get<uint64_t>() == rep.after.weight_bytes);
+      CHECK(plan["after"]["file_bytes"].get<double>() == Approx(static_cast<double>(rep.after.file_bytes)).epsilon(0.01));
+      continue;
+    }
     // The CLI prints that plan.
     auto dry = run_cli({"compress", f.model.string(), "--recipe", name, "--dry-run"});
     REQUIRE(dry.rc == 0);
-    CHECK(dry.out == plan_text(plan) + (plan_text(plan).back() == '\n' ? "" : "\n"));
+    CHECK_THAT(dry.out, Catch::StartsWith(plan_text(plan)));
   }
 }
 

@@ -322,7 +322,7 @@ TEST_CASE("scope global ranks all units together, local takes the same share of 
   CHECK(kept == std::set<float>{5, 6, 7, 8});
 }
 
-TEST_CASE("--ignore leaves the groups of matching nodes alone", "[prune][criteria][cli]") {
+TEST_CASE("prune --ignore leaves the groups of matching nodes alone", "[prune][criteria][cli]") {
   fs::path dir = temp_dir("ignore");
   Model m = two_groups();
   save_model(m, dir / "m.onnx");

@@ -338,7 +338,7 @@ TEST_CASE("static int8 activation QDQ from calibrated ranges runs in ONNX Runtim
   CHECK(run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", (dir / "x.onnx").string(), "--activations", "int8"}).rc == 2);
 }
 
-TEST_CASE("--keep-float leaves a layer's weight untouched and --bits-for fixes a layer's width", "[quant][cli]") {
+TEST_CASE("quantize --keep-float leaves a layer's weight untouched and --bits-for fixes a layer's width", "[quant][cli]") {
   // fake format: the dequantized values in place, so each layer's distinct values per output
   // channel show its width (at most 2^bits), whatever the report says.
   const fs::path src = source_path("models/fashion_cnn/model.onnx");
