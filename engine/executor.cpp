@@ -154,15 +154,7 @@ struct GraphRun {
       const Node& node = g.nodes[i];
       std::vector<Tensor> outs(node.outputs.size());
       KernelContext ctx{node, {}, outs, threads, plan.opsets[i], ex, &lookup};
-      for (const auto& in : node.inputs) {
-        if (in.empty()) {
-          ctx.inputs.push_back(nullptr);
-          continue;
-        }
-        const Tensor* t = find(in);
-        if (!t) throw Error("node '" + node.name + "' (" + node.op_type + "): input '" + in + "' has no value");
-        ctx.inputs.push_back(t);
-      }
+      ctx.inputs = node_inputs<const Tensor>(node, [this](const std::string& n) { return find(n); });
       ctx.movable.assign(node.inputs.size(), nullptr);
       for (size_t j = 0; j < node.inputs.size(); ++j) {
         const std::string& in = node.inputs[j];
@@ -190,7 +182,7 @@ struct GraphRun {
                       " bytes for output '" + name + "' of shape " + shape_str(t.dims));
         t.name = name;
         if (watched(name)) hook(name, t);
-        if (!plan.outputs.count(name) && !uses.count(name)) continue;  // nobody reads it
+        if (!plan.kept(name)) continue;  // nobody reads it
         live_bytes += t.bytes.size();
         held_bytes[name] = t.bytes.size();
         auto [it, fresh] = owned.insert_or_assign(name, std::move(t));
@@ -200,13 +192,7 @@ struct GraphRun {
       stats.peak_live_bytes = std::max(stats.peak_live_bytes, live_bytes);
       stats.peak_live_values = std::max(stats.peak_live_values, owned.size());
       ++stats.nodes_run;
-      auto drop = [&](const std::string& in) {
-        auto it = uses.find(in);
-        if (it != uses.end() && --it->second == 0) release(in);
-      };
-      for (const auto& in : node.inputs)
-        if (!in.empty()) drop(in);
-      for (const auto& v : plan.implicit[i]) drop(v);
+      count_reads(plan, i, node, uses, [this](const std::string& n) { release(n); });
     }
   }
 

@@ -9,9 +9,11 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "engine/device_view.h"
 #include "engine/kernel.h"
+#include "graph/errors.h"
 
 namespace oc {
 
@@ -41,8 +43,43 @@ struct GraphPlan {
   std::vector<std::vector<std::string>> implicit;  // outer-scope values read by each node's subgraphs
   std::unordered_map<std::string, int> uses;
   std::unordered_set<std::string> outputs;         // graph outputs (never freed)
+
+  // A produced value worth keeping: a graph output or read by some node (else dropped at once).
+  bool kept(const std::string& v) const { return outputs.count(v) || uses.count(v); }
 };
 GraphPlan plan_graph(const Model& model, const Graph& g);
+
+// The node loop's shared steps (the CPU executor and the CUDA runner hold values differently).
+// Node `node`'s input values from `find(name)` (a pointer, null when absent); an omitted ("")
+// input stays null, a missing value throws Error.
+template <class V, class Find>
+std::vector<V*> node_inputs(const Node& node, Find&& find) {
+  std::vector<V*> in;
+  in.reserve(node.inputs.size());
+  for (const auto& name : node.inputs) {
+    if (name.empty()) {
+      in.push_back(nullptr);
+      continue;
+    }
+    V* v = find(name);
+    if (!v) throw Error("node '" + node.name + "' (" + node.op_type + "): input '" + name + "' has no value");
+    in.push_back(v);
+  }
+  return in;
+}
+// After plan node `i` ran: counts its reads (inputs, then its subgraphs' outer-scope reads) off
+// `uses` and calls release(name) for each value it read last that is not a graph output.
+template <class Release>
+void count_reads(const GraphPlan& plan, size_t i, const Node& node, std::unordered_map<std::string, int>& uses,
+                 Release&& release) {
+  auto drop = [&](const std::string& name) {
+    auto it = uses.find(name);
+    if (it != uses.end() && --it->second == 0 && !plan.outputs.count(name)) release(name);
+  };
+  for (const auto& name : node.inputs)
+    if (!name.empty()) drop(name);
+  for (const auto& name : plan.implicit[i]) drop(name);
+}
 
 // One run at a time per Executor (plans of subgraphs are cached inside); use one executor per
 // thread for concurrent runs.

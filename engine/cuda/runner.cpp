@@ -88,40 +88,26 @@ class CudaRunner : public DeviceRunner {
     };
     for (size_t i : plan_.order) {
       const Node& node = g_.nodes[i];
-      std::vector<Value*> in;
-      for (const auto& name : node.inputs) {
-        if (name.empty()) {
-          in.push_back(nullptr);
-          continue;
-        }
-        Value* v = find(name);
-        if (!v) throw Error("node '" + node.name + "' (" + node.op_type + "): input '" + name + "' has no value");
-        in.push_back(v);
-      }
+      std::vector<Value*> in = node_inputs<Value>(node, [this](const std::string& n) { return find(n); });
       std::vector<Value> outs = run_node(node, plan_.opsets[i], plan_.kernels[i], in, lookup);
       for (size_t k = 0; k < node.outputs.size() && k < outs.size(); ++k) {
         const std::string& name = node.outputs[k];
         if (name.empty()) continue;
         Value& v = outs[k];
         if (watched(name)) offer(name, v, hook, device_hook);
-        if (!plan_.outputs.count(name) && !uses.count(name)) continue;
+        if (!plan_.kept(name)) continue;
         live += v.bytes();
         values_.insert_or_assign(name, std::move(v));
       }
       stats.peak_live_bytes = std::max(stats.peak_live_bytes, live);
       stats.peak_live_values = std::max(stats.peak_live_values, values_.size());
       ++stats.nodes_run;
-      auto drop = [&](const std::string& name) {
-        auto it = uses.find(name);
-        if (it == uses.end() || --it->second > 0 || plan_.outputs.count(name)) return;
+      count_reads(plan_, i, node, uses, [&](const std::string& name) {
         auto v = values_.find(name);
         if (v == values_.end() || v->second.host_ref) return;
         live -= v->second.bytes();
         values_.erase(v);
-      };
-      for (const auto& name : node.inputs)
-        if (!name.empty()) drop(name);
-      for (const auto& name : plan_.implicit[i]) drop(name);
+      });
     }
     std::map<std::string, Tensor> result;
     for (const auto& o : g_.outputs) {
