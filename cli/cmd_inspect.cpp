@@ -1,4 +1,4 @@
-// onnx-compress inspect MODEL [--json] [--input-shape NAME=DIMS ...]
+// onnx-compress inspect MODEL [--json] [--deploy] [--input-shape NAME=DIMS ...]
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -6,6 +6,9 @@
 
 #include "cli/command.h"
 #include "graph/inspect.h"
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "quantize/deploy_check.h"
 
 namespace oc::cli {
 namespace {
@@ -17,13 +20,28 @@ int run_inspect(const std::vector<std::string>& args) {
   opts.add_options()
     ("model", po::value(&model)->required(), "ONNX model")
     ("json", po::bool_switch(), "print JSON instead of text")
+    ("deploy", po::bool_switch(), "add the deployment check: which Conv/MatMul/Gemm layers ONNX Runtime runs as integer kernels, and why not")
     ("input-shape", po::value(&shapes)->composing(), "NAME=D0,D1,... makes symbolic input dims concrete (repeatable)");
   po::variables_map vm;
-  if (!parse_args(args, "onnx-compress inspect MODEL [--json] [--input-shape NAME=DIMS ...]", opts, {{"model", 1}}, vm))
+  if (!parse_args(args, "onnx-compress inspect MODEL [--json] [--deploy] [--input-shape NAME=DIMS ...]", opts, {{"model", 1}}, vm))
     return 0;
   ModelSummary s = inspect_model(model, parse_input_shapes(shapes));
-  if (vm["json"].as<bool>()) std::cout << summary_to_json(s).dump(2) << "\n";
-  else std::cout << summary_to_text(s);
+  nlohmann::json deploy;
+  std::string deploy_text;
+  if (vm["deploy"].as<bool>()) {
+    Model m = load_model(model);
+    normalize(m);
+    quant::DeployCheck d = quant::check_deployment(m);
+    deploy = d.to_json();
+    deploy_text = d.summary() + "\n";
+  }
+  if (vm["json"].as<bool>()) {
+    nlohmann::json j = summary_to_json(s);
+    if (!deploy.is_null()) j["deployment"] = deploy;
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << summary_to_text(s) << deploy_text;
+  }
   return 0;
 }
 

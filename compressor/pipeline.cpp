@@ -10,6 +10,7 @@
 #include "compressor/evaluate.h"
 #include "compressor/steps.h"
 #include "graph/inspect.h"
+#include "quantize/deploy_check.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "graph/shape_inference.h"
@@ -218,6 +219,7 @@ Report compress_file(const fs::path& in, const fs::path& out, const Recipe& reci
   so.external = opt.external_data ? SaveOptions::ExternalData::Always : SaveOptions::ExternalData::Auto;
   save_model(r.model, out, so);
   fill_report_models(r.report, input, in, r.model, out, effective_shapes(input, opt.input_shapes));
+  r.report.deployment = quant::check_deployment(r.model).to_json();
   if (recipe.steps.size() == 1) r.report.command = recipe.steps[0].kind;
   // Per-layer importance scores the steps computed, shown beside each layer.
   for (size_t i = 0; i < run.steps.size(); ++i) {

@@ -88,7 +88,7 @@ json report_to_json(const Report& r) {
           {"output", identity_json(r.output)}, {"settings", r.settings}, {"steps", r.steps}, {"layers", layers},
           {"totals", {{"before", totals_json(r.before)}, {"after", totals_json(r.after)}}},
           {"fidelity", r.fidelity}, {"accuracy", r.accuracy}, {"latency_ms", r.latency_ms}, {"seconds", r.seconds},
-          {"peak_rss_bytes", r.peak_rss_bytes}, {"extra", r.extra}};
+          {"peak_rss_bytes", r.peak_rss_bytes}, {"extra", r.extra}, {"deployment", r.deployment}};
 }
 
 Report report_from_json(const json& j, const std::string& what) {
@@ -131,6 +131,7 @@ Report report_from_json(const json& j, const std::string& what) {
     r.seconds = j.value("seconds", 0.0);
     r.peak_rss_bytes = j.value("peak_rss_bytes", uint64_t{0});
     r.extra = j.value("extra", json::object());
+    r.deployment = j.value("deployment", json::object());
   } catch (const json::exception& e) {
     throw InvalidArgument(what + ": malformed report field (" + std::string(e.what()) + ")");
   }
@@ -189,6 +190,16 @@ std::string report_summary(const Report& r) {
                   100 * r.accuracy.value("candidate", 0.0),
                   100 * (r.accuracy.value("candidate", 0.0) - r.accuracy.value("reference", 0.0)));
     o << buf;
+  }
+  if (r.deployment.contains("compute_layers")) {
+    const json& d = r.deployment;
+    o << "\nONNX Runtime (CPU): " << d.value("integer_layers", 0) << " of " << d.value("compute_layers", 0)
+      << " Conv/MatMul/Gemm layers run as integer kernels";
+    const size_t wo = d.value("weight_only", json::array()).size(), uf = d.value("unfused", json::array()).size();
+    if (wo) o << "; " << wo << " weight-only DequantizeLinear (dequantized on every run: smaller, not faster)";
+    if (uf) o << "; " << uf << " QDQ layers left float, first " << d["unfused"][0].value("node", "") << " ("
+              << d["unfused"][0].value("why", "") << ")";
+    o << "\n";
   }
   char buf[128];
   std::snprintf(buf, sizeof buf, "\ntime %.2f s, peak memory %s\n", r.seconds, human_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
@@ -312,6 +323,28 @@ std::string report_html(const Report& r) {
     }
     o << bar_chart("Block importance (CFSP)", imp, "", "#b55a7a") << bar_chart("Block pruning ratio (CFSP)", ratio, "%", "#c9743c");
     if (!kept.empty()) o << bar_chart("Channels/heads kept per block (CFSP, % of units)", kept, "%", "#5b9e5b");
+  }
+  if (r.deployment.contains("compute_layers")) {
+    const json& d = r.deployment;
+    o << "<h2>Deployment check</h2><p>" << esc(d.value("runtime", std::string())) << ": <b>" << d.value("integer_layers", 0)
+      << " of " << d.value("compute_layers", 0) << "</b> Conv/MatMul/Gemm layers run as integer kernels";
+    const json ops = d.value("integer_ops", json::object());
+    for (auto it = ops.begin(); it != ops.end(); ++it) o << " · " << it.value().get<int>() << " " << esc(it.key());
+    o << "</p>";
+    bool any = false;
+    for (const char* kind : {"weight_only", "unfused", "unaligned"})
+      for (const auto& f : d.value(kind, json::array())) {
+        if (!any) o << "<table><tr><th>finding</th><th>node</th><th>op</th><th>why</th></tr>", any = true;
+        o << "<tr><td>" << kind << "</td><td>" << esc(f.value("node", "")) << "</td><td>" << esc(f.value("op", ""))
+          << "</td><td>" << esc(f.value("why", "")) << "</td></tr>";
+      }
+    if (any) o << "</table>";
+    if (!d.value("float_ops", json::object()).empty()) {
+      o << "<p>Float operators between integer layers:";
+      for (auto it = d["float_ops"].begin(); it != d["float_ops"].end(); ++it)
+        o << " " << esc(it.key()) << " " << it.value().get<int>();
+      o << "</p>";
+    }
   }
   o << "<h2>Layers</h2><table><tr><th>layer</th><th>op</th><th>weight before</th><th>weight after</th><th>params</th>"
        "<th>MACs</th><th>bits</th><th>sparsity</th></tr>";

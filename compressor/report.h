@@ -54,6 +54,7 @@ struct Report {
   double seconds = 0;
   uint64_t peak_rss_bytes = 0;
   nlohmann::json extra = nlohmann::json::object();    // step-specific details (groups, blocks, allocation)
+  nlohmann::json deployment = nlohmann::json::object(); // quant::DeployCheck of the output (how ORT runs it)
 };
 
 nlohmann::json report_to_json(const Report& r);

@@ -112,7 +112,7 @@ class QuantizeStep : public Step {
     if (auto s = r.integer("seed")) o_.score_inputs.seed = static_cast<uint64_t>(*s);
     if (auto a = r.text("activations")) {
       if (*a != "int8") throw InvalidArgument("quantize: --activations supports only int8");
-      activations_ = true;
+      activations_ = fold_batchnorms_ = true;
       if (o_.format != quant::Format::QDQ) throw InvalidArgument("quantize: --activations int8 needs --format qdq");
     }
     calib_method_ = quant::parse_calib_method(r.text("calib-method").value_or("minmax"));
@@ -133,9 +133,11 @@ class QuantizeStep : public Step {
     CalibrationStats stats;
     // Integer kernels need BatchNormalization folded into the Conv before it (nothing between a
     // Conv and its output Q).
-    const int folded = activations_ ? fold_batchnorms(m) : 0;
+    // Kept in dry runs (which drop the activation pass) so the predicted params match.
+    const int folded = fold_batchnorms_ ? fold_batchnorms(m) : 0;
     if (needs_calibration() && !ctx.calib)
-      throw InvalidArgument(activations_ ? std::string("quantize: --activations int8 needs calibration data (--calib SPEC)")
+      throw InvalidArgument(activations_ ? std::string("quantize: --activations int8 needs calibration data (--calib SPEC); "
+                                                       "without data, weight-only 8-bit (recipe w8) saves size but not time")
                                          : "quantize: --method " + quant::method_name(o.method) + " / --scorer " +
                                                o.scorer + " need calibration data (--calib SPEC)");
     if (ctx.calib && needs_calibration()) {
@@ -197,6 +199,7 @@ class QuantizeStep : public Step {
  private:
   quant::QuantizeOptions o_;
   bool activations_ = false;
+  bool fold_batchnorms_ = false;
   quant::CalibMethod calib_method_ = quant::CalibMethod::MinMax;
   nlohmann::json settings_;
 };

@@ -1,0 +1,213 @@
+// Static int8 for ONNX Runtime: BatchNorm folding, the QDQ placement ORT fuses, and the deployment
+// check, each compared with what ONNX Runtime itself makes of the model (its optimized graph,
+// written by tests/node/ort_optimize.js) and with the float model's outputs and accuracy.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+
+#include "compressor/report.h"
+#include "engine/executor.h"
+#include "engine/npy.h"
+#include "graph/fold_batchnorm.h"
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "quantize/deploy_check.h"
+#include "support.h"
+
+using namespace oc;
+using namespace oc::test;
+
+namespace {
+
+// Operator counts of the graph ONNX Runtime runs for `model` (after its QDQ fusions).
+std::map<std::string, int> ort_optimized_ops(const fs::path& model) {
+  const fs::path out = temp_dir("ort_opt") / "optimized.onnx";
+  std::string cmd = "node '" + source_path("tests/node/ort_optimize.js").string() + "' '" + model.string() + "' '" +
+                    out.string() + "' 2>&1";
+  std::string text;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && std::fgets(buf.data(), buf.size(), p)) text += buf.data();
+  const int rc = p ? ::pclose(p) : -1;
+  if (rc != 0) FAIL("ort_optimize.js failed on " << model << ": " << text);
+  std::map<std::string, int> ops;
+  for (const auto& n : load_model(out).graph.nodes) ++ops[n.op_type];
+  return ops;
+}
+
+int count_ops(const Model& m, const std::string& op) {
+  int c = 0;
+  for (const auto& n : m.graph.nodes) c += n.op_type == op;
+  return c;
+}
+
+double accuracy(const Tensor& logits, const Tensor& labels) {
+  const auto y = logits.to_float();
+  const auto l = labels.to_int64();
+  const int64_t n = logits.dims[0], k = logits.dims[1];
+  int64_t right = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; ++j)
+      if (y[i * k + j] > y[i * k + best]) best = j;
+    right += best == l[i];
+  }
+  return static_cast<double>(right) / static_cast<double>(n);
+}
+
+}  // namespace
+
+TEST_CASE("BatchNormalization folds into the Conv before it with the same outputs", "[static_qdq]") {
+  Model m = small_cnn(5);
+  // A second reader of c1's weight: folding must not change what that reader sees.
+  Node extra = make_node("Conv", {"x", "c1.w"}, {"c1_again"});
+  extra.set_attr_ints("pads", {1, 1, 1, 1});
+  m.graph.add_node(extra);
+  m.graph.outputs.push_back(tensor_value("c1_again", {1, 8, 16, 16}));
+  // Non-trivial statistics: variance and mean differ per channel.
+  m.graph.add_initializer(random_tensor("bn.v", {8}, 9, 0.5f, 2.0f));
+  normalize(m);
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 3, 16, 16}, 3)}};
+  auto ref = Executor(m).run(in);
+  Model f = m;
+  CHECK(fold_batchnorms(f) == 1);
+  CHECK(count_ops(f, "BatchNormalization") == 0);
+  auto got = Executor(f).run(in);
+  for (const auto& [name, t] : ref) {
+    INFO(name);
+    CHECK(max_rel_error(got.at(name), t) < 1e-5);
+  }
+  // And ONNX Runtime runs the folded graph to the same values.
+  agree_with_ort(f, in, 1e-4);
+  // A BatchNorm whose input has two readers is not folded (the Conv's raw output is still needed).
+  Model shared = small_cnn(5);
+  shared.graph.outputs.push_back(tensor_value("c1", {1, 8, 16, 16}));
+  normalize(shared);
+  CHECK(fold_batchnorms(shared) == 0);
+}
+
+TEST_CASE("static int8 small CNN: every Conv, the residual Add and the pool become ORT integer kernels", "[static_qdq]") {
+  fs::path dir = temp_dir("sqdq_cnn");
+  Model f = small_cnn(61);
+  save_model(f, dir / "cnn.onnx");
+  auto r = run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:16:3", "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model q = load_model(dir / "q.onnx");
+  CHECK(count_ops(q, "BatchNormalization") == 0);
+  // Every bias that reaches a fused layer is int32.
+  for (const auto& n : q.graph.nodes)
+    if (n.op_type == "Conv") {
+      const int p = q.graph.producer(n.inputs.at(2));
+      REQUIRE(p >= 0);
+      CHECK(q.graph.initializer(q.graph.nodes[p].input(0))->dtype == DType::Int32);
+    }
+  quant::DeployCheck d = quant::check_deployment(q);
+  CHECK(d.compute_layers == 3);
+  CHECK(d.integer_ops["QLinearConv"] == 2);
+  CHECK(d.weight_only.empty());
+  // What ONNX Runtime really did: no float Conv left, the Add and the pool are QLinear ops.
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  CHECK(ops["QLinearConv"] == 2);
+  CHECK(ops["Conv"] == 0);
+  CHECK(ops["QLinearAdd"] == 1);
+  CHECK(ops["QLinearGlobalAveragePool"] == 1);
+  CHECK(ops["Relu"] == 0);  // both Relus are absorbed by the Q after them
+  // Numerically: our executor agrees with ORT on the QDQ model, and both stay near the float model.
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 3, 16, 16}, 77, 0.f, 1.f)}};
+  Tensor ref = run_ort(dir / "cnn.onnx", in).at("y");
+  auto ours = agree_with_ort(q, in, 2e-2);
+  CHECK(max_rel_error(ours.at("y"), ref) < 0.08);
+}
+
+TEST_CASE("int8 recipe on fashion_cnn: ORT fuses what the deployment check predicts, accuracy within 0.3 pt", "[static_qdq]") {
+  fs::path dir = temp_dir("sqdq_fashion");
+  const fs::path model = source_path("models/fashion_cnn/model.onnx");
+  auto r = run_cli({"compress", model.string(), "-o", (dir / "q.onnx").string(), "--recipe", "int8", "--calib",
+                    source_path("models/fashion_cnn/calib.npy").string(), "--calib-samples", "128", "--report",
+                    (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK_THAT(r.out, Catch::Contains("run as integer kernels"));
+  Model q = load_model(dir / "q.onnx");
+  quant::DeployCheck d = quant::check_deployment(q);
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  // The prediction is the runtime's own count, layer for layer.
+  CHECK(d.integer_ops["QLinearConv"] == ops["QLinearConv"]);
+  CHECK(ops["Conv"] == 0);
+  CHECK(ops["QLinearConv"] == 14);
+  CHECK(ops["BatchNormalization"] == 0);
+  // The report carries the same check.
+  Report rep = read_report(dir / "r.json");
+  CHECK(rep.deployment.value("integer_layers", 0) == static_cast<int>(d.integer_layers.size()));
+  // Accuracy in ONNX Runtime on the 1500 held-out images.
+  Tensor x = read_npy(source_path("models/fashion_cnn/test_x.npy"));
+  Tensor y = read_npy(source_path("models/fashion_cnn/test_y.npy"));
+  const double a_float = accuracy(run_ort(model, {{"x", x}}).at("logits"), y);
+  const double a_int8 = accuracy(run_ort(dir / "q.onnx", {{"x", x}}).at("logits"), y);
+  INFO("float " << a_float << ", int8 " << a_int8);
+  CHECK(a_float > 0.9);
+  CHECK(a_int8 >= a_float - 0.003);
+}
+
+TEST_CASE("int8 MatMuls of a transformer run as MatMulIntegerToFloat, perplexity kept", "[static_qdq]") {
+  fs::path dir = temp_dir("sqdq_gpt");
+  const fs::path model = source_path("models/gpt_tiny/model.onnx");
+  auto r = run_cli({"quantize", model.string(), "-o", (dir / "q.onnx").string(), "--bits", "8", "--activations", "int8",
+                    "--calib", source_path("models/gpt_tiny/calib.npy").string(), "--calib-samples", "16"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model q = load_model(dir / "q.onnx");
+  quant::DeployCheck d = quant::check_deployment(q);
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  CHECK(d.integer_ops["MatMulIntegerToFloat"] == ops["MatMulIntegerToFloat"]);
+  CHECK(ops["MatMulIntegerToFloat"] >= 16);  // Q, K, V, O and two FFN MatMuls in each of 4 layers
+  CHECK(ops["DequantizeLinear"] == 0);       // no weight dequantized at run time
+  // Perplexity on held-out windows, float vs int8, in ONNX Runtime.
+  Tensor held = read_npy(source_path("models/gpt_tiny/heldout.npy"));
+  const int64_t n = 8, t = 128, w = held.dims[1];
+  std::vector<int64_t> tokens(n * t), targets(n * t);
+  const auto h = held.to_int64();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < t; ++j) tokens[i * t + j] = h[i * w + j], targets[i * t + j] = h[i * w + j + 1];
+  std::map<std::string, Tensor> in{{"tokens", Tensor::from_int64("tokens", {n, t}, tokens)}};
+  auto ppl = [&](const fs::path& p) {
+    auto logits = run_ort(p, in).at("logits").to_float();
+    double nll = 0;
+    for (int64_t k = 0; k < n * t; ++k) {
+      const float* row = &logits[k * 256];
+      double mx = row[0], s = 0;
+      for (int c = 1; c < 256; ++c) mx = std::max(mx, static_cast<double>(row[c]));
+      for (int c = 0; c < 256; ++c) s += std::exp(row[c] - mx);
+      nll += mx + std::log(s) - row[targets[k]];
+    }
+    return std::exp(nll / static_cast<double>(n * t));
+  };
+  const double p_float = ppl(model), p_int8 = ppl(dir / "q.onnx");
+  INFO("perplexity float " << p_float << ", int8 " << p_int8);
+  CHECK(p_float < 8.0);
+  CHECK(p_int8 <= p_float * 1.01);
+}
+
+TEST_CASE("deployment check flags weight-only QDQ, and int8 without data names w8", "[static_qdq][cli]") {
+  fs::path dir = temp_dir("sqdq_w8");
+  const fs::path model = source_path("models/fashion_cnn/model.onnx");
+  auto r = run_cli({"compress", model.string(), "-o", (dir / "w8.onnx").string(), "--recipe", "w8"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  quant::DeployCheck d = quant::check_deployment(load_model(dir / "w8.onnx"));
+  CHECK(d.integer_layers.empty());
+  CHECK(static_cast<int>(d.weight_only.size()) == d.compute_layers);
+  auto ins = run_cli({"inspect", (dir / "w8.onnx").string(), "--deploy"});
+  CHECK(ins.rc == 0);
+  CHECK_THAT(ins.out, Catch::Contains("0 of 15 Conv/MatMul/Gemm layers run as integer kernels"));
+  CHECK_THAT(ins.out, Catch::Contains("weight-only DequantizeLinear"));
+  auto nocal = run_cli({"compress", model.string(), "-o", (dir / "x.onnx").string(), "--recipe", "int8"});
+  CHECK(nocal.rc == 2);
+  CHECK_THAT(nocal.out, Catch::Contains("--calib"));
+  CHECK_THAT(nocal.out, Catch::Contains("w8"));
+  CHECK(!fs::exists(dir / "x.onnx"));
+}
