@@ -8,26 +8,38 @@
 #
 #   bash tests/mutation_check.sh            # run from anywhere; needs the corpus and node_modules
 #   OC_MUTATION_KEEP=1 ...                  # keep the copy for inspection
+#   OC_MUTATION_SRC=DIR OC_MUTATION_BUILD=DIR ...   # mutate a scratch copy you built already (say a
+#                                           # git worktree) in place, restoring each file after
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 parent=$(dirname "$repo")
 work=$(mktemp -d "$parent/.oc-mutation-XXXXXX")
-cleanup() { [ "${OC_MUTATION_KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"; }
+mutated=""  # the file under mutation, restored from $mutated.orig whatever happens
+cleanup() {
+  if [ -n "$mutated" ] && [ -f "$mutated.orig" ]; then mv "$mutated.orig" "$mutated"; fi
+  if [ "${OC_MUTATION_KEEP:-0}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 export CCACHE_BASEDIR="$parent"
 
-src="$work/src"
-mkdir -p "$src"
-# The files git tracks, as they are in the working tree (uncommitted edits included).
-(cd "$repo" && git ls-files -z | xargs -0 cp --parents -t "$src" 2>/dev/null || true)
-# Ignored inputs the tests read: linked, never copied or written.
-for p in models/corpus models/zoo tests/node/node_modules; do
-  [ -e "$repo/$p" ] && ln -sfn "$repo/$p" "$src/$p"
-done
-
-build="$src/build"
-launcher=(); command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
+if [ -n "${OC_MUTATION_SRC:-}" ]; then
+  src=$(cd "$OC_MUTATION_SRC" && pwd)
+  build=$(cd "${OC_MUTATION_BUILD:?set OC_MUTATION_BUILD with OC_MUTATION_SRC}" && pwd)
+  [ "$src" != "$repo" ] || { echo "OC_MUTATION_SRC must be a scratch copy, not this tree"; exit 2; }
+else
+  src="$work/src"
+  mkdir -p "$src"
+  # The files git tracks, as they are in the working tree (uncommitted edits included).
+  (cd "$repo" && git ls-files -z | xargs -0 cp --parents -t "$src" 2>/dev/null || true)
+  # Ignored inputs the tests read: linked, never copied or written.
+  for p in models/corpus models/zoo tests/node/node_modules; do
+    if [ -e "$repo/$p" ]; then ln -sfn "$repo/$p" "$src/$p"; fi
+  done
+  build="$src/build"
+  launcher=(); command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
+fi
 jobs=$(nproc)
 rebuild() { cmake --build "$build" -j"$jobs" --target oc_tests onnx-compress >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; return 1; }; }
 echo "== mutation check: building the unmutated copy"
@@ -46,11 +58,13 @@ status=0
 for m in "${mutations[@]}"; do
   IFS='|' read -r name file from to spec <<<"$m"
   f="$src/$file"
-  cp "$f" "$f.orig"
+  cp -p "$f" "$f.orig"
+  mutated="$f"
   if ! FROM="$from" TO="$to" perl -0pi -e '$n = s/\Q$ENV{FROM}\E/$ENV{TO}/g; END { exit($n == 1 ? 0 : 3) }' "$f"; then
     echo "STALE  $name: the text to mutate is not in $file exactly once (update tests/mutation_check.sh)"
     status=1
     mv "$f.orig" "$f"
+    mutated=""
     continue
   fi
   if ! rebuild; then
@@ -63,6 +77,8 @@ for m in "${mutations[@]}"; do
     echo "caught $name: $(grep -E '^test cases:' "$work/run.log" | tail -1)"
   fi
   mv "$f.orig" "$f"
+  mutated=""
+  touch "$f"  # newer than the mutated object: the next build recompiles it (a ccache hit)
 done
 if [ $status -ne 0 ]; then echo "mutation check FAILED"; else echo "mutation check: every mutation was caught"; fi
 exit $status

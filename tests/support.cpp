@@ -214,6 +214,15 @@ std::map<std::string, Tensor> random_inputs(const Model& m, uint64_t seed, int64
   return out;
 }
 
+Tensor first_rows(const Tensor& t, int64_t n) {
+  REQUIRE(!t.dims.empty());
+  REQUIRE(n <= t.dims[0]);
+  Tensor r = t;
+  r.bytes.resize(t.bytes.size() / static_cast<size_t>(t.dims[0]) * static_cast<size_t>(n));
+  r.dims[0] = n;
+  return r;
+}
+
 std::map<std::string, std::vector<int64_t>> corpus_shapes(const std::string& name) {
   if (name == "ppocr4_det.onnx") return {{"x", {1, 3, 64, 96}}};
   if (name == "ppocr4_rec.onnx") return {{"x", {1, 3, 48, 160}}};

@@ -45,6 +45,9 @@ std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.f, float
 // A float tensor of `dims` filled with random_floats(numel, seed, lo, hi).
 Tensor random_tensor(const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo = -1.f, float hi = 1.f);
 
+// The first n samples (axis 0) of `t`.
+Tensor first_rows(const Tensor& t, int64_t n);
+
 // Concrete input shapes for the corpus models' symbolic inputs (small, fast to run).
 std::map<std::string, std::vector<int64_t>> corpus_shapes(const std::string& name);
 

@@ -68,14 +68,6 @@ TEST_CASE("evaluate CLI reports accuracy against labels", "[evaluate][cli]") {
 
 namespace {
 
-// The first n samples of an array (axis 0).
-Tensor first_rows(const Tensor& t, int64_t n) {
-  Tensor r = t;
-  r.dims[0] = n;
-  r.bytes.resize(r.bytes.size() / static_cast<size_t>(t.dims[0]) * static_cast<size_t>(n));
-  return r;
-}
-
 std::vector<int64_t> argmax_rows(const std::vector<float>& v, int64_t classes) {
   std::vector<int64_t> out;
   for (size_t r = 0; r * classes < v.size(); ++r)

@@ -77,9 +77,7 @@ struct Fashion {
 // Accuracy of `model` on the first n images of the fashion_cnn test set in ONNX Runtime.
 double ort_accuracy(const fs::path& model, int64_t n) {
   Fashion f;
-  Tensor x = read_npy(f.test_x);
-  x.bytes.resize(x.bytes.size() / static_cast<size_t>(x.dims[0]) * static_cast<size_t>(n));
-  x.dims[0] = n;
+  Tensor x = first_rows(read_npy(f.test_x), n);
   auto logits = run_ort(model, {{"x", x}}).at("logits").to_float();
   auto labels = read_npy(f.test_y).to_int64();
   REQUIRE(logits.size() == static_cast<size_t>(n) * 10);
