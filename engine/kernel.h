@@ -59,8 +59,9 @@ class KernelRegistry {
   std::map<std::string, KernelFn> table_;  // by op_key(domain, op)
 };
 
-// Each kernels_*.cpp file defines one of these; KernelRegistry's constructor calls them all
-// (explicit calls, because a static library drops object files that only hold registrars).
+// Each operator file in engine/kernels/ (elementwise.cpp, tensor.cpp, nn.cpp, ...) defines one of
+// these; KernelRegistry's constructor calls them all (explicit calls, because a static library
+// drops object files that only hold registrars).
 void register_elementwise_kernels(KernelRegistry& r);
 void register_tensor_kernels(KernelRegistry& r);      // shape/layout/indexing ops
 void register_nn_kernels(KernelRegistry& r);          // conv, matmul, pooling, norms (oneDNN)

@@ -1,4 +1,6 @@
-// NumPy .npy / .npz files: how calibration data and executor outputs enter and leave the toolkit.
+// NumPy .npy files: how run inputs, outputs and evaluation labels enter and leave the toolkit. The
+// calibration reader (engine/calib_data.cpp) reads .npy and .npz data in ranges, with the header
+// parser below.
 #pragma once
 #include <filesystem>
 #include <string>
