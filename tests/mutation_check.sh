@@ -13,7 +13,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 parent=$(dirname "$repo")
-work=$(mktemp -d "$parent/.oc-mutation-XXXXXX")
+work=$(mktemp -d "$parent/.oc-mutation-XXXXXX" 2>/dev/null || mktemp -d)  # beside the tree: ccache hits
 mutated=""  # the file under mutation, restored from $mutated.orig whatever happens
 cleanup() {
   if [ -n "$mutated" ] && [ -f "$mutated.orig" ]; then mv "$mutated.orig" "$mutated"; fi

@@ -22,7 +22,7 @@ fs::path source_path(const std::string& rel);
 inline constexpr const char* kSkipMarker = "OC_TEST_SKIPPED";
 void skip_test(const std::string& why);
 // models/zoo/<name>.onnx (models/export_torchvision.py), or empty after skip_test when it is absent;
-// with OC_REQUIRE_ZOO=1 (CI) an absent model fails the test instead.
+// with OC_REQUIRE_ZOO=1, or a comma-separated list naming it (CI), an absent model fails the test.
 fs::path zoo_model(const std::string& name);
 
 // Runs `model` in onnxruntime-node on `inputs`; returns outputs by name.
