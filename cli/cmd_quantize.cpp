@@ -25,7 +25,7 @@ int run_quantize(const std::vector<std::string>& args) {
     ("bits-for", po::value<std::vector<S>>()->composing(), "REGEX=N: fixed width for matching layers (repeatable)")
     ("no-protect", po::bool_switch(), "do not keep the first and last weight layers at >= 8 bits")
     ("activations", po::value<S>(), "int8: static uint8 QuantizeLinear/DequantizeLinear on layer inputs (needs --calib, --format qdq)")
-    ("calib-method", po::value<S>(), "activation ranges: minmax (default), percentile or entropy")
+    ("calib-method", po::value<S>(), "activation ranges: percentile (default, 0.01%/99.99%), minmax, entropy or mse")
     ("seed", po::value<S>(), "seed of the random scorer");
   po::variables_map vm;
   if (!parse_args(args,

@@ -115,7 +115,9 @@ class QuantizeStep : public Step {
       activations_ = fold_batchnorms_ = true;
       if (o_.format != quant::Format::QDQ) throw InvalidArgument("quantize: --activations int8 needs --format qdq");
     }
-    calib_method_ = quant::parse_calib_method(r.text("calib-method").value_or("minmax"));
+    // Percentile is the default: the best or level with the best of the four on every model measured
+    // (docs/QUANTIZATION.md, "Activation ranges").
+    calib_method_ = quant::parse_calib_method(r.text("calib-method").value_or("percentile"));
     r.finish();
   }
 
@@ -180,7 +182,7 @@ class QuantizeStep : public Step {
                                      {"integer_nodes", a.integer_nodes},
                                      {"int32_biases", a.int32_biases},
                                      {"batchnorms_folded", folded},
-                                     {"calib_method", settings_.value("calib-method", "minmax")}};
+                                     {"calib_method", settings_.value("calib-method", "percentile")}};
       for (const auto& n : a.notes) r.details["notes"].push_back(n);
     }
     return r;
@@ -200,7 +202,7 @@ class QuantizeStep : public Step {
   quant::QuantizeOptions o_;
   bool activations_ = false;
   bool fold_batchnorms_ = false;
-  quant::CalibMethod calib_method_ = quant::CalibMethod::MinMax;
+  quant::CalibMethod calib_method_ = quant::CalibMethod::Percentile;
   nlohmann::json settings_;
 };
 

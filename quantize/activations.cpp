@@ -13,7 +13,46 @@ CalibMethod parse_calib_method(const std::string& s) {
   if (s == "minmax") return CalibMethod::MinMax;
   if (s == "percentile") return CalibMethod::Percentile;
   if (s == "entropy") return CalibMethod::Entropy;
-  throw InvalidArgument("unknown calibration method '" + s + "' (expected minmax, percentile or entropy)");
+  if (s == "mse") return CalibMethod::MSE;
+  throw InvalidArgument("unknown calibration method '" + s + "' (expected minmax, percentile, entropy or mse)");
+}
+
+// Squared error of uint8 quantization over [a, b] (0 inside), each bin at its centre: clipped
+// values cost their distance to the bound, others to the nearest level of the zero-point grid.
+double histogram_quant_mse(const HistogramStat& h, float a, float b) {
+  const Uint8Params q = uint8_params(a, b);
+  const double w = h.bin_width(), s = q.scale, z = q.zero_point;
+  const double qlo = (0 - z) * s, qhi = (255 - z) * s;
+  double err = 0;
+  for (size_t i = 0; i < h.bins.size(); ++i) {
+    if (!h.bins[i]) continue;
+    const double c = h.lo + (static_cast<double>(i) + 0.5) * w;
+    const double v = std::clamp(std::round(c / s) * s, qlo, qhi);
+    err += static_cast<double>(h.bins[i]) * (c - v) * (c - v);
+  }
+  return err;
+}
+
+// The range [lo', hi'] ⊆ [lo, hi] with the least quantization MSE: a coarse grid of shrink factors
+// for each bound, then a finer one around the best.
+std::pair<float, float> histogram_mse_range(const HistogramStat& h) {
+  const float lo = std::min(h.lo, 0.f), hi = std::max(h.hi, 0.f);
+  std::pair<float, float> best{lo, hi};
+  double best_err = histogram_quant_mse(h, lo, hi);
+  auto search = [&](double f0, double f1, double step, double g0, double g1) {
+    for (double f = f0; f <= f1 + 1e-9; f += step)
+      for (double g = g0; g <= g1 + 1e-9; g += step) {
+        const float a = static_cast<float>(lo * g), b = static_cast<float>(hi * f);
+        if (!(b > a)) continue;
+        const double e = histogram_quant_mse(h, a, b);
+        if (e < best_err) best_err = e, best = {a, b};
+      }
+  };
+  search(0.05, 1.0, 0.05, lo < 0 ? 0.05 : 1.0, 1.0);
+  const double f = hi > 0 ? best.second / hi : 1.0, g = lo < 0 ? best.first / lo : 1.0;
+  search(std::max(0.01, f - 0.05), std::min(1.0, f + 0.05), 0.01, lo < 0 ? std::max(0.01, g - 0.05) : 1.0,
+         lo < 0 ? std::min(1.0, g + 0.05) : 1.0);
+  return best;
 }
 
 std::pair<float, float> activation_range(const std::string& v, const CalibrationStats& st, CalibMethod m, double p) {
@@ -26,6 +65,7 @@ std::pair<float, float> activation_range(const std::string& v, const Calibration
   if (it == st.histograms.end() || it->second.total() == 0) throw InvalidArgument("no calibration histogram for activation " + v);
   const HistogramStat& h = it->second;
   if (m == CalibMethod::Percentile) return {histogram_percentile(h, 1.0 - p), histogram_percentile(h, p)};
+  if (m == CalibMethod::MSE) return histogram_mse_range(h);
   const float t = histogram_entropy_threshold(h);
   return {std::max(h.lo, -t), std::min(h.hi, t)};
 }

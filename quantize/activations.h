@@ -5,6 +5,8 @@
 //   minmax:     [lo, hi] = observed min/max
 //   percentile: [P(1 − p), P(p)] of the histogram (p = 0.9999)
 //   entropy:    ±T, T the KL-divergence threshold of |x| (clipped to the observed range)
+//   mse:        the [lo', hi'] inside the observed range with the least squared uint8 error over the
+//               histogram (clipping and rounding both counted)
 #pragma once
 #include <cstdint>
 #include <set>
@@ -16,8 +18,8 @@
 
 namespace oc::quant {
 
-enum class CalibMethod { MinMax, Percentile, Entropy };
-CalibMethod parse_calib_method(const std::string& s);  // "minmax" | "percentile" | "entropy"
+enum class CalibMethod { MinMax, Percentile, Entropy, MSE };
+CalibMethod parse_calib_method(const std::string& s);  // "minmax" | "percentile" | "entropy" | "mse"
 
 // The calibrated range [lo, hi] of activation `v` by `method` (before widening to include 0).
 // Throws InvalidArgument naming a value without statistics.

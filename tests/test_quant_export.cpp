@@ -316,7 +316,7 @@ TEST_CASE("static int8 activation QDQ from calibrated ranges runs in ONNX Runtim
   std::map<std::string, Tensor> in;
   in["x"] = Tensor::from_float("x", {1, 3, 16, 16}, random_floats(768, 77, 0.f, 1.f));
   Tensor ref = run_ort(dir / "cnn.onnx", in).at("y");
-  for (std::string cm : {"minmax", "percentile", "entropy"}) {
+  for (std::string cm : {"minmax", "percentile", "entropy", "mse"}) {
     fs::path out = dir / (cm + ".onnx");
     auto r = run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", out.string(), "--bits", "8", "--activations", "int8",
                       "--calib", "random:16:3", "--calib-method", cm, "--report", (dir / (cm + ".json")).string()});

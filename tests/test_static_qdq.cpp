@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 
 #include "compressor/report.h"
 #include "engine/executor.h"
@@ -105,6 +106,10 @@ TEST_CASE("static int8 small CNN: every Conv, the residual Add and the pool beco
       REQUIRE(p >= 0);
       CHECK(q.graph.initializer(q.graph.nodes[p].input(0))->dtype == DType::Int32);
     }
+  // The default activation ranges are the percentile ones (docs/QUANTIZATION.md has the measurements).
+  std::ifstream rf(dir / "r.json");
+  const nlohmann::json rj = nlohmann::json::parse(rf);
+  CHECK(rj["steps"][0]["details"]["activation_qdq"]["calib_method"] == "percentile");
   quant::DeployCheck d = quant::check_deployment(q);
   CHECK(d.compute_layers == 3);
   CHECK(d.integer_ops["QLinearConv"] == 2);
