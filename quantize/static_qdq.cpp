@@ -63,6 +63,7 @@ StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layer
   std::set<std::string> needed;             // activations integer nodes read
   std::set<size_t> absorbed;                // Relu/Clip nodes ORT folds into the Q before them
   std::map<std::string, int> writer;        // quantized value -> the integer node it belongs to
+  std::map<std::string, int> constants;     // elementwise node -> its constant input
 
   // The value an integer node's output is quantized as, or "" when it stays float.
   auto offer = [&](size_t i, bool req) {
@@ -70,7 +71,11 @@ StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layer
     if (g.is_graph_output(out)) return std::string();
     std::string v = out;
     const auto& cons = g.consumers(out);
-    if (cons.size() == 1 && is_zero_floor_activation(g, g.nodes[cons[0]])) {
+    // A Clip only after a Conv: ORT 1.30 fails to load QLinearAdd/Mul groups that swallow a Clip
+    // ("two nodes with same node name"), while a Relu there is fine (ResNet's residual Add → Relu).
+    const Node* act_node = cons.size() == 1 ? &g.nodes[cons[0]] : nullptr;
+    if (act_node && act_node->op_type == "Clip" && g.nodes[i].op_type != "Conv") act_node = nullptr;
+    if (act_node && is_zero_floor_activation(g, *act_node)) {
       const std::string& act = g.nodes[cons[0]].outputs[0];
       if (g.is_graph_output(act)) return std::string();
       absorbed.insert(static_cast<size_t>(cons[0]));
@@ -92,14 +97,37 @@ StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layer
       role[i] = Role::Compute;
       needed.insert(n.input(0));
       offer(i, op == "Conv");
-    } else if (kUnary.count(op) || kBinary.count(op) || kVariadic.count(op)) {
+    } else if (kUnary.count(op) || kBinary.count(op) || kVariadic.count(op) || op == "Div" || op == "Clip") {
       auto acts = activation_inputs(g, n);
       const size_t given = std::count_if(n.inputs.begin(), n.inputs.end(), [](const std::string& s) { return !s.empty(); });
-      if (acts.empty() || acts.size() != given || n.outputs.size() != 1) continue;
+      // Add/Mul with one float constant (HardSwish's x + 3, a scale): the constant gets its own
+      // uint8 DequantizeLinear. Div by a constant becomes Mul by its reciprocal (no QLinearDiv).
+      int const_input = -1;
+      if ((kBinary.count(op) || op == "Div") && given == 2 && acts.size() == 1) {
+        const int k = n.inputs[0] == acts[0] ? 1 : 0;
+        const Tensor* c = g.initializer(n.inputs[k]);
+        bool ok = c && c->dtype == DType::Float && !is_dataless(*c) && c->numel() <= 4096 && (op != "Div" || k == 1);
+        if (ok && op == "Div")
+          for (float v : c->to_float()) ok = ok && v != 0.f && std::isfinite(1.f / v);
+        // Only behind an output that is quantized anyway (Conv, QLinear*): a MatMul's bias Add must
+        // not make the MatMul write uint8 (transformers keep MatMulIntegerToFloat and a float residual).
+        auto root = avail.find(acts[0]);
+        if (!ok || root == avail.end() || !required.count(root->second)) continue;
+        const_input = k;
+      } else if (op == "Div") {
+        continue;
+      } else if (op == "Clip") {
+        // Its own range on the output Q; ORT drops the Clip in front of it (ClipQuantFusion).
+        if (acts.size() != 1 || n.input(0) != acts[0]) continue;
+      } else if (acts.empty() || acts.size() != given) {
+        continue;
+      }
+      if (n.outputs.size() != 1) continue;
       if (!std::all_of(acts.begin(), acts.end(), [&](const std::string& v) { return avail.count(v) > 0; })) continue;
       if (g.is_graph_output(n.outputs[0])) continue;
       role[i] = Role::Elementwise;
       for (const auto& v : acts) needed.insert(v);
+      if (const_input >= 0) constants[n.name] = const_input;
       offer(i, true);
     } else if (kPassThrough.count(op) && n.outputs.size() == 1 && avail.count(n.input(0)) &&
                !g.is_graph_output(n.outputs[0])) {
@@ -120,6 +148,7 @@ StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layer
   }
 
   StaticQdqPlan plan;
+  plan.constants = constants;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (role[i] == Role::Float) continue;
     plan.integer_nodes.push_back(g.nodes[i].name);
@@ -218,6 +247,47 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
     ++res.int32_biases;
   }
 
+  // Constant operands of integer Add/Mul (and Div, rewritten as Mul by 1/c): uint8 per tensor over
+  // their own [min, max] ∪ {0}, behind a DequantizeLinear.
+  std::map<std::string, Node> const_dq;  // node name -> the DequantizeLinear to place before it
+  for (auto& n : g.nodes) {
+    auto c = plan.constants.find(n.name);
+    if (c == plan.constants.end()) continue;
+    const Tensor* t = g.initializer(n.inputs[c->second]);
+    if (!t) continue;
+    const std::string old_name = t->name;  // `t` dangles once initializers are added
+    const std::vector<int64_t> dims = t->dims;
+    std::vector<float> v = t->to_float();
+    if (n.op_type == "Div") {
+      for (auto& x : v) x = 1.f / x;
+      n.op_type = "Mul";
+    }
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    const Uint8Params q = uint8_params(*lo, *hi);
+    Tensor codes;
+    codes.name = g.unique_name(old_name + "_uint8");
+    codes.dtype = DType::UInt8;
+    codes.dims = dims;
+    codes.bytes.resize(v.size());
+    for (size_t k = 0; k < v.size(); ++k)
+      codes.bytes[k] = static_cast<uint8_t>(std::clamp(std::round(v[k] / q.scale) + q.zero_point, 0.f, 255.f));
+    const std::string sn = g.unique_name(old_name + "_uint8_scale"), zn = g.unique_name(old_name + "_uint8_zero_point");
+    g.add_initializer(Tensor::from_float(sn, {}, {q.scale}));
+    Tensor zt;
+    zt.name = zn;
+    zt.dtype = DType::UInt8;
+    zt.bytes = {q.zero_point};
+    g.add_initializer(zt);
+    g.add_initializer(codes);
+    Node dq;
+    dq.op_type = "DequantizeLinear";
+    dq.name = g.unique_name(old_name + "_DequantizeLinear");
+    dq.inputs = {codes.name, sn, zn};
+    dq.outputs = {g.unique_name(old_name + "_dequantized")};
+    n.inputs[c->second] = dq.outputs[0];
+    const_dq[n.name] = dq;
+  }
+
   // Rebuild the node list: each quantized value's pair right after its producer (graph inputs
   // first); every reader takes the dequantized copy.
   std::map<std::string, std::string> dequantized;
@@ -238,7 +308,7 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
     ++res.pairs;
   };
   std::vector<Node> nodes;
-  nodes.reserve(g.nodes.size() + 2 * params.size() + bias_dq.size());
+  nodes.reserve(g.nodes.size() + 2 * params.size() + bias_dq.size() + const_dq.size());
   for (const auto& in : g.inputs)
     if (params.count(in.name)) make_pair(in.name, nodes);
   for (auto& n : g.nodes) {
@@ -246,6 +316,8 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
       auto d = dequantized.find(in);
       if (d != dequantized.end()) in = d->second;
     }
+    auto cd = const_dq.find(n.name);
+    if (cd != const_dq.end()) nodes.push_back(cd->second);
     auto b = bias_dq.find(n.name);
     if (b != bias_dq.end()) {
       n.inputs[2] = b->second.outputs[0];
@@ -257,9 +329,7 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
   }
   g.nodes = std::move(nodes);
   g.invalidate();
-  for (const auto& [node, bias] : plan.biases)
-    if (g.consumers(bias).empty() && !g.is_graph_output(bias)) g.remove_initializer(bias);
-  g.invalidate();
+  g.remove_unused();
   res.integer_nodes = static_cast<int>(plan.integer_nodes.size());
   return res;
 }

@@ -9,7 +9,7 @@
 //   DQ x, DQ W int8 → MatMul                           | QLinearMatMul       | optional: without
 //                                                      |                     | it MatMulIntegerToFloat
 //   DQ x, DQ W int8, DQ c int32 → Gemm                 | QGemm               | optional
-//   DQ a, DQ b → Add | Mul                             | QLinearAdd/Mul      | yes
+//   DQ a, DQ b → Add | Mul  (b may be a constant)      | QLinearAdd/Mul      | yes
 //   DQ x_i → Concat                                    | QLinearConcat       | yes
 //   DQ x → AveragePool | GlobalAveragePool | Sigmoid | LeakyRelu | QLinear* | yes
 //   DQ x → MaxPool | Resize | Reshape | Transpose | …  | the op on uint8     | yes, same (s, z) as x
@@ -48,6 +48,9 @@ struct StaticQdqPlan {
   std::vector<std::string> integer_nodes;
   // Conv/Gemm biases to store as int32 (node -> bias input).
   std::map<std::string, std::string> biases;
+  // Integer Add/Mul/Div with one constant operand (node -> its input index): the constant is stored
+  // uint8 behind a DequantizeLinear; a Div becomes a Mul by the reciprocal.
+  std::map<std::string, int> constants;
 };
 
 // `layers`: Conv/MatMul/Gemm nodes whose weight is (or will be) int8 symmetric. The weight input

@@ -216,3 +216,43 @@ TEST_CASE("deployment check flags weight-only QDQ, and int8 without data names w
   CHECK_THAT(nocal.out, Catch::Contains("w8"));
   CHECK(!fs::exists(dir / "x.onnx"));
 }
+
+TEST_CASE("decomposed HardSwish between Convs runs on uint8: constant Add/Div operands quantized", "[static_qdq]") {
+  // x -> Conv -> h = c · clip(c + 3, 0, 6) / 6 -> Conv -> y
+  fs::path dir = temp_dir("sqdq_hswish");
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  g.inputs.push_back(tensor_value("x", {1, 4, 8, 8}));
+  g.add_initializer(random_tensor("w1", {8, 4, 3, 3}, 1, -0.5f, 0.5f));
+  g.add_initializer(random_tensor("b1", {8}, 2));
+  g.add_initializer(random_tensor("w2", {8, 8, 1, 1}, 3, -0.5f, 0.5f));
+  g.add_initializer(Tensor::from_float("three", {}, {3.f}));
+  g.add_initializer(Tensor::from_float("six", {}, {6.f}));
+  g.add_initializer(Tensor::from_float("zero", {}, {0.f}));
+  Node c1 = make_node("Conv", {"x", "w1", "b1"}, {"c"}, "conv1");
+  c1.set_attr_ints("pads", {1, 1, 1, 1});
+  g.add_node(c1);
+  g.add_node(make_node("Add", {"c", "three"}, {"a"}));
+  g.add_node(make_node("Clip", {"a", "zero", "six"}, {"k"}));
+  g.add_node(make_node("Div", {"k", "six"}, {"d"}));
+  g.add_node(make_node("Mul", {"c", "d"}, {"h"}));
+  g.add_node(make_node("Conv", {"h", "w2"}, {"y"}, "conv2"));
+  g.outputs.push_back(tensor_value("y", {1, 8, 8, 8}));
+  save_model(m, dir / "hs.onnx");
+  auto r = run_cli({"quantize", (dir / "hs.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:16:5"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model q = load_model(dir / "q.onnx");
+  CHECK(count_ops(q, "Div") == 0);  // rewritten as Mul by 1/6
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  CHECK(ops["QLinearAdd"] == 1);
+  CHECK(ops["QLinearMul"] == 2);
+  CHECK(ops["Clip"] <= 1);  // after an Add it stays a node (quantize/static_qdq.cpp says why)
+  CHECK(ops["Mul"] == 0);
+  CHECK(ops["Add"] == 0);
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 4, 8, 8}, 8, 0.f, 1.f)}};
+  Tensor ref = run_ort(dir / "hs.onnx", in).at("y");
+  auto ours = agree_with_ort(q, in, 2e-2);
+  CHECK(max_rel_error(ours.at("y"), ref, 0.05) < 0.1);
+}
