@@ -12,7 +12,7 @@ const std::set<std::string> kCompute = {"Conv", "MatMul", "Gemm"};
 // Ops that move or reshape data; not worth naming as float regions.
 const std::set<std::string> kStructural = {"QuantizeLinear", "DequantizeLinear", "Reshape", "Transpose", "Flatten",
                                            "Squeeze", "Unsqueeze", "Shape", "Gather", "Slice", "Concat", "Constant",
-                                           "Identity", "Cast", "Expand", "Unsqueeze"};
+                                           "Identity", "Cast", "Expand"};
 
 // The element type a DequantizeLinear reads (its input 0: an initializer or a Q's output).
 DType dq_input_type(const Graph& g, const Node& dq) {

@@ -62,7 +62,6 @@ StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layer
   std::set<std::string> required;           // outputs whose Q the integer kernel needs (Conv, QLinear*)
   std::set<std::string> needed;             // activations integer nodes read
   std::set<size_t> absorbed;                // Relu/Clip nodes ORT folds into the Q before them
-  std::map<std::string, int> writer;        // quantized value -> the integer node it belongs to
   std::map<std::string, int> constants;     // elementwise node -> its constant input
 
   // The value an integer node's output is quantized as, or "" when it stays float.
@@ -82,7 +81,6 @@ StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layer
       v = act;
     }
     avail[v] = v;
-    writer[v] = static_cast<int>(i);
     if (req) required.insert(v);
     return v;
   };
@@ -133,7 +131,6 @@ StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layer
                !g.is_graph_output(n.outputs[0])) {
       role[i] = Role::PassThrough;
       avail[n.outputs[0]] = avail.at(n.input(0));
-      writer[n.outputs[0]] = static_cast<int>(i);
     }
   }
 
