@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 
 #include "graph/errors.h"
 
@@ -80,52 +79,15 @@ Uint8Params uint8_params(float lo, float hi) {
   return p;
 }
 
-int add_activation_qdq(Model& m, const std::set<std::string>& layers, const CalibrationStats& stats, CalibMethod method,
-                       double percentile) {
-  if (m.opset() < 10) throw UnsupportedError("activation QuantizeLinear needs opset 10 (model has " + std::to_string(m.opset()) + ")");
-  Graph& g = m.graph;
-  std::map<std::string, std::string> replaced;  // activation -> its dequantized copy
-  int added = 0;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (!layers.count(g.nodes[i].name) || g.nodes[i].inputs.empty()) continue;
-    const std::string x = g.nodes[i].inputs[0];
-    if (x.empty() || g.is_initializer(x)) continue;
-    auto done = replaced.find(x);
-    if (done != replaced.end()) {
-      g.nodes[i].inputs[0] = done->second;
-      continue;
-    }
-    auto [lo, hi] = activation_range(x, stats, method, percentile);
-    const Uint8Params qp = uint8_params(lo, hi);
-    const float s = qp.scale;
-    const float z = qp.zero_point;
-    const std::string sn = g.unique_name(x + "_act_scale"), zn = g.unique_name(x + "_act_zero_point");
-    const std::string qn = g.unique_name(x + "_quantized"), dn = g.unique_name(x + "_dequantized");
-    g.add_initializer(Tensor::from_float(sn, {}, {s}));
-    Tensor zt;
-    zt.name = zn;
-    zt.dtype = DType::UInt8;
-    zt.bytes = {static_cast<uint8_t>(z)};
-    g.add_initializer(zt);
-    Node q, d;
-    q.op_type = "QuantizeLinear";
-    q.name = g.unique_name(x + "_QuantizeLinear");
-    q.inputs = {x, sn, zn};
-    q.outputs = {qn};
-    d.op_type = "DequantizeLinear";
-    d.name = g.unique_name(x + "_DequantizeLinear");
-    d.inputs = {qn, sn, zn};
-    d.outputs = {dn};
-    g.nodes[i].inputs[0] = dn;
-    // Right before the first layer reading x: x exists there, and every later reader follows.
-    g.insert_node(i, d);
-    g.insert_node(i, q);
-    i += 2;
-    replaced[x] = dn;
-    ++added;
-  }
-  g.invalidate();
-  return added;
+std::pair<std::string, std::string> add_uint8_params(Graph& g, const std::string& base, const Uint8Params& p) {
+  const std::string sn = g.unique_name(base + "_scale"), zn = g.unique_name(base + "_zero_point");
+  g.add_initializer(Tensor::from_float(sn, {}, {p.scale}));
+  Tensor zt;
+  zt.name = zn;
+  zt.dtype = DType::UInt8;
+  zt.bytes = {p.zero_point};
+  g.add_initializer(zt);
+  return {sn, zn};
 }
 
 }  // namespace oc::quant

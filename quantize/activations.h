@@ -1,6 +1,5 @@
-// Static activation quantization: a QuantizeLinear -> DequantizeLinear pair on the input of each
-// quantized Conv/MatMul/Gemm, with uint8 asymmetric parameters from calibrated ranges, so that with
-// int8 per-channel QDQ weights ONNX Runtime runs integer kernels (QLinearConv, QLinearMatMul, ...).
+// Activation ranges and uint8 parameters for static activation quantization (placed by
+// quantize/static_qdq.h):
 //   s = (hi − lo) / 255,  z = round(−lo / s),  lo ≤ 0 ≤ hi
 //   minmax:     [lo, hi] = observed min/max
 //   percentile: [P(1 − p), P(p)] of the histogram (p = 0.9999)
@@ -9,9 +8,8 @@
 //               histogram (clipping and rounding both counted)
 #pragma once
 #include <cstdint>
-#include <set>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "engine/statistics.h"
 #include "graph/ir.h"
@@ -35,9 +33,8 @@ struct Uint8Params {
 };
 Uint8Params uint8_params(float lo, float hi);
 
-// Inserts the pairs for the input 0 of every node named in `layers`; returns how many pairs were
-// added (one per distinct activation). Throws InvalidArgument naming a value without statistics.
-int add_activation_qdq(Model& m, const std::set<std::string>& layers, const CalibrationStats& stats,
-                       CalibMethod method, double percentile = 0.9999);
+// Adds `p` as two scalar initializers, `base`_scale (float) and `base`_zero_point (uint8), under
+// unique names; returns {scale name, zero point name}.
+std::pair<std::string, std::string> add_uint8_params(Graph& g, const std::string& base, const Uint8Params& p);
 
 }  // namespace oc::quant

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
+#include <tuple>
 
 #include "graph/errors.h"
 
@@ -194,14 +194,7 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
     if (q.constant) res.notes.push_back("activation " + v + " was constant on the calibration data (range " + std::to_string(lo) + ")");
     Params p;
     p.s = q.scale;
-    p.scale = g.unique_name(v + "_act_scale");
-    p.zero_point = g.unique_name(v + "_act_zero_point");
-    g.add_initializer(Tensor::from_float(p.scale, {}, {q.scale}));
-    Tensor zt;
-    zt.name = p.zero_point;
-    zt.dtype = DType::UInt8;
-    zt.bytes = {q.zero_point};
-    g.add_initializer(zt);
+    std::tie(p.scale, p.zero_point) = add_uint8_params(g, v + "_act", q);
     params[v] = p;
   }
   for (const auto& [v, root] : plan.tied) params[v] = params.at(root);
@@ -268,13 +261,7 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
     codes.bytes.resize(v.size());
     for (size_t k = 0; k < v.size(); ++k)
       codes.bytes[k] = static_cast<uint8_t>(std::clamp(std::round(v[k] / q.scale) + q.zero_point, 0.f, 255.f));
-    const std::string sn = g.unique_name(old_name + "_uint8_scale"), zn = g.unique_name(old_name + "_uint8_zero_point");
-    g.add_initializer(Tensor::from_float(sn, {}, {q.scale}));
-    Tensor zt;
-    zt.name = zn;
-    zt.dtype = DType::UInt8;
-    zt.bytes = {q.zero_point};
-    g.add_initializer(zt);
+    const auto [sn, zn] = add_uint8_params(g, old_name + "_uint8", q);
     g.add_initializer(codes);
     Node dq;
     dq.op_type = "DequantizeLinear";
