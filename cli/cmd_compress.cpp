@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "cli/progress.h"
+#include "cli/step_command.h"
 #include "compressor/pipeline.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
@@ -20,12 +21,12 @@ int run_compress(const std::vector<std::string>& args) {
     ("model", po::value(&model)->required(), "input ONNX model")
     ("output,o", po::value(&out), "output ONNX file (required unless --dry-run)")
     ("recipe", po::value(&recipe_arg)->required(), "recipe JSON file, or a shipped recipe name")
-    ("calib", po::value(&po_.calib_spec), "calibration data: FILE.npy, FILE.npz, DIR or random:N[:SEED]")
+    ("calib", po::value(&po_.calib_spec), "calibration data: FILE.npy, FILE.npz, DIR (of .npy/.npz or .png/.jpg) or random:N[:SEED]")
     ("calib-samples", po::value(&po_.calib_samples)->default_value(0), "use at most N calibration samples (0 = all)")
     ("batch-size", po::value(&po_.calib_batch)->default_value(8), "samples per executor run")
     ("eval", po::value(&po_.eval_spec), "evaluation data for the fidelity check (default: --calib)")
     ("eval-samples", po::value(&po_.eval_samples)->default_value(64), "samples used for the fidelity check")
-    ("labels", po::value(&po_.labels), "integer labels .npy for the evaluation data (accuracy)")
+    ("labels", po::value(&po_.labels), "integer labels .npy for the evaluation data (accuracy); an image folder's class sub-folders give them otherwise")
     ("input-shape", po::value(&shapes)->composing(), "NAME=D0,D1,... concrete input dims (repeatable)")
     ("threads", po::value(&po_.threads)->default_value(0), "executor threads (0 = all cores)")
     ("device", po::value(&po_.device)->default_value("cpu"), "executor of the calibration passes: cpu or cuda")
@@ -33,6 +34,7 @@ int run_compress(const std::vector<std::string>& args) {
     ("report", po::value(&report), "write the JSON report")
     ("html", po::value(&html), "write the HTML report")
     ("dry-run", po::bool_switch(), "print the plan with predicted size and MACs; write nothing");
+  add_image_options(opts);
   po::variables_map vm;
   if (!parse_args(args, "onnx-compress compress MODEL -o OUT --recipe FILE|NAME [--calib SPEC] [--report R.json] "
                         "[--html R.html] [--dry-run]\nshipped recipes: " + [] {
@@ -43,6 +45,8 @@ int run_compress(const std::vector<std::string>& args) {
                   opts, {{"model", 1}}, vm))
     return 0;
   po_.input_shapes = parse_input_shapes(shapes);
+  po_.image = image_options(vm);
+  po_.skip_bad_samples = vm["skip-bad-samples"].as<bool>();
   Recipe recipe = load_recipe(recipe_arg);
   if (vm["dry-run"].as<bool>()) {
     Model m = load_model(model);

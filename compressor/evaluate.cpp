@@ -41,9 +41,16 @@ EvaluateResult evaluate_models(const Model& reference, const Model& candidate, c
   dopt.batch_size = opt.batch_size;
   dopt.max_samples = opt.max_samples;
   dopt.shapes = opt.shapes;
+  dopt.image = opt.image;
+  dopt.skip_bad_samples = opt.skip_bad_samples;
   CalibrationSource data(opt.data_spec, reference, dopt);
   std::vector<int64_t> labels;
-  if (!opt.labels_path.empty()) {
+  std::string labels_from;
+  if (opt.labels_path.empty() && !data.labels().empty()) {
+    labels = data.labels();
+    labels_from = "class folders";
+  } else if (!opt.labels_path.empty()) {
+    labels_from = "labels file";
     labels = read_npy(opt.labels_path).to_int64();
     if (static_cast<int64_t>(labels.size()) < data.num_samples())
       throw InvalidArgument("labels file has " + std::to_string(labels.size()) + " labels for " +
@@ -65,6 +72,7 @@ EvaluateResult evaluate_models(const Model& reference, const Model& candidate, c
     t_ref.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     t_cand.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
     const int64_t n = data.last_batch_samples();
+    const std::vector<int64_t>& ids = data.last_batch_ids();
     bool first = true;
     for (const auto& ov : reference.graph.outputs) {
       const Tensor& a = out_ref.at(ov.name);
@@ -90,8 +98,9 @@ EvaluateResult evaluate_models(const Model& reference, const Model& candidate, c
           int64_t ia = argmax_row(fa.data() + r * classes, classes), ib = argmax_row(fb.data() + r * classes, classes);
           s.agree += ia == ib;
           if (first && !labels.empty() && a.dims.size() == 2 && r < n) {
-            correct_ref += ia == labels[static_cast<size_t>(seen + r)];
-            correct_cand += ib == labels[static_cast<size_t>(seen + r)];
+            const int64_t label = labels[static_cast<size_t>(ids[static_cast<size_t>(r)])];
+            correct_ref += ia == label;
+            correct_cand += ib == label;
             ++labelled;
           }
         }
@@ -104,6 +113,8 @@ EvaluateResult evaluate_models(const Model& reference, const Model& candidate, c
   }
   EvaluateResult res;
   res.samples = seen;
+  res.skipped_samples = data.skipped_samples();
+  res.labels_from = labels_from;
   for (const auto& [name, s] : acc) {
     OutputFidelity f;
     f.cosine = (s.aa > 0 && s.bb > 0) ? s.dot / std::sqrt(s.aa * s.bb) : (s.aa == s.bb ? 1.0 : 0.0);
@@ -146,7 +157,10 @@ std::string evaluate_text(const EvaluateResult& r) {
     std::snprintf(buf, sizeof buf, "\naccuracy: reference %.2f%%, candidate %.2f%% (%+.2f points)\n", 100 * *r.accuracy_reference,
                   100 * *r.accuracy_candidate, 100 * (*r.accuracy_candidate - *r.accuracy_reference));
     o << buf;
+    if (!r.labels_from.empty()) o << "(labels from the " << r.labels_from << ")\n";
   }
+  if (r.skipped_samples)
+    o << r.skipped_samples << " samples with NaN/Inf skipped\n";
   std::snprintf(buf, sizeof buf, "latency per batch on our executor: reference %.2f ms, candidate %.2f ms (%lld samples)\n",
                 r.latency_reference_ms, r.latency_candidate_ms, static_cast<long long>(r.samples));
   o << buf;

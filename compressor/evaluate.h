@@ -2,7 +2,8 @@
 //   cosine  = Σ a·b / sqrt(Σa² · Σb²)            over all elements of an output
 //   SQNR dB = 10·log10(Σ ref² / Σ (ref − cand)²)
 //   top-1 agreement: fraction of rows (last axis = classes) whose argmax matches
-//   accuracy: argmax of the first output's last axis vs integer labels (one per sample)
+//   accuracy: argmax of the first output's last axis vs integer labels (one per sample): the
+//             labels file, or an image folder's class sub-folders (sorted names -> 0, 1, ...)
 // Both models run on our executor over the same batches; statistics stream (no output is kept).
 #pragma once
 #include <functional>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "engine/image_data.h"
 #include "graph/ir.h"
 
 namespace oc {
@@ -21,7 +23,9 @@ struct EvaluateOptions {
   int64_t batch_size = 16;
   int64_t max_samples = 0;      // 0 = all
   int threads = 0;
-  std::map<std::string, std::vector<int64_t>> shapes;  // concrete dims for symbolic inputs (random data)
+  std::map<std::string, std::vector<int64_t>> shapes;  // concrete dims for symbolic inputs (random data, images)
+  ImageOptions image;           // image folders: normalization, channel order, resize
+  bool skip_bad_samples = false;  // leave out samples with NaN/Inf instead of failing
   std::function<void(int64_t done, int64_t total)> progress;
 };
 
@@ -35,6 +39,8 @@ struct EvaluateResult {
   std::optional<double> accuracy_reference, accuracy_candidate;
   double latency_reference_ms = 0, latency_candidate_ms = 0;  // median per batch on our executor
   int64_t samples = 0;
+  int64_t skipped_samples = 0;  // NaN/Inf samples left out (skip_bad_samples)
+  std::string labels_from;      // "labels file" | "class folders" | "" (no accuracy)
 };
 
 // Throws InvalidArgument when the models' inputs/outputs differ or the data does not fit.

@@ -4,6 +4,40 @@
 
 namespace oc {
 
+static std::vector<float> parse_floats(const std::string& s, const char* option) {
+  std::vector<float> out;
+  if (s.empty()) return out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    const size_t comma = std::min(s.find(',', pos), s.size());
+    const std::string tok = s.substr(pos, comma - pos);
+    try {
+      size_t used = 0;
+      out.push_back(std::stof(tok, &used));
+      if (used != tok.size()) throw std::invalid_argument(tok);
+    } catch (const std::exception&) {
+      throw InvalidArgument(std::string("--") + option + " expects one number or one per channel (a,b,c), got '" + s + "'");
+    }
+    pos = comma + 1;
+  }
+  return out;
+}
+
+ImageOptions parse_image_options(const std::string& mean, const std::string& std, bool bgr, const std::string& resize) {
+  ImageOptions o;
+  o.mean = parse_floats(mean, "mean");
+  o.std = parse_floats(std, "std");
+  for (float v : o.std)
+    if (!(v > 0)) throw InvalidArgument("--std values must be positive, got '" + std + "'");
+  o.bgr = bgr;
+  if (!resize.empty()) o.resize = parse_resize(resize);
+  return o;
+}
+
+nlohmann::json image_options_json(const ImageOptions& o) {
+  return {{"mean", o.mean}, {"std", o.std}, {"bgr", o.bgr}, {"resize", resize_name(o.resize)}};
+}
+
 OptionReader::OptionReader(const nlohmann::json& options, std::string step) : opts_(options), step_(std::move(step)) {
   if (opts_.is_null()) opts_ = nlohmann::json::object();
   if (!opts_.is_object()) throw InvalidArgument(step_ + ": options must be an object of option: value");

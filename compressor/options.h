@@ -9,7 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "engine/image_data.h"
+
 namespace oc {
+
+// Image preprocessing from the command line: --mean and --std as one number or a comma list (one
+// per channel), --bgr, --resize shorter|exact|none. Throws InvalidArgument naming the option.
+ImageOptions parse_image_options(const std::string& mean, const std::string& std, bool bgr, const std::string& resize);
+nlohmann::json image_options_json(const ImageOptions& o);
 
 class OptionReader {
  public:

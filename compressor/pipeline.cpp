@@ -8,6 +8,7 @@
 
 #include "engine/calib_data.h"
 #include "compressor/evaluate.h"
+#include "compressor/options.h"
 #include "compressor/steps.h"
 #include "graph/inspect.h"
 #include "quantize/deploy_check.h"
@@ -149,11 +150,16 @@ PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOpti
     co.batch_size = opt.calib_batch;
     co.max_samples = opt.calib_samples;
     co.shapes = opt.input_shapes;
+    co.image = opt.image;
+    co.skip_bad_samples = opt.skip_bad_samples;
     calib = std::make_unique<CalibrationSource>(opt.calib_spec, m, co);
   }
   Report& rep = res.report;
   rep.command = "compress";
   rep.settings = {{"recipe", recipe.to_json()}, {"calib", opt.calib_spec}, {"eval", opt.eval_spec}};
+  if (!opt.image.mean.empty() || !opt.image.std.empty() || opt.image.bgr || opt.image.resize != ImageOptions::Resize::Shorter)
+    rep.settings["image"] = image_options_json(opt.image);
+  if (opt.skip_bad_samples) rep.settings["skip_bad_samples"] = true;
   int index = 0;
   for (const auto& rs : recipe.steps) {
     ++index;
@@ -189,6 +195,8 @@ PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOpti
     eo.batch_size = opt.calib_batch;
     eo.threads = opt.threads;
     eo.shapes = opt.input_shapes;
+    eo.image = opt.image;
+    eo.skip_bad_samples = opt.skip_bad_samples;
     eo.progress = [&](int64_t done, int64_t total) {
       check_cancel(opt);
       if (opt.progress) opt.progress({"evaluate", 0, static_cast<int>(recipe.steps.size()), done, total});
@@ -196,8 +204,11 @@ PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOpti
     EvaluateResult er = evaluate_models(original, m, eo);
     rep.fidelity = fidelity_json(er);
     rep.latency_ms = {{"reference", er.latency_reference_ms}, {"candidate", er.latency_candidate_ms}};
-    if (er.accuracy_reference) rep.accuracy = {{"reference", *er.accuracy_reference}, {"candidate", *er.accuracy_candidate}};
+    if (er.accuracy_reference)
+      rep.accuracy = {{"reference", *er.accuracy_reference}, {"candidate", *er.accuracy_candidate}, {"labels_from", er.labels_from}};
+    if (opt.skip_bad_samples) rep.extra["skipped_samples"]["evaluation"] = er.skipped_samples;
   }
+  if (opt.skip_bad_samples && calib) rep.extra["skipped_samples"]["calibration"] = calib->skipped_samples();
   rep.seconds = since(t0);
   res.model = std::move(m);
   return run;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "compressor/report.h"
+#include "engine/image_data.h"
 #include "graph/ir.h"
 
 namespace oc {
@@ -48,7 +49,9 @@ struct PipelineOptions {
   std::string eval_spec;          // fidelity data; default: calib_spec (first eval_samples)
   bool eval_on_calib = true;      // false: measure fidelity only when eval_spec is given
   int64_t eval_samples = 64;
-  std::string labels;             // integer labels for accuracy (with eval_spec)
+  std::string labels;             // integer labels for accuracy (with eval_spec); image class folders give their own
+  ImageOptions image;             // image folders (--calib/--eval DIR): mean, std, bgr, resize
+  bool skip_bad_samples = false;  // leave out samples with NaN/Inf (counted in report.extra) instead of failing
   std::map<std::string, std::vector<int64_t>> input_shapes;
   int threads = 0;
   std::string device = "cpu";   // executor of the calibration passes: cpu or cuda

@@ -7,10 +7,12 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 
 #include "engine/npy.h"
 #include "graph/errors.h"
@@ -21,7 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kSpecForms = "FILE.npy, FILE.npz, a directory of .npy/.npz files, or random:N[:SEED]";
+const char* const kSpecForms = "FILE.npy, FILE.npz, a directory of .npy/.npz files or of .png/.jpg images, an image, or random:N[:SEED]";
 
 uint64_t le(const std::string& b, size_t off, int bytes) {
   uint64_t v = 0;
@@ -197,10 +199,12 @@ struct CalibrationSource::Impl {
     std::string what;
     int64_t count = 0;
     bool random = false;
+    std::vector<fs::path> images;  // an image chunk: one sample per file
+    ImageLayout layout;
     std::vector<Part> parts;  // by input index
     bool has_repeat() const { return std::any_of(parts.begin(), parts.end(), [](const Part& p) { return p.repeat; }); }
   };
-  struct Segment { size_t chunk; int64_t start, n; };
+  struct Segment { size_t chunk; int64_t start, n, global; };
 
   std::string spec;
   CalibrationDataOptions opt;
@@ -208,6 +212,9 @@ struct CalibrationSource::Impl {
   std::vector<Chunk> chunks;
   std::vector<std::vector<Segment>> batches;
   int64_t samples = 0, per_run = 1, last_n = 0;
+  std::vector<int64_t> last_ids, labels;
+  std::vector<std::string> classes;
+  std::set<int64_t> skipped;
   size_t cursor = 0;
   uint64_t seed = 0;
   // Inflated deflate entries, one per input (the data of the file being read).
@@ -323,6 +330,49 @@ struct CalibrationSource::Impl {
     chunks.push_back(std::move(c));
   }
 
+  void add_images(const std::string& what, ImageFolder folder) {
+    if (inputs.size() != 1)
+      throw InvalidArgument("image data " + what + " feeds one input but the model has " + std::to_string(inputs.size()) +
+                            " (" + input_names() + "): use an .npz keyed by input name");
+    const Input& in = inputs[0];
+    ValueInfo vi;
+    vi.name = in.name;
+    vi.dtype = in.dtype;
+    vi.has_shape = in.has_shape;
+    vi.shape = in.shape;
+    auto given = opt.shapes.find(in.name);
+    Chunk c;
+    c.what = what;
+    c.layout = image_layout(vi, given == opt.shapes.end() ? std::vector<int64_t>{} : given->second);
+    check_image_options(opt.image, c.layout);
+    if (in.unit > 1)
+      throw InvalidArgument("model input '" + in.name + "' has a fixed batch of " + std::to_string(in.unit) +
+                            ": image folders feed inputs with batch 1 or a symbolic batch");
+    // Headers only: an unreadable or unusable file fails now, naming it, not halfway through.
+    for (const auto& f : folder.files) {
+      const Image h = read_image_header(f);
+      if (h.channels == 3 && c.layout.channels == 1)
+        throw InvalidArgument("image '" + f.string() + "' is colour (RGB) but the model input '" + in.name +
+                              "' takes 1 channel: convert the images to grayscale");
+      if (opt.image.resize == ImageOptions::Resize::None && (h.width != c.layout.width || h.height != c.layout.height))
+        throw InvalidArgument("image '" + f.string() + "' is " + std::to_string(h.width) + "x" + std::to_string(h.height) +
+                              " but the model input '" + in.name + "' takes " + std::to_string(c.layout.width) + "x" +
+                              std::to_string(c.layout.height) + " (--resize none; use --resize shorter or exact)");
+    }
+    Part p;
+    if (fit(in, c.layout.sample_dims(), in.dtype, what, p) != 1)
+      throw InvalidArgument("model input '" + in.name + "' does not take one image per sample");
+    int64_t n = 1;
+    for (auto d : p.sample_dims) n *= d;
+    p.sample_bytes = dtype_storage_bytes(in.dtype, n);
+    c.parts.push_back(std::move(p));
+    c.count = static_cast<int64_t>(folder.files.size());
+    c.images = std::move(folder.files);
+    labels = std::move(folder.labels);
+    classes = std::move(folder.classes);
+    chunks.push_back(std::move(c));
+  }
+
   void plan() {
     const bool all_batched = std::all_of(inputs.begin(), inputs.end(), [](const Input& in) {
       return !in.has_shape || (!in.shape.empty() && !in.shape[0].known());
@@ -346,7 +396,7 @@ struct CalibrationSource::Impl {
       if (!joinable) flush();
       for (int64_t s = 0; s < c.count && left > 0;) {
         const int64_t n = std::min({per_run - cur_n, c.count - s, left});
-        cur.push_back({ci, s, n});
+        cur.push_back({ci, s, n, samples});
         cur_n += n;
         s += n;
         left -= n;
@@ -389,13 +439,86 @@ struct CalibrationSource::Impl {
     out.insert(out.end(), t.bytes.begin(), t.bytes.end());
   }
 
+  // Where sample k of a batch came from: the chunk's name and the sample's index in it.
+  std::string origin(const std::vector<Segment>& segs, int64_t k) const {
+    for (const auto& s : segs) {
+      if (k < s.n) {
+        const Chunk& c = chunks[s.chunk];
+        if (!c.images.empty()) return c.images[static_cast<size_t>(s.start + k)].string();
+        return "sample " + std::to_string(s.start + k) + " of " + c.what;
+      }
+      k -= s.n;
+    }
+    return "?";
+  }
+
+  // NaN/Inf in float inputs: an error naming input, file and sample, or (skip_bad_samples) the
+  // sample is removed from every input of the batch. Returns false when no sample is left.
+  bool screen(const std::vector<Segment>& segs, std::map<std::string, Tensor>& batch) {
+    const int64_t total = last_n;
+    std::vector<bool> bad(static_cast<size_t>(total), false);
+    bool any = false;
+    for (const auto& in : inputs) {
+      const Tensor& t = batch.at(in.name);
+      if (!dtype_is_float(t.dtype)) continue;
+      const std::vector<float> v = t.to_float();
+      const size_t per = t.dims.empty() ? v.size() : v.size() / static_cast<size_t>(total);
+      for (int64_t k = 0; k < total; ++k) {
+        const size_t b = t.dims.empty() ? 0 : static_cast<size_t>(k) * per;
+        for (size_t j = b; j < b + per; ++j) {
+          if (std::isfinite(v[j])) continue;
+          if (!opt.skip_bad_samples)
+            throw InvalidArgument("calibration input '" + in.name + "' has " + (std::isnan(v[j]) ? "NaN" : "Inf") + " in " +
+                                  origin(segs, k) + " (--skip-bad-samples leaves such samples out)");
+          bad[static_cast<size_t>(k)] = any = true;
+          break;
+        }
+      }
+    }
+    if (!any) return true;
+    int64_t kept = 0;
+    std::vector<int64_t> ids;
+    for (int64_t k = 0; k < total; ++k) {
+      if (bad[static_cast<size_t>(k)]) skipped.insert(last_ids[static_cast<size_t>(k)]);
+      else ids.push_back(last_ids[static_cast<size_t>(k)]), ++kept;
+    }
+    for (auto& [name, t] : batch) {
+      if (t.dims.empty() || kept == 0) continue;
+      const size_t per = t.bytes.size() / static_cast<size_t>(total);
+      std::vector<uint8_t> out;
+      out.reserve(per * static_cast<size_t>(kept));
+      for (int64_t k = 0; k < total; ++k)
+        if (!bad[static_cast<size_t>(k)])
+          out.insert(out.end(), t.bytes.begin() + static_cast<std::ptrdiff_t>(per * static_cast<size_t>(k)),
+                     t.bytes.begin() + static_cast<std::ptrdiff_t>(per * static_cast<size_t>(k + 1)));
+      t.dims[0] = t.dims[0] / total * kept;
+      t.bytes = std::move(out);
+    }
+    last_n = kept;
+    last_ids = std::move(ids);
+    return kept > 0;
+  }
+
   bool next(std::map<std::string, Tensor>& batch) {
-    if (cursor >= batches.size()) return false;
-    const auto& segs = batches[cursor++];
+    while (cursor < batches.size()) {
+      const auto& segs = batches[cursor++];
+      read_batch(segs, batch);
+      if (screen(segs, batch)) return true;
+    }
+    last_n = 0;
+    last_ids.clear();
+    batch.clear();
+    return false;
+  }
+
+  void read_batch(const std::vector<Segment>& segs, std::map<std::string, Tensor>& batch) {
     batch.clear();
     int64_t total = 0;
     for (const auto& s : segs) total += s.n;
     last_n = total;
+    last_ids.clear();
+    for (const auto& s : segs)
+      for (int64_t k = 0; k < s.n; ++k) last_ids.push_back(s.global + k);
     for (size_t i = 0; i < inputs.size(); ++i) {
       const Input& in = inputs[i];
       const Part& first = chunks[segs.front().chunk].parts[i];
@@ -409,6 +532,12 @@ struct CalibrationSource::Impl {
         const Part& p = c.parts[i];
         if (c.random) {
           for (int64_t k = 0; k < s.n; ++k) random_sample(in, p, s.start + k, i, t.bytes);
+        } else if (!c.images.empty()) {
+          for (int64_t k = 0; k < s.n; ++k) {
+            const fs::path& f = c.images[static_cast<size_t>(s.start + k)];
+            const Tensor one = image_to_tensor(read_image(f), c.layout, opt.image, f.string());
+            t.bytes.insert(t.bytes.end(), one.bytes.begin(), one.bytes.end());
+          }
         } else if (p.repeat || t.dims.empty()) {
           const std::string one = read_part(i, p, 0, p.sample_bytes);
           for (int64_t k = 0; k < (t.dims.empty() ? 1 : s.n); ++k) t.bytes.insert(t.bytes.end(), one.begin(), one.end());
@@ -422,7 +551,6 @@ struct CalibrationSource::Impl {
       if (stored != in.dtype) t = Tensor::from_float_as(in.name, in.dtype, t.dims, t.to_float());
       batch[in.name] = std::move(t);
     }
-    return true;
   }
 };
 
@@ -466,8 +594,18 @@ CalibrationSource::CalibrationSource(const std::string& spec, const Model& model
       for (const auto& e : fs::directory_iterator(p))
         if (e.is_regular_file() && (has_ext(e.path(), ".npy") || has_ext(e.path(), ".npz"))) files.push_back(e.path());
       std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
-      if (files.empty()) throw InvalidArgument("calibration directory '" + spec + "' has no .npy or .npz files");
+      ImageFolder images = image_folder(p);
+      if (!images.files.empty() && !files.empty())
+        throw InvalidArgument("calibration directory '" + spec + "' mixes arrays (" + files[0].filename().string() +
+                              ") and images (" + images.files[0].filename().string() + "): use one kind");
+      if (!images.files.empty()) d.add_images(spec, std::move(images));
+      else if (files.empty())
+        throw InvalidArgument("calibration directory '" + spec + "' has no .npy or .npz files (nor .png/.jpg images)");
       for (const auto& f : files) has_ext(f, ".npy") ? single(f) : npz(f);
+    } else if (fs::is_regular_file(p, ec) && is_image_path(p)) {
+      ImageFolder one;
+      one.files.push_back(p);
+      d.add_images(spec, std::move(one));
     } else if (fs::is_regular_file(p, ec) && has_ext(p, ".npy")) {
       single(p);
     } else if (fs::is_regular_file(p, ec) && has_ext(p, ".npz")) {
@@ -492,5 +630,22 @@ bool CalibrationSource::next(std::map<std::string, Tensor>& batch) { return impl
 int64_t CalibrationSource::last_batch_samples() const { return impl_->last_n; }
 void CalibrationSource::rewind() { impl_->cursor = 0; impl_->last_n = 0; }
 const std::string& CalibrationSource::spec() const { return impl_->spec; }
+const std::vector<int64_t>& CalibrationSource::last_batch_ids() const { return impl_->last_ids; }
+const std::vector<int64_t>& CalibrationSource::labels() const { return impl_->labels; }
+const std::vector<std::string>& CalibrationSource::classes() const { return impl_->classes; }
+int64_t CalibrationSource::skipped_samples() const { return static_cast<int64_t>(impl_->skipped.size()); }
+std::map<std::string, std::vector<std::pair<std::vector<int64_t>, std::string>>> CalibrationSource::sample_shapes() const {
+  std::map<std::string, std::vector<std::pair<std::vector<int64_t>, std::string>>> out;
+  for (const auto& c : impl_->chunks) {
+    if (c.random) continue;
+    for (size_t i = 0; i < c.parts.size() && i < impl_->inputs.size(); ++i) {
+      auto& seen = out[impl_->inputs[i].name];
+      const auto& dims = c.parts[i].sample_dims;
+      if (std::none_of(seen.begin(), seen.end(), [&](const auto& s) { return s.first == dims; }))
+        seen.push_back({dims, c.what});
+    }
+  }
+  return out;
+}
 
 }  // namespace oc
