@@ -123,14 +123,19 @@ struct GraphRun {
   const std::function<const Tensor*(const std::string&)>* outer;
   std::unordered_map<std::string, const Tensor*> feeds;
   std::unordered_map<std::string, Tensor> owned;
-  std::unordered_map<std::string, int> uses;
   std::unordered_map<std::string, size_t> held_bytes;
-  size_t live_bytes = 0;
   bool profile = false;
   Executor::RunStats stats;
+  // set by execute()
+  Executor* ex = nullptr;
+  int threads = 1;
+  ValueHook hook;
+  const std::set<std::string>* watch = nullptr;
+  const std::function<const Tensor*(const std::string&)> lookup = [this](const std::string& n) { return find(n); };
 
   GraphRun(const Graph& graph, const GraphPlan& p, const std::function<const Tensor*(const std::string&)>* o)
-      : g(graph), plan(p), outer(o), uses(p.uses) {}
+      : g(graph), plan(p), outer(o) {}
+  GraphRun(const GraphRun&) = delete;  // `lookup` holds `this`
 
   const Tensor* find(const std::string& name) const {
     if (auto it = owned.find(name); it != owned.end()) return &it->second;
@@ -139,61 +144,63 @@ struct GraphRun {
     return outer && *outer ? (*outer)(name) : nullptr;
   }
 
-  void release(const std::string& name) {
-    if (plan.outputs.count(name)) return;
+  // ---- the value store run_plan (executor.h) drives; find() above is its lookup
+
+  size_t release(const std::string& name) {
+    if (plan.outputs.count(name)) return 0;
     auto it = owned.find(name);
-    if (it == owned.end()) return;
-    live_bytes -= held_bytes[name];  // recorded at production: a kernel may have moved the storage out
+    if (it == owned.end()) return 0;
     owned.erase(it);
+    return held_bytes[name];  // recorded at production: a kernel may have moved the storage out
   }
 
-  void execute(Executor* ex, int threads, const ValueHook& hook, const std::set<std::string>& watch) {
-    std::function<const Tensor*(const std::string&)> lookup = [this](const std::string& n) { return find(n); };
-    auto watched = [&](const std::string& n) { return hook && (watch.empty() || watch.count(n)); };
-    for (size_t i : plan.order) {
-      const Node& node = g.nodes[i];
-      std::vector<Tensor> outs(node.outputs.size());
-      KernelContext ctx{node, {}, outs, threads, plan.opsets[i], ex, &lookup};
-      ctx.inputs = node_inputs<const Tensor>(node, [this](const std::string& n) { return find(n); });
-      ctx.movable.assign(node.inputs.size(), nullptr);
-      for (size_t j = 0; j < node.inputs.size(); ++j) {
-        const std::string& in = node.inputs[j];
-        auto u = uses.find(in);
-        auto o = owned.find(in);
-        if (u != uses.end() && u->second == 1 && o != owned.end() && !plan.outputs.count(in)) ctx.movable[j] = &o->second;
-      }
-      const auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-      try {
-        (*plan.kernels[i])(ctx);
-      } catch (const Error&) {
-        throw;
-      } catch (const std::exception& e) {
-        throw Error("node '" + node.name + "' (" + node.op_type + "): " + e.what());
-      }
-      if (profile)
-        stats.op_ms[node.op_type] +=
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      for (size_t k = 0; k < node.outputs.size(); ++k) {
-        const std::string& name = node.outputs[k];
-        if (name.empty()) continue;
-        Tensor& t = outs[k];
-        if (t.dtype != DType::String && t.bytes.size() != dtype_storage_bytes(t.dtype, t.numel()))
-          throw Error("node '" + node.name + "' (" + node.op_type + ") produced " + std::to_string(t.bytes.size()) +
-                      " bytes for output '" + name + "' of shape " + shape_str(t.dims));
-        t.name = name;
-        if (watched(name)) hook(name, t);
-        if (!plan.kept(name)) continue;  // nobody reads it
-        live_bytes += t.bytes.size();
-        held_bytes[name] = t.bytes.size();
-        auto [it, fresh] = owned.insert_or_assign(name, std::move(t));
-        (void)it;
-        (void)fresh;
-      }
-      stats.peak_live_bytes = std::max(stats.peak_live_bytes, live_bytes);
-      stats.peak_live_values = std::max(stats.peak_live_values, owned.size());
-      ++stats.nodes_run;
-      count_reads(plan, i, node, uses, [this](const std::string& n) { release(n); });
+  std::vector<Tensor> compute(size_t i, const Node& node, const std::vector<const Tensor*>& in,
+                          const std::unordered_map<std::string, int>& uses) {
+    std::vector<Tensor> outs(node.outputs.size());
+    KernelContext ctx{node, in, outs, threads, plan.opsets[i], ex, &lookup};
+    ctx.movable.assign(node.inputs.size(), nullptr);
+    for (size_t j = 0; j < node.inputs.size(); ++j) {
+      const std::string& name = node.inputs[j];
+      auto u = uses.find(name);
+      auto o = owned.find(name);
+      if (u != uses.end() && u->second == 1 && o != owned.end() && !plan.outputs.count(name)) ctx.movable[j] = &o->second;
     }
+    const auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    try {
+      (*plan.kernels[i])(ctx);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error("node '" + node.name + "' (" + node.op_type + "): " + e.what());
+    }
+    if (profile)
+      stats.op_ms[node.op_type] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return outs;
+  }
+
+  void produced(const Node& node, const std::string& name, Tensor& t) {
+    if (t.dtype != DType::String && t.bytes.size() != dtype_storage_bytes(t.dtype, t.numel()))
+      throw Error("node '" + node.name + "' (" + node.op_type + ") produced " + std::to_string(t.bytes.size()) +
+                  " bytes for output '" + name + "' of shape " + shape_str(t.dims));
+    t.name = name;
+    if (hook && (watch->empty() || watch->count(name))) hook(name, t);
+  }
+
+  size_t keep(const std::string& name, Tensor&& t) {
+    const size_t b = t.bytes.size();
+    held_bytes[name] = b;
+    owned.insert_or_assign(name, std::move(t));
+    return b;
+  }
+
+  size_t live_values() const { return owned.size(); }
+
+  void execute(Executor* executor, int nthreads, const ValueHook& h, const std::set<std::string>& w) {
+    ex = executor;
+    threads = nthreads;
+    hook = h;
+    watch = &w;
+    run_plan<const Tensor>(g, plan, *this, stats);
   }
 
   Tensor take_output(const std::string& name) {

@@ -2,6 +2,7 @@
 // intermediate value after its last consumer, and lets observers see chosen values as they are
 // produced — so calibration statistics stream without keeping every activation in memory.
 #pragma once
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -79,6 +80,37 @@ void count_reads(const GraphPlan& plan, size_t i, const Node& node, std::unorder
   for (const auto& name : node.inputs)
     if (!name.empty()) drop(name);
   for (const auto& name : plan.implicit[i]) drop(name);
+}
+
+// The node loop, written once for the CPU executor and the CUDA runner, which hold values their
+// own way. `store` provides:
+//   V* find(name)                      a node input's value, null when absent
+//   std::vector<Out> compute(i, node, in, uses)  runs plan node i on its inputs; `uses` are the read
+//                                      counts left (a kernel may take over an input read last)
+//   void produced(node, name, V&)      each named output, before it may be dropped (checks, hooks)
+//   size_t keep(name, V&&)             stores an output some node reads; returns the bytes it holds
+//   size_t release(name)               frees a value after its last reader; returns the bytes freed
+//   size_t live_values()
+// and `stats` the RunStats fields peak_live_bytes, peak_live_values and nodes_run.
+template <class V, class Store, class Stats>
+void run_plan(const Graph& g, const GraphPlan& plan, Store& store, Stats& stats) {
+  std::unordered_map<std::string, int> uses = plan.uses;
+  size_t live = 0;
+  for (size_t i : plan.order) {
+    const Node& node = g.nodes[i];
+    std::vector<V*> in = node_inputs<V>(node, [&](const std::string& n) { return store.find(n); });
+    auto outs = store.compute(i, node, in, uses);  // values V, or Tensor for the CPU's const Tensor inputs
+    for (size_t k = 0; k < node.outputs.size() && k < outs.size(); ++k) {
+      const std::string& name = node.outputs[k];
+      if (name.empty()) continue;
+      store.produced(node, name, outs[k]);
+      if (plan.kept(name)) live += store.keep(name, std::move(outs[k]));  // else nobody reads it
+    }
+    stats.peak_live_bytes = std::max(stats.peak_live_bytes, live);
+    stats.peak_live_values = std::max(stats.peak_live_values, store.live_values());
+    ++stats.nodes_run;
+    count_reads(plan, i, node, uses, [&](const std::string& n) { live -= store.release(n); });
+  }
 }
 
 // One run at a time per Executor (plans of subgraphs are cached inside); use one executor per

@@ -70,7 +70,6 @@ class CudaRunner : public DeviceRunner {
                                     Executor::RunStats& stats) override {
     stats_ = &stats;
     values_.clear();
-    std::unordered_map<std::string, int> uses = plan_.uses;
     auto watched = [&](const std::string& n) { return (hook || device_hook) && (watch.empty() || watch.count(n)); };
     for (const auto& [name, t] : inputs) {
       Value v;
@@ -80,35 +79,10 @@ class CudaRunner : public DeviceRunner {
       values_.emplace(name, std::move(v));
       if (hook && watched(name)) hook(name, t);
     }
-    size_t live = 0;
-    std::function<const Tensor*(const std::string&)> lookup = [this](const std::string& n) -> const Tensor* {
-      Value* v = find(n);
-      if (!v) return nullptr;
-      return &host_of(*v);
-    };
-    for (size_t i : plan_.order) {
-      const Node& node = g_.nodes[i];
-      std::vector<Value*> in = node_inputs<Value>(node, [this](const std::string& n) { return find(n); });
-      std::vector<Value> outs = run_node(node, plan_.opsets[i], plan_.kernels[i], in, lookup);
-      for (size_t k = 0; k < node.outputs.size() && k < outs.size(); ++k) {
-        const std::string& name = node.outputs[k];
-        if (name.empty()) continue;
-        Value& v = outs[k];
-        if (watched(name)) offer(name, v, hook, device_hook);
-        if (!plan_.kept(name)) continue;
-        live += v.bytes();
-        values_.insert_or_assign(name, std::move(v));
-      }
-      stats.peak_live_bytes = std::max(stats.peak_live_bytes, live);
-      stats.peak_live_values = std::max(stats.peak_live_values, values_.size());
-      ++stats.nodes_run;
-      count_reads(plan_, i, node, uses, [&](const std::string& name) {
-        auto v = values_.find(name);
-        if (v == values_.end() || v->second.host_ref) return;
-        live -= v->second.bytes();
-        values_.erase(v);
-      });
-    }
+    hook_ = &hook;
+    device_hook_ = &device_hook;
+    watch_ = &watch;
+    run_plan<Value>(g_, plan_, *this, stats);
     std::map<std::string, Tensor> result;
     for (const auto& o : g_.outputs) {
       Value* v = find(o.name);
@@ -156,9 +130,8 @@ class CudaRunner : public DeviceRunner {
     return *v.host;
   }
   cuda::NodeCache& cache_of(const Node& n) { return caches_[&n]; }
-  int threads() const { return ex_.num_threads(); }
 
- private:
+  // ---- the value store run_plan (executor.h) drives
   Value* find(const std::string& name) {
     if (auto it = values_.find(name); it != values_.end()) return &it->second;
     if (const Tensor* t = g_.initializer(name)) {
@@ -170,7 +143,29 @@ class CudaRunner : public DeviceRunner {
     }
     return nullptr;
   }
+  std::vector<Value> compute(size_t i, const Node& node, const std::vector<Value*>& in,
+                         const std::unordered_map<std::string, int>& /*uses*/) {
+    return run_node(node, plan_.opsets[i], plan_.kernels[i], in, lookup_);
+  }
+  void produced(const Node& /*node*/, const std::string& name, Value& v) {
+    if ((*hook_ || *device_hook_) && (watch_->empty() || watch_->count(name))) offer(name, v, *hook_, *device_hook_);
+  }
+  size_t keep(const std::string& name, Value&& v) {
+    const size_t b = v.bytes();
+    values_.insert_or_assign(name, std::move(v));
+    return b;
+  }
+  size_t release(const std::string& name) {
+    auto v = values_.find(name);
+    if (v == values_.end() || v->second.host_ref) return 0;
+    const size_t b = v->second.bytes();
+    values_.erase(v);
+    return b;
+  }
+  size_t live_values() const { return values_.size(); }
+  int threads() const { return ex_.num_threads(); }
 
+ private:
   std::vector<Value> run_node(const Node& node, int64_t opset, const KernelFn* fn, const std::vector<Value*>& in,
                               const std::function<const Tensor*(const std::string&)>& lookup) {
     std::string reason = "no device kernel";
@@ -236,6 +231,13 @@ class CudaRunner : public DeviceRunner {
   std::unordered_map<const Node*, cuda::NodeCache> caches_;
   std::unordered_map<std::string, Value> values_;
   Executor::RunStats* stats_ = nullptr;
+  const ValueHook* hook_ = nullptr;
+  const DeviceValueHook* device_hook_ = nullptr;
+  const std::set<std::string>* watch_ = nullptr;
+  const std::function<const Tensor*(const std::string&)> lookup_ = [this](const std::string& n) -> const Tensor* {
+    Value* v = find(n);
+    return v ? &host_of(*v) : nullptr;
+  };
 };
 
 RunnerOpContext::RunnerOpContext(CudaRunner& r, const Node& n, int64_t opset, std::vector<Value*> in)
