@@ -36,6 +36,37 @@ int rank_of(const Graph& g, const std::string& v) {
   return -1;
 }
 
+// Opset 13 changed Softmax/LogSoftmax/Hardmax from "flatten to 2-D at `axis`, normalize each row"
+// to "normalize along `axis`". The old meaning at opset >= 13 is
+//   y = Reshape(op(Flatten(x, axis), axis = -1), Shape(x))
+// so node `i` becomes those four nodes (same output name, any input rank).
+void keep_flattening_meaning(Graph& g, size_t i) {
+  Node& n = g.nodes[i];
+  const std::string x = n.inputs[0], y = n.outputs[0], base = n.name.empty() ? n.op_type : n.name;
+  Node flatten;
+  flatten.name = g.unique_name(base + "_flatten");
+  flatten.op_type = "Flatten";
+  flatten.inputs = {x};
+  flatten.outputs = {g.unique_name(base + "_rows")};
+  flatten.set_attr_int("axis", n.attr_int("axis", 1));
+  Node shape;
+  shape.name = g.unique_name(base + "_shape");
+  shape.op_type = "Shape";
+  shape.inputs = {x};
+  shape.outputs = {g.unique_name(base + "_input_shape")};
+  Node reshape;
+  reshape.name = g.unique_name(base + "_unflatten");
+  reshape.op_type = "Reshape";
+  n.set_attr_int("axis", -1);
+  n.inputs[0] = flatten.outputs[0];
+  n.outputs[0] = g.unique_name(base + "_normalized_rows");
+  reshape.inputs = {n.outputs[0], shape.outputs[0]};
+  reshape.outputs = {y};
+  g.insert_node(i + 1, std::move(reshape));
+  g.insert_node(i, std::move(shape));
+  g.insert_node(i, std::move(flatten));
+}
+
 [[noreturn]] void refuse(const Node& n, int64_t from, int64_t to, const std::string& why) {
   throw UnsupportedError("cannot raise opset " + std::to_string(from) + " -> " + std::to_string(to) + ": node '" +
                          n.name + "' (" + n.op_type + ") " + why);
@@ -45,7 +76,9 @@ void convert_graph(Graph& g, int64_t from, int64_t to) {
   auto crosses = [&](int64_t v) { return from < v && to >= v; };
   static const std::set<std::string> reduce18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                                                  "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"};
-  for (auto& n : g.nodes) {
+  std::vector<size_t> flattening;  // Softmax-like nodes to rewrite once the loop is done
+  for (size_t index = 0; index < g.nodes.size(); ++index) {
+    Node& n = g.nodes[index];
     for (auto& sg : n.subgraphs()) convert_graph(*sg, from, to);
     if (!n.is_default_domain()) continue;
     const std::string& op = n.op_type;
@@ -84,12 +117,11 @@ void convert_graph(Graph& g, int64_t from, int64_t to) {
     if (reduce18.count(op) && crosses(18)) ints_attr_to_input(g, n, "axes", 1);
     if ((op == "Softmax" || op == "LogSoftmax" || op == "Hardmax") && crosses(13)) {
       // Before 13 these flatten to 2-D at `axis` (default 1); from 13 they act along one axis.
-      // The two agree when `axis` is the last dimension.
+      // The two agree when `axis` is the last dimension; elsewhere the flattening is spelled out.
       int64_t axis = n.attr_int("axis", 1);
       int rank = rank_of(g, n.input(0));
       if (axis == -1 || (rank > 0 && axis == rank - 1)) n.set_attr_int("axis", -1);
-      else refuse(n, from, to, "flattens at axis " + std::to_string(axis) + (rank < 0 ? " of an input of unknown rank" : "") +
-                                   ", which opset 13 no longer does");
+      else flattening.push_back(index);
     }
     if (op == "BatchNormalization" && crosses(9)) {
       if (n.attr_int("spatial", 1) != 1) refuse(n, from, to, "uses spatial=0");
@@ -98,6 +130,7 @@ void convert_graph(Graph& g, int64_t from, int64_t to) {
       n.remove_attr("consumed_inputs");
     }
   }
+  for (auto it = flattening.rbegin(); it != flattening.rend(); ++it) keep_flattening_meaning(g, *it);
   g.invalidate();
 }
 

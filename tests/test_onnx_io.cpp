@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "engine/executor.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "graph/opset_convert.h"
@@ -224,7 +225,7 @@ TEST_CASE("raising the opset rewrites attribute-to-input changes - outputs uncha
 TEST_CASE("convert --opset rewrites every attribute-to-input change", "[onnx_io][opset][ort][cli]") {
   // Opset 10 forms of Pad, Clip, Split, ReduceSum, Squeeze, Unsqueeze, ReduceMax and Softmax over
   // the last axis of a rank-3 input: the opset 21 file must compute the same in ONNX Runtime.
-  // (Softmax at another axis changed meaning at 13: refused, next test.)
+  // (Softmax at another axis changed meaning at 13: rewritten, the test after next.)
   Model m = new_model(10);
   m.ir_version = 5;
   Graph& g = m.graph;
@@ -285,11 +286,9 @@ TEST_CASE("convert --opset rewrites every attribute-to-input change", "[onnx_io]
 }
 
 TEST_CASE("convert --opset refuses, naming the node, where the meaning changed", "[onnx_io][opset][cli]") {
-  // Softmax(axis=1) of a rank-3 (here rank-4) input is a softmax over the flattened trailing dims
-  // before 13 and over axis 1 alone from 13 on.
   struct Case { const char* op; int64_t opset; std::vector<std::string> in; };
   const std::vector<Case> cases = {{"Upsample", 9, {"x", "scales"}}, {"Scatter", 10, {"x", "idx", "upd"}},
-                                   {"Resize", 10, {"x", "scales"}}, {"Softmax", 11, {"x"}}};
+                                   {"Resize", 10, {"x", "scales"}}};
   for (const auto& c : cases) {
     INFO(c.op);
     Model m = new_model(c.opset);
@@ -300,7 +299,6 @@ TEST_CASE("convert --opset refuses, naming the node, where the meaning changed",
     g.add_initializer(Tensor::from_int64("idx", {1, 1, 1, 2}, {1, 0}));
     g.add_initializer(Tensor::from_float("upd", {1, 1, 1, 2}, {5, 6}));
     Node n = make_node(c.op, c.in, {"y"}, std::string("the_") + c.op);
-    if (std::string(c.op) == "Softmax") n.set_attr_int("axis", 1);
     g.add_node(n);
     g.outputs.push_back(tensor_value("y", {}));
     g.outputs[0].has_shape = false;
@@ -310,5 +308,53 @@ TEST_CASE("convert --opset refuses, naming the node, where the meaning changed",
     CHECK(r.rc == 1);
     CHECK_THAT(r.out, Catch::Contains(std::string("the_") + c.op));
     CHECK_FALSE(fs::exists(dir / "up.onnx"));
+  }
+}
+
+TEST_CASE("convert --opset keeps the flattening meaning of Softmax, LogSoftmax and Hardmax below 13",
+          "[onnx_io][opset][ort][cli]") {
+  // Before 13, Softmax(axis=1) of a rank-4 input normalizes over the flattened trailing dims; from 13
+  // it would normalize over axis 1 alone. The converter spells the old meaning out
+  // (Flatten -> op(axis=-1) -> Reshape to Shape(x)); ONNX Runtime must give the same numbers for
+  // the opset-11 and the opset-13 file, and differ from a plain axis change (the rewrite matters).
+  for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"}) {
+    for (int64_t axis : {1, 2, -2, 0}) {
+      INFO(op << " axis " << axis);
+      Model m = new_model(11);
+      m.ir_version = 6;
+      Graph& g = m.graph;
+      g.inputs.push_back(tensor_value("x", {2, 3, 4, 5}));
+      Node n = make_node(op, {"x"}, {"y"}, "the_op");
+      n.set_attr_int("axis", axis);
+      g.add_node(n);
+      g.outputs.push_back(tensor_value("y", {2, 3, 4, 5}));
+      fs::path dir = temp_dir("opset_softmax");
+      save_model(m, dir / "v11.onnx");
+      auto r = run_cli({"convert", (dir / "v11.onnx").string(), "-o", (dir / "v13.onnx").string(), "--opset", "13"});
+      INFO(r.out);
+      REQUIRE(r.rc == 0);
+      Model up = load_model(dir / "v13.onnx");
+      CHECK(up.opset() == 13);
+      std::vector<std::string> ops;
+      for (const auto& x : up.graph.nodes) ops.push_back(x.op_type);
+      CHECK(ops == std::vector<std::string>{"Flatten", "Shape", op, "Reshape"});
+      auto in = random_inputs(m, 5);
+      auto a = run_ort(dir / "v11.onnx", in), b = run_ort(dir / "v13.onnx", in);
+      CHECK(b.at("y").dims == a.at("y").dims);
+      CHECK(max_rel_error(b.at("y"), a.at("y")) < 1e-6);
+      // Our executor agrees with ONNX Runtime on the rewritten graph.
+      normalize(up);
+      auto ours = Executor(up, {1}).run(in);
+      CHECK(max_rel_error(ours.at("y"), b.at("y")) < 1e-5);
+      // A plain axis change would compute something else (Hardmax aside, whose one-hot rows can coincide).
+      if (std::string(op) != "Hardmax") {
+        Model naive = m;
+        naive.set_opset("", 13);
+        naive.graph.nodes[0].set_attr_int("axis", axis);
+        save_model(naive, dir / "naive.onnx");
+        auto c = run_ort(dir / "naive.onnx", in);
+        CHECK(max_rel_error(c.at("y"), a.at("y")) > 1e-2);
+      }
+    }
   }
 }
