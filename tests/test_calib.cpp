@@ -408,19 +408,25 @@ TEST_CASE("Block angle per token along the channel axis", "[calib]") {
   CHECK_THROWS_AS(bad.observe("b", in), InvalidArgument);
 }
 
+// One observer of each kind on input "x" (and "x2" for the block angle) and on conv node 0 of `g`.
+static std::vector<std::unique_ptr<Observer>> every_observer_kind(const Graph& g) {
+  std::vector<std::unique_ptr<Observer>> obs;
+  obs.push_back(std::make_unique<MinMaxObserver>("x"));
+  obs.push_back(std::make_unique<HistogramObserver>("x"));
+  obs.push_back(std::make_unique<ChannelMomentsObserver>("x"));
+  obs.push_back(std::make_unique<GramObserver>("conv", LayerInput::of(g, g.nodes[0])));
+  obs.push_back(std::make_unique<ColumnSquaresObserver>("conv", LayerInput::of(g, g.nodes[0])));
+  obs.push_back(std::make_unique<BlockAngleObserver>("b", "x", "x2"));
+  return obs;
+}
+
 TEST_CASE("Observer memory does not grow with the number of batches", "[calib]") {
   Graph g;
   g.add_initializer(rand_tensor("w", {4, 3, 3, 3}, 3));
   Node n = conv_node(1, {1, 1}, {1, 1, 1, 1}, {1, 1});
   g.add_node(n);
   auto run = [&](int batches) {
-    std::vector<std::unique_ptr<Observer>> obs;
-    obs.push_back(std::make_unique<MinMaxObserver>("x"));
-    obs.push_back(std::make_unique<HistogramObserver>("x"));
-    obs.push_back(std::make_unique<ChannelMomentsObserver>("x"));
-    obs.push_back(std::make_unique<GramObserver>("conv", LayerInput::of(g, g.nodes[0])));
-    obs.push_back(std::make_unique<ColumnSquaresObserver>("conv", LayerInput::of(g, g.nodes[0])));
-    obs.push_back(std::make_unique<BlockAngleObserver>("b", "x", "x2"));
+    std::vector<std::unique_ptr<Observer>> obs = every_observer_kind(g);
     for (int i = 0; i < batches; ++i) {
       Tensor x = rand_tensor("x", {2, 3, 8, 8}, static_cast<uint64_t>(i), -float(i + 1), float(i + 1));
       for (auto& o : obs) {
@@ -447,13 +453,7 @@ TEST_CASE("Observers' own heap stays flat while they observe more batches", "[ca
   g.add_initializer(rand_tensor("w", {16, 8, 3, 3}, 3));
   Node n = conv_node(1, {1, 1}, {1, 1, 1, 1}, {1, 1});
   g.add_node(n);
-  std::vector<std::unique_ptr<Observer>> obs;
-  obs.push_back(std::make_unique<MinMaxObserver>("x"));
-  obs.push_back(std::make_unique<HistogramObserver>("x"));
-  obs.push_back(std::make_unique<ChannelMomentsObserver>("x"));
-  obs.push_back(std::make_unique<GramObserver>("conv", LayerInput::of(g, g.nodes[0])));
-  obs.push_back(std::make_unique<ColumnSquaresObserver>("conv", LayerInput::of(g, g.nodes[0])));
-  obs.push_back(std::make_unique<BlockAngleObserver>("b", "x", "x2"));
+  std::vector<std::unique_ptr<Observer>> obs = every_observer_kind(g);
   auto observe = [&](int first, int count) {
     for (int i = first; i < first + count; ++i) {
       // 8x8x32x32 floats = 256 KiB a batch; the range widens every batch (histograms must re-bin in place).
