@@ -28,6 +28,10 @@ MODELS = {
     "mobilenet_v3_large": (torchvision.models.mobilenet_v3_large, 5.48e6, 0.22),
     "efficientnet_b0": (torchvision.models.efficientnet_b0, 5.29e6, 0.39),
     "vit_b_16": (torchvision.models.vit_b_16, 86.57e6, 17.56),
+    "convnext_tiny": (torchvision.models.convnext_tiny, 28.59e6, 4.46),
+    "densenet121": (torchvision.models.densenet121, 7.98e6, 2.83),
+    "regnet_y_400mf": (torchvision.models.regnet_y_400mf, 4.34e6, 0.40),
+    "shufflenet_v2_x1_0": (torchvision.models.shufflenet_v2_x1_0, 2.28e6, 0.14),
 }
 
 

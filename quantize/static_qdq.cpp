@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <optional>
 #include <tuple>
 
 #include "graph/errors.h"
@@ -50,6 +52,37 @@ std::vector<std::string> activation_inputs(const Graph& g, const Node& n) {
   for (const auto& in : n.inputs)
     if (!in.empty() && !is_constant(g, in)) out.push_back(in);
   return out;
+}
+
+// Elements a value had over the calibration samples (0 when it was not observed).
+uint64_t observed_elements(const CalibrationStats& stats, const std::string& v) {
+  if (auto h = stats.histograms.find(v); h != stats.histograms.end()) return h->second.total();
+  if (auto mm = stats.minmax.find(v); mm != stats.minmax.end()) return static_cast<uint64_t>(mm->second.count);
+  return 0;
+}
+
+// The int8 codes of a weight DequantizeLinear, dequantized to float (s · (q − z) along `axis`).
+std::optional<Tensor> dequantized_weight(const Graph& g, const Node& dq, const std::string& name) {
+  const Tensor* q = g.initializer(dq.input(0));
+  const Tensor* s = dq.inputs.size() > 1 ? g.initializer(dq.inputs[1]) : nullptr;
+  if (!q || !s || q->dtype != DType::Int8 || q->dims.empty()) return std::nullopt;
+  const Tensor* z = dq.inputs.size() > 2 && !dq.inputs[2].empty() ? g.initializer(dq.inputs[2]) : nullptr;
+  const auto codes = q->to_float(), scale = s->to_float();
+  const std::vector<float> zero = z ? z->to_float() : std::vector<float>();
+  int64_t axis = dq.attr_int("axis", 1);
+  if (axis < 0) axis += static_cast<int64_t>(q->dims.size());
+  if (axis < 0 || axis >= static_cast<int64_t>(q->dims.size())) return std::nullopt;
+  int64_t inner = 1;
+  for (size_t d = static_cast<size_t>(axis) + 1; d < q->dims.size(); ++d) inner *= q->dims[d];
+  const int64_t channels = q->dims[static_cast<size_t>(axis)];
+  if (scale.size() != 1 && static_cast<int64_t>(scale.size()) != channels) return std::nullopt;
+  std::vector<float> out(codes.size());
+  for (size_t k = 0; k < codes.size(); ++k) {
+    const size_t c = scale.size() == 1 ? 0 : static_cast<size_t>((static_cast<int64_t>(k) / inner) % channels);
+    const float zp = zero.empty() ? 0.f : zero[zero.size() == 1 ? 0 : c];
+    out[k] = scale[c] * (codes[k] - zp);
+  }
+  return Tensor::from_float(name, q->dims, out);
 }
 
 }  // namespace
@@ -178,11 +211,104 @@ StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layer
   return plan;
 }
 
-StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const CalibrationStats& stats, CalibMethod method,
-                                 double percentile) {
+std::vector<std::vector<std::string>> slow_int8_regions(const Model& m, const StaticQdqPlan& plan,
+                                                        const CalibrationStats& stats, double min_macs_per_element) {
+  const Graph& g = m.graph;
+  std::set<std::string> quantized(plan.values.begin(), plan.values.end());
+  for (const auto& [v, root] : plan.tied) quantized.insert(v);
+  const std::set<std::string> integer(plan.integer_nodes.begin(), plan.integer_nodes.end());
+  // Union-find over value names and "node:" keys: an integer node joins the quantized values it reads
+  // and everything it writes; a Relu/Clip ORT absorbs joins its input to its quantized output.
+  std::map<std::string, std::string> parent;
+  std::function<std::string(const std::string&)> find = [&](const std::string& x) -> std::string {
+    auto it = parent.find(x);
+    if (it == parent.end() || it->second == x) return parent[x] = x;
+    return it->second = find(it->second);
+  };
+  auto join = [&](const std::string& a, const std::string& b) { parent[find(a)] = find(b); };
+  for (const auto& n : g.nodes) {
+    if (integer.count(n.name)) {
+      const std::string key = "node:" + n.name;
+      find(key);
+      for (const auto& in : n.inputs)
+        if (quantized.count(in)) join(key, in);
+      for (const auto& out : n.outputs) join(key, out);
+    } else if (!n.outputs.empty() && quantized.count(n.outputs[0]) && !n.inputs.empty() && !n.input(0).empty()) {
+      join(n.input(0), n.outputs[0]);
+    }
+  }
+  struct Region {
+    double macs = 0, elements = 0;
+    std::vector<std::string> layers;  // Conv/MatMul/Gemm nodes
+  };
+  std::map<std::string, Region> regions;
+  for (const auto& n : g.nodes) {
+    if (!integer.count(n.name) || (n.op_type != "Conv" && n.op_type != "MatMul" && n.op_type != "Gemm")) continue;
+    Region& r = regions[find("node:" + n.name)];
+    r.layers.push_back(n.name);
+    if (n.op_type != "Conv") continue;
+    // MACs per output element: the kernel's Cin/group · kh · kw; output elements as calibration saw them
+    // (the Conv's output, or the Relu/Clip after it that carries the Q).
+    const int p = g.producer(n.input(1));
+    const Tensor* w = p >= 0 ? g.initializer(g.nodes[p].input(0)) : g.initializer(n.input(1));
+    if (!w || w->dims.size() < 2) continue;
+    double k = 1;
+    for (size_t d = 1; d < w->dims.size(); ++d) k *= static_cast<double>(w->dims[d]);
+    std::string out = n.outputs[0];
+    if (!quantized.count(out)) {
+      const auto& c = g.consumers(out);
+      if (c.size() == 1 && !g.nodes[c[0]].outputs.empty()) out = g.nodes[c[0]].outputs[0];
+    }
+    const double e = static_cast<double>(observed_elements(stats, out));
+    r.macs += k * e;
+    r.elements += e;
+  }
+  std::vector<std::vector<std::string>> slow;
+  for (auto& [root, r] : regions)
+    if (r.elements > 0 && r.macs / r.elements < min_macs_per_element) slow.push_back(r.layers);
+  return slow;
+}
+
+StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const CalibrationStats& stats, CalibMethod method,
+                                 double percentile, double min_macs_per_element) {
   if (m.opset() < 13) throw UnsupportedError("static int8 activations need opset 13 (model has " + std::to_string(m.opset()) + ")");
   Graph& g = m.graph;
   StaticQdqResult res;
+  // Regions too thin for int8 stay float: their weights become float again (no DequantizeLinear left
+  // to run on every inference) and the plan is made again without them.
+  StaticQdqPlan plan = given;
+  if (min_macs_per_element > 0) {
+    const auto slow = slow_int8_regions(m, given, stats, min_macs_per_element);
+    if (!slow.empty()) {
+      std::set<std::string> drop;
+      for (const auto& r : slow) drop.insert(r.begin(), r.end());
+      std::set<std::string> keep;
+      for (const auto& n : g.nodes)
+        if ((n.op_type == "Conv" || n.op_type == "MatMul" || n.op_type == "Gemm") && !drop.count(n.name) &&
+            std::find(given.integer_nodes.begin(), given.integer_nodes.end(), n.name) != given.integer_nodes.end())
+          keep.insert(n.name);
+      int restored = 0;
+      for (auto& n : g.nodes) {
+        if (!drop.count(n.name) || n.inputs.size() < 2) continue;
+        const int p = g.producer(n.input(1));
+        if (p < 0 || g.nodes[p].op_type != "DequantizeLinear") continue;
+        auto w = dequantized_weight(g, g.nodes[p], g.unique_name(g.nodes[p].input(0) + "_float"));
+        if (!w) continue;
+        n.inputs[1] = w->name;
+        g.add_initializer(std::move(*w));
+        ++restored;
+      }
+      g.invalidate();
+      plan = plan_static_qdq(m, keep);
+      res.float_layers.assign(drop.begin(), drop.end());
+      res.notes.push_back("int8 kept float in " + std::to_string(slow.size()) + " region(s) of " +
+                          std::to_string(drop.size()) + " layers (" + std::to_string(restored) +
+                          " weights stored float again): their Convs average fewer than " +
+                          std::to_string(static_cast<int>(min_macs_per_element)) +
+                          " MACs per output element, where ONNX Runtime's integer kernels plus the Q/DQ around them "
+                          "run slower than float (docs/BENCHMARKS.md, deployment speed)");
+    }
+  }
   struct Params {
     std::string scale, zero_point;
     float s = 1;
@@ -274,7 +400,7 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
 
   // Rebuild the node list: each quantized value's pair right after its producer (graph inputs
   // first); every reader takes the dequantized copy.
-  std::map<std::string, std::string> dequantized;
+  std::map<std::string, std::string> dequantized, quantized;
   auto make_pair = [&](const std::string& v, std::vector<Node>& out) {
     const Params& p = params.at(v);
     Node q, d;
@@ -287,6 +413,7 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
     d.inputs = {q.outputs[0], p.scale, p.zero_point};
     d.outputs = {g.unique_name(v + "_dequantized")};
     dequantized[v] = d.outputs[0];
+    quantized[v] = q.outputs[0];
     out.push_back(std::move(q));
     out.push_back(std::move(d));
     ++res.pairs;
@@ -296,9 +423,13 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
   for (const auto& in : g.inputs)
     if (params.count(in.name)) make_pair(in.name, nodes);
   for (auto& n : g.nodes) {
+    // Shape/Size read only the dims: they take the uint8 tensor, so ORT does not dequantize a whole
+    // activation for them (ShuffleNet's channel shuffle computes its Reshape targets from Shape).
+    const bool dims_only = n.is_default_domain() && (n.op_type == "Shape" || n.op_type == "Size");
     for (auto& in : n.inputs) {
-      auto d = dequantized.find(in);
-      if (d != dequantized.end()) in = d->second;
+      auto& to = dims_only ? quantized : dequantized;
+      auto d = to.find(in);
+      if (d != to.end()) in = d->second;
     }
     auto cd = const_dq.find(n.name);
     if (cd != const_dq.end()) nodes.push_back(cd->second);

@@ -61,12 +61,28 @@ struct StaticQdqResult {
   int pairs = 0;          // Q→DQ pairs inserted
   int integer_nodes = 0;  // nodes ORT runs as integer kernels
   int int32_biases = 0;
+  std::vector<std::string> float_layers;  // layers of regions left float (slow_int8_regions)
   std::vector<std::string> notes;  // constant-range activations and other things a user should know
 };
 
+// Where int8 does not pay: an integer region (integer nodes joined through the values they quantize)
+// whose Convs average fewer than `min_macs_per_element` MACs per output element (Cin/group·kh·kw,
+// weighted by the output elements calibration saw). Such convs are as fast in float, and the
+// QuantizeLinear/DequantizeLinear and QLinear elementwise ops around them cost more than they save
+// (PP-OCRv2 cls: 27 MACs per element, 0.70× of float; the slowest that gained, MobileNetV2, has 45;
+// docs/BENCHMARKS.md). Regions without a Conv (transformers' MatMuls) are not judged. Returns each
+// slow region's Conv/MatMul/Gemm nodes.
+constexpr double kMinInt8MacsPerElement = 32;
+std::vector<std::vector<std::string>> slow_int8_regions(const Model& m, const StaticQdqPlan& plan,
+                                                        const CalibrationStats& stats,
+                                                        double min_macs_per_element = kMinInt8MacsPerElement);
+
 // Inserts the pairs and the int32 biases of `plan` into `m` (weights already exported as QDQ).
-// Throws InvalidArgument naming a value without statistics.
+// Regions slow_int8_regions finds stay float: their weights are stored float (dequantized from the
+// int8 codes, so the numbers are the int8 layer's) and the plan is made again without them;
+// min_macs_per_element 0 keeps every region. Throws InvalidArgument naming a value without statistics.
 StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const CalibrationStats& stats,
-                                 CalibMethod method, double percentile = 0.9999);
+                                 CalibMethod method, double percentile = 0.9999,
+                                 double min_macs_per_element = kMinInt8MacsPerElement);
 
 }  // namespace oc::quant

@@ -222,10 +222,12 @@ TEST_CASE("decomposed HardSwish between Convs runs on uint8: constant Add/Div op
   fs::path dir = temp_dir("sqdq_hswish");
   Model m = new_model(13);
   Graph& g = m.graph;
-  g.inputs.push_back(tensor_value("x", {1, 4, 8, 8}));
-  g.add_initializer(random_tensor("w1", {8, 4, 3, 3}, 1, -0.5f, 0.5f));
-  g.add_initializer(random_tensor("b1", {8}, 2));
-  g.add_initializer(random_tensor("w2", {8, 8, 1, 1}, 3, -0.5f, 0.5f));
+  // 16 and 32 input channels: 144 and 32 MACs per output element, wide enough for int8 to pay
+  // (slow_int8_regions keeps thinner convs float).
+  g.inputs.push_back(tensor_value("x", {1, 16, 8, 8}));
+  g.add_initializer(random_tensor("w1", {32, 16, 3, 3}, 1, -0.2f, 0.2f));
+  g.add_initializer(random_tensor("b1", {32}, 2));
+  g.add_initializer(random_tensor("w2", {32, 32, 1, 1}, 3, -0.3f, 0.3f));
   g.add_initializer(Tensor::from_float("three", {}, {3.f}));
   g.add_initializer(Tensor::from_float("six", {}, {6.f}));
   g.add_initializer(Tensor::from_float("zero", {}, {0.f}));
@@ -237,7 +239,7 @@ TEST_CASE("decomposed HardSwish between Convs runs on uint8: constant Add/Div op
   g.add_node(make_node("Div", {"k", "six"}, {"d"}));
   g.add_node(make_node("Mul", {"c", "d"}, {"h"}));
   g.add_node(make_node("Conv", {"h", "w2"}, {"y"}, "conv2"));
-  g.outputs.push_back(tensor_value("y", {1, 8, 8, 8}));
+  g.outputs.push_back(tensor_value("y", {1, 32, 8, 8}));
   save_model(m, dir / "hs.onnx");
   auto r = run_cli({"quantize", (dir / "hs.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
                     "--activations", "int8", "--calib", "random:16:5"});
@@ -251,8 +253,107 @@ TEST_CASE("decomposed HardSwish between Convs runs on uint8: constant Add/Div op
   CHECK(ops["Clip"] <= 1);  // after an Add it stays a node (quantize/static_qdq.cpp says why)
   CHECK(ops["Mul"] == 0);
   CHECK(ops["Add"] == 0);
-  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 4, 8, 8}, 8, 0.f, 1.f)}};
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 16, 8, 8}, 8, 0.f, 1.f)}};
   Tensor ref = run_ort(dir / "hs.onnx", in).at("y");
   auto ours = agree_with_ort(q, in, 2e-2);
   CHECK(max_rel_error(ours.at("y"), ref, 0.05) < 0.1);
+}
+
+TEST_CASE("ShuffleNet channel shuffle runs on uint8: QLinearConcat, Reshape/Transpose, Shape reads the codes", "[static_qdq]") {
+  // x -> Conv+Relu -> {Conv+Relu, Conv+Relu} -> Concat -> Reshape [1,2,C/2,H,W] -> Transpose(0,2,1,3,4)
+  //   -> Reshape to Shape(concat) -> Conv+Relu -> GlobalAveragePool -> y
+  fs::path dir = temp_dir("sqdq_shuffle");
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  const int64_t C = 32;
+  g.inputs.push_back(tensor_value("x", {1, 16, 8, 8}));
+  g.add_initializer(random_tensor("w0", {C, 16, 3, 3}, 1, -0.2f, 0.2f));
+  g.add_initializer(random_tensor("wa", {C / 2, C, 1, 1}, 2, -0.3f, 0.3f));
+  g.add_initializer(random_tensor("wb", {C / 2, C, 1, 1}, 3, -0.3f, 0.3f));
+  g.add_initializer(random_tensor("w3", {C, C, 1, 1}, 4, -0.3f, 0.3f));
+  g.add_initializer(Tensor::from_int64("split_shape", {5}, {1, 2, C / 2, 8, 8}));
+  auto conv_relu = [&](const std::string& in, const std::string& w, const std::string& out, bool pad) {
+    Node c = make_node("Conv", {in, w}, {out + "_c"}, out + "_conv");
+    if (pad) c.set_attr_ints("pads", {1, 1, 1, 1});
+    g.add_node(c);
+    g.add_node(make_node("Relu", {out + "_c"}, {out}));
+  };
+  conv_relu("x", "w0", "r0", true);
+  conv_relu("r0", "wa", "ra", false);
+  conv_relu("r0", "wb", "rb", false);
+  Node cat = make_node("Concat", {"ra", "rb"}, {"cat"});
+  cat.set_attr_int("axis", 1);
+  g.add_node(cat);
+  g.add_node(make_node("Shape", {"cat"}, {"cat_shape"}));
+  g.add_node(make_node("Reshape", {"cat", "split_shape"}, {"r5"}));
+  Node tr = make_node("Transpose", {"r5"}, {"t5"});
+  tr.set_attr_ints("perm", {0, 2, 1, 3, 4});
+  g.add_node(tr);
+  g.add_node(make_node("Reshape", {"t5", "cat_shape"}, {"shuffled"}));
+  conv_relu("shuffled", "w3", "r3", false);
+  g.add_node(make_node("GlobalAveragePool", {"r3"}, {"y"}));
+  g.outputs.push_back(tensor_value("y", {1, C, 1, 1}));
+  save_model(m, dir / "shuffle.onnx");
+  auto r = run_cli({"quantize", (dir / "shuffle.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:16:5"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model q = load_model(dir / "q.onnx");
+  // Shape reads the uint8 tensor, not a DequantizeLinear of it (which ORT would have to run).
+  for (const auto& n : q.graph.nodes)
+    if (n.op_type == "Shape") {
+      const int p = q.graph.producer(n.input(0));
+      REQUIRE(p >= 0);
+      CHECK(q.graph.nodes[p].op_type == "QuantizeLinear");
+    }
+  quant::DeployCheck d = quant::check_deployment(q);
+  CHECK(d.integer_ops["QLinearConv"] == 4);
+  CHECK(d.unfused.empty());
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  CHECK(ops["QLinearConv"] == 4);
+  CHECK(ops["QLinearConcat"] == 1);
+  CHECK(ops["Conv"] == 0);
+  CHECK(ops["DequantizeLinear"] <= 1);  // only before the float GlobalAveragePool that writes the graph output
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 16, 8, 8}, 8, 0.f, 1.f)}};
+  Tensor ref = run_ort(dir / "shuffle.onnx", in).at("y");
+  auto ours = agree_with_ort(q, in, 2e-2);
+  CHECK(max_rel_error(ours.at("y"), ref, 0.05) < 0.1);
+}
+
+TEST_CASE("int8 leaves convs too thin to pay float, with float weights and a note", "[static_qdq]") {
+  // 1x1 convs over 4 and 8 channels: 4 and 8 MACs per output element, where ORT's integer kernels and
+  // the Q/DQ around them are slower than float (PP-OCRv2 cls, docs/BENCHMARKS.md).
+  fs::path dir = temp_dir("sqdq_thin");
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  g.inputs.push_back(tensor_value("x", {1, 4, 8, 8}));
+  g.add_initializer(random_tensor("w1", {8, 4, 1, 1}, 1, -0.5f, 0.5f));
+  g.add_initializer(random_tensor("b1", {8}, 2));
+  g.add_initializer(random_tensor("w2", {8, 8, 1, 1}, 3, -0.5f, 0.5f));
+  g.add_node(make_node("Conv", {"x", "w1", "b1"}, {"c"}, "conv1"));
+  g.add_node(make_node("Relu", {"c"}, {"r"}));
+  g.add_node(make_node("Conv", {"r", "w2"}, {"c2"}, "conv2"));
+  g.add_node(make_node("Relu", {"c2"}, {"r2"}));
+  g.add_node(make_node("GlobalAveragePool", {"r2"}, {"y"}));
+  g.outputs.push_back(tensor_value("y", {1, 8, 1, 1}));
+  save_model(m, dir / "thin.onnx");
+  auto r = run_cli({"quantize", (dir / "thin.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:16:5", "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK_THAT(r.out, Catch::Contains("0 of 2 Conv/MatMul/Gemm layers run as integer kernels"));
+  Model q = load_model(dir / "q.onnx");
+  CHECK(count_ops(q, "QuantizeLinear") == 0);
+  CHECK(count_ops(q, "DequantizeLinear") == 0);  // no weight left to dequantize on every run
+  quant::DeployCheck d = quant::check_deployment(q);
+  CHECK(d.integer_layers.empty());
+  CHECK(d.weight_only.empty());
+  std::ifstream rf(dir / "r.json");
+  const nlohmann::json rj = nlohmann::json::parse(rf);
+  CHECK_THAT(rj["steps"][0]["details"]["notes"].dump(), Catch::Contains("int8 kept float"));
+  // The weights are the int8 layer's values (rounded to the int8 grid), so the output stays close.
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 4, 8, 8}, 8, 0.f, 1.f)}};
+  Tensor ref = run_ort(dir / "thin.onnx", in).at("y");
+  auto ours = agree_with_ort(q, in, 1e-4);
+  CHECK(max_rel_error(ours.at("y"), ref, 0.05) < 0.05);
 }
