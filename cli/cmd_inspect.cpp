@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "engine/shape_eval.h"
 #include "graph/inspect.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
@@ -25,7 +26,7 @@ int run_inspect(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(args, "onnx-compress inspect MODEL [--json] [--deploy] [--input-shape NAME=DIMS ...]", opts, {{"model", 1}}, vm))
     return 0;
-  ModelSummary s = inspect_model(model, parse_input_shapes(shapes));
+  ModelSummary s = inspect_model(model, parse_input_shapes(shapes), kernel_value_evaluator());
   nlohmann::json deploy;
   std::string deploy_text;
   if (vm["deploy"].as<bool>()) {

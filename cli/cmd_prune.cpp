@@ -10,7 +10,7 @@ const char* kUsage =
     "onnx-compress prune MODEL -o OUT (--ratio R | --target-macs F | --target-params F)\n"
     "  [--criterion l1|l2|bn|random|activation|obs|cfsp] [--calib SPEC] [--compensate] [--heads] [--scope local|global]\n"
     "  [--blocks REGEX] [--cfsp-sharpness A]\n"
-    "  [--max-layer-ratio R] [--round-to N] [--ignore REGEX ...] [--input-shape NAME=DIMS ...] [--report FILE.json]";
+    "  [--max-layer-ratio R] [--round-to N] [--best-effort] [--ignore REGEX ...] [--input-shape NAME=DIMS ...] [--report FILE.json]";
 
 int run_prune(const std::vector<std::string>& args) {
   po::options_description opts("prune options");
@@ -20,6 +20,7 @@ int run_prune(const std::vector<std::string>& args) {
     ("ratio", po::value<S>(), "fraction of channels removed per group (local) or overall (global)")
     ("target-macs", po::value<S>(), "fraction of MACs to keep (batch-only symbolic inputs count at batch 1)")
     ("target-params", po::value<S>(), "fraction of parameters to keep")
+    ("best-effort", po::bool_switch(), "when the target is out of reach, write the most-pruned model the rules allow (and say so) instead of failing")
     ("criterion", po::value<S>(), "l1 (default), l2, bn, random, activation, obs, cfsp (activation/obs/cfsp need --calib)")
     ("aggregate", po::value<S>(), "combine group members' scores: mean (default), sum, max")
     ("compensate", po::bool_switch(), "re-solve kept weights by least squares on calibration data")

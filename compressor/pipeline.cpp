@@ -130,7 +130,41 @@ std::map<std::string, std::vector<int64_t>> effective_shapes(const Model& m,
 struct PipelineRun {
   PipelineResult result;
   std::vector<StepResult> steps;
+  std::map<std::string, std::vector<int64_t>> shapes;  // the concrete input shapes MACs were counted at
 };
+
+// --input-shape, completed from the calibration data for inputs with symbolic dims it leaves open:
+// the data's one sample shape (batch 1). Samples of different shapes (fine for calibration, which
+// batches each shape apart) leave the input symbolic and say why in `conflict`, which a step that
+// needs MACs reports. Inputs whose only symbolic dim is the batch are left to effective_shapes.
+std::map<std::string, std::vector<int64_t>> shapes_from_data(const Model& m, std::map<std::string, std::vector<int64_t>> shapes,
+                                                             const CalibrationSource* calib, std::string& conflict) {
+  if (!calib) return shapes;
+  const auto data = calib->sample_shapes();
+  for (const ValueInfo* v : m.graph.runtime_inputs()) {
+    if (shapes.count(v->name) || !v->has_shape) continue;
+    bool open = false;
+    for (size_t i = 1; i < v->shape.size(); ++i) open |= !v->shape[i].known();
+    if (!open) continue;
+    auto it = data.find(v->name);
+    if (it == data.end() || it->second.empty()) continue;
+    const auto& seen = it->second;
+    std::vector<int64_t> dims = seen[0].first;
+    if (!v->shape[0].known() && !dims.empty()) dims[0] = 1;
+    if (seen.size() > 1) {
+      std::string first;
+      for (int64_t x : dims) first += (first.empty() ? "" : ",") + std::to_string(x);
+      if (conflict.empty())
+        conflict = "calibration data for input '" + v->name + "' has samples of shape " + shape_str(seen[0].first) + " (" +
+                   seen[0].second + ") and " + shape_str(seen[1].first) + " (" + seen[1].second +
+                   "): MACs are counted at one shape, give it with --input-shape " + v->name + "=" + first;
+      continue;
+    }
+    if (dims.size() != v->shape.size()) continue;
+    shapes[v->name] = dims;
+  }
+  return shapes;
+}
 
 // Normalizes `original` in place and keeps it as the reference; the steps rewrite one copy of it
 // (the candidate). Two models' weights in memory, not three: callers hand over their own copy.
@@ -140,7 +174,6 @@ PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOpti
   PipelineResult& res = run.result;
   normalize(original);
   Model m = original;
-  const auto shapes = effective_shapes(original, opt.input_shapes);
   ExecutorOptions exec;
   exec.num_threads = opt.threads;
   exec.device = opt.device;
@@ -154,6 +187,9 @@ PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOpti
     co.skip_bad_samples = opt.skip_bad_samples;
     calib = std::make_unique<CalibrationSource>(opt.calib_spec, m, co);
   }
+  std::string shape_conflict;
+  const auto shapes = effective_shapes(original, shapes_from_data(original, opt.input_shapes, calib.get(), shape_conflict));
+  run.shapes = shapes;
   Report& rep = res.report;
   rep.command = "compress";
   rep.settings = {{"recipe", recipe.to_json()}, {"calib", opt.calib_spec}, {"eval", opt.eval_spec}};
@@ -168,6 +204,7 @@ PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOpti
     StepContext ctx;
     ctx.calib = calib.get();
     ctx.input_shapes = shapes;
+    ctx.shape_conflict = shape_conflict;
     ctx.exec = exec;
     ctx.progress = [&, index](int64_t done, int64_t total) {
       check_cancel(opt);
@@ -229,7 +266,7 @@ Report compress_file(const fs::path& in, const fs::path& out, const Recipe& reci
   SaveOptions so;
   so.external = opt.external_data ? SaveOptions::ExternalData::Always : SaveOptions::ExternalData::Auto;
   save_model(r.model, out, so);
-  fill_report_models(r.report, input, in, r.model, out, effective_shapes(input, opt.input_shapes));
+  fill_report_models(r.report, input, in, r.model, out, run.shapes);
   r.report.deployment = quant::check_deployment(r.model).to_json();
   if (recipe.steps.size() == 1) r.report.command = recipe.steps[0].kind;
   // Per-layer importance scores the steps computed, shown beside each layer.

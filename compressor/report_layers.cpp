@@ -4,6 +4,7 @@
 #include "compressor/report.h"
 #include "graph/cost.h"
 #include "graph/onnx_io.h"
+#include "engine/shape_eval.h"
 #include "graph/shape_inference.h"
 
 namespace oc {
@@ -58,7 +59,7 @@ std::optional<StoredWeight> stored_weight(const Graph& g, const Node& n) {
 
 std::map<std::string, int64_t> macs_by_node(const Model& m, const std::map<std::string, std::vector<int64_t>>& shapes) {
   Model copy = copy_without_weight_data(m);  // shapes and costs need no weight bytes
-  infer_shapes(copy, shapes);
+  infer_shapes_evaluated(copy, shapes);
   CostReport c = count_costs(copy);
   std::map<std::string, int64_t> out;
   for (const auto& n : c.per_node) out[n.node] = std::max<int64_t>(n.macs, 0);
@@ -69,7 +70,7 @@ std::map<std::string, int64_t> macs_by_node(const Model& m, const std::map<std::
 
 Totals model_totals(const Model& m, const std::map<std::string, std::vector<int64_t>>& shapes) {
   Model copy = copy_without_weight_data(m);  // shapes and costs need no weight bytes
-  infer_shapes(copy, shapes);
+  infer_shapes_evaluated(copy, shapes);
   CostReport c = count_costs(copy);
   Totals t;
   t.params = c.params;

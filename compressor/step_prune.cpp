@@ -1,5 +1,7 @@
 // The `prune` step: structured group pruning (prune/prune.h) with its calibration needs.
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <tuple>
 
 #include "compressor/options.h"
 #include "compressor/steps.h"
@@ -13,10 +15,19 @@ class PruneStep : public Step {
   explicit PruneStep(const nlohmann::json& options) : settings_(options) {
     OptionReader r(options, "prune");
     if (auto v = r.number("ratio")) o_.ratio = *v;
-    if (auto v = r.number("target-macs")) o_.target_macs = *v;
-    if (auto v = r.number("target-params")) o_.target_params = *v;
+    for (auto [key, dst, of] : {std::tuple<const char*, double*, const char*>{"target-macs", &o_.target_macs, "MACs"},
+                                {"target-params", &o_.target_params, "parameters"}})
+      if (auto v = r.number(key)) {
+        if (!(*v > 0 && *v < 1)) {
+          std::ostringstream s;
+          s << "prune: --" << key << " " << *v << " must be a fraction in (0, 1): the share of the model's " << of << " to keep";
+          throw InvalidArgument(s.str());
+        }
+        *dst = *v;
+      }
     int targets = (o_.ratio >= 0) + (o_.target_macs >= 0) + (o_.target_params >= 0);
     if (targets != 1) throw InvalidArgument("prune: give exactly one of --ratio, --target-macs, --target-params");
+    o_.best_effort = r.flag("best-effort");
     if (auto v = r.text("criterion")) o_.criterion = parse_criterion(*v);
     if (auto v = r.text("aggregate")) o_.aggregate = parse_aggregate(*v);
     if (auto v = r.text("scope")) {
@@ -45,6 +56,7 @@ class PruneStep : public Step {
   StepResult run(Model& m, StepContext& ctx) override {
     PruneOptions o = o_;
     o.input_shapes = ctx.input_shapes;
+    if (o.target_macs >= 0 && !ctx.shape_conflict.empty()) throw InvalidArgument(ctx.shape_conflict);
     CalibrationStats stats;
     const CalibrationStats* have = nullptr;
     if (needs_calibration()) {

@@ -17,6 +17,9 @@ namespace oc {
 struct StepContext {
   CalibrationSource* calib = nullptr;  // shared reader (rewound by each pass); null = no data
   std::map<std::string, std::vector<int64_t>> input_shapes;
+  // Why the calibration data gave no concrete shape for a symbolic input (its samples disagree);
+  // a step that needs MACs fails with it.
+  std::string shape_conflict;
   ExecutorOptions exec;
   ProgressFn progress;                 // calibration progress (throw Cancelled from it to stop)
   ProgressFn work_progress;            // the step's own long work (GPTQ layer by layer)

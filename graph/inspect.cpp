@@ -97,7 +97,8 @@ ModelSummary summarize(const Model& m, const std::filesystem::path& path) {
   return s;
 }
 
-ModelSummary inspect_model(const std::filesystem::path& path, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
+ModelSummary inspect_model(const std::filesystem::path& path, const std::map<std::string, std::vector<int64_t>>& input_shapes,
+                           const ValueEvaluator& evaluate) {
   ExternalDataStats ext;
   LoadOptions lo;
   lo.external_stats = &ext;
@@ -105,7 +106,7 @@ ModelSummary inspect_model(const std::filesystem::path& path, const std::map<std
   NormalizeStats st = normalize(m);
   ShapeInferenceResult shapes;
   try {
-    shapes = infer_shapes(m, input_shapes);
+    shapes = infer_shapes(m, input_shapes, evaluate);
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(std::string("--input-shape: ") + e.what());
   }

@@ -42,8 +42,10 @@ struct ModelSummary {
 
 // Costs read the shapes already in the model: run infer_shapes on it first (inspect_model does).
 ModelSummary summarize(const Model& normalized, const std::filesystem::path& path = {});
+// `evaluate` folds shape computations on constant values (engine/shape_eval.h; the CLI passes it).
 ModelSummary inspect_model(const std::filesystem::path& path,
-                           const std::map<std::string, std::vector<int64_t>>& input_shapes = {});
+                           const std::map<std::string, std::vector<int64_t>>& input_shapes = {},
+                           const ValueEvaluator& evaluate = nullptr);
 nlohmann::json summary_to_json(const ModelSummary& s);
 std::string summary_to_text(const ModelSummary& s);
 std::string human_count(double v);   // 1.82G, 11.7M, 512

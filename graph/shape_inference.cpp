@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -1089,9 +1090,93 @@ const std::unordered_map<std::string, Rule>& rules() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The constant an Info holds as a tensor (every element known, shape concrete), for the evaluator.
+std::optional<Tensor> tensor_of_info(const Info& i) {
+  if (!i.all_known()) return std::nullopt;
+  int64_t n = i.numel_known();
+  if (n > kMaxTracked) return std::nullopt;
+  std::vector<int64_t> dims;
+  for (const auto& d : i.shape) dims.push_back(d.v);
+  if ((dtype_is_integer(i.dtype) || i.dtype == DType::Bool) && i.has_value && i.value_known() &&
+      static_cast<int64_t>(i.value.size()) == n) {
+    std::vector<int64_t> v = i.ints();
+    switch (i.dtype) {
+      case DType::Int64: return Tensor::from_int64("", dims, v);
+      case DType::Int32: return Tensor::from_int32("", dims, std::vector<int32_t>(v.begin(), v.end()));
+      case DType::Bool:
+      case DType::UInt8:
+      case DType::Int8: {
+        Tensor t;
+        t.dtype = i.dtype;
+        t.dims = dims;
+        for (int64_t x : v) t.bytes.push_back(static_cast<uint8_t>(i.dtype == DType::Bool ? x != 0 : x));
+        return t;
+      }
+      default: return std::nullopt;
+    }
+  }
+  if (i.has_fvalue && static_cast<int64_t>(i.fvalue.size()) == n && dtype_is_float(i.dtype)) {
+    try {
+      return Tensor::from_float_as("", i.dtype, dims, std::vector<float>(i.fvalue.begin(), i.fvalue.end()));
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+// Operators the evaluator must not fold: their outputs are not functions of the inputs' values.
+bool evaluable_op(const Node& n) {
+  if (!n.subgraphs().empty() || n.inputs.empty()) return false;
+  static const std::set<std::string> random = {"RandomNormal", "RandomUniform", "RandomNormalLike",
+                                               "RandomUniformLike", "Multinomial", "Bernoulli"};
+  return !random.count(n.op_type);
+}
+
 class Inferencer {
  public:
-  Inferencer(const Model& m, ShapeInferenceResult& r) : model_(m), res_(r) {}
+  Inferencer(const Model& m, ShapeInferenceResult& r, const ValueEvaluator& eval) : model_(m), res_(r), eval_(eval) {}
+
+  // A node whose present inputs are all small known constants and whose rule left some output
+  // without a known value is run on those constants; its outputs then become those constants.
+  void evaluate(Ctx& c) {
+    if (!eval_ || !evaluable_op(c.n)) return;
+    c.out.resize(c.n.outputs.size());
+    bool wanted = false;
+    for (size_t k = 0; k < c.n.outputs.size(); ++k) {
+      if (c.n.outputs[k].empty()) continue;
+      const Info& o = c.out[k];
+      if (o.all_known() && o.numel_known() > kMaxTracked) return;  // too big to be a shape computation
+      if (!(o.all_known() && (o.value_known() || o.has_fvalue))) wanted = true;
+    }
+    if (!wanted) return;
+    std::vector<Tensor> held;
+    held.reserve(c.n.inputs.size());
+    std::vector<const Tensor*> in(c.n.inputs.size(), nullptr);
+    std::vector<size_t> slot(c.n.inputs.size(), SIZE_MAX);
+    for (size_t i = 0; i < c.n.inputs.size(); ++i) {
+      if (!c.present(i)) continue;
+      if (!c.I(i)) return;
+      std::optional<Tensor> t = tensor_of_info(*c.I(i));
+      if (!t) return;
+      t->name = c.n.inputs[i];
+      slot[i] = held.size();
+      held.push_back(std::move(*t));
+    }
+    for (size_t i = 0; i < in.size(); ++i) if (slot[i] != SIZE_MAX) in[i] = &held[slot[i]];
+    std::vector<Tensor> outs(c.n.outputs.size());
+    if (!eval_(c.n, c.opset, in, outs) || outs.size() != c.n.outputs.size()) return;
+    for (size_t k = 0; k < outs.size(); ++k) {
+      if (c.n.outputs[k].empty()) continue;
+      if (outs[k].dtype == DType::String || static_cast<int64_t>(outs[k].bytes.size()) !=
+                                                static_cast<int64_t>(dtype_storage_bytes(outs[k].dtype, outs[k].numel())))
+        return;
+    }
+    for (size_t k = 0; k < outs.size(); ++k)
+      if (!c.n.outputs[k].empty()) c.out[k] = info_of_tensor(outs[k]);
+    c.why.clear();
+    ++res_.evaluated;
+  }
 
   // Infers `g` with outer-scope values visible through `parent`; writes value_info into `g`.
   // Returns the infos of g's outputs.
@@ -1124,6 +1209,7 @@ class Inferencer {
       } else {
         it->second(c);
       }
+      evaluate(c);
       c.out.resize(n.outputs.size());
       bool resolved = true;
       for (size_t k = 0; k < n.outputs.size(); ++k) {
@@ -1200,6 +1286,7 @@ class Inferencer {
 
   const Model& model_;
   ShapeInferenceResult& res_;
+  const ValueEvaluator& eval_;
 };
 
 // If: both branches are inferred; a dim both agree on is kept, a disagreement becomes unknown.
@@ -1338,7 +1425,8 @@ std::optional<int64_t> evaluate_dim(const Dim& d, const std::map<std::string, in
   return DimEval(d.param, symbols).run();
 }
 
-ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
+ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& input_shapes,
+                                  const ValueEvaluator& evaluate) {
   Graph& g = m.graph;
   for (const auto& [name, dims] : input_shapes) {
     ValueInfo* vi = nullptr;
@@ -1357,7 +1445,7 @@ ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vec
     vi->shape = shape_of(dims);
   }
   ShapeInferenceResult r;
-  Inferencer inf(m, r);
+  Inferencer inf(m, r, evaluate);
   inf.run(g, nullptr);
   return r;
 }

@@ -10,6 +10,7 @@
 // specification (and ONNX Runtime where the spec leaves room, e.g. pooling ceil_mode).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -30,8 +31,18 @@ struct ShapeInferenceResult {
   std::vector<std::pair<std::string, std::string>> unresolved;
   // Integer values produced by nodes that folded to known constants (shape tensors, Reshape targets).
   std::map<std::string, std::vector<int64_t>> folded;
+  // Nodes whose outputs the ValueEvaluator computed from constant inputs.
+  int evaluated = 0;
   bool complete() const { return unresolved.empty(); }
 };
+
+// Computes node `n`'s outputs from its constant inputs (nullptr where an optional input is omitted),
+// for the shape computations the symbolic rules do not fold (float arithmetic on sizes, Floor, Range,
+// Resize scales computed from Shape, ...). graph/ has no kernels, so the engine layer provides one
+// (engine/shape_eval.h: kernel_value_evaluator(), the executor's CPU kernels). Returns false when it
+// cannot evaluate the node; must not throw.
+using ValueEvaluator = std::function<bool(const Node& n, int64_t opset, const std::vector<const Tensor*>& inputs,
+                                          std::vector<Tensor>& outputs)>;
 
 // Fills graph.value_info (and subgraphs' value_info) with dtype + shape for every value it infers,
 // replacing entries of the same name; graph outputs get the inferred shape where it is at least as
@@ -39,7 +50,12 @@ struct ShapeInferenceResult {
 // inputs are rewritten, so the model stays self-consistent; pass a copy to keep the original dynamic).
 // Throws InvalidArgument when a name in input_shapes is not a runtime input or its rank differs.
 // Never throws for unknown operators: their outputs are left unknown and listed in the result.
-ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& input_shapes = {});
+// With `evaluate`, a node whose inputs are all small constants (every element known, at most 4096 of
+// them: shape tensors, sizes, scales) and whose outputs the rules left without a known value is
+// evaluated on those constants, so Shape -> Cast -> Mul(float) -> Floor -> Cast -> Resize chains
+// (tf2onnx, paddle2onnx) get concrete shapes once the input shapes are concrete.
+ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& input_shapes = {},
+                                  const ValueEvaluator& evaluate = nullptr);
 
 // Value of a dim under concrete symbols: a number, a symbol in `symbols`, or a derived expression
 // written by infer_shapes (+ - * /, ceil(), parentheses; '/' is floor division). nullopt when a

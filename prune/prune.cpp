@@ -13,6 +13,7 @@
 #include "graph/cost.h"
 #include "graph/errors.h"
 #include "graph/onnx_io.h"
+#include "engine/shape_eval.h"
 #include "graph/shape_inference.h"
 #include "prune/allocate.h"
 #include "prune/blocks.h"
@@ -29,7 +30,7 @@ struct Costs {
 Costs measure(const Model& m, const PruneOptions& o, bool need_macs) {
   if (!need_macs) return {count_costs(m).params, -1};
   Model c = copy_without_weight_data(m);  // shapes and counts need no weight values
-  infer_shapes(c, o.input_shapes);
+  infer_shapes_evaluated(c, o.input_shapes);
   CostReport r = count_costs(c);
   return {r.params, r.macs_complete ? r.macs : -1};
 }
@@ -46,8 +47,94 @@ std::vector<std::string> member_nodes(const Graph& g, const ChannelGroup& gr) {
 // Blocks of `m` for CFSP, detected on a shape-inferred copy (residual Adds need shapes).
 std::vector<Block> cfsp_blocks(const Model& m, const PruneOptions& o) {
   Model c = m;
-  infer_shapes(c, o.input_shapes);
+  infer_shapes_evaluated(c, o.input_shapes);
   return find_blocks(c, o.blocks);
+}
+
+// A lock reason without the node and value names, so reasons of the same kind count together:
+// "reaches graph output 'y'" -> "reaches graph output", "grouped Conv 'c3' (group=4) is not pruned"
+// -> "grouped Conv (group=4) is not pruned".
+std::string reason_kind(const std::string& r) {
+  std::string out;
+  bool quoted = false;
+  for (char ch : r) {
+    if (ch == '\'') { quoted = !quoted; continue; }
+    if (quoted) continue;
+    if (ch == ' ' && (out.empty() || out.back() == ' ')) continue;
+    out += ch;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  for (size_t p; (p = out.find(" 's")) != std::string::npos;) out.erase(p + 1, 1);  // "Reshape's"
+  return out;
+}
+
+// Why pruning stops at `reachable`: locked groups counted by reason kind, then the rules' caps.
+std::string unreachable_reasons(const ChannelDeps& d, const AllocationRules& rules, const PruneOptions& o) {
+  std::map<std::string, int> kinds;
+  int locked = 0, ignored = 0;
+  for (size_t g = 0; g < d.groups.size(); ++g) {
+    const auto& gr = d.groups[g];
+    if (rules.skip[g]) { ++ignored; continue; }
+    if (gr.locked_units == 0) continue;
+    ++locked;
+    std::set<std::string> seen;
+    for (const auto& r : gr.reasons)
+      if (seen.insert(reason_kind(r)).second) ++kinds[reason_kind(r)];
+  }
+  std::vector<std::pair<int, std::string>> by_count;
+  for (const auto& [k, n] : kinds) by_count.push_back({-n, k});
+  std::sort(by_count.begin(), by_count.end());
+  std::ostringstream s;
+  s << locked << " of " << d.groups.size() << " channel groups locked";
+  for (size_t i = 0; i < by_count.size() && i < 4; ++i)
+    s << (i ? ", " : " — ") << by_count[i].second << " (" << -by_count[i].first << ")";
+  if (by_count.size() > 4) s << ", …";
+  if (ignored) s << "; " << ignored << " ignored by --ignore";
+  s << "; the others cut to --max-layer-ratio " << o.max_layer_ratio << " with kept channels a multiple of --round-to "
+    << o.round_to;
+  return s.str();
+}
+
+double channels_kept(const ChannelDeps& d, const std::vector<std::vector<char>>& plan) {
+  int64_t all = 0, kept = 0;
+  for (size_t g = 0; g < d.groups.size(); ++g)
+    for (char c : plan[g]) { ++all; kept += !c; }
+  return all ? static_cast<double>(kept) / static_cast<double>(all) : 1.0;
+}
+
+// Why --target-macs cannot count MACs: the symbolic input dims and the flag that fixes them, or
+// (all inputs concrete) the first MAC node whose shapes stayed unknown.
+std::string macs_unknown_reason(const Model& m, const PruneOptions& o) {
+  std::string dims;
+  for (const ValueInfo* v : m.graph.runtime_inputs()) {
+    if (o.input_shapes.count(v->name)) continue;
+    std::string syms, spec;
+    for (const Dim& d : v->shape) {
+      std::string s = d.known() ? std::to_string(d.value) : d.param.empty() ? "?" : d.param;
+      if (!d.known()) syms += (syms.empty() ? "" : ", ") + s;
+      spec += (spec.empty() ? "" : ",") + (d.known() ? s : std::string("N"));
+    }
+    if (!v->has_shape) syms = "unknown rank", spec = "D0,D1,...";
+    if (!syms.empty())
+      dims += (dims.empty() ? "" : "; ") + ("input '" + v->name + "' has symbolic dims " + syms + " (--input-shape " +
+                                            v->name + "=" + spec + ")");
+  }
+  if (!dims.empty())
+    return "--target-macs needs concrete input shapes: " + dims + "; give --input-shape or --calib data with concrete shapes";
+  Model c = copy_without_weight_data(m);
+  infer_shapes_evaluated(c, o.input_shapes);
+  CostReport r = count_costs(c);
+  for (const auto& n : r.per_node)
+    if (n.macs < 0) return "--target-macs: MACs of " + n.op_type + " '" + n.node + "' are unknown (" + n.why + ")";
+  return "--target-macs: the model has no MACs to count (no Conv/MatMul/Gemm); use --target-params";
+}
+
+std::string fixed(double v, int prec = 3) {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(prec);
+  s << v;
+  return s.str();
 }
 
 }  // namespace
@@ -118,8 +205,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   rep.params_before = before.params;
   rep.macs_before = before.macs;
   rep.bytes_before = model_weight_bytes(m);
-  if (need_macs && before.macs <= 0)
-    throw InvalidArgument("--target-macs needs concrete input shapes (--input-shape NAME=DIMS)");
+  if (need_macs && before.macs <= 0) throw InvalidArgument(macs_unknown_reason(m, o));
 
   // CFSP: block importances from the angle statistics; the knob is P, the mean removed fraction.
   std::vector<Block> blocks;
@@ -176,24 +262,77 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     double best_metric = 1.0;
     auto max_plan = plan_for(hi);
     double max_metric = metric(max_plan);
-    if (max_metric > target_frac + 0.01) {
-      std::ostringstream msg;
-      msg << "target " << target_frac << " is out of reach: pruning every prunable group to --max-layer-ratio "
-          << o.max_layer_ratio << " keeps " << max_metric << " of the " << (need_macs ? "MACs" : o.ratio >= 0 ? "channels" : "parameters");
-      throw InvalidArgument(msg.str());
+    const char* what = need_macs ? "MACs" : o.ratio >= 0 ? "channels" : "parameters";
+    const double tol = kPruneTargetTolerance;
+    if (max_metric > target_frac + tol) {
+      std::string why = "reachable " + fixed(max_metric) + " of " + what + " (target " + fixed(target_frac) + "): " +
+                        unreachable_reasons(d, rules, o);
+      if (!o.best_effort) throw Error(why + "; --best-effort writes the reachable model");
+      rep.target = {{"status", "missed"}, {"note", "best effort: " + why}};
+      rep.notes.push_back("best effort: " + why);
+      plan = max_plan;
+      chosen_knob = hi;
+    } else {
+      // Only plans at most target + tol qualify; of those the one nearest the target wins.
+      best_plan = max_plan;
+      best_metric = max_metric;
+      chosen_knob = hi;
+      double above = 1.0;  // the smallest metric seen above the window (what the next coarser step keeps)
+      for (int it = 0; it < 22; ++it) {
+        double mid = 0.5 * (lo + hi);
+        auto p = plan_for(mid);
+        double v = metric(p);
+        if (v <= target_frac + tol && std::fabs(v - target_frac) < std::fabs(best_metric - target_frac)) {
+          best_metric = v; best_plan = p; chosen_knob = mid;
+        }
+        if (v > target_frac + tol) above = std::min(above, v);
+        if (v > target_frac) lo = mid; else hi = mid;
+        if (std::fabs(v - target_frac) < 1e-3) break;
+      }
+      // Every group steps by --round-to at the same knob values, so the bisection can jump over the
+      // window; then give back round_to units at a time (a group's best-scored removed ones, groups
+      // with the best such units first) while the plan stays at most target + tol.
+      for (int pass = 0; pass < 4 && best_metric < target_frac - tol; ++pass) {
+        std::vector<std::pair<double, size_t>> order;
+        for (size_t g = 0; g < d.groups.size(); ++g) {
+          double best = -1;
+          for (size_t u = 0; u < best_plan[g].size(); ++u)
+            if (best_plan[g][u]) best = std::max(best, us.score[g][u]);
+          if (best >= 0) order.push_back({-best, g});
+        }
+        std::sort(order.begin(), order.end());
+        bool changed = false;
+        for (const auto& [neg, g] : order) {
+          if (best_metric >= target_frac - tol) break;
+          auto p = best_plan;
+          std::vector<size_t> removed;
+          for (size_t u = 0; u < p[g].size(); ++u) if (p[g][u]) removed.push_back(u);
+          std::sort(removed.begin(), removed.end(), [&](size_t a, size_t b) { return us.score[g][a] > us.score[g][b]; });
+          size_t give = std::min<size_t>(removed.size(), static_cast<size_t>(std::max(1, o.round_to)));
+          for (size_t i = 0; i < give; ++i) p[g][removed[i]] = 0;
+          double v = metric(p);
+          if (v <= target_frac + tol) { best_plan = std::move(p); best_metric = v; changed = true; }
+        }
+        if (!changed) break;
+      }
+      plan = best_plan;
+      if (best_metric < target_frac - tol) {
+        std::string note = "target " + fixed(target_frac) + " of " + what + " overshot: kept " + fixed(best_metric) +
+                           ", the nearest plan at --round-to " + std::to_string(o.round_to) + " (giving back " +
+                           std::to_string(o.round_to) + " more channels in any group keeps over " +
+                           fixed(target_frac + tol) + ", coarsest uniform step " + fixed(above) +
+                           "; a smaller --round-to gives finer steps)";
+        rep.target = {{"status", "overshot"}, {"note", note}};
+        rep.notes.push_back(note);
+      } else {
+        rep.target = {{"status", "met"}};
+      }
     }
-    best_plan = max_plan;
-    best_metric = max_metric;
-    chosen_knob = hi;
-    for (int it = 0; it < 22; ++it) {
-      double mid = 0.5 * (lo + hi);
-      auto p = plan_for(mid);
-      double v = metric(p);
-      if (std::fabs(v - target_frac) < std::fabs(best_metric - target_frac)) { best_metric = v; best_plan = p; chosen_knob = mid; }
-      if (v > target_frac) lo = mid; else hi = mid;
-      if (std::fabs(v - target_frac) < 1e-3) break;
-    }
-    plan = best_plan;
+    rep.target["metric"] = need_macs ? "macs" : o.ratio >= 0 ? "channels" : "params";
+    rep.target["requested"] = target_frac;
+    rep.target["reachable"] = max_metric;
+    rep.target["tolerance"] = tol;
+    rep.target["best_effort"] = o.best_effort;
   }
 
   CompensationOptions comp;
@@ -204,6 +343,11 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   rep.params_after = after.params;
   rep.macs_after = after.macs;
   rep.bytes_after = model_weight_bytes(m);
+  if (rep.target.is_object()) {
+    rep.target["reached"] = need_macs ? static_cast<double>(after.macs) / static_cast<double>(before.macs)
+                          : o.ratio >= 0 ? channels_kept(d, plan)
+                                         : static_cast<double>(after.params) / static_cast<double>(before.params);
+  }
 
   for (size_t g = 0; g < d.groups.size(); ++g) {
     const auto& gr = d.groups[g];
@@ -256,6 +400,7 @@ nlohmann::json PruneReport::to_json() const {
                  {"layers_compensated", layers_compensated}};
   j["seconds"] = seconds;
   j["notes"] = notes;
+  if (target.is_object()) j["target"] = target;
   j["groups"] = nlohmann::json::array();
   for (const auto& g : groups) {
     nlohmann::json e = {{"id", g.id},

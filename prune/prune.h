@@ -32,7 +32,13 @@ struct PruneOptions {
   std::string blocks;            // CFSP: regex naming blocks (prune/blocks.h); empty = residual Adds
   double cfsp_sharpness = 1.0;   // CFSP: a in sigmoid(a·z) (prune/cfsp.h); 0 = uniform
   std::map<std::string, std::vector<int64_t>> input_shapes;  // concrete dims for MAC counting
+  bool best_effort = false;   // an unreachable target prunes as far as the rules allow instead of failing
 };
+
+// A --target-macs/--target-params fraction is met when the kept fraction is within this (absolute)
+// tolerance of it. A plan above target + tolerance is never chosen; when the steps of --round-to
+// skip over the window, the nearest plan below is taken and the report says so ("overshot").
+inline constexpr double kPruneTargetTolerance = 0.01;
 
 struct PruneGroupReport {
   int id = 0;
@@ -62,6 +68,9 @@ struct PruneReport {
   int layers_compensated = 0;
   double seconds = 0;
   std::vector<std::string> notes;
+  // For --target-macs/--target-params: {"metric", "requested", "reached", "reachable", "tolerance",
+  // "status": "met" | "overshot" | "missed" (with --best-effort), "note"}; null for --ratio.
+  nlohmann::json target;
   nlohmann::json to_json() const;
 };
 
@@ -70,7 +79,8 @@ struct PruneReport {
 // Empty for magnitude criteria.
 CalibrationPlan prune_calibration_plan(const Model& m, const PruneOptions& opt);
 
-// Prunes `m` in place. Throws InvalidArgument for a bad or unreachable target.
+// Prunes `m` in place. Throws InvalidArgument for a bad target, Error naming the reachable bound and
+// why (locked groups by reason, the --max-layer-ratio cap) for an unreachable one unless best_effort.
 PruneReport prune_model(Model& m, const PruneOptions& opt, const CalibrationStats* stats = nullptr);
 
 }  // namespace oc
