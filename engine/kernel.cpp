@@ -34,6 +34,8 @@ KernelRegistry::KernelRegistry() {
   register_control_kernels(*this);
   register_rnn_kernels(*this);
   register_quant_kernels(*this);
+  register_math_kernels(*this);
+  register_indexing_kernels(*this);
 }
 
 void keep_freed_activations() {

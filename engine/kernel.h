@@ -69,5 +69,7 @@ void register_reduce_kernels(KernelRegistry& r);
 void register_control_kernels(KernelRegistry& r);     // If, Loop, Scan
 void register_rnn_kernels(KernelRegistry& r);         // LSTM, GRU
 void register_quant_kernels(KernelRegistry& r);       // Q/DQ, MatMulNBits
+void register_math_kernels(KernelRegistry& r);        // trigonometry, IsInf/IsNaN, Mish, bitwise
+void register_indexing_kernels(KernelRegistry& r);    // GatherND, Scatter*, OneHot, Trilu, DepthToSpace, ...
 
 }  // namespace oc

@@ -450,6 +450,19 @@ Model load_model(const fs::path& path, const LoadOptions& opt) {
   }
 }
 
+Tensor load_tensor_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw LoadError("cannot open '" + path.string() + "': " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  const std::string bytes = ss.str();
+  onnx::TensorProto tp;
+  if (bytes.size() > static_cast<size_t>(INT_MAX) || !tp.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    throw LoadError(path.filename().string() + ": not a TensorProto (protobuf parsing failed)");
+  Reader r{path.parent_path(), LoadOptions{}, ""};
+  return r.tensor(tp);
+}
+
 std::string serialize_model(const Model& m) {
   if (model_weight_bytes(m) > kProtobufLimit)
     throw SaveError("model weights exceed protobuf's 2 GiB limit; save with external data");

@@ -28,6 +28,9 @@ Model load_model(const std::filesystem::path& path, const LoadOptions& opt = {})
 Model load_model_from_bytes(const std::string& bytes, const std::filesystem::path& base_dir,
                             const LoadOptions& opt = {});
 
+// One serialized TensorProto (ONNX test data: input_0.pb, output_0.pb); LoadError if it is not one.
+Tensor load_tensor_file(const std::filesystem::path& path);
+
 struct SaveOptions {
   enum class ExternalData { Auto, Always, Never };
   ExternalData external = ExternalData::Auto;

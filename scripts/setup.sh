@@ -8,6 +8,7 @@ PKGS=(build-essential cmake pkg-config
       libonnx-dev libprotobuf-dev protobuf-compiler
       libeigen3-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
       libboost-program-options-dev catch2 nlohmann-json3-dev zlib1g-dev libssl-dev libpng-dev libjpeg-dev
+      libonnx-testdata
       pybind11-dev python3-dev python3-venv python3-pytest python3-numpy python3-setuptools python3-wheel
       chromium)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

@@ -561,7 +561,12 @@ double source_coord(const std::string& mode, int64_t o, double scale, int64_t in
   if (mode == "half_pixel") return (o + 0.5) / scale - 0.5;
   if (mode == "pytorch_half_pixel") return out_len > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
   if (mode == "asymmetric") return o / scale;
-  if (mode == "align_corners") return out_len == 1 ? 0.0 : o * double(in_len - 1) / double(out_len - 1);
+  // The resized length is in_len·scale, not the floored output length (ONNX reference; matters
+  // when scales are given: 4 × 0.6 = 2.4 samples, test_resize_downsample_scales_linear_align_corners).
+  if (mode == "align_corners") {
+    const double len = in_len * scale;
+    return out_len == 1 || len <= 1 ? 0.0 : o * double(in_len - 1) / (len - 1);
+  }
   if (mode == "tf_half_pixel_for_nn") return (o + 0.5) / scale;
   if (mode == "half_pixel_symmetric") {
     double adj = double(out_len) / (scale * in_len), center = in_len / 2.0;
@@ -583,7 +588,8 @@ int64_t nearest_index(const std::string& mode, double x, const KernelContext& ct
 }
 
 void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales, Dims od, std::string mode,
-                 const std::string& coord, const std::string& nearest, const std::vector<double>& roi) {
+                 const std::string& coord, const std::string& nearest, const std::vector<double>& roi,
+                 float extrapolation = 0.f) {
   const int64_t r = static_cast<int64_t>(x.dims.size());
   if (mode == "cubic") ctx.unsupported("mode 'cubic'");
   if (mode != "nearest" && mode != "linear" && mode != "bilinear" && mode != "trilinear") ctx.unsupported("mode '" + mode + "'");
@@ -593,6 +599,7 @@ void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales
   struct Axis {
     std::vector<int64_t> lo, hi;
     std::vector<float> w;  // weight of hi
+    std::vector<char> outside;  // tf_crop_and_resize: source coordinate outside the input
     bool identity = true;
   };
   std::vector<Axis> ax(r);
@@ -607,9 +614,13 @@ void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales
         ax[k].lo.push_back(o);
         ax[k].hi.push_back(o);
         ax[k].w.push_back(0.f);
+        ax[k].outside.push_back(0);
         continue;
       }
       double c = source_coord(coord, o, scales[k], in, out, rl, rh, ctx);
+      const bool outside = coord == "tf_crop_and_resize" && (c < 0 || c > double(in - 1));
+      ax[k].outside.push_back(outside);
+      if (outside && !linear) ctx.unsupported("nearest tf_crop_and_resize outside the input");
       if (!linear) {
         int64_t i = nearest_index(nearest, c, ctx);
         tables[k].push_back(std::clamp<int64_t>(i, 0, in - 1) * is[k]);
@@ -643,6 +654,12 @@ void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales
         idx[k] = rem / os[k];
         rem %= os[k];
         if (ax[k].identity) base += idx[k] * is[k];
+      }
+      bool outside = false;
+      for (int64_t k : moving) outside = outside || ax[k].outside[idx[k]];
+      if (outside) {
+        o[i] = extrapolation;
+        continue;
       }
       float acc = 0;
       for (int64_t c = 0; c < corners; ++c) {
@@ -700,7 +717,7 @@ void resize_kernel(KernelContext& ctx) {
   } else {
     bad_input(ctx, "neither scales nor sizes given");
   }
-  resize_impl(ctx, x, scales, od, mode, coord, nearest, roi);
+  resize_impl(ctx, x, scales, od, mode, coord, nearest, roi, ctx.node.attr_float("extrapolation_value", 0.f));
 }
 
 void upsample_kernel(KernelContext& ctx) {
