@@ -29,6 +29,17 @@ int axis_for(const Graph& g, const std::string& v, int axis) {
   return a < 0 ? kAutoAxis : a;
 }
 
+ColumnStat gram_diagonal(const GramStat& g) {
+  ColumnStat c;
+  c.features = g.features;
+  c.groups = g.groups;
+  c.rows = g.rows;
+  c.sum_sq.resize(static_cast<size_t>(g.groups * g.features));
+  for (int64_t gi = 0; gi < g.groups; ++gi)
+    for (int64_t j = 0; j < g.features; ++j) c.sum_sq[static_cast<size_t>(gi * g.features + j)] = g.at(gi, j, j);
+  return c;
+}
+
 }  // namespace
 
 std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const CalibrationPlan& plan,
@@ -47,7 +58,12 @@ std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const 
     require_value(g, v, "value");
     obs.push_back(std::make_unique<ChannelMomentsObserver>(v, axis_for(g, v, axis)));
   }
-  // Layers reading the same X the same way (Q/K/V, parallel branches) share one accumulator.
+  // Layers reading the same X the same way (Q/K/V, parallel branches) share one accumulator, and
+  // a layer whose X already has a Gram takes its column squares from the Gram's diagonal (when
+  // aliases are collected) instead of a second pass over X.
+  GramOptions gram_opt;
+  gram_opt.max_positions = plan.gram_max_positions;
+  std::unordered_map<std::string, std::string> gram_by_signature;
   auto layers = [&](const std::vector<std::string>& names, bool gram) {
     std::unordered_map<std::string, std::string> first_by_signature;
     for (const auto& name : names) {
@@ -55,13 +71,22 @@ std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const 
       if (!n) throw InvalidArgument("calibration plan: no node '" + name + "' in the main graph");
       LayerInput in = LayerInput::of(g, *n);
       require_value(g, in.value, "layer input");
-      auto [it, fresh] = first_by_signature.emplace(in.signature(), name);
+      const std::string sig = in.signature();
+      auto [it, fresh] = first_by_signature.emplace(sig, name);
       if (!fresh) {
         if (aliases) aliases->push_back({gram, name, it->second});
         continue;
       }
+      if (gram) gram_by_signature.emplace(sig, name);
+      if (!gram && aliases && gram_opt.max_positions == 0) {
+        auto from = gram_by_signature.find(sig);
+        if (from != gram_by_signature.end()) {
+          aliases->push_back({false, name, from->second, true});
+          continue;
+        }
+      }
       if (gram && on_device) obs.push_back(make_cuda_gram_observer(name, in));
-      else if (gram) obs.push_back(std::make_unique<GramObserver>(name, std::move(in)));
+      else if (gram) obs.push_back(std::make_unique<GramObserver>(name, std::move(in), gram_opt));
       else obs.push_back(std::make_unique<ColumnSquaresObserver>(name, std::move(in)));
     }
   };
@@ -123,9 +148,14 @@ CalibrationStats calibrate(const Model& model, CalibrationSource& source, const 
 
   CalibrationStats stats;
   stats.samples = done;
-  for (const auto& o : observers) o->store(stats);
+  // Each observer is freed once stored, so its accumulator and the stored copy overlap one at a time.
+  for (auto& o : observers) {
+    o->store(stats);
+    o.reset();
+  }
   for (const auto& a : aliases) {
     if (a.gram) stats.grams[a.layer] = stats.grams.at(a.source);
+    else if (a.from_gram) stats.columns[a.layer] = gram_diagonal(stats.grams.at(a.source));
     else stats.columns[a.layer] = stats.columns.at(a.source);
   }
   return stats;

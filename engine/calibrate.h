@@ -25,6 +25,7 @@ struct ObserverAlias {
   bool gram;           // true: stats.grams, false: stats.columns
   std::string layer;   // copies the statistic of
   std::string source;
+  bool from_gram = false;  // columns taken from the diagonal of stats.grams[source]
 };
 // `on_device`: min/max and Gram observers take GPU values in place (the CUDA backend's).
 std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const CalibrationPlan& plan,

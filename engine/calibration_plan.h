@@ -3,6 +3,7 @@
 // header without pulling in the executor.
 #pragma once
 #include <climits>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct CalibrationPlan {
   int histogram_bins = 2048;
   std::map<std::string, int> channels;  // value -> channel axis (kAutoAxis: from the graph) -> stats.channels
   std::vector<std::string> grams;       // layer -> stats.grams[layer] (layers reading the same X share one pass)
+  // Conv Grams: at most about this many output positions per sample (a fixed pseudo-random
+  // subset of the larger feature maps); 0 = every position. See GramOptions::max_positions.
+  int64_t gram_max_positions = 0;
   std::vector<std::string> columns;     // layer -> stats.columns[layer]
   struct Block {
     std::string name, input, output;

@@ -8,6 +8,11 @@
 //   BlockAngle:      Σ_tokens arccos(cos(x_in, x_out))/π,  Σ −cos
 #include "engine/observers.h"
 
+#include <dnnl.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -68,6 +73,24 @@ void MinMaxObserver::observe(const std::string&, const Tensor& t) {
   std::vector<float> scratch;
   const float* x = as_float(t, scratch);
   const int64_t n = t.numel();
+  if (n == 0) return;
+  // Vectorizable pass: comparisons with NaN are false, so NaNs never enter mn/mx; they are counted.
+  float mn = INFINITY, mx = -INFINITY;
+  int64_t nans = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+    nans += v != v;
+  }
+  if (std::isfinite(mn) && std::isfinite(mx)) {
+    if (stat_.count == 0) stat_.min = mn, stat_.max = mx;
+    stat_.min = std::min(stat_.min, mn);
+    stat_.max = std::max(stat_.max, mx);
+    stat_.count += n - nans;
+    return;
+  }
+  // Some ±inf (or nothing finite): the finite values only.
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     if (!std::isfinite(v)) continue;
@@ -317,15 +340,48 @@ void LayerInput::for_each_block(const Tensor& x, const std::function<void(int64_
 
 using RowBlock = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 
+namespace {
+
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Work below this many values (rows × features) runs on the calling thread.
+constexpr int64_t kGramParallelGrain = 1 << 15;
+
+int gram_threads(int64_t work) {
+#ifdef _OPENMP
+  return work < kGramParallelGrain ? 1 : omp_get_max_threads();
+#else
+  (void)work;
+  return 1;
+#endif
+}
+
+// Columns of the lower block triangle per fp32 GEMM: H[j0:F, j0:j0+T] += Xc[:, j0:F]ᵀ·Xc[:, j0:j0+T].
+constexpr int64_t kGramTile = 256;
+
+}  // namespace
+
 void GramObserver::observe(const std::string&, const Tensor& t) {
   const int64_t F = in_.features_for(t);
   if (h_.empty()) {
     features_ = F;
+    fast_ = F >= opt_.fast_min_features;
     h_.assign(static_cast<size_t>(in_.groups), Eigen::MatrixXd::Zero(F, F));
     sum_.assign(static_cast<size_t>(in_.groups), Eigen::VectorXd::Zero(F));
+    shift_.assign(static_cast<size_t>(in_.groups), {});
   } else if (F != features_) {
     throw InvalidArgument("layer input '" + in_.value + "' changed from " + std::to_string(features_) + " to " +
                           std::to_string(F) + " features between batches");
+  }
+  const bool subsample = in_.kind == LayerInput::Kind::Conv && opt_.max_positions > 0;
+  if (fast_ || subsample) {
+    observe_fast(t);
+    return;
   }
   int64_t rows = 0;
   // One widening buffer per thread, reused across blocks and layers (blocks are ~64K values).
@@ -341,6 +397,158 @@ void GramObserver::observe(const std::string&, const Tensor& t) {
   rows_ += rows;
 }
 
+// Gathers X (im2col for Conv, optionally a subset of positions) feature-major, block by block:
+// xt[f·n + r] = X[r, f] − s[f], then add_block.
+void GramObserver::observe_fast(const Tensor& t) {
+  std::vector<float> scratch;
+  const float* data = as_float(t, scratch);
+  const int64_t F = features_;
+  const int64_t R = std::clamp<int64_t>(std::min<int64_t>(opt_.flush_rows, (int64_t{8} << 20) / F), 64, 1 << 16);
+  thread_local std::vector<float> xt;
+  if (static_cast<int64_t>(xt.size()) < R * F) xt.resize(static_cast<size_t>(R * F));
+
+  // Row table: Conv rows are (sample, output position); others are rows of the matrix view.
+  int64_t total_rows = 0;
+  std::vector<int64_t> row_base, row_iy, row_ix;  // Conv: sample offset, first input row/col
+  int64_t H = 1, W = 1, pb[2] = {0, 0}, cg = 0;
+  if (in_.kind == LayerInput::Kind::Conv) {
+    const size_t rank = t.dims.size();
+    const bool one_d = in_.kernel[0] == 1 && rank == 3;
+    if (!(rank == 4 || one_d) || t.dims[1] != in_.cin)
+      throw InvalidArgument("Conv input '" + in_.value + "' has shape " + shape_str(t.dims) + " but the weight reads " +
+                            std::to_string(in_.cin) + " channels");
+    const int64_t N = t.dims[0];
+    H = one_d ? 1 : t.dims[2];
+    W = t.dims[rank - 1];
+    const int64_t in_sz[2] = {H, W};
+    int64_t out_sz[2];
+    in_.conv_window(in_sz, pb, out_sz);
+    const int64_t OH = out_sz[0], OW = out_sz[1], P = OH * OW;
+    cg = in_.cin / in_.groups;
+    const bool sub = opt_.max_positions > 0 && P > opt_.max_positions;
+    // Keep a position with probability max_positions / P, decided by a hash of (sample, position).
+    const uint64_t keep_below =
+        sub ? static_cast<uint64_t>(static_cast<double>(opt_.max_positions) / static_cast<double>(P) * 18446744073709551615.0)
+            : 0;
+    row_base.reserve(static_cast<size_t>(sub ? N * opt_.max_positions * 5 / 4 + 16 : N * P));
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t p = 0; p < P; ++p) {
+        if (sub && splitmix64(static_cast<uint64_t>((samples_ + b) * P + p)) >= keep_below) continue;
+        row_base.push_back(b * in_.cin * H * W);
+        row_iy.push_back((p / OW) * in_.stride[0] - pb[0]);
+        row_ix.push_back((p % OW) * in_.stride[1] - pb[1]);
+      }
+    total_rows = static_cast<int64_t>(row_base.size());
+    samples_ += N;
+  } else if (in_.kind == LayerInput::Kind::Rows) {
+    if (t.dims.empty() || t.dims.back() != F)
+      throw InvalidArgument("layer input '" + in_.value + "' has shape " + shape_str(t.dims) + " but the layer reads " +
+                            std::to_string(F) + " features on its last axis");
+    total_rows = t.numel() / F;
+  } else {
+    if (t.dims.size() != 2 || t.dims[0] != F)
+      throw InvalidArgument("Gemm input '" + in_.value + "' (transA) has shape " + shape_str(t.dims) + ", expected [" +
+                            std::to_string(F) + ",M]");
+    total_rows = t.dims[1];
+  }
+
+  for (int64_t gi = 0; gi < in_.groups; ++gi)
+    for (int64_t r0 = 0; r0 < total_rows; r0 += R) {
+      const int64_t n = std::min(R, total_rows - r0);
+      float* dst = xt.data();
+      const int nt = gram_threads(n * F);
+      if (in_.kind == LayerInput::Kind::Conv) {
+        const int64_t kh = in_.kernel[0], kw = in_.kernel[1], per = kh * kw;
+        const int64_t* base = row_base.data() + r0;
+        const int64_t* iy0 = row_iy.data() + r0;
+        const int64_t* ix0 = row_ix.data() + r0;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int64_t f = 0; f < F; ++f) {
+          const int64_t c = f / per, ky = (f / kw) % kh, kx = f % kw;
+          const int64_t dy = ky * in_.dilation[0], dx = kx * in_.dilation[1];
+          const float* plane = data + (gi * cg + c) * H * W;
+          float* out = dst + f * n;
+          for (int64_t r = 0; r < n; ++r) {
+            const int64_t iy = iy0[r] + dy, ix = ix0[r] + dx;
+            out[r] = (static_cast<uint64_t>(iy) < static_cast<uint64_t>(H) && static_cast<uint64_t>(ix) < static_cast<uint64_t>(W))
+                         ? plane[base[r] + iy * W + ix]
+                         : 0.f;
+          }
+        }
+      } else if (in_.kind == LayerInput::Kind::Rows) {
+        const float* src = data + r0 * F;
+        // Transpose in tiles of 64 rows so both sides stay in cache.
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int64_t rb = 0; rb < n; rb += 64) {
+          const int64_t re = std::min(n, rb + 64);
+          for (int64_t f = 0; f < F; ++f)
+            for (int64_t r = rb; r < re; ++r) dst[f * n + r] = src[r * F + f];
+        }
+      } else {
+        const int64_t M = t.dims[1];
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int64_t f = 0; f < F; ++f) std::copy(data + f * M + r0, data + f * M + r0 + n, dst + f * n);
+      }
+      add_block(gi, dst, n);
+      if (gi == 0) rows_ += n;
+    }
+}
+
+// Centres the feature-major block xt (F × n) by the group's shift (set from this block's means on
+// the first call), adds its column sums in double and XcᵀXc into the lower triangle of h_[gi].
+void GramObserver::add_block(int64_t gi, const float* xt_in, int64_t n) {
+  const int64_t F = features_;
+  float* xt = const_cast<float*>(xt_in);  // our own scratch (observe_fast)
+  auto& s = shift_[static_cast<size_t>(gi)];
+  const int nt = gram_threads(n * F);
+  if (s.empty()) {
+    s.resize(static_cast<size_t>(F));
+    for (int64_t f = 0; f < F; ++f) {
+      double acc = 0;
+      for (int64_t r = 0; r < n; ++r) acc += xt[f * n + r];
+      s[static_cast<size_t>(f)] = static_cast<float>(acc / static_cast<double>(n));
+    }
+  }
+  Eigen::VectorXd& d = sum_[static_cast<size_t>(gi)];
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 8)
+  for (int64_t f = 0; f < F; ++f) {
+    const float sf = s[static_cast<size_t>(f)];
+    float* row = xt + f * n;
+    double acc = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      row[r] -= sf;
+      acc += row[r];
+    }
+    d[f] += acc;
+  }
+  Eigen::MatrixXd& h = h_[static_cast<size_t>(gi)];
+  if (!fast_) {
+    // Narrow layer (reached here only when subsampling): widen and add in double.
+    Eigen::MatrixXd xd = RowBlock(xt, F, n).cast<double>();
+    h.selfadjointView<Eigen::Lower>().rankUpdate(xd);
+    return;
+  }
+  // The calling thread's scratch; taken as a plain pointer (thread_local names inside the
+  // parallel loop below would be each worker's own).
+  thread_local std::vector<float> c_buf;
+  const int64_t T = std::min(kGramTile, F);
+  if (static_cast<int64_t>(c_buf.size()) < T * F) c_buf.resize(static_cast<size_t>(T * F));
+  float* c = c_buf.data();
+  for (int64_t j0 = 0; j0 < F; j0 += T) {
+    const int64_t tw = std::min(T, F - j0), m = F - j0;
+    // C (tw × m, row-major) = Xc[j0:j0+tw] · Xc[j0:F]ᵀ: row k is column j0+k of H from row j0 down.
+    const dnnl_status_t st = dnnl_sgemm('N', 'T', tw, m, n, 1.f, xt + j0 * n, n, xt + j0 * n, n, 0.f, c, m);
+    if (st != dnnl_success) throw UnsupportedError("Gram of '" + in_.value + "': oneDNN sgemm failed");
+    const int ft = gram_threads(tw * m);
+#pragma omp parallel for num_threads(ft) schedule(dynamic, 8)
+    for (int64_t k = 0; k < tw; ++k) {
+      double* col = h.data() + (j0 + k) * F + j0;
+      const float* src = c + k * m;
+      for (int64_t i = k; i < m; ++i) col[i] += src[i];
+    }
+  }
+}
+
 GramStat GramObserver::stat() const {
   GramStat s;
   s.features = features_;
@@ -349,11 +557,29 @@ GramStat GramObserver::stat() const {
   const size_t F = static_cast<size_t>(features_);
   s.xtx.resize(h_.size() * F * F);
   s.col_sum.resize(h_.size() * F);
+  using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   for (size_t gi = 0; gi < h_.size(); ++gi) {
-    Eigen::MatrixXd full = h_[gi].selfadjointView<Eigen::Lower>();
-    Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(s.xtx.data() + gi * F * F, features_,
-                                                                                      features_) = full;
-    Eigen::Map<Eigen::VectorXd>(s.col_sum.data() + gi * F, features_) = sum_[gi];
+    Eigen::Map<Eigen::VectorXd> sum(s.col_sum.data() + gi * F, features_);
+    sum = sum_[gi];
+    const Eigen::MatrixXd& h = h_[gi];
+    double* out = s.xtx.data() + gi * F * F;
+    if (shift_[gi].empty()) {
+      Eigen::Map<RowMat>(out, features_, features_) = h.selfadjointView<Eigen::Lower>();
+      continue;
+    }
+    // Rows were accumulated as x − s: XᵀX = XcᵀXc + s·dᵀ + d·sᵀ + n·s·sᵀ, Σx = d + n·s.
+    const float* sh = shift_[gi].data();
+    const Eigen::VectorXd& d = sum_[gi];
+    const double n = static_cast<double>(rows_);
+    for (size_t j = 0; j < F; ++j) {
+      const double sj = sh[j], dj = d[static_cast<Eigen::Index>(j)];
+      const double* col = h.data() + j * F;  // column j, rows j..F-1 valid
+      for (size_t i = j; i < F; ++i) {
+        const double si = sh[i], di = d[static_cast<Eigen::Index>(i)];
+        out[i * F + j] = out[j * F + i] = col[i] + si * dj + di * sj + n * si * sj;
+      }
+    }
+    sum += n * Eigen::Map<const Eigen::VectorXf>(sh, features_).cast<double>();
   }
   return s;
 }

@@ -123,22 +123,47 @@ struct LayerInput {
   void conv_window(const int64_t in[2], int64_t pad_begin_out[2], int64_t out[2]) const;
 };
 
-// H = XᵀX in double: each float block is widened and added with a rank-k update of the lower
-// triangle (H += Xbᵀ·Xb), mirrored when stored.
+// How a GramObserver accumulates.
+struct GramOptions {
+  // Conv layers with more output positions per sample than this use a deterministic pseudo-random
+  // subset of about this many positions per sample (every row the same chance, so H/rows stays an
+  // unbiased estimate); 0 = every position.
+  int64_t max_positions = 0;
+  // Layers with fewer features are accumulated in double directly (exact to double rounding and
+  // as fast at that size); wider ones take the fp32 GEMM path below.
+  int64_t fast_min_features = 64;
+  // fp32 path: rows per fp32 GEMM block before it is added into the double accumulator.
+  int64_t flush_rows = 2048;
+};
+
+// H = XᵀX, accumulated in double.
+//   Narrow layers (features < fast_min_features): each block widened to double and added with a
+//   rank-k update of the lower triangle.
+//   Wider layers: X is shifted by a fixed per-feature vector s (the first block's column means,
+//   kept in float), and each block of at most flush_rows rows Xc = X − s goes through an fp32
+//   GEMM (oneDNN sgemm, the executor's threads) over the lower block triangle only; the fp32
+//   block product is added into double at once, so fp32 rounding covers one block of centred
+//   values. H = Σ XcᵀXc + s·dᵀ + d·sᵀ + n·s·sᵀ with d = Σ Xc (double) is assembled in stat().
 class GramObserver : public Observer {
  public:
-  GramObserver(std::string key, LayerInput in) : key_(std::move(key)), in_(std::move(in)) {}
+  GramObserver(std::string key, LayerInput in, GramOptions opt = {})
+      : key_(std::move(key)), in_(std::move(in)), opt_(opt) {}
   std::vector<std::string> watched() const override { return {in_.value}; }
   void observe(const std::string& name, const Tensor& t) override;
   void store(CalibrationStats& out) const override { out.grams[key_] = stat(); }
   GramStat stat() const;
 
  private:
+  void observe_fast(const Tensor& t);
+  void add_block(int64_t gi, const float* xt, int64_t n);
   std::string key_;
   LayerInput in_;
-  int64_t features_ = 0, rows_ = 0;
-  std::vector<Eigen::MatrixXd> h_;     // per group, lower triangle valid
-  std::vector<Eigen::VectorXd> sum_;   // per group
+  GramOptions opt_;
+  bool fast_ = false;
+  int64_t features_ = 0, rows_ = 0, samples_ = 0;
+  std::vector<Eigen::MatrixXd> h_;     // per group, lower triangle valid (fast: of the centred rows)
+  std::vector<Eigen::VectorXd> sum_;   // per group (fast: Σ of the centred rows)
+  std::vector<std::vector<float>> shift_;  // fast path: per group, empty until the first block
 };
 
 // Σ X[:, j]² per input column (the Gram's diagonal) in O(features).
