@@ -66,6 +66,8 @@ Comparison compare_reports(const std::vector<ComparedRun>& runs) {
                         min_fidelity(r, "cosine"), min_fidelity(r, "sqnr_db"), min_fidelity(r, "top1_agreement"),
                         number_or_nan(r.accuracy, "candidate"), number_or_nan(r.latency_ms, "candidate"), r.seconds,
                         r.peak_rss_bytes ? static_cast<double>(r.peak_rss_bytes) : kNaN});
+    c.accuracy_reference.push_back(number_or_nan(r.accuracy, "reference"));
+    c.latency_reference.push_back(number_or_nan(r.latency_ms, "reference"));
   }
   for (size_t k = 0; k < c.columns.size(); ++k) {
     int best = -1;
@@ -145,11 +147,26 @@ std::string comparison_html(const Comparison& c) {
   o << "</tr>";
   for (size_t i = 0; i < c.labels.size(); ++i) {
     o << "<tr><td>" << esc(c.labels[i]) << "</td>";
-    for (size_t k = 0; k < c.columns.size(); ++k)
-      o << "<td" << (c.best[k] == static_cast<int>(i) ? " class='best'" : "") << ">" << esc(cell(c.columns[k].key, c.values[i][k])) << "</td>";
+    for (size_t k = 0; k < c.columns.size(); ++k) {
+      const std::string& key = c.columns[k].key;
+      const double v = c.values[i][k];
+      std::string extra;
+      char buf[64];
+      // Accuracy and latency: the change from the run's own input model beside the value.
+      if (key == "accuracy" && !std::isnan(v) && i < c.accuracy_reference.size() && !std::isnan(c.accuracy_reference[i])) {
+        std::snprintf(buf, sizeof buf, " (%+.2f pt)", 100 * (v - c.accuracy_reference[i]));
+        extra = buf;
+      } else if (key == "latency" && !std::isnan(v) && v > 0 && i < c.latency_reference.size() &&
+                 !std::isnan(c.latency_reference[i]) && c.latency_reference[i] > 0) {
+        std::snprintf(buf, sizeof buf, " (%.2fx of %.2f)", v / c.latency_reference[i], c.latency_reference[i]);
+        extra = buf;
+      }
+      o << "<td" << (c.best[k] == static_cast<int>(i) ? " class='best'" : "") << ">" << esc(cell(key, v) + extra) << "</td>";
+    }
     o << "</tr>";
   }
-  o << "</table><p>Highlighted: best in column (&darr; lower is better, &uarr; higher is better).</p>";
+  o << "</table><p>Highlighted: best in column (&darr; lower is better, &uarr; higher is better). Accuracy: change in points from "
+       "the run's input model; latency: median ms per batch on our executor, as a ratio of the input model's.</p>";
   for (const auto& n : c.notes) o << "<p>" << esc(n) << "</p>";
   if (c.diff_a >= 0) {
     o << "<h2>Per layer: " << esc(c.labels[static_cast<size_t>(c.diff_a)]) << " vs " << esc(c.labels[static_cast<size_t>(c.diff_b)])

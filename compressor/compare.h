@@ -23,6 +23,9 @@ struct Comparison {
   std::vector<std::string> labels;
   std::vector<std::vector<double>> values;  // [run][column], NaN = not measured
   std::vector<int> best;                    // per column: index of the best run, -1 if none
+  // Per run, the reference (input) model's accuracy and latency, NaN = not measured: the HTML shows
+  // the change beside the candidate's value.
+  std::vector<double> accuracy_reference, latency_reference;
   std::vector<std::string> notes;           // e.g. why no per-layer diff
   // Per-layer diff of the first two runs that share an input model.
   int diff_a = -1, diff_b = -1;

@@ -263,6 +263,47 @@ std::string bar_chart(const std::string& title, const std::vector<std::pair<std:
   return o.str();
 }
 
+// Task metric before/after (accuracy from labels today; "metric" names another one).
+std::string accuracy_html(const Report& r) {
+  if (!r.accuracy.contains("reference") || !r.accuracy["reference"].is_number()) return "";
+  const std::string name = r.accuracy.value("metric", std::string("accuracy"));
+  const double a = r.accuracy.value("reference", 0.0), b = r.accuracy.value("candidate", 0.0);
+  std::ostringstream o;
+  o << "<h2>Accuracy</h2><table><tr><th>metric</th><th>before</th><th>after</th><th>change</th></tr><tr><td>" << esc(name)
+    << "</td><td>" << fmt(100 * a, 2) << "%</td><td>" << fmt(100 * b, 2) << "%</td><td>" << (b >= a ? "+" : "")
+    << fmt(100 * (b - a), 2) << " pt</td></tr></table>";
+  const std::string from = r.accuracy.value("labels_from", std::string());
+  if (!from.empty()) o << "<p class='muted'>labels from the " << esc(from) << "</p>";
+  if (r.latency_ms.contains("reference") && r.latency_ms["reference"].is_number()) {
+    const double lr = r.latency_ms.value("reference", 0.0), lc = r.latency_ms.value("candidate", 0.0);
+    o << "<p class='muted'>latency per batch on our executor: " << fmt(lr, 2) << " ms before, " << fmt(lc, 2) << " ms after</p>";
+  }
+  o << "\n";
+  return o.str();
+}
+
+// Per-layer error the steps measured (quantize: relative weight error and SQNR per layer).
+std::string layer_error_html(const Report& r) {
+  std::ostringstream rows;
+  std::vector<std::pair<std::string, double>> sqnr;
+  for (const auto& st : r.steps) {
+    const json d = st.value("details", json::object());
+    if (!d.is_object() || !d.contains("layers") || !d["layers"].is_array()) continue;
+    for (const auto& l : d["layers"]) {
+      if (!l.is_object() || !l.contains("rel_error")) continue;
+      const std::string node = l.value("node", std::string());
+      rows << "<tr><td>" << esc(node) << "</td><td>" << esc(st.value("kind", std::string())) << "</td><td>" << l.value("bits", 0)
+           << "</td><td>" << esc(l.value("method", std::string())) << "</td><td>" << fmt(l.value("rel_error", 0.0), 6) << "</td><td>"
+           << fmt(l.value("sqnr_db", 0.0), 1) << "</td></tr>";
+      sqnr.push_back({node, std::max(0.0, l.value("sqnr_db", 0.0))});
+    }
+  }
+  if (sqnr.empty()) return "";
+  return "<h2>Per-layer error</h2><table><tr><th>layer</th><th>step</th><th>bits</th><th>method</th>"
+         "<th>weight rel. error ‖W−Ŵ‖²/‖W‖²</th><th>weight SQNR dB</th></tr>" + rows.str() + "</table>\n" +
+         bar_chart("Weight SQNR per layer (dB, higher is closer to the original)", sqnr, " dB", "#4a7fb5");
+}
+
 }  // namespace
 
 std::string report_html(const Report& r) {
@@ -287,6 +328,7 @@ std::string report_html(const Report& r) {
   row("params", static_cast<double>(r.before.params), static_cast<double>(r.after.params), false);
   row("MACs", static_cast<double>(r.before.macs), static_cast<double>(r.after.macs), false);
   o << "</table>\n";
+  o << accuracy_html(r);
   if (!r.fidelity.empty()) {
     o << "<h2>Fidelity</h2><table><tr><th>output</th><th>cosine</th><th>SQNR dB</th><th>max abs err</th><th>top-1 agreement</th></tr>";
     for (auto it = r.fidelity.begin(); it != r.fidelity.end(); ++it)
@@ -296,6 +338,29 @@ std::string report_html(const Report& r) {
           << fmt(100 * it->value("top1_agreement", 0.0), 1) << "%</td></tr>";
     o << "</table>\n";
   }
+  if (r.deployment.contains("compute_layers")) {
+    const json& d = r.deployment;
+    o << "<h2>Deployment check</h2><p>" << esc(d.value("runtime", std::string())) << ": <b>" << d.value("integer_layers", 0)
+      << " of " << d.value("compute_layers", 0) << "</b> Conv/MatMul/Gemm layers run as integer kernels";
+    const json ops = d.value("integer_ops", json::object());
+    for (auto it = ops.begin(); it != ops.end(); ++it) o << " · " << it.value().get<int>() << " " << esc(it.key());
+    o << "</p>";
+    bool any = false;
+    for (const char* kind : {"weight_only", "unfused", "unaligned"})
+      for (const auto& f : d.value(kind, json::array())) {
+        if (!any) o << "<table><tr><th>finding</th><th>node</th><th>op</th><th>why</th></tr>", any = true;
+        o << "<tr><td>" << kind << "</td><td>" << esc(f.value("node", "")) << "</td><td>" << esc(f.value("op", ""))
+          << "</td><td>" << esc(f.value("why", "")) << "</td></tr>";
+      }
+    if (any) o << "</table>";
+    if (!d.value("float_ops", json::object()).empty()) {
+      o << "<p>Float operators between integer layers:";
+      for (auto it = d["float_ops"].begin(); it != d["float_ops"].end(); ++it)
+        o << " " << esc(it.key()) << " " << it.value().get<int>();
+      o << "</p>";
+    }
+  }
+  o << layer_error_html(r);
   // Size breakdown by op type.
   std::map<std::string, double> size_before, size_after;
   for (const auto& l : r.layers) {
@@ -328,28 +393,6 @@ std::string report_html(const Report& r) {
     }
     o << bar_chart("Block importance (CFSP)", imp, "", "#b55a7a") << bar_chart("Block pruning ratio (CFSP)", ratio, "%", "#c9743c");
     if (!kept.empty()) o << bar_chart("Channels/heads kept per block (CFSP, % of units)", kept, "%", "#5b9e5b");
-  }
-  if (r.deployment.contains("compute_layers")) {
-    const json& d = r.deployment;
-    o << "<h2>Deployment check</h2><p>" << esc(d.value("runtime", std::string())) << ": <b>" << d.value("integer_layers", 0)
-      << " of " << d.value("compute_layers", 0) << "</b> Conv/MatMul/Gemm layers run as integer kernels";
-    const json ops = d.value("integer_ops", json::object());
-    for (auto it = ops.begin(); it != ops.end(); ++it) o << " · " << it.value().get<int>() << " " << esc(it.key());
-    o << "</p>";
-    bool any = false;
-    for (const char* kind : {"weight_only", "unfused", "unaligned"})
-      for (const auto& f : d.value(kind, json::array())) {
-        if (!any) o << "<table><tr><th>finding</th><th>node</th><th>op</th><th>why</th></tr>", any = true;
-        o << "<tr><td>" << kind << "</td><td>" << esc(f.value("node", "")) << "</td><td>" << esc(f.value("op", ""))
-          << "</td><td>" << esc(f.value("why", "")) << "</td></tr>";
-      }
-    if (any) o << "</table>";
-    if (!d.value("float_ops", json::object()).empty()) {
-      o << "<p>Float operators between integer layers:";
-      for (auto it = d["float_ops"].begin(); it != d["float_ops"].end(); ++it)
-        o << " " << esc(it.key()) << " " << it.value().get<int>();
-      o << "</p>";
-    }
   }
   o << "<h2>Layers</h2><table><tr><th>layer</th><th>op</th><th>weight before</th><th>weight after</th><th>params</th>"
        "<th>MACs</th><th>bits</th><th>sparsity</th></tr>";
