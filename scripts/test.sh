@@ -30,6 +30,11 @@ cmake -S examples/embed -B build/embed -DCMAKE_PREFIX_PATH="$PWD/build/install" 
 cmake --build build/embed -j"$(nproc)"
 ./build/embed/embed models/fashion_cnn/model.onnx build/embed/out.onnx build/embed/report.json models/fashion_cnn/calib.npy
 node tests/node/ort_run.js build/embed/out.onnx build/embed/ort --random-seed 1
+echo "== Python package (python/): pip install offline into a venv, pytest"
+rm -rf build/pyenv
+/usr/bin/python3 -m venv --system-site-packages build/pyenv
+ONNX_COMPRESS_BUILD_DIR=build build/pyenv/bin/pip install --no-build-isolation --no-index -q ./python
+ONNX_COMPRESS_CLI="$PWD/build/onnx-compress" build/pyenv/bin/python -m pytest -q -p no:cacheprovider python/tests
 if [ "${OC_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== sanitizer build (ASan+UBSan)"
   BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo bash scripts/build.sh -DOC_SANITIZE=ON -DOC_WITH_CUDA=OFF
