@@ -203,8 +203,11 @@ std::string report_summary(const Report& r) {
   }
   // A pruning target that was overshot or (with --best-effort) missed is said here, not only in the JSON.
   for (const auto& st : r.steps) {
-    const json& t = st.value("details", json::object()).value("target", json::object());
-    if (t.value("status", "met") != "met") o << "\nnote: " << t.value("note", "") << "\n";
+    if (!st.is_object() || !st.contains("details") || !st["details"].is_object()) continue;
+    const json& d = st["details"];
+    if (!d.contains("target") || !d["target"].is_object()) continue;
+    const json& t = d["target"];
+    if (t.value("status", std::string("met")) != "met") o << "\nnote: " << t.value("note", std::string()) << "\n";
   }
   char buf[128];
   std::snprintf(buf, sizeof buf, "\ntime %.2f s, peak memory %s\n", r.seconds, human_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
