@@ -36,6 +36,8 @@ KernelRegistry::KernelRegistry() {
   register_quant_kernels(*this);
   register_math_kernels(*this);
   register_indexing_kernels(*this);
+  register_loss_kernels(*this);
+  register_detection_kernels(*this);
 }
 
 void keep_freed_activations() {
