@@ -38,6 +38,7 @@ KernelRegistry::KernelRegistry() {
   register_indexing_kernels(*this);
   register_loss_kernels(*this);
   register_detection_kernels(*this);
+  register_linalg_kernels(*this);
 }
 
 void keep_freed_activations() {

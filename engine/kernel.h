@@ -72,6 +72,7 @@ void register_quant_kernels(KernelRegistry& r);       // Q/DQ, MatMulNBits
 void register_math_kernels(KernelRegistry& r);        // trigonometry, IsInf/IsNaN, Mish, bitwise
 void register_indexing_kernels(KernelRegistry& r);    // GatherND, Scatter*, OneHot, Trilu, DepthToSpace, ...
 void register_loss_kernels(KernelRegistry& r);        // NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss
-void register_detection_kernels(KernelRegistry& r);   // NonMaxSuppression, RoiAlign, GridSample
+void register_detection_kernels(KernelRegistry& r);   // NonMaxSuppression, GridSample
+void register_linalg_kernels(KernelRegistry& r);      // Einsum, Det, MeanVarianceNormalization, windows
 
 }  // namespace oc
