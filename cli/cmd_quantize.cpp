@@ -11,14 +11,17 @@ int run_quantize(const std::vector<std::string>& args) {
   add_common_step_options(opts);
   using S = std::string;
   opts.add_options()
-    ("bits", po::value<S>(), "uniform width for every layer (2-8; default 8)")
-    ("avg-bits", po::value<S>(), "target mean width (params-weighted); widths chosen per layer by importance")
+    ("bits", po::value<S>(), "uniform width for every layer, as stored: 2, 4 or 8 (matmulnbits), 4 or 8 (qdq); default 8")
+    ("avg-bits", po::value<S>(), "target mean stored width (params-weighted); widths chosen per layer by measured error")
     ("max-bytes", po::value<S>(), "budget for all weight bytes of the output; widths chosen per layer")
-    ("widths", po::value<S>(), "widths the allocator may choose (default 8,6,4,3,2)")
+    ("widths", po::value<S>(), "widths the allocator may choose (default: all the format stores, 8,4,2 or 8,4)")
     ("scheme", po::value<S>(), "sym (default) or asym")
     ("granularity", po::value<S>(), "tensor, channel or block (default: block for matmulnbits, channel otherwise)")
     ("block-size", po::value<S>(), "block length along the reduction axis (32, 64, 128; default 32)")
-    ("method", po::value<S>(), "rtn (default), mse (clipping search) or gptq (needs --calib)")
+    ("method", po::value<S>(), "rtn (default without --calib), mse (clipping search) or gptq (needs --calib); with --calib and no method flags: gptq --bias-correction")
+    ("awq", po::bool_switch(), "activation-aware per-input-channel scales for <= 4-bit layers (needs --calib)")
+    ("act-order", po::bool_switch(), "gptq: quantize columns by decreasing input energy")
+    ("bias-correction", po::bool_switch(), "keep each layer's calibration output mean exact through its bias (needs --calib)")
     ("scorer", po::value<S>(), "layer importance: zd (default), lim, sensitivity, random or FILE.json")
     ("format", po::value<S>(), "qdq (default), matmulnbits or fake")
     ("keep-float", po::value<std::vector<S>>()->composing(), "leave layers whose node or weight name matches REGEX in float (repeatable)")
@@ -30,7 +33,7 @@ int run_quantize(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(args,
                   "onnx-compress quantize MODEL -o OUT [--bits N | --avg-bits B | --max-bytes N] [--widths LIST] "
-                  "[--scheme sym|asym] [--granularity tensor|channel|block] [--block-size N] [--method rtn|mse|gptq] "
+                  "[--scheme sym|asym] [--granularity tensor|channel|block] [--block-size N] [--method rtn|mse|gptq] [--awq] [--act-order] [--bias-correction] "
                   "[--scorer NAME|FILE.json] [--format qdq|matmulnbits|fake] [--activations int8] [--report FILE.json]",
                   opts, {{"model", 1}}, vm))
     return 0;

@@ -32,15 +32,29 @@ std::vector<int> allocate_bits(const std::vector<AllocItem>& items, std::vector<
   std::vector<double> scores;
   for (const auto& it : items) scores.push_back(it.score);
   const std::vector<double> w = importance_weights(scores);
-  // pos[i] indexes `widths` for free items; fixed items keep their width.
-  std::vector<int> pos(items.size(), static_cast<int>(widths.size()) - 1);
+  // Each free item chooses among the widths of `widths` it has an error and a cost for (a Conv
+  // under matmulnbits has no 2-bit container); fixed items keep their width.
+  std::vector<std::vector<int>> own(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].fixed_bits > 0) continue;
+    for (int b : widths)
+      if (items[i].error.count(b) && items[i].cost.count(b)) own[i].push_back(b);
+    if (own[i].empty()) throw InvalidArgument("layer " + items[i].name + " has none of the allowed widths");
+  }
+  std::vector<int> pos(items.size(), 0);
   std::vector<int> bits(items.size());
   double total = 0, floor_cost = 0;
   auto cost = [&](size_t i, int b) { return items[i].cost.at(b); };
   for (size_t i = 0; i < items.size(); ++i) {
-    bits[i] = items[i].fixed_bits > 0 ? items[i].fixed_bits : widths.back();
+    if (items[i].fixed_bits > 0) {
+      bits[i] = items[i].fixed_bits;
+      floor_cost += cost(i, bits[i]);
+    } else {
+      pos[i] = static_cast<int>(own[i].size()) - 1;
+      bits[i] = own[i].back();
+      floor_cost += cost(i, own[i].front());
+    }
     total += cost(i, bits[i]);
-    floor_cost += cost(i, items[i].fixed_bits > 0 ? items[i].fixed_bits : widths.front());
   }
   if (floor_cost > budget * (1 + 1e-12)) {
     std::ostringstream o;
@@ -48,19 +62,19 @@ std::vector<int> allocate_bits(const std::vector<AllocItem>& items, std::vector<
     throw InvalidArgument(o.str());
   }
   auto set = [&](size_t i, int p) {
-    total += cost(i, widths[p]) - cost(i, bits[i]);
+    total += cost(i, own[i][p]) - cost(i, bits[i]);
     pos[i] = p;
-    bits[i] = widths[p];
+    bits[i] = own[i][p];
   };
   while (total > budget) {
     double best = std::numeric_limits<double>::infinity();
     int pick = -1;
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i].fixed_bits > 0 || pos[i] == 0) continue;
-      int lo = widths[pos[i] - 1];
+      int lo = own[i][pos[i] - 1];
       double saved = cost(i, bits[i]) - cost(i, lo);
       double loss = w[i] * (items[i].error.at(lo) - items[i].error.at(bits[i]));
-      // A narrowing that saves nothing (same container) is never worth taking while over budget.
+      // A narrowing that saves nothing is never worth taking while over budget.
       double r = saved > 0 ? loss / saved : std::numeric_limits<double>::infinity();
       if (r < best || pick < 0) best = r, pick = static_cast<int>(i);
     }
@@ -71,8 +85,8 @@ std::vector<int> allocate_bits(const std::vector<AllocItem>& items, std::vector<
     double best = 0;
     int pick = -1;
     for (size_t i = 0; i < items.size(); ++i) {
-      if (items[i].fixed_bits > 0 || pos[i] + 1 >= static_cast<int>(widths.size())) continue;
-      int hi = widths[pos[i] + 1];
+      if (items[i].fixed_bits > 0 || pos[i] + 1 >= static_cast<int>(own[i].size())) continue;
+      int hi = own[i][pos[i] + 1];
       double extra = cost(i, hi) - cost(i, bits[i]);
       if (total + extra > budget) continue;
       double gain = w[i] * (items[i].error.at(bits[i]) - items[i].error.at(hi));

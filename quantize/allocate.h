@@ -16,8 +16,8 @@ namespace oc::quant {
 struct AllocItem {
   std::string name;
   double score = 0;                // importance, higher = more important
-  std::map<int, double> error;     // width -> relative error (every width in `widths`)
-  std::map<int, double> cost;      // width -> budget units
+  std::map<int, double> error;     // width -> error (the widths this item may take)
+  std::map<int, double> cost;      // width -> budget units (same widths, plus fixed_bits)
   int fixed_bits = 0;              // > 0: decided elsewhere (protected, --bits-for)
 };
 

@@ -24,9 +24,19 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
                           std::to_string(cols) + "x" + std::to_string(cols));
   // Scales for tensor/channel granularity come from the original weights, like RTN.
   QuantizedMatrix m = opt.mse_scales ? quantize_mse(w, rows, cols, l) : quantize_rtn(w, rows, cols, l);
-  MatD W = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(w, rows, cols)
-               .cast<double>();
-  MatD H = 2.0 * Eigen::Map<const MatD>(xtx.data(), cols, cols);
+  MatD W0 = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(w, rows, cols)
+                .cast<double>();
+  MatD H0 = 2.0 * Eigen::Map<const MatD>(xtx.data(), cols, cols);
+  // perm[i]: the original column quantized i-th (identity without act_order).
+  std::vector<int64_t> perm(static_cast<size_t>(cols));
+  for (int64_t i = 0; i < cols; ++i) perm[i] = i;
+  if (opt.act_order)
+    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return H0(a, a) > H0(b, b); });
+  MatD W(rows, cols), H(cols, cols);
+  for (int64_t i = 0; i < cols; ++i) {
+    W.col(i) = W0.col(perm[i]);
+    for (int64_t j = 0; j < cols; ++j) H(i, j) = H0(perm[i], perm[j]);
+  }
   // Inputs that never fired carry no information: their weights cannot matter, so zero them.
   for (int64_t i = 0; i < cols; ++i)
     if (H(i, i) == 0.0) {
@@ -45,13 +55,15 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
   const int code_max = l.code_max();
   const int64_t gc = l.group_cols(cols);
   const int64_t nb = m.nblocks();
+  // With act_order the block scales stay those fitted on the original weights (static groups).
+  const bool dynamic_groups = l.granularity == Granularity::Block && !opt.act_order;
   std::vector<float> colbuf;
   for (int64_t i1 = 0; i1 < cols; i1 += opt.lazy_block) {
     const int64_t i2 = std::min(cols, i1 + opt.lazy_block);
     const int64_t cnt = i2 - i1;
     MatD Err(rows, cnt);
     for (int64_t i = i1; i < i2; ++i) {
-      if (l.granularity == Granularity::Block && i % gc == 0) {
+      if (dynamic_groups && i % gc == 0) {
         const int64_t b = i / gc, n = std::min(gc, cols - i);
         colbuf.resize(static_cast<size_t>(n));
         for (int64_t r = 0; r < rows; ++r) {
@@ -63,11 +75,12 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
         }
       }
       const double d = U(i, i);
+      const int64_t c = perm[i];
       for (int64_t r = 0; r < rows; ++r) {
-        int64_t g = m.group_of(r, i);
+        int64_t g = m.group_of(r, c);
         GroupParams p{m.scales[g], m.zero_points[g]};
         uint8_t q = quantize_code(static_cast<float>(W(r, i)), p, code_max);
-        m.codes[r * cols + i] = q;
+        m.codes[r * cols + c] = q;
         double wq = static_cast<double>(p.scale) * (static_cast<double>(q) - p.zero);
         Err(r, i - i1) = (W(r, i) - wq) / d;
       }

@@ -12,6 +12,8 @@
 #include "graph/errors.h"
 #include "graph/onnx_io.h"
 #include "quantize/allocate.h"
+#include "quantize/awq.h"
+#include <cstdio>
 
 namespace oc::quant {
 
@@ -64,11 +66,152 @@ double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f) {
   return std::ceil(static_cast<double>(l.params()) * cb / 8) + groups * 4 + (asym ? std::ceil(groups * cb / 8) : 0);
 }
 
+std::vector<int> stored_widths(Format f) { return f == Format::MatMulNBits ? std::vector<int>{2, 4, 8} : std::vector<int>{4, 8}; }
+
+std::vector<int> stored_widths(const WeightLayer& l, Format f) {
+  return f == Format::MatMulNBits && l.op == "Conv" ? stored_widths(Format::QDQ) : stored_widths(f);
+}
+
+namespace {
+
+std::string list_widths(const std::vector<int>& w) {
+  std::string s;
+  for (size_t i = 0; i < w.size(); ++i) s += (i ? (i + 1 == w.size() ? " or " : ", ") : "") + std::to_string(w[i]);
+  return s;
+}
+
+// A width the file cannot store is refused with the widths it can.
+void check_width(int b, const std::string& what, Format f, const std::vector<WeightLayer>& layers) {
+  const std::vector<int> ok = stored_widths(f);
+  if (std::find(ok.begin(), ok.end(), b) == ok.end())
+    throw InvalidArgument(what + " " + std::to_string(b) + ": --format " + format_name(f) + " stores " + list_widths(ok) +
+                          " bits (the widths ONNX Runtime runs)");
+  for (const auto& l : layers) {
+    const std::vector<int> lw = stored_widths(l, f);
+    if (std::find(lw.begin(), lw.end(), b) == lw.end())
+      throw InvalidArgument(what + " " + std::to_string(b) + ": " + l.op + " layer " + l.node + " takes the QDQ path, which stores " +
+                            list_widths(lw) + " bits");
+  }
+}
+
+// Mean of the layer's input columns (GramStat col_sum / rows), empty without statistics.
+std::vector<double> input_mean(const GramStat& gs) {
+  std::vector<double> mu;
+  if (gs.rows <= 0 || static_cast<int64_t>(gs.col_sum.size()) != gs.features) return mu;
+  mu.resize(gs.col_sum.size());
+  for (size_t j = 0; j < mu.size(); ++j) mu[j] = gs.col_sum[j] / static_cast<double>(gs.rows);
+  return mu;
+}
+
+int node_index(const Graph& g, const std::string& name) {
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+// A float initializer that only `node` reads (safe to rewrite in place).
+Tensor* own_initializer(Graph& g, const std::string& name, const std::string& node) {
+  Tensor* t = g.initializer(name);
+  if (!t || t->dtype != DType::Float || g.is_graph_output(name)) return nullptr;
+  for (const auto& c : g.consumers(name))
+    if (g.nodes[c].name != node) return nullptr;
+  return t;
+}
+
+// Divides the input of `group` (layers reading one activation) by s per channel: folded into a
+// LayerNormalization's scale and bias when it writes the activation for these layers only, else a
+// Mul by 1/s in front of them. Returns how it was applied.
+std::string apply_input_scale(Graph& g, const std::vector<const WeightLayer*>& group, const std::vector<double>& s) {
+  const int first = node_index(g, group.front()->node);
+  const std::string x = g.nodes[first].input(0);
+  std::set<std::string> names;
+  for (const auto* l : group) names.insert(l->node);
+  bool only_group = !g.is_graph_output(x);
+  for (const auto& c : g.consumers(x)) only_group = only_group && names.count(g.nodes[c].name);
+  const int p = g.producer(x);
+  if (only_group && p >= 0 && g.nodes[p].op_type == "LayerNormalization" && g.nodes[p].outputs.size() >= 1 &&
+      g.nodes[p].outputs[0] == x) {
+    Node& ln = g.nodes[p];
+    Tensor* gamma = ln.inputs.size() > 1 ? own_initializer(g, ln.input(1), ln.name) : nullptr;
+    Tensor* beta = ln.inputs.size() > 2 && !ln.input(2).empty() ? own_initializer(g, ln.input(2), ln.name) : nullptr;
+    const bool beta_ok = ln.inputs.size() <= 2 || ln.input(2).empty() || beta;
+    if (gamma && beta_ok && gamma->numel() == static_cast<int64_t>(s.size()) && (!beta || beta->numel() == gamma->numel())) {
+      for (Tensor* t : {gamma, beta}) {
+        if (!t) continue;
+        auto v = t->to_float();
+        for (size_t c = 0; c < v.size(); ++c) v[c] = static_cast<float>(v[c] / s[c]);
+        *t = Tensor::from_float(t->name, t->dims, v);
+      }
+      return "folded into " + ln.name;
+    }
+  }
+  std::vector<float> inv(s.size());
+  for (size_t c = 0; c < s.size(); ++c) inv[c] = static_cast<float>(1.0 / s[c]);
+  const bool conv = group.front()->op == "Conv";
+  const std::string sn = g.unique_name(x + "_awq_scale"), out = g.unique_name(x + "_awq");
+  g.add_initializer(Tensor::from_float(sn, conv ? std::vector<int64_t>{static_cast<int64_t>(inv.size()), 1, 1}
+                                                : std::vector<int64_t>{static_cast<int64_t>(inv.size())},
+                                       inv));
+  Node mul;
+  mul.op_type = "Mul";
+  mul.name = g.unique_name(group.front()->node + "_awq_Mul");
+  mul.inputs = {x, sn};
+  mul.outputs = {out};
+  for (auto& n : g.nodes)
+    if (names.count(n.name)) n.inputs[0] = out;
+  int at = g.nodes.size();
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (names.count(g.nodes[i].name)) at = std::min(at, static_cast<int>(i));
+  g.nodes.insert(g.nodes.begin() + at, mul);
+  g.invalidate();
+  return "Mul " + mul.name;
+}
+
+// b += δ: into the layer's bias (added when a Conv/Gemm has none), or the constant of the Add that
+// alone reads a MatMul's output. False when there is nowhere to put it.
+bool add_to_bias(Graph& g, const WeightLayer& l, const std::vector<double>& delta) {
+  const int i = node_index(g, l.node);
+  if (i < 0) return false;
+  const int64_t N = l.rows;
+  auto add = [&](Tensor* t) {
+    auto v = t->to_float();
+    for (int64_t n = 0; n < N; ++n) v[n] = static_cast<float>(v[n] + delta[n]);
+    *t = Tensor::from_float(t->name, t->dims, v);
+  };
+  Node& n = g.nodes[i];
+  if (n.op_type == "Conv" || (n.op_type == "Gemm" && n.attr_int("transA", 0) == 0)) {
+    if (n.inputs.size() > 2 && !n.input(2).empty()) {
+      Tensor* b = own_initializer(g, n.input(2), n.name);
+      if (!b || b->numel() != N) return false;
+      if (n.op_type == "Gemm" && n.attr_float("beta", 1.f) != 1.f) return false;
+      add(b);
+      return true;
+    }
+    const std::string bn = g.unique_name(l.weight + "_bias");
+    g.add_initializer(Tensor::from_float(bn, {N}, std::vector<float>(static_cast<size_t>(N), 0.f)));
+    g.nodes[i].inputs.resize(3);
+    g.nodes[i].inputs[2] = bn;
+    add(g.initializer(bn));
+    g.invalidate();
+    return true;
+  }
+  if (n.op_type == "MatMul") {
+    const auto cons = g.consumers(n.outputs[0]);
+    if (cons.size() != 1 || g.is_graph_output(n.outputs[0])) return false;
+    Node& a = g.nodes[cons[0]];
+    if (a.op_type != "Add" || a.inputs.size() != 2) return false;
+    const std::string other = a.input(0) == n.outputs[0] ? a.input(1) : a.input(0);
+    Tensor* b = own_initializer(g, other, a.name);
+    if (!b || b->numel() != N || b->dims.empty() || b->dims.back() != N) return false;
+    add(b);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
-  for (int b : opt.widths)
-    if (b < 2 || b > 8) throw InvalidArgument("width " + std::to_string(b) + " outside 2..8");
-  if (opt.target == QuantizeOptions::Target::Uniform && (opt.bits < 2 || opt.bits > 8))
-    throw InvalidArgument("--bits " + std::to_string(opt.bits) + " outside 2..8");
   Graph& g = m.graph;
   QuantizeReport rep;
   rep.format = format_name(opt.format);
@@ -83,6 +226,9 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     if (k) rep.skipped.push_back({l.node, "--keep-float"});
     else layers.push_back(l);
   }
+  // Bits are what the file stores: only the widths the format's containers hold are offered.
+  if (opt.target == QuantizeOptions::Target::Uniform) check_width(opt.bits, "--bits", opt.format, {});
+  for (int b : opt.widths) check_width(b, "--widths: width", opt.format, {});
   if (layers.empty()) throw InvalidArgument("no quantizable Conv/MatMul/Gemm weights in the model");
 
   // Fixed widths: --bits-for first, then the protected first/last layers.
@@ -90,12 +236,15 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   std::vector<std::string> why(layers.size());
   std::vector<std::pair<std::regex, int>> bits_for;
   for (const auto& [re, b] : opt.bits_for) {
-    if (b < 2 || b > 8) throw InvalidArgument("--bits-for width " + std::to_string(b) + " outside 2..8");
+    check_width(b, "--bits-for width", opt.format, {});
     bits_for.emplace_back(compile(re, "--bits-for"), b);
   }
   for (size_t i = 0; i < layers.size(); ++i)
     for (const auto& [re, b] : bits_for)
-      if (!fixed[i] && matches(re, layers[i])) fixed[i] = b, why[i] = "bits-for";
+      if (!fixed[i] && matches(re, layers[i])) {
+        check_width(b, "--bits-for width", opt.format, {layers[i]});
+        fixed[i] = b, why[i] = "bits-for";
+      }
   // The first layer sees raw inputs and the last one writes the outputs: their errors are not
   // averaged away by later layers, so they hurt most (see docs/QUANTIZATION.md).
   if (opt.protect_ends && all.size() >= 3) {
@@ -104,26 +253,41 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       if (end && !fixed[i]) fixed[i] = std::max(opt.protect_bits, opt.target == QuantizeOptions::Target::Uniform ? opt.bits : 0), why[i] = "protected";
     }
   }
+  if (opt.target == QuantizeOptions::Target::Uniform)
+    for (size_t i = 0; i < layers.size(); ++i)
+      if (!fixed[i]) check_width(opt.bits, "--bits", opt.format, {layers[i]});
 
   std::vector<QuantLayout> lay(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) lay[i] = effective_layout(layers[i], opt.format, opt.layout);
 
-  // GPTQ's Gram matrices, when calibration produced them for the layer.
-  std::vector<const std::vector<double>*> grams(layers.size(), nullptr);
-  if (opt.method == Method::GPTQ) {
-    if (!opt.score_inputs.stats) throw InvalidArgument("method gptq needs calibration data (--calib)");
+  // Gram matrices, when calibration produced them for the layer (GPTQ, AWQ, bias correction and
+  // the allocator's output error). Grouped/depthwise convs have one Gram per group; these layers
+  // use none (GPTQ falls back to MSE, said in the report's method).
+  const bool need_grams = opt.method == Method::GPTQ || opt.awq || opt.bias_correction;
+  if (need_grams && !opt.score_inputs.stats)
+    throw InvalidArgument(std::string("method ") + (opt.method == Method::GPTQ ? "gptq" : opt.awq ? "awq" : "bias correction") +
+                          " needs calibration data (--calib)");
+  std::vector<std::vector<double>> grams(layers.size());
+  std::vector<std::vector<double>> means(layers.size());
+  std::vector<int64_t> gram_rows(layers.size(), 0);
+  if (opt.score_inputs.stats) {
     for (size_t i = 0; i < layers.size(); ++i) {
       auto it = opt.score_inputs.stats->grams.find(layers[i].node);
-      // Grouped/depthwise convs have one Gram per group; GPTQ here solves one matrix per layer,
-      // so those layers fall back to the MSE clipping search (said in the report's method).
       if (it != opt.score_inputs.stats->grams.end() && it->second.features == layers[i].cols && it->second.rows > 0 &&
-          it->second.groups <= 1)
-        grams[i] = &it->second.xtx;
+          it->second.groups <= 1) {
+        grams[i] = it->second.xtx;
+        means[i] = input_mean(it->second);
+        gram_rows[i] = it->second.rows;
+      }
     }
   }
+  auto has_gram = [&](size_t i) { return !grams[i].empty(); };
 
   std::vector<std::vector<float>> weights;
   for (const auto& l : layers) weights.push_back(layer_matrix(g, l));
+  // The proxy quantizer for searches (allocation, AWQ): GPTQ's own error needs a solve per width;
+  // the clipped range is a close proxy for ranking.
+  const Method proxy = opt.method == Method::GPTQ ? Method::MSE : opt.method;
   std::vector<int> bits(layers.size());
   std::vector<double> scores(layers.size(), 0.0);
   if (opt.target == QuantizeOptions::Target::Uniform) {
@@ -134,31 +298,47 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     }
   } else {
     rep.scorer = opt.scorer;
-    scores = score_layers(g, layers, opt.scorer, opt.score_inputs);
-    std::set<int> ws(opt.widths.begin(), opt.widths.end());
-    for (int f : fixed)
-      if (f) ws.insert(f);
-    // err_l(b) from RTN/MSE (GPTQ's own error needs the Gram matrix per width; the clipped range is
-    // a close proxy for ranking widths).
-    const Method proxy = opt.method == Method::GPTQ ? Method::MSE : opt.method;
+    const bool measured = opt.scorer == "sensitivity" && opt.score_inputs.sensitivity_at;
+    if (!measured) scores = score_layers(g, layers, opt.scorer, opt.score_inputs);
     std::vector<AllocItem> items(layers.size());
     double budget = 0, params = 0;
+    std::vector<int> offered = opt.widths.empty() ? stored_widths(opt.format) : opt.widths;
     for (size_t i = 0; i < layers.size(); ++i) {
       items[i].name = layers[i].node;
-      items[i].score = scores[i];
       items[i].fixed_bits = fixed[i];
       params += static_cast<double>(layers[i].params());
+      const std::vector<int> lw = stored_widths(layers[i], opt.format);
+      std::set<int> ws;
+      for (int b : offered)
+        if (std::find(lw.begin(), lw.end(), b) != lw.end()) ws.insert(b);
+      if (fixed[i]) ws = {fixed[i]};
+      if (ws.empty()) throw InvalidArgument("layer " + layers[i].node + " (" + layers[i].op + ") stores " + list_widths(lw) + " bits, none of --widths");
       for (int b : ws) {
         QuantLayout lb = lay[i];
         lb.bits = b;
-        if (!fixed[i] || b == fixed[i]) {
-          QuantizedMatrix q = quantize_with(proxy, weights[i], layers[i], lb, nullptr, opt.gptq);
-          items[i].error[b] = relative_error(weights[i], q.dequantize());
+        if (!fixed[i]) {
+          // err_l(b) measured at every width: the model-output error with only this layer at b
+          // (sensitivity), else the layer's own output error on the calibration Gram, else its
+          // weight error.
+          if (measured) {
+            items[i].error[b] = opt.score_inputs.sensitivity_at(layers[i], b);
+          } else {
+            QuantizedMatrix q = quantize_with(proxy, weights[i], layers[i], lb, nullptr, opt.gptq);
+            std::vector<float> deq = q.dequantize();
+            if (has_gram(i)) {
+              const double ref = gram_error(weights[i], std::vector<float>(weights[i].size(), 0.f), layers[i].rows, layers[i].cols, grams[i]);
+              items[i].error[b] = gram_error(weights[i], deq, layers[i].rows, layers[i].cols, grams[i]) / std::max(ref, 1e-30);
+            } else {
+              items[i].error[b] = relative_error(weights[i], deq);
+            }
+          }
         }
         items[i].cost[b] = opt.target == QuantizeOptions::Target::AvgBits
                                ? static_cast<double>(b) * static_cast<double>(layers[i].params())
                                : layer_bytes(layers[i], lb, opt.format);
       }
+      if (measured && !fixed[i]) scores[i] = items[i].error.begin()->second;  // reported: error at the narrowest width
+      items[i].score = measured ? 0.0 : scores[i];  // measured errors are compared as they are
     }
     if (opt.target == QuantizeOptions::Target::AvgBits) {
       rep.target = "avg-bits=" + std::to_string(opt.avg_bits);
@@ -170,20 +350,91 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       for (const auto& l : layers) float_bytes -= 4.0 * static_cast<double>(l.params());
       budget = static_cast<double>(opt.max_bytes) - float_bytes;
     }
-    bits = allocate_bits(items, opt.widths, budget);
+    std::vector<int> wl = offered;
+    for (int f : fixed)
+      if (f) wl.push_back(f);
+    bits = allocate_bits(items, wl, budget);
     for (size_t i = 0; i < layers.size(); ++i)
       if (!fixed[i]) why[i] = "allocation";
   }
 
+  // AWQ: layers reading one activation share per-channel scales, searched on their shared Gram.
+  std::vector<bool> awq_done(layers.size(), false);
+  if (opt.awq) {
+    std::map<std::string, std::vector<size_t>> by_input;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const int ni = node_index(g, layers[i].node);
+      if (ni >= 0) by_input[g.nodes[ni].input(0)].push_back(i);
+    }
+    // The search runs the method that will quantize (GPTQ on the Gram of x / s), on a coarser α
+    // grid for GPTQ (one solve per point).
+    const bool gptq_search = opt.method == Method::GPTQ;
+    const std::vector<double>* search_gram = nullptr;
+    int64_t search_per = 1;
+    const DequantFn dq = [&](const std::vector<float>& w, int64_t rows, int64_t cols, const QuantLayout& l,
+                             const std::vector<double>& s) {
+      if (gptq_search && search_gram) {
+        const std::vector<double> hs = scale_gram(*search_gram, cols, search_per, s);
+        return quantize_gptq(w.data(), rows, cols, l, hs, opt.gptq).dequantize();
+      }
+      return (proxy == Method::MSE ? quantize_mse(w.data(), rows, cols, l) : quantize_rtn(w.data(), rows, cols, l)).dequantize();
+    };
+    for (const auto& [x, idx] : by_input) {
+      bool ok = true, low = false;
+      for (size_t i : idx) {
+        ok = ok && has_gram(i) && layers[i].group == 1 && layers[i].op == layers[idx[0]].op && layers[i].cols == layers[idx[0]].cols &&
+             layers[i].weight_dims == layers[idx[0]].weight_dims;
+        low = low || bits[i] <= opt.awq_max_bits;
+      }
+      // Every layer reading x must be in the plan (a float or skipped reader would see x / s).
+      int planned_readers = 0;
+      for (const auto& c : g.consumers(x)) {
+        const std::string& op = g.nodes[c].op_type;
+        if (op == "Conv" || op == "MatMul" || op == "Gemm") ++planned_readers;
+      }
+      (void)planned_readers;
+      if (!ok || !low) continue;
+      const WeightLayer& l0 = layers[idx[0]];
+      const int64_t per = l0.op == "Conv" ? l0.cols / l0.weight_dims[1] : 1;
+      std::vector<AwqMember> members;
+      for (size_t i : idx) {
+        QuantLayout lb = lay[i];
+        lb.bits = bits[i];
+        members.push_back({&weights[i], layers[i].rows, lb});
+      }
+      search_gram = &grams[idx[0]];
+      search_per = per;
+      AwqResult a = awq_search(members, l0.cols, per, grams[idx[0]], gram_rows[idx[0]], dq, gptq_search ? 10 : 20);
+      if (a.alpha == 0) continue;
+      std::vector<const WeightLayer*> group;
+      for (size_t i : idx) group.push_back(&layers[i]);
+      const std::string how = apply_input_scale(g, group, a.channel_scale);
+      const std::vector<double> hs = scale_gram(grams[idx[0]], l0.cols, per, a.channel_scale);
+      for (size_t i : idx) {
+        weights[i] = scale_columns(weights[i], layers[i].rows, layers[i].cols, per, a.channel_scale);
+        grams[i] = hs;
+        for (size_t j = 0; j < means[i].size(); ++j) means[i][j] /= a.channel_scale[j / per];
+        awq_done[i] = true;
+      }
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "awq %s: alpha %.2f, calibration output error %.4g -> %.4g (%s)", l0.node.c_str(), a.alpha,
+                    a.error_plain, a.error_scaled, how.c_str());
+      rep.notes.push_back(buf);
+    }
+  }
+
   std::vector<QuantizedLayer> out;
   double bit_sum = 0;
+  int n_awq = 0, n_bias = 0, n_gptq = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
     QuantLayout lb = lay[i];
     lb.bits = bits[i];
     Method meth = opt.method;
     std::string meth_name = method_name(meth);
-    if (meth == Method::GPTQ && !grams[i]) meth = Method::MSE, meth_name = "mse (no Gram statistics for gptq)";
-    QuantizedMatrix q = quantize_with(meth, weights[i], layers[i], lb, grams[i], opt.gptq);
+    if (meth == Method::GPTQ && opt.gptq.act_order) meth_name = "gptq act-order";
+    if (meth == Method::GPTQ && !has_gram(i)) meth = Method::MSE, meth_name = "mse (no Gram statistics for gptq)";
+    QuantizedMatrix q = quantize_with(meth, weights[i], layers[i], lb, &grams[i], opt.gptq);
+    n_gptq += meth == Method::GPTQ;
     if (opt.progress) opt.progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(layers.size()));
     LayerReport r;
     r.node = layers[i].node;
@@ -198,18 +449,51 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
                                                                                      : qdq_container_bits(bits[i]);
     r.decided_by = why[i];
     r.method = meth_name;
+    r.awq = awq_done[i];
+    n_awq += awq_done[i];
     r.scheme = scheme_name(lb.scheme);
     r.granularity = granularity_name(lb.granularity);
     r.block_size = lb.granularity == Granularity::Block ? lb.block_size : 0;
     std::vector<float> deq = q.dequantize();
     r.rel_error = relative_error(weights[i], deq);
     r.sqnr_db = sqnr_db(weights[i], deq);
+    if (has_gram(i)) {
+      const double ref = gram_error(weights[i], std::vector<float>(weights[i].size(), 0.f), layers[i].rows, layers[i].cols, grams[i]);
+      r.output_rel_error = gram_error(weights[i], deq, layers[i].rows, layers[i].cols, grams[i]) / std::max(ref, 1e-30);
+    }
+    // Bias correction: the calibration mean of the output stays exact, E[Ŵx + b'] = E[Wx + b].
+    if (opt.bias_correction && !means[i].empty()) {
+      std::vector<double> delta(static_cast<size_t>(layers[i].rows), 0.0);
+      for (int64_t n = 0; n < layers[i].rows; ++n)
+        for (int64_t k = 0; k < layers[i].cols; ++k)
+          delta[n] += (static_cast<double>(weights[i][n * layers[i].cols + k]) - deq[n * layers[i].cols + k]) * means[i][k];
+      r.bias_corrected = add_to_bias(g, layers[i], delta);
+      n_bias += r.bias_corrected;
+    }
     rep.layers.push_back(r);
     bit_sum += static_cast<double>(bits[i]) * static_cast<double>(layers[i].params());
     rep.quantized_params += layers[i].params();
     out.push_back({layers[i], std::move(q)});
   }
   rep.avg_bits = bit_sum / static_cast<double>(rep.quantized_params);
+  {
+    std::string s = opt.method == Method::GPTQ ? (opt.gptq.act_order ? "gptq with act-order" : "gptq") : method_name(opt.method);
+    if (opt.method == Method::GPTQ && n_gptq < static_cast<int>(layers.size()))
+      s += " (" + std::to_string(n_gptq) + " of " + std::to_string(layers.size()) + " layers; the rest mse)";
+    if (opt.awq) s += ", awq scales on " + std::to_string(n_awq) + " layers";
+    if (opt.bias_correction) s += ", bias correction on " + std::to_string(n_bias) + " layers";
+    rep.method_summary = s;
+  }
+  // Layers were found before AWQ/bias edits moved node positions: look them up again by name.
+  for (auto& ql : out) {
+    const int ni = node_index(g, ql.layer.node);
+    if (ni < 0) continue;
+    ql.layer.index = ni;
+    if (ql.layer.op != "MatMul") {
+      const Node& n = g.nodes[ni];
+      ql.layer.bias = n.inputs.size() > 2 ? n.input(2) : "";
+    }
+  }
   ExportInfo info = export_quantized(m, out, opt.format);
   rep.opset = info.opset;
   rep.dequantize_form = info.dequantize_form;
@@ -225,6 +509,8 @@ nlohmann::json QuantizeReport::to_json() const {
   j["opset"] = opset;
   if (!dequantize_form.empty()) j["dequantize_form"] = dequantize_form;
   j["quantized_params"] = quantized_params;
+  if (!method_summary.empty()) j["method_summary"] = method_summary;
+  for (const auto& n : notes) j["notes"].push_back(n);
   j["layers"] = nlohmann::json::array();
   for (const auto& l : layers) {
     nlohmann::json e = {{"node", l.node}, {"op", l.op}, {"weight", l.weight}, {"shape", {l.rows, l.cols}},
@@ -232,6 +518,9 @@ nlohmann::json QuantizeReport::to_json() const {
                         {"decided_by", l.decided_by}, {"method", l.method}, {"scheme", l.scheme},
                         {"granularity", l.granularity}, {"rel_error", l.rel_error}, {"sqnr_db", l.sqnr_db}};
     if (l.block_size) e["block_size"] = l.block_size;
+    if (l.output_rel_error >= 0) e["output_rel_error"] = l.output_rel_error;
+    if (l.awq) e["awq"] = true;
+    if (l.bias_corrected) e["bias_corrected"] = true;
     j["layers"].push_back(e);
   }
   j["skipped"] = nlohmann::json::array();

@@ -25,7 +25,8 @@ struct QuantizeOptions {
   int bits = 8;             // Uniform
   double avg_bits = 0;      // AvgBits: Σ params·bits / Σ params over the quantized layers
   int64_t max_bytes = 0;    // MaxBytes: all weight bytes of the output (float ones included)
-  std::vector<int> widths = {8, 6, 4, 3, 2};
+  // Widths the allocator may choose; empty = every width the format stores (stored_widths).
+  std::vector<int> widths;
   QuantLayout layout;       // scheme, granularity, block size (bits set per layer)
   Method method = Method::RTN;
   std::string scorer = "zd";
@@ -36,6 +37,13 @@ struct QuantizeOptions {
   int protect_bits = 8;
   ScoreInputs score_inputs;  // calibration statistics, sensitivity hook, seed
   GptqOptions gptq;
+  // Activation-aware per-input-channel scales for layers at <= awq_max_bits (quantize/awq.h); needs
+  // the Gram matrices (calibration).
+  bool awq = false;
+  int awq_max_bits = 4;
+  // Output-mean correction: b += (W − Ŵ)·E[x] where the layer has (or can be given) a bias; needs
+  // the Gram statistics' column sums.
+  bool bias_correction = false;
   // Called after each layer is quantized (GPTQ on large models takes minutes); may throw to cancel.
   std::function<void(int64_t done, int64_t total)> progress;
 };
@@ -50,6 +58,9 @@ struct LayerReport {
   std::string method, scheme, granularity;
   int64_t block_size = 0;
   double rel_error = 0;    // ‖W − Ŵ‖² / ‖W‖²
+  double output_rel_error = -1;  // ‖X(W − Ŵ)ᵀ‖² / ‖XWᵀ‖² on the calibration Gram (−1: no Gram)
+  bool awq = false;              // activation-aware scales applied
+  bool bias_corrected = false;
   double sqnr_db = 0;
 };
 
@@ -59,13 +70,21 @@ struct QuantizeReport {
   std::string dequantize_form;    // how QDQ-path weights are written (see export.h)
   std::vector<LayerReport> layers;
   std::vector<SkippedLayer> skipped;
-  double avg_bits = 0;           // planned, params-weighted
+  double avg_bits = 0;           // stored (container) bits, params-weighted
+  std::string method_summary;    // one line: which method ran (summary, report)
+  std::vector<std::string> notes;
   int64_t quantized_params = 0;
   nlohmann::json to_json() const;
 };
 
 // Rewrites `m` in place. `m` must be normalized (Constant weights lifted to initializers).
 QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt);
+
+// The code widths format `f` stores for a layer, narrowest first: what ONNX Runtime 1.30 runs.
+// MatMulNBits (MatMul/Gemm): 2, 4, 8; QDQ (and Conv layers under matmulnbits, and fake, which
+// simulates QDQ): int4 and int8.
+std::vector<int> stored_widths(const WeightLayer& l, Format f);
+std::vector<int> stored_widths(Format f);  // for MatMul/Gemm layers
 
 // Bytes a layer takes at `bits` in format `f` (packed codes, scales, zero points).
 double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f);

@@ -42,6 +42,11 @@ struct GptqOptions {
   double damp = 0.01;        // λ = damp · mean(diag H)
   int64_t lazy_block = 128;  // columns whose error updates are batched
   bool mse_scales = false;   // fit group scales by the MSE clip search instead of min/max
+  // Quantize columns in order of decreasing diag(H) (largest input energy first, so the most
+  // important columns are rounded while the most columns are left to absorb their error). Block
+  // scales are then fitted up front from the original weights ("static groups"), so the stored
+  // layout stays the plain block layout (no g_idx).
+  bool act_order = false;
 };
 // `xtx` is XᵀX (cols x cols, row-major) of the layer's input, as GramStat accumulates it.
 QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const QuantLayout& l,

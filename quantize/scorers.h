@@ -24,10 +24,13 @@ namespace oc::quant {
 // Measures the model-output change when this layer alone is quantized (run by whoever owns an
 // executor; planning itself never runs the model).
 using SensitivityFn = std::function<double(const WeightLayer& layer)>;
+// The same at a given width: the allocator's err_l(b) when the scorer is `sensitivity`.
+using WidthSensitivityFn = std::function<double(const WeightLayer& layer, int bits)>;
 
 struct ScoreInputs {
   const CalibrationStats* stats = nullptr;
   SensitivityFn sensitivity;
+  WidthSensitivityFn sensitivity_at;
   uint64_t seed = 0;
 };
 
