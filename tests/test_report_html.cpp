@@ -36,7 +36,7 @@ TEST_CASE("HTML report shows accuracy before/after, the deployment check and per
   auto dir = test::temp_dir("html_acc");
   const Tensor x = read_npy(test::source_path("models/fashion_cnn/test_x.npy"));
   const Tensor y = read_npy(test::source_path("models/fashion_cnn/test_y.npy"));
-  const int64_t n = 200;
+  const int64_t n = 100;
   write_npy(dir / "x.npy", test::first_rows(x, n));
   write_npy(dir / "y.npy", test::first_rows(y, n));
   PipelineOptions opt;
@@ -45,6 +45,7 @@ TEST_CASE("HTML report shows accuracy before/after, the deployment check and per
   opt.eval_spec = (dir / "x.npy").string();
   opt.labels = (dir / "y.npy").string();
   opt.eval_samples = n;
+  opt.threads = 1;  // steady on a loaded CI machine
   Report r = compress_file(test::source_path("models/fashion_cnn/model.onnx"), dir / "q.onnx", load_recipe("int8"), opt);
   REQUIRE(r.accuracy.contains("reference"));
   const std::string h = report_html(r);
