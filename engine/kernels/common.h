@@ -84,6 +84,8 @@ void dispatch_numeric(const KernelContext& ctx, DType dt, Fn&& fn) {
 // Loops over fewer elements than this run on one thread: below it, waking and joining threads
 // costs more than the work (much more on a loaded machine, where a woken thread may wait a slice).
 constexpr int64_t kParallelGrain = 1 << 17;
+// Parallel loops split their work in up to this many chunks per thread, claimed dynamically.
+constexpr int kChunksPerThread = 4;
 
 // ---- broadcasting ----
 Dims broadcast_dims(const KernelContext& ctx, const std::vector<const Dims*>& shapes);
@@ -135,13 +137,17 @@ void for_each_run(const StridedPlan& p, int threads, Body&& body) {
     return;
   }
   if (outer >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int t = 0; t < nt; ++t) run_range(outer * t / nt, outer * (t + 1) / nt);
+    // More chunks than threads, handed out dynamically: a descheduled thread holds up one small
+    // chunk, not a 1/nt share, while the others (the caller included) take what is left.
+    const int64_t chunks = std::clamp<int64_t>(std::min<int64_t>(outer, total / (kParallelGrain / 4)), nt,
+                                               int64_t{kChunksPerThread} * nt);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t t = 0; t < chunks; ++t) run_range(outer * t / chunks, outer * (t + 1) / chunks);
     return;
   }
   // Fewer runs than threads (same-shape operands merge into one run): split each run in parts.
-  const int64_t parts = (nt + outer - 1) / outer;
-#pragma omp parallel for num_threads(nt) schedule(static)
+  const int64_t parts = (int64_t{kChunksPerThread} * nt + outer - 1) / outer;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int64_t u = 0; u < outer * parts; ++u) {
     int64_t rem = u / parts;
     std::vector<int64_t> off(k, 0);
@@ -164,8 +170,10 @@ void parallel_for(int64_t n, int threads, Fn&& fn, int64_t grain = kParallelGrai
     fn(int64_t{0}, n);
     return;
   }
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int t = 0; t < nt; ++t) fn(n * t / nt, n * (t + 1) / nt);
+  // Dynamic chunks (see for_each_run), each at least grain/4 elements.
+  const int64_t chunks = std::clamp<int64_t>(n / std::max<int64_t>(grain / 4, 1), nt, int64_t{kChunksPerThread} * nt);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t t = 0; t < chunks; ++t) fn(n * t / chunks, n * (t + 1) / chunks);
 }
 
 // out (contiguous, `out_dims`) = in[base + Σ idx_i · in_strides_i] for elements of `es` bytes.
