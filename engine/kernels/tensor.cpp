@@ -561,12 +561,9 @@ double source_coord(const std::string& mode, int64_t o, double scale, int64_t in
   if (mode == "half_pixel") return (o + 0.5) / scale - 0.5;
   if (mode == "pytorch_half_pixel") return out_len > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
   if (mode == "asymmetric") return o / scale;
-  // The resized length is in_len·scale, not the floored output length (ONNX reference; matters
-  // when scales are given: 4 × 0.6 = 2.4 samples, test_resize_downsample_scales_linear_align_corners).
-  if (mode == "align_corners") {
-    const double len = in_len * scale;
-    return out_len == 1 || len <= 1 ? 0.0 : o * double(in_len - 1) / (len - 1);
-  }
+  // The integer output length, as ONNX Runtime (the ONNX reference uses in_len·scale: 4 × 0.6 = 2.4
+  // in test_resize_downsample_scales_linear_align_corners, where ORT and we give [1, 4]).
+  if (mode == "align_corners") return out_len == 1 ? 0.0 : o * double(in_len - 1) / double(out_len - 1);
   if (mode == "tf_half_pixel_for_nn") return (o + 0.5) / scale;
   if (mode == "half_pixel_symmetric") {
     double adj = double(out_len) / (scale * in_len), center = in_len / 2.0;
