@@ -337,7 +337,8 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
                                ? static_cast<double>(b) * static_cast<double>(layers[i].params())
                                : layer_bytes(layers[i], lb, opt.format);
       }
-      if (measured && !fixed[i]) scores[i] = items[i].error.begin()->second;  // reported: error at the narrowest width
+      // Reported score: the measured error at the narrowest width (fixed layers too).
+      if (measured) scores[i] = fixed[i] ? opt.score_inputs.sensitivity_at(layers[i], lw.front()) : items[i].error.begin()->second;
       items[i].score = measured ? 0.0 : scores[i];  // measured errors are compared as they are
     }
     if (opt.target == QuantizeOptions::Target::AvgBits) {
