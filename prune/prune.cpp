@@ -51,6 +51,14 @@ std::vector<Block> cfsp_blocks(const Model& m, const PruneOptions& o) {
   return find_blocks(c, o.blocks);
 }
 
+std::string fixed(double v, int prec = 3) {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(prec);
+  s << v;
+  return s.str();
+}
+
 // A lock reason without the node and value names, so reasons of the same kind count together:
 // "reaches graph output 'y'" -> "reaches graph output", "grouped Conv 'c3' (group=4) is not pruned"
 // -> "grouped Conv (group=4) is not pruned".
@@ -69,7 +77,8 @@ std::string reason_kind(const std::string& r) {
 }
 
 // Why pruning stops at `reachable`: locked groups counted by reason kind, then the rules' caps.
-std::string unreachable_reasons(const ChannelDeps& d, const AllocationRules& rules, const PruneOptions& o) {
+std::string unreachable_reasons(const ChannelDeps& d, const AllocationRules& rules, const PruneOptions& o,
+                                bool nothing = false) {
   std::map<std::string, int> kinds;
   int locked = 0, ignored = 0;
   for (size_t g = 0; g < d.groups.size(); ++g) {
@@ -90,8 +99,12 @@ std::string unreachable_reasons(const ChannelDeps& d, const AllocationRules& rul
     s << (i ? ", " : " — ") << by_count[i].second << " (" << -by_count[i].first << ")";
   if (by_count.size() > 4) s << ", …";
   if (ignored) s << "; " << ignored << " ignored by --ignore";
-  s << "; the others cut to --max-layer-ratio " << o.max_layer_ratio << " with kept channels a multiple of --round-to "
-    << o.round_to;
+  if (nothing)
+    s << "; the others lose no channel at " << (o.ratio >= 0 ? "--ratio " + fixed(o.ratio, 2) : std::string("this target"))
+      << " once kept channels are rounded to a multiple of --round-to " << o.round_to << " (raise the ratio or lower --round-to)";
+  else
+    s << "; the others cut to --max-layer-ratio " << o.max_layer_ratio << " with kept channels a multiple of --round-to "
+      << o.round_to;
   return s.str();
 }
 
@@ -127,14 +140,6 @@ std::string macs_unknown_reason(const Model& m, const PruneOptions& o) {
   for (const auto& n : r.per_node)
     if (n.macs < 0) return "--target-macs: MACs of " + n.op_type + " '" + n.node + "' are unknown (" + n.why + ")";
   return "--target-macs: the model has no MACs to count (no Conv/MatMul/Gemm); use --target-params";
-}
-
-std::string fixed(double v, int prec = 3) {
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(prec);
-  s << v;
-  return s.str();
 }
 
 }  // namespace
@@ -282,7 +287,8 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
         double mid = 0.5 * (lo + hi);
         auto p = plan_for(mid);
         double v = metric(p);
-        if (v <= target_frac + tol && std::fabs(v - target_frac) < std::fabs(best_metric - target_frac)) {
+        // (--scope global --ratio keeps its nearest-plan search: the window is for MAC/param targets.)
+        if ((v <= target_frac + tol || o.ratio >= 0) && std::fabs(v - target_frac) < std::fabs(best_metric - target_frac)) {
           best_metric = v; best_plan = p; chosen_knob = mid;
         }
         if (v > target_frac + tol) above = std::min(above, v);
@@ -292,7 +298,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
       // Every group steps by --round-to at the same knob values, so the bisection can jump over the
       // window; then give back round_to units at a time (a group's best-scored removed ones, groups
       // with the best such units first) while the plan stays at most target + tol.
-      for (int pass = 0; pass < 4 && best_metric < target_frac - tol; ++pass) {
+      for (int pass = 0; pass < 4 && o.ratio < 0 && best_metric < target_frac - tol; ++pass) {
         std::vector<std::pair<double, size_t>> order;
         for (size_t g = 0; g < d.groups.size(); ++g) {
           double best = -1;
@@ -316,7 +322,9 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
         if (!changed) break;
       }
       plan = best_plan;
-      if (best_metric < target_frac - tol) {
+      if (o.ratio >= 0) {
+        // a ratio is not a target: nothing to report
+      } else if (best_metric < target_frac - tol) {
         std::string note = "target " + fixed(target_frac) + " of " + what + " overshot: kept " + fixed(best_metric) +
                            ", the nearest plan at --round-to " + std::to_string(o.round_to) + " (giving back " +
                            std::to_string(o.round_to) + " more channels in any group keeps over " +
@@ -328,11 +336,13 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
         rep.target = {{"status", "met"}};
       }
     }
-    rep.target["metric"] = need_macs ? "macs" : o.ratio >= 0 ? "channels" : "params";
-    rep.target["requested"] = target_frac;
-    rep.target["reachable"] = max_metric;
-    rep.target["tolerance"] = tol;
-    rep.target["best_effort"] = o.best_effort;
+    if (!(o.ratio >= 0 && rep.target.is_null())) {
+      rep.target["metric"] = need_macs ? "macs" : o.ratio >= 0 ? "channels" : "params";
+      rep.target["requested"] = target_frac;
+      rep.target["reachable"] = max_metric;
+      rep.target["tolerance"] = tol;
+      rep.target["best_effort"] = o.best_effort;
+    }
   }
 
   CompensationOptions comp;
