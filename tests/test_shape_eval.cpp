@@ -265,3 +265,4 @@ TEST_CASE("prune targets are met within the tolerance, or fail naming the reacha
     CHECK_FALSE(fs::exists(out));
   }
 }
+
