@@ -21,7 +21,7 @@ int run_prune(const std::vector<std::string>& args) {
     ("target-macs", po::value<S>(), "fraction of MACs to keep (batch-only symbolic inputs count at batch 1)")
     ("target-params", po::value<S>(), "fraction of parameters to keep")
     ("best-effort", po::bool_switch(), "when the target is out of reach, write the most-pruned model the rules allow (and say so) instead of failing")
-    ("criterion", po::value<S>(), "l1 (default), l2, bn, random, activation, obs, cfsp (activation/obs/cfsp need --calib)")
+    ("criterion", po::value<S>(), "l1, l2, bn, random, activation, obs, cfsp; default: the measured best (docs/PRUNING.md), data-aware with --calib")
     ("aggregate", po::value<S>(), "combine group members' scores: mean (default), sum, max")
     ("compensate", po::bool_switch(), "re-solve kept weights by least squares on calibration data")
     ("heads", po::bool_switch(), "prune whole attention heads (Q/K/V/O and the head Reshapes together)")
@@ -32,6 +32,8 @@ int run_prune(const std::vector<std::string>& args) {
     ("ignore", po::value<std::vector<S>>()->composing(), "leave groups touching nodes whose name or op type matches (repeatable)")
     ("blocks", po::value<S>(), "cfsp: blocks are the nodes sharing a match of REGEX (default: residual Adds)")
     ("cfsp-sharpness", po::value<S>(), "cfsp: a in sigmoid(a*z), how far block ratios spread (default 1, 0 = uniform)")
+    ("stats", po::value<S>(), "calib (default) or batchnorm: score and compensate from statistics predicted from BatchNorm, no data")
+    ("recalibrate-bn", po::value<S>(), "N: re-measure BatchNorm statistics on the pruned model in N calibration passes (default 0 = off)")
     ("seed", po::value<S>(), "seed of the random criterion");
   po::variables_map vm;
   if (!parse_args(args, kUsage, opts, {{"model", 1}}, vm)) return 0;
