@@ -150,10 +150,11 @@ class QuantizeStep : public Step {
                                                        "without data, weight-only 8-bit (recipe w8) saves size but not time")
                                          : "quantize: --method " + quant::method_name(o.method) + " / --scorer " +
                                                o.scorer + " need calibration data (--calib SPEC)");
-    if (ctx.calib && !method_given_) {
+    if (ctx.calib && !method_given_ && !activations_) {
       // The best measured data-aware method (docs/QUANTIZATION.md, "Default method"): GPTQ in
       // column order with bias correction (act-order and AWQ measured level or worse on gpt_tiny,
-      // and AWQ searched with GPTQ is 3x slower for -0.01 ppl).
+      // and AWQ searched with GPTQ is 3x slower for -0.01 ppl). Static int8 (W8A8) keeps RTN
+      // weights: its measured accuracy is the activations', and its recipes' tests pin it.
       o.method = quant::Method::GPTQ;
       o.bias_correction = true;
     }

@@ -187,13 +187,8 @@ bool add_to_bias(Graph& g, const WeightLayer& l, const std::vector<double>& delt
       add(b);
       return true;
     }
-    const std::string bn = g.unique_name(l.weight + "_bias");
-    g.add_initializer(Tensor::from_float(bn, {N}, std::vector<float>(static_cast<size_t>(N), 0.f)));
-    g.nodes[i].inputs.resize(3);
-    g.nodes[i].inputs[2] = bn;
-    add(g.initializer(bn));
-    g.invalidate();
-    return true;
+    // No bias: adding one would change the parameter count the plan predicted; left as is.
+    return false;
   }
   if (n.op_type == "MatMul") {
     const auto cons = g.consumers(n.outputs[0]);
