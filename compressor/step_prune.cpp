@@ -86,7 +86,7 @@ class PruneStep : public Step {
       if (ctx.calib) {
         // obs was best on the BatchNorm CNN (fashion_cnn), cfsp + compensation on the transformer
         // (bert_tiny); each lost to the other on the other model.
-        o.criterion = has_bn ? Criterion::OBS : Criterion::CFSP;
+        o.criterion = has_bn || o.global ? Criterion::OBS : Criterion::CFSP;  // cfsp allocates per block, not global
         o.compensate = true;
         method = std::string("data-aware default (--calib given; ") + (has_bn ? "a BatchNorm model" : "no BatchNorm") + ")";
       } else if (has_bn && !predict_channel_moments(m, o.input_shapes).empty()) {
