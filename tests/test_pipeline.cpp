@@ -32,11 +32,13 @@ TEST_CASE("compress runs a shipped recipe end to end and reports what it cost", 
   CHECK(rep.steps.size() == 2);
   CHECK(rep.after.macs < rep.before.macs * 0.8);
   CHECK(rep.after.macs > rep.before.macs * 0.5);
-  CHECK(rep.after.file_bytes < rep.before.file_bytes / 2);
+  // Pruning keeps ~65% of the weights; the int8 step then keeps this model's convs float — they are
+  // too thin for ONNX Runtime's integer kernels to pay for their Q/DQ (quantize/static_qdq.cpp) —
+  // and says so in the step's notes.
+  CHECK(rep.after.file_bytes < rep.before.file_bytes * 0.8);
   CHECK(rep.after.file_bytes == fs::file_size(dir / "out.onnx"));
-  bool any8 = false;
-  for (const auto& l : rep.layers) any8 |= l.bits == 8;
-  CHECK(any8);
+  REQUIRE(rep.steps[1].contains("details"));
+  CHECK_THAT(rep.steps[1]["details"].value("notes", nlohmann::json::array()).dump(), Catch::Contains("int8 kept float"));
   CHECK(rep.input.sha256.size() == 64);
   // The compressed model runs in ONNX Runtime with the original interface, and the report's
   // fidelity is what the two models' ONNX Runtime outputs give (a 2-class softmax: the cosine of
