@@ -70,31 +70,26 @@ void scatter_elements_kernel(KernelContext& ctx) {
   out.name.clear();
   const auto idx = ind.to_int64();
   const Dims ds = strides_of(data.dims), is = strides_of(ind.dims);
+  // Element offset in `data` that update e goes to: its own coordinates, with the index along `axis`.
+  auto target = [&](int64_t e) {
+    int64_t rem = e, off = 0;
+    for (int64_t d = 0; d < r; ++d) {
+      const int64_t c = rem / is[d];
+      rem %= is[d];
+      off += (d == axis ? fix_index(ctx, idx[e], data.dims[d]) : c) * ds[d];
+    }
+    return off;
+  };
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T* o = out.data<T>();
     const T* u = upd.data<T>();
-    for (int64_t e = 0; e < static_cast<int64_t>(idx.size()); ++e) {
-      int64_t rem = e, off = 0;
-      for (int64_t d = 0; d < r; ++d) {
-        const int64_t c = rem / is[d];
-        rem %= is[d];
-        off += (d == axis ? fix_index(ctx, idx[e], data.dims[d]) : c) * ds[d];
-      }
-      reduce_into(o + off, u[e], red);
-    }
+    for (int64_t e = 0; e < static_cast<int64_t>(idx.size()); ++e) reduce_into(o + target(e), u[e], red);
   };
   if (red == "none") {
     const size_t es = elem_size(ctx, data.dtype);
-    for (int64_t e = 0; e < static_cast<int64_t>(idx.size()); ++e) {
-      int64_t rem = e, off = 0;
-      for (int64_t d = 0; d < r; ++d) {
-        const int64_t c = rem / is[d];
-        rem %= is[d];
-        off += (d == axis ? fix_index(ctx, idx[e], data.dims[d]) : c) * ds[d];
-      }
-      std::memcpy(out.bytes.data() + off * es, upd.bytes.data() + e * es, es);
-    }
+    for (int64_t e = 0; e < static_cast<int64_t>(idx.size()); ++e)
+      std::memcpy(out.bytes.data() + target(e) * es, upd.bytes.data() + e * es, es);
   } else {
     dispatch_numeric(ctx, data.dtype, run);
   }
