@@ -13,6 +13,7 @@
 #include "engine/executor.h"
 #include "graph/normalize.h"
 #include "engine/npy.h"
+#include "graph/errors.h"
 #include "graph/onnx_io.h"
 
 namespace oc::test {
@@ -348,6 +349,15 @@ Model attention_block(uint64_t seed) {
   g.add_node(make_node("Add", {"o", "x"}, {"y"}));
   g.outputs.push_back(tensor_value("y", {1, T, D}));
   return m;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InvalidArgument& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace oc::test

@@ -1,6 +1,7 @@
 // Shared test helpers: temp folders, the ONNX Runtime reference runner, the CLI, small model builders.
 #pragma once
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,6 +34,12 @@ std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std:
 // graph does not declare are added as graph inputs. Returns our outputs.
 std::map<std::string, Tensor> agree_with_ort(Model m, const std::map<std::string, Tensor>& in, double tol = 1e-4,
                                              int64_t int_tol = 0);
+
+// The message of the InvalidArgument `f` throws, or "(no error)".
+std::string error_of(const std::function<void()>& f);
+
+// The quantization tests' MatMul/Gemm stack, x [4, 32] -> y [4, 16] (test_quant_models.cpp).
+Model quant_mlp(uint64_t seed);
 
 struct CliResult { int rc; std::string out; };
 // Runs the onnx-compress binary with `args` (shell-quoted here); captures stdout+stderr.

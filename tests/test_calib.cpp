@@ -23,6 +23,7 @@
 #include "support.h"
 
 using namespace oc;
+using test::error_of;
 using fs_path = std::filesystem::path;
 
 namespace {
@@ -161,15 +162,6 @@ std::map<std::string, Tensor> drain(CalibrationSource& src, std::vector<int64_t>
   std::map<std::string, Tensor> out;
   for (auto& [k, v] : parts) out[k] = concat0(v);
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InvalidArgument& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

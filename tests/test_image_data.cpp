@@ -18,6 +18,7 @@
 #include "support.h"
 
 using namespace oc;
+using test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -45,15 +46,6 @@ Image make_image(int64_t w, int64_t h, int64_t c, const std::function<int(int64_
 }
 
 int pattern(int64_t x, int64_t y, int64_t c) { return static_cast<int>((17 * x + 40 * y + 90 * c) % 256); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InvalidArgument& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::vector<float> first_sample(const std::string& spec, const Model& m, CalibrationDataOptions o = {}) {
   CalibrationSource src(spec, m, o);

@@ -15,10 +15,6 @@
 #include "quantize/quantize.h"
 #include "support.h"
 
-namespace oc::test {
-Model quant_mlp(uint64_t seed);
-}
-
 using namespace oc;
 using namespace oc::test;
 using namespace oc::quant;
