@@ -272,6 +272,36 @@ TEST_CASE("Resize nearest and linear in the corpus coordinate modes agree with O
   agree_with_ort(m, {{"x", rand_input("x", {1, 2, 5, 7}, 7)}});
 }
 
+TEST_CASE("Resize cubic (coefficient, exclude_outside, coordinate modes) agrees with ONNX Runtime", "[executor][ort]") {
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  g.inputs = {tensor_value("x", {1, 2, 5, 7})};
+  g.add_initializer(Tensor::from_float("up", {4}, {1, 1, 2, 2}));
+  g.add_initializer(Tensor::from_float("odd", {4}, {1, 1, 1.6f, 0.5f}));
+  add_init(g, "sizes", {4}, {1, 2, 3, 11});
+  struct Case { const char* out; const char* coord; const char* scales; float a; int exclude; };
+  const Case cases[] = {
+    {"c_half_up", "half_pixel", "up", -0.75f, 0},
+    {"c_half_odd", "half_pixel", "odd", -0.75f, 0},
+    {"c_half_excl", "half_pixel", "odd", -0.5f, 1},
+    {"c_align", "align_corners", "up", -0.75f, 0},
+    {"c_asym", "asymmetric", "odd", -0.75f, 0},
+    {"c_pytorch_sizes", "pytorch_half_pixel", "", -0.75f, 0},
+  };
+  std::vector<std::string> outs;
+  for (const Case& c : cases) {
+    std::string sc = c.scales;
+    Node& n = sc.empty() ? add(g, "Resize", {"x", "", "", "sizes"}, {c.out}) : add(g, "Resize", {"x", "", sc}, {c.out});
+    n.set_attr_string("mode", "cubic");
+    n.set_attr_string("coordinate_transformation_mode", c.coord);
+    n.set_attr_float("cubic_coeff_a", c.a);
+    n.set_attr_int("exclude_outside", c.exclude);
+    outs.push_back(c.out);
+  }
+  outputs(g, outs);
+  agree_with_ort(m, {{"x", rand_input("x", {1, 2, 5, 7}, 9)}});
+}
+
 TEST_CASE("If and Loop and Scan run their subgraphs with outer-scope values", "[executor][ort]") {
   Model m = new_model(16);
   Graph& g = m.graph;

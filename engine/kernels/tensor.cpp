@@ -4,7 +4,7 @@
 // Slice:  out[j] = in[start + j·step] per axis, count = max(0, ceil((end − start)/step)) after
 //         clamping start/end (ONNX rules; negative steps walk backwards).
 // Pad/Resize(nearest): out[o] = in[Σ table_k[o_k]], one index table per axis (−1 = constant).
-// Resize(linear): out[o] = Σ_corners Π_k w_k · in[corner], separable per axis.
+// Resize(linear/cubic): out[o] = Σ_taps Π_k w_k · in[tap], separable per axis (2 or 4 taps per axis).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -584,18 +584,33 @@ int64_t nearest_index(const std::string& mode, double x, const KernelContext& ct
   ctx.unsupported("nearest_mode '" + mode + "'");
 }
 
+// Cubic convolution weight at distance d (Keys; A = cubic_coeff_a, −0.75 by default as ONNX).
+double cubic_weight(double d, double A) {
+  d = std::fabs(d);
+  if (d <= 1) return ((A + 2) * d - (A + 3)) * d * d + 1;
+  if (d < 2) return ((A * d - 5 * A) * d + 8 * A) * d - 4 * A;
+  return 0;
+}
+
 void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales, Dims od, std::string mode,
                  const std::string& coord, const std::string& nearest, const std::vector<double>& roi,
                  float extrapolation = 0.f) {
   const int64_t r = static_cast<int64_t>(x.dims.size());
-  if (mode == "cubic") ctx.unsupported("mode 'cubic'");
-  if (mode != "nearest" && mode != "linear" && mode != "bilinear" && mode != "trilinear") ctx.unsupported("mode '" + mode + "'");
+  if (mode != "nearest" && mode != "linear" && mode != "bilinear" && mode != "trilinear" && mode != "cubic")
+    ctx.unsupported("mode '" + mode + "'");
   const bool linear = mode != "nearest";
+  const bool cubic = mode == "cubic";
+  // Taps per output coordinate and axis: 2 (linear: floor, floor+1) or 4 (cubic: floor−1 .. floor+2),
+  // indices clamped to the input (edge padding, as ONNX's reference); with exclude_outside, cubic taps
+  // outside the input get weight 0 and the others are renormalized.
+  const int ntaps = cubic ? 4 : 2;
+  const double A = ctx.node.attr_float("cubic_coeff_a", -0.75f);
+  const bool exclude_outside = ctx.node.attr_int("exclude_outside", 0) != 0;
   Dims is = strides_of(x.dims);
-  if (linear && x.dtype != DType::Float) ctx.unsupported("linear resize of " + dtype_name(x.dtype));
+  if (linear && x.dtype != DType::Float) ctx.unsupported(mode + " resize of " + dtype_name(x.dtype));
   struct Axis {
-    std::vector<int64_t> lo, hi;
-    std::vector<float> w;  // weight of hi
+    std::vector<int64_t> idx;   // ntaps per output coordinate
+    std::vector<float> w;       // weight of each tap
     std::vector<char> outside;  // tf_crop_and_resize: source coordinate outside the input
     bool identity = true;
   };
@@ -608,9 +623,10 @@ void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales
     for (int64_t o = 0; o < out; ++o) {
       if (ax[k].identity) {
         tables[k].push_back(o * is[k]);
-        ax[k].lo.push_back(o);
-        ax[k].hi.push_back(o);
-        ax[k].w.push_back(0.f);
+        for (int t = 0; t < ntaps; ++t) {
+          ax[k].idx.push_back(o);
+          ax[k].w.push_back(t == 0 ? 1.f : 0.f);
+        }
         ax[k].outside.push_back(0);
         continue;
       }
@@ -621,12 +637,25 @@ void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales
       if (!linear) {
         int64_t i = nearest_index(nearest, c, ctx);
         tables[k].push_back(std::clamp<int64_t>(i, 0, in - 1) * is[k]);
-      } else {
+      } else if (!cubic) {
         c = std::clamp(c, 0.0, double(in - 1));
         int64_t lo = static_cast<int64_t>(std::floor(c)), hi = std::min(lo + 1, in - 1);
-        ax[k].lo.push_back(lo);
-        ax[k].hi.push_back(hi);
-        ax[k].w.push_back(static_cast<float>(c - lo));
+        const float w = static_cast<float>(c - lo);
+        ax[k].idx.push_back(lo);
+        ax[k].idx.push_back(hi);
+        ax[k].w.push_back(1 - w);
+        ax[k].w.push_back(w);
+      } else {
+        const double f = std::floor(c), t = c - f;
+        double w[4], sum = 0;
+        for (int j = 0; j < 4; ++j) {
+          const int64_t i = static_cast<int64_t>(f) - 1 + j;
+          w[j] = cubic_weight(t - (j - 1), A);
+          if (exclude_outside && (i < 0 || i >= in)) w[j] = 0;
+          sum += w[j];
+          ax[k].idx.push_back(std::clamp<int64_t>(i, 0, in - 1));
+        }
+        for (double v : w) ax[k].w.push_back(static_cast<float>(exclude_outside && sum != 0 ? v / sum : v));
       }
     }
   }
@@ -642,7 +671,8 @@ void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales
   float* o = out.data<float>();
   const int64_t n = numel(od);
   Dims os = strides_of(od);
-  const int64_t corners = int64_t(1) << moving.size();
+  int64_t corners = 1;
+  for (size_t m = 0; m < moving.size(); ++m) corners *= ntaps;
   parallel_for(n, ctx.num_threads, [&](int64_t b, int64_t e) {
     std::vector<int64_t> idx(r);
     for (int64_t i = b; i < e; ++i) {
@@ -661,13 +691,13 @@ void resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales
       float acc = 0;
       for (int64_t c = 0; c < corners; ++c) {
         float w = 1;
-        int64_t off = base;
+        int64_t off = base, code = c;
         for (size_t m = 0; m < moving.size(); ++m) {
           const Axis& a = ax[moving[m]];
-          const int64_t j = idx[moving[m]];
-          const bool hi = (c >> m) & 1;
-          w *= hi ? a.w[j] : 1 - a.w[j];
-          off += (hi ? a.hi[j] : a.lo[j]) * is[moving[m]];
+          const int64_t tap = idx[moving[m]] * ntaps + code % ntaps;
+          code /= ntaps;
+          w *= a.w[tap];
+          off += a.idx[tap] * is[moving[m]];
         }
         acc += w * in[off];
       }
