@@ -1,0 +1,206 @@
+"""`bench/run scale`: wall time and peak RSS of inspect / convert / quantize / prune on models larger than a
+comfortable share of memory (issue 18). Imported by bench/run; rows go to results.json["scale"].
+
+    bench/run scale                       every model x task
+    bench/run scale:MODEL[:TASK,...]      some of them (models: ffn671m, ffn3b_fp16; tasks below)
+    bench/run scale --label before        rows carry a label (before/after a change), shown side by side
+
+Models are made by models/scale/make.py into models/scale/out/ (git-ignored) when missing. Each task runs
+`onnx-compress` once as a child process; peak RSS is the child's ru_maxrss (os.wait4), wall time is measured
+here. A task is stopped past its time limit or past RSS_LIMIT (the issue's baseline GPTQ passed 19 GiB) and
+recorded as stopped with the RSS/time reached. Outputs that finish are run in ONNX Runtime
+(tests/node/ort_run.js, 4 rows) and compared with the float model's ORT output (cosine), then deleted
+(the 671M model is 2.5 GiB, its outputs up to as much again)."""
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "bench", "out", "scale")
+GEN = os.path.join(ROOT, "models", "scale", "make.py")
+MODEL_DIR = os.path.join(ROOT, "models", "scale", "out")
+ORT_RUN = os.path.join(ROOT, "tests", "node", "ort_run.js")
+RSS_LIMIT = 16 << 30
+CALIB_ROWS = 16
+
+SCALE_MODELS = {
+    "ffn671m": dict(preset="671m", d=4096, note="671M params float32, 10 residual FFN blocks 4096→8192→4096, 2.5 GiB"),
+    "ffn3b_fp16": dict(preset="3b-fp16", d=4096, note="2.95B params float16, 22 residual FFN blocks 4096→16384→4096, 5.5 GiB"),
+}
+# task -> (arguments after the binary, time limit s, output written, runs on which models)
+SCALE_TASKS = {
+    "inspect": (["inspect", "{m}"], 600, False),
+    "convert": (["convert", "{m}", "-o", "{o}", "--external-data"], 900, True),
+    "rtn-w4": (["quantize", "{m}", "-o", "{o}", "--bits", "4", "--format", "matmulnbits", "--external-data"], 900, True),
+    "gptq-w4": (["quantize", "{m}", "-o", "{o}", "--bits", "4", "--format", "matmulnbits", "--method", "gptq",
+                 "--calib", "{c}", "--calib-samples", str(CALIB_ROWS), "--external-data"], 900, True),
+    "prune30": (["prune", "{m}", "-o", "{o}", "--ratio", "0.3", "--calib", "{c}", "--calib-samples", str(CALIB_ROWS),
+                 "--compensate", "--external-data"], 900, True),
+}
+MODEL_TASKS = {"ffn671m": list(SCALE_TASKS), "ffn3b_fp16": ["inspect", "convert", "rtn-w4"]}
+
+
+def rel(p):
+    return os.path.relpath(p, ROOT)
+
+
+def model_path(name):
+    return os.path.join(MODEL_DIR, name + ".onnx")
+
+
+def ensure_model(name):
+    p = model_path(name)
+    if not os.path.exists(p) or not os.path.exists(p + ".data"):
+        print(f"[bench] scale: generating {rel(p)}", file=sys.stderr, flush=True)
+        subprocess.run(["/usr/bin/python3", GEN, "--preset", SCALE_MODELS[name]["preset"], "--out", MODEL_DIR],
+                       check=True)
+    return p
+
+
+def data(name):
+    """Calibration rows and the ORT input (4 rows), seeded."""
+    os.makedirs(OUT, exist_ok=True)
+    d = SCALE_MODELS[name]["d"]
+    calib, feed = os.path.join(OUT, f"{name}_calib.npy"), os.path.join(OUT, f"{name}_x.npy")
+    rng = np.random.default_rng(3)
+    np.save(calib, rng.standard_normal((CALIB_ROWS, d)).astype(np.float32))
+    np.save(feed, rng.standard_normal((4, d)).astype(np.float32))
+    return calib, feed
+
+
+def measure(cmd, limit_s):
+    """Runs cmd; returns (rc, wall s, peak RSS bytes, stopped reason or None, stderr tail)."""
+    t0 = time.monotonic()
+    err_path = os.path.join(OUT, "stderr.txt")
+    with open(err_path, "w") as err:
+        p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        stopped, peak_seen = None, 0
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                for line in open(f"/proc/{p.pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        peak_seen = max(peak_seen, int(line.split()[1]) * 1024)
+            except OSError:
+                pass
+            el = time.monotonic() - t0
+            if not stopped and (el > limit_s or peak_seen > RSS_LIMIT):
+                stopped = f"stopped after {el:.0f} s at {peak_seen / 2**30:.1f} GiB RSS"
+                os.kill(p.pid, signal.SIGKILL)
+            time.sleep(0.2)
+    wall = time.monotonic() - t0
+    rc = os.waitstatus_to_exitcode(status)
+    tail = open(err_path).read().strip().splitlines()[-1:] or [""]
+    return rc, wall, max(ru.ru_maxrss * 1024, peak_seen), stopped, tail[0]
+
+
+def ort_output(model, feed, tag):
+    d = os.path.join(OUT, "ort", tag)
+    r = subprocess.run(["node", ORT_RUN, model, d, f"x={feed}", "--threads", "2"], cwd=ROOT, capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        return None, (r.stderr.strip().splitlines() or ["ort_run failed"])[-1]
+    j = json.loads([l for l in r.stdout.strip().splitlines() if l.startswith("{")][-1])
+    return np.load(os.path.join(d, j["outputs"][0] + ".npy")).astype(np.float64), None
+
+
+def cosine(a, b):
+    a, b = a.ravel(), b.ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+def run_scale(binary, results, selectors, label, commit, save):
+    todo = []
+    for s in selectors:
+        parts = s.split(":")
+        names = [parts[1]] if len(parts) > 1 and parts[1] else list(SCALE_MODELS)
+        for n in names:
+            if n not in SCALE_MODELS:
+                sys.exit(f"bench/run: unknown scale model '{n}' (models: {', '.join(SCALE_MODELS)})")
+            tasks = parts[2].split(",") if len(parts) > 2 else MODEL_TASKS[n]
+            for t in tasks:
+                if t not in SCALE_TASKS:
+                    sys.exit(f"bench/run: unknown scale task '{t}' (tasks: {', '.join(SCALE_TASKS)})")
+                todo.append((n, t))
+    ref = {}
+    for name, task in dict.fromkeys(todo):
+        m = ensure_model(name)
+        calib, feed = data(name)
+        args, limit, writes = SCALE_TASKS[task]
+        out = os.path.join(OUT, f"{name}.{task}.onnx")
+        cmd = [binary] + [a.format(m=rel(m), o=rel(out), c=rel(calib)) for a in args]
+        print(f"[bench] scale {name} {task} ({label})", file=sys.stderr, flush=True)
+        rc, wall, rss, stopped, tail = measure(cmd, limit)
+        row = dict(model=name, task=task, label=label, commit=commit, wall_s=wall, peak_rss_bytes=rss,
+                   command=" ".join([rel(binary)] + cmd[1:]), note=SCALE_MODELS[name]["note"],
+                   created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"))
+        if stopped:
+            row["stopped"] = stopped
+        elif rc != 0:
+            row["error"] = f"exit {rc}: {tail}"
+        elif writes:
+            if name not in ref:
+                ref[name] = ort_output(m, feed, name + "_ref")
+            got, err = ort_output(out, feed, f"{name}_{task}")
+            if err or ref[name][1]:
+                row["ort_error"] = err or ref[name][1]
+            else:
+                row["ort_cosine"] = cosine(ref[name][0], got)
+            row["output_bytes"] = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT)
+                                      if f.startswith(f"{name}.{task}.onnx"))
+        for f in os.listdir(OUT):
+            if f.startswith(f"{name}.{task}.onnx"):
+                os.remove(os.path.join(OUT, f))
+        shutil.rmtree(os.path.join(OUT, "ort", f"{name}_{task}"), ignore_errors=True)
+        print(f"[bench]   {wall:.1f} s, {rss / 2**30:.2f} GiB peak"
+              + (f", {stopped}" if stopped else "") + (f", {row.get('error')}" if row.get("error") else "")
+              + (f", ORT cosine {row['ort_cosine']:.4f}" if "ort_cosine" in row else ""), file=sys.stderr, flush=True)
+        rows = results.setdefault("scale", [])
+        results["scale"] = [r for r in rows if (r["model"], r["task"], r["label"]) != (name, task, label)] + [row]
+        save(results)
+
+
+TARGETS = {("ffn671m", "inspect"): "≤ 300 MiB", ("ffn671m", "rtn-w4"): "≤ 1.5 GiB, ≤ 2× convert",
+           ("ffn671m", "gptq-w4"): "≤ 4 GiB, ≤ 15 min", ("ffn671m", "prune30"): "≤ 4 GiB",
+           ("ffn3b_fp16", "rtn-w4"): "≤ 4 GiB"}
+
+
+def scale_docs(results, commit_cell):
+    rows = results.get("scale") or []
+    if not rows:
+        return []
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    L = ["## Models larger than memory (bench/run scale)", "",
+         "`bench/run scale`: one `onnx-compress` process per task on the generated models of models/scale/make.py "
+         "(random weights, external data), 2 executor threads (the machine's cores). *peak RSS* is the child's "
+         "`ru_maxrss`; a task is stopped past its time limit or 16 GiB. Outputs are run in ONNX Runtime on 4 random "
+         "rows and compared with the float model's ORT output (*ORT cosine*). Rows carry a label "
+         f"({', '.join(labels)}).", "",
+         "| model | task | label | wall s | peak RSS GiB | ORT cosine | output GiB | target | commit |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (list(SCALE_MODELS).index(r["model"]) if r["model"] in SCALE_MODELS else 9,
+                                         list(SCALE_TASKS).index(r["task"]) if r["task"] in SCALE_TASKS else 9,
+                                         labels.index(r["label"]))):
+        status = r.get("stopped") or r.get("error") or r.get("ort_error")
+        cos = f"{r['ort_cosine']:.4f}" if "ort_cosine" in r else ("–" if not status else "FAILED")
+        L.append(f"| {r['model']} | {r['task']} | {r['label']} | {r['wall_s']:.1f} | {r['peak_rss_bytes'] / 2**30:.2f} | "
+                 f"{cos}{(': ' + status) if status else ''} | "
+                 + (f"{r['output_bytes'] / 2**30:.2f}" if r.get("output_bytes") else "–")
+                 + f" | {TARGETS.get((r['model'], r['task']), '')} | {commit_cell(r)} |")
+    notes = sorted({f"{r['model']}: {r['note']}" for r in rows if r.get("note")})
+    L += [""] + [f"- {n}" for n in notes] + ["", "Commands (MODEL = models/scale/out/NAME.onnx):", "", "```"]
+    seen = set()
+    for r in rows:
+        if (r["model"], r["task"]) not in seen:
+            seen.add((r["model"], r["task"]))
+            L.append(r["command"])
+    return L + ["```", ""]
