@@ -7,7 +7,9 @@
 
 #include "compressor/options.h"
 #include "compressor/steps.h"
+#include "engine/shape_eval.h"
 #include "graph/fold_batchnorm.h"
+#include "graph/subgraphs.h"
 #include "quantize/activations.h"
 #include "quantize/calib_plan.h"
 #include "quantize/quantize.h"
@@ -84,6 +86,30 @@ quant::WidthSensitivityFn make_sensitivity(const Model& m, CalibrationSource& sr
   };
 }
 
+// Dry run of a static-int8 step: statistics with the element counts calibration would observe
+// (one sample's, from shape inference) and a unit range, so the Q/DQ placement and the thin-region
+// rule (static_qdq.h, slow_int8_regions) decide as in the real run and the file's bytes match
+// (ranges change scale values, not sizes). A value without a known shape counts one element.
+CalibrationStats shape_statistics(const Model& m, const std::vector<std::string>& values,
+                                  const std::map<std::string, std::vector<int64_t>>& input_shapes) {
+  Model c = copy_without_weight_data(m);
+  infer_shapes_evaluated(c, input_shapes);
+  CalibrationStats st;
+  st.samples = 1;
+  for (const auto& v : values) {
+    MinMaxStat mm;
+    mm.min = -1, mm.max = 1, mm.count = 1;
+    const ValueInfo* vi = c.graph.find_value_info(v);
+    if (vi && vi->has_shape && shape_known(vi->shape)) {
+      int64_t e = 1;
+      for (int64_t d : shape_values(vi->shape)) e *= d;
+      mm.count = std::max<int64_t>(e, 1);
+    }
+    st.minmax[v] = mm;
+  }
+  return st;
+}
+
 class QuantizeStep : public Step {
  public:
   explicit QuantizeStep(const nlohmann::json& options) : settings_(options) {
@@ -131,6 +157,7 @@ class QuantizeStep : public Step {
 
   std::string kind() const override { return "quantize"; }
   bool needs_calibration() const override {
+    if (dry_run_) return false;
     // lim/sensitivity only matter when widths are allocated; gptq always needs data.
     bool scored = o_.target != quant::QuantizeOptions::Target::Uniform &&
                   (o_.scorer == "lim" || o_.scorer == "sensitivity");
@@ -145,6 +172,9 @@ class QuantizeStep : public Step {
     // Conv and its output Q).
     // Kept in dry runs (which drop the activation pass) so the predicted params match.
     const int folded = fold_batchnorms_ ? fold_batchnorms(m) : 0;
+    // Branch/body weights move next to their nodes first (graph/subgraphs.h): calibration, the
+    // sensitivity scorer and quantize_model then see the same layers.
+    localize_subgraph_weights(m.graph);
     if (needs_calibration() && !ctx.calib)
       throw InvalidArgument(activations_ ? std::string("quantize: --activations int8 needs calibration data (--calib SPEC); "
                                                        "without data, weight-only 8-bit (recipe w8) saves size but not time")
@@ -196,7 +226,17 @@ class QuantizeStep : public Step {
       for (const auto& l : rep.layers)
         if (l.storage_bits == 8 && l.scheme == "sym") int8_layers.insert(l.node);
       const quant::StaticQdqPlan qp = quant::plan_static_qdq(m, int8_layers);
-      const quant::StaticQdqResult a = quant::apply_static_qdq(m, qp, stats, calib_method_);
+      quant::CalibMethod cm = calib_method_;
+      if (dry_run_) {
+        // Every value the thin-region rule may read: the plan's, and the activations after them.
+        std::vector<std::string> values;
+        for (const auto& n : m.graph.nodes)
+          for (const auto& out : n.outputs) values.push_back(out);
+        for (const ValueInfo* in : m.graph.runtime_inputs()) values.push_back(in->name);
+        stats = shape_statistics(m, values, ctx.input_shapes);
+        cm = quant::CalibMethod::MinMax;
+      }
+      const quant::StaticQdqResult a = quant::apply_static_qdq(m, qp, stats, cm);
       r.details["activation_qdq"] = {{"pairs", a.pairs},
                                      {"integer_nodes", a.integer_nodes},
                                      {"int32_biases", a.int32_biases},
@@ -209,9 +249,12 @@ class QuantizeStep : public Step {
 
   std::string drop_calibration() override {
     if (!needs_calibration()) return "";
-    std::string note = activations_ ? "quantize: predicted without activation quantization"
+    std::string note = activations_ ? "quantize: activation ranges predicted from shapes (Q/DQ placement and sizes exact, "
+                                      "scales not)"
                                     : "quantize: predicted with rtn and zd scores";
-    activations_ = false;
+    // A static-int8 step keeps its activation pass: the Q/DQ pairs, int32 biases and the regions
+    // left float are placed from shapes instead of observed data (shape_statistics).
+    dry_run_ = activations_;
     method_given_ = true;
     o_.awq = o_.bias_correction = o_.gptq.act_order = false;
     o_.method = quant::Method::RTN;
@@ -222,6 +265,7 @@ class QuantizeStep : public Step {
  private:
   quant::QuantizeOptions o_;
   bool activations_ = false;
+  bool dry_run_ = false;  // static int8 without data (drop_calibration): statistics from shapes
   bool method_given_ = false;
   bool fold_batchnorms_ = false;
   quant::CalibMethod calib_method_ = quant::CalibMethod::Percentile;
