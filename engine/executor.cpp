@@ -17,11 +17,18 @@
 #endif
 
 #include "engine/device_runner.h"
+#include "engine/fusion.h"
 #include "graph/errors.h"
 
 namespace oc {
 
 namespace {
+
+int64_t numel_of(const std::vector<int64_t>& d) {
+  int64_t n = 1;
+  for (int64_t x : d) n *= x;
+  return n;
+}
 
 std::string dtype_shape(DType t, const ValueInfo& v) {
   return dtype_name(t) + (v.has_shape ? shape_str(v.shape) : std::string("[?]"));
@@ -68,6 +75,7 @@ GraphPlan plan_graph(const Model& model, const Graph& g) {
   for (const Node& n : g.nodes) {
     p.kernels.push_back(reg.find(n));
     p.opsets.push_back(model.opset(n.is_default_domain() ? "" : n.domain));
+    p.layouts.push_back(layout_use(n));
     for (const auto& in : n.inputs)
       if (!in.empty()) ++p.uses[in];
     std::vector<std::string> implicit;
@@ -80,12 +88,14 @@ GraphPlan plan_graph(const Model& model, const Graph& g) {
   }
   for (const auto& o : g.outputs) p.outputs.insert(o.name);
   p.order = execution_order(g);
+  plan_fusions(g, p);
   return p;
 }
 
 struct Executor::Impl {
   const Model& model;
   std::unordered_map<const Graph*, std::unique_ptr<GraphPlan>> plans;
+  ConstantCache constants;
 
   explicit Impl(const Model& m) : model(m) {}
 
@@ -131,7 +141,16 @@ struct GraphRun {
   int threads = 1;
   ValueHook hook;
   const std::set<std::string>* watch = nullptr;
-  const std::function<const Tensor*(const std::string&)> lookup = [this](const std::string& n) { return find(n); };
+  // Channels-last values (engine/channels_last.h): allowed in plain runs of the main graph only.
+  bool allow_channels_last = false;
+  bool fuse = false;  // plan.activation_of applies (no hook: nobody sees the value before the activation)
+  ConstantCache* constants = nullptr;
+  std::unordered_set<std::string> channels_last;  // names of held values whose bytes are N,H,W,C
+  // Subgraphs read outer values through this, always as N,C,H,W.
+  const std::function<const Tensor*(const std::string&)> lookup = [this](const std::string& n) {
+    to_plain(n);
+    return find(n);
+  };
 
   GraphRun(const Graph& graph, const GraphPlan& p, const std::function<const Tensor*(const std::string&)>* o)
       : g(graph), plan(p), outer(o) {}
@@ -146,18 +165,100 @@ struct GraphRun {
 
   // ---- the value store run_plan (executor.h) drives; find() above is its lookup
 
+  // A held channels-last value rewritten to N,C,H,W in place (pointers to it stay valid).
+  void to_plain(const std::string& name) {
+    if (channels_last.empty() || !channels_last.erase(name)) return;
+    channels_last_to_plain(owned.at(name));
+  }
+
+  // How node i reads the channels-last values among its inputs, settled before it runs.
+  struct Layouts {
+    std::vector<uint8_t> in_cl;     // per input: N,H,W,C bytes handed to an Aware kernel as they are
+    bool passes = false;            // a Transparent node whose outputs are channels-last
+    std::vector<int64_t> dims;      // set when it runs on N,H,W,C dims (per-channel broadcast): the N,C,H,W dims
+    std::vector<Tensor> relabeled;  // its per-channel inputs [n,C,1,1] as [n,1,1,C]: the same bytes
+  };
+
+  // A Transparent node passes channels-last values on when every input but single elements is
+  // channels-last at one dims D, or per-channel ([1 or N, C, 1, 1], as squeeze-excitation scales
+  // and SiLU gates are): those run broadcast over N,H,W,C dims. Inputs of other nodes are
+  // converted unless the kernel is Aware. `in` may be repointed at relabeled copies.
+  Layouts settle_layouts(size_t i, const Node& node, std::vector<const Tensor*>& in) {
+    Layouts l;
+    l.in_cl.assign(node.inputs.size(), 0);
+    if (channels_last.empty()) return l;
+    const LayoutUse use = plan.layouts[i];
+    auto is_cl = [&](size_t j) { return in[j] && channels_last.count(node.inputs[j]) > 0; };
+    bool passes = use == LayoutUse::Transparent, per_channel = false;
+    const std::vector<int64_t>* d = nullptr;
+    for (size_t j = 0; j < node.inputs.size(); ++j) {
+      if (!is_cl(j) || in[j]->numel() == 1) continue;
+      if (d && *d != in[j]->dims) passes = false;
+      d = &in[j]->dims;
+    }
+    if (!d) passes = false;
+    for (size_t j = 0; passes && j < node.inputs.size(); ++j) {
+      if (!in[j] || in[j]->numel() == 1 || is_cl(j)) continue;
+      const std::vector<int64_t>& e = in[j]->dims;
+      if (e.size() == 4 && e[2] == 1 && e[3] == 1 && (e[0] == 1 || e[0] == (*d)[0]) && (e[1] == 1 || e[1] == (*d)[1]))
+        per_channel = true;
+      else
+        passes = false;
+    }
+    std::vector<std::string> cl_inputs;
+    for (size_t j = 0; j < node.inputs.size(); ++j) {
+      if (!is_cl(j)) continue;
+      if (use == LayoutUse::Aware || passes) l.in_cl[j] = 1, cl_inputs.push_back(node.inputs[j]);
+      else to_plain(node.inputs[j]);
+    }
+    l.passes = passes && !cl_inputs.empty();
+    if (l.passes && per_channel) {
+      l.dims = *d;
+      const std::vector<int64_t> nhwc = {l.dims[0], l.dims[2], l.dims[3], l.dims[1]};
+      l.relabeled.reserve(node.inputs.size());
+      for (size_t j = 0; j < node.inputs.size(); ++j) {
+        if (!in[j] || in[j]->numel() == 1 || l.in_cl[j]) continue;
+        l.relabeled.push_back(*in[j]);
+        l.relabeled.back().dims = {in[j]->dims[0], 1, 1, in[j]->dims[1]};
+        in[j] = &l.relabeled.back();
+      }
+      for (const auto& name : cl_inputs) owned.at(name).dims = nhwc;
+    }
+    return l;
+  }
+
+  // After a per-channel broadcast over N,H,W,C dims: outputs and inputs get their N,C,H,W dims back.
+  void restore_dims(const Node& node, const Layouts& l, std::vector<Tensor>& outs) {
+    if (l.dims.empty()) return;
+    for (size_t j = 0; j < node.inputs.size(); ++j)
+      if (l.in_cl[j])
+        if (auto it = owned.find(node.inputs[j]); it != owned.end()) it->second.dims = l.dims;
+    for (Tensor& t : outs)
+      if (t.numel() == numel_of(l.dims)) t.dims = l.dims;
+  }
+
   size_t release(const std::string& name) {
     if (plan.outputs.count(name)) return 0;
     auto it = owned.find(name);
     if (it == owned.end()) return 0;
     owned.erase(it);
+    channels_last.erase(name);
     return held_bytes[name];  // recorded at production: a kernel may have moved the storage out
   }
 
   std::vector<Tensor> compute(size_t i, const Node& node, const std::vector<const Tensor*>& in,
                           const std::unordered_map<std::string, int>& uses) {
     std::vector<Tensor> outs(node.outputs.size());
-    KernelContext ctx{node, in, outs, threads, plan.opsets[i], ex, &lookup};
+    std::vector<const Tensor*> args = in;
+    Layouts layouts = settle_layouts(i, node, args);
+    const bool passes_cl = layouts.passes;
+    KernelContext ctx{node, args, outs, threads, plan.opsets[i], ex, &lookup};
+    ctx.in_channels_last = layouts.in_cl;
+    ctx.allow_channels_last = allow_channels_last;
+    ctx.constants = constants;
+    ctx.in_constant.assign(node.inputs.size(), 0);
+    for (size_t j = 0; j < node.inputs.size(); ++j)
+      ctx.in_constant[j] = args[j] && g.initializer(node.inputs[j]) == args[j];
     ctx.movable.assign(node.inputs.size(), nullptr);
     for (size_t j = 0; j < node.inputs.size(); ++j) {
       const std::string& name = node.inputs[j];
@@ -165,16 +266,32 @@ struct GraphRun {
       auto o = owned.find(name);
       if (u != uses.end() && u->second == 1 && o != owned.end() && !plan.outputs.count(name)) ctx.movable[j] = &o->second;
     }
+    if (fuse) {
+      if (auto a = plan.activation_of.find(i); a != plan.activation_of.end()) ctx.fused = &a->second;
+      if (plan.fused_into[i] >= 0) {  // its producer applied it: pass the value on
+        if (Tensor* own = ctx.movable_input(0)) outs[0] = std::move(*own);
+        else outs[0] = *args[0];
+        if (passes_cl) channels_last.insert(node.outputs[0]), ++stats.channels_last_values;
+        return outs;
+      }
+    }
     const auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {
       (*plan.kernels[i])(ctx);
     } catch (const Error&) {
+      restore_dims(node, layouts, outs);
       throw;
     } catch (const std::exception& e) {
+      restore_dims(node, layouts, outs);
       throw Error("node '" + node.name + "' (" + node.op_type + "): " + e.what());
     }
+    restore_dims(node, layouts, outs);
     if (profile)
       stats.op_ms[node.op_type] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      const bool cl = passes_cl || (k < ctx.out_channels_last.size() && ctx.out_channels_last[k]);
+      if (cl && !node.outputs[k].empty()) channels_last.insert(node.outputs[k]), ++stats.channels_last_values;
+    }
     return outs;
   }
 
@@ -195,8 +312,12 @@ struct GraphRun {
 
   size_t live_values() const { return owned.size(); }
 
-  void execute(Executor* executor, int nthreads, const ValueHook& h, const std::set<std::string>& w) {
+  void execute(Executor* executor, int nthreads, const ValueHook& h, const std::set<std::string>& w,
+               bool channels_last_ok = false, bool fuse_ok = false, ConstantCache* cache = nullptr) {
     ex = executor;
+    allow_channels_last = channels_last_ok && !h && !outer;
+    fuse = fuse_ok && !h && !outer;
+    constants = cache;
     threads = nthreads;
     hook = h;
     watch = &w;
@@ -204,6 +325,7 @@ struct GraphRun {
   }
 
   Tensor take_output(const std::string& name) {
+    to_plain(name);
     if (auto it = owned.find(name); it != owned.end()) return std::move(it->second);
     const Tensor* t = find(name);
     if (!t) throw Error("graph output '" + name + "' was not produced");
@@ -259,7 +381,7 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
     r.feeds[name] = &t;
     if (hook && (watch.empty() || watch.count(name))) hook(name, t);
   }
-  r.execute(this, threads_, hook, watch);
+  r.execute(this, threads_, hook, watch, opt_.channels_last, opt_.fuse, &impl_->constants);
   stats_ = r.stats;
   std::map<std::string, Tensor> out;
   for (const auto& o : g.outputs) out[o.name] = r.take_output(o.name);
@@ -274,7 +396,7 @@ std::vector<Tensor> Executor::run_subgraph(const Graph& g, const std::vector<con
   GraphRun r(g, impl_->plan(g), &outer);
   for (size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i]) r.feeds[g.inputs[i].name] = inputs[i];
-  r.execute(this, threads_, nullptr, {});
+  r.execute(this, threads_, nullptr, {}, false, false, &impl_->constants);
   std::vector<Tensor> out;
   for (const auto& o : g.outputs) out.push_back(r.take_output(o.name));
   return out;

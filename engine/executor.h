@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine/channels_last.h"
 #include "engine/device_view.h"
 #include "engine/kernel.h"
 #include "graph/errors.h"
@@ -22,6 +23,11 @@ struct ExecutorOptions {
   int num_threads = 0;         // 0 = number of cores
   std::string device = "cpu";  // "cpu" or "cuda"
   bool profile = false;        // time each operator type (RunStats::op_ms)
+  // Convolution chains keep their activations channels-last (engine/channels_last.h) in runs
+  // without a value hook; false runs every kernel on N,C,H,W values.
+  bool channels_last = true;
+  // Relu / LeakyRelu / Clip after a Conv run inside it (engine/fusion.h), in runs without a hook.
+  bool fuse = true;
 };
 
 // Called once per produced value that is watched (all values when the watch set is empty),
@@ -44,6 +50,11 @@ struct GraphPlan {
   std::vector<std::vector<std::string>> implicit;  // outer-scope values read by each node's subgraphs
   std::unordered_map<std::string, int> uses;
   std::unordered_set<std::string> outputs;         // graph outputs (never freed)
+  std::vector<LayoutUse> layouts;                  // per node: what it does with channels-last values
+  // Fusions (engine/fusion.h): per node, the producer whose kernel applies this activation (-1:
+  // none), and per producer the activation it applies.
+  std::vector<int> fused_into;
+  std::unordered_map<size_t, FusedActivation> activation_of;
 
   // A produced value worth keeping: a graph output or read by some node (else dropped at once).
   bool kept(const std::string& v) const { return outputs.count(v) || uses.count(v); }
@@ -141,6 +152,7 @@ class Executor {
                                   // initializers excluded: they are never copied)
     size_t peak_live_values = 0;  // max number of intermediate values held at once
     size_t nodes_run = 0;
+    size_t channels_last_values = 0;  // values produced channels-last (engine/channels_last.h)
     std::map<std::string, double> op_ms;  // wall time per operator type (ExecutorOptions::profile)
     // CUDA backend only: nodes that ran on the CPU instead, by "op: reason", and the bytes moved
     // between host and device for them (weights uploaded once are not counted).

@@ -22,6 +22,18 @@ const Tensor& KernelContext::input(size_t i) const {
   return *inputs[i];
 }
 
+const std::vector<uint8_t>& ConstantCache::get(const Tensor* t, const std::string& what,
+                                               const std::function<void(std::vector<uint8_t>&)>& make) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto key = std::make_pair(t, what);
+  auto it = items_.find(key);
+  if (it != items_.end()) return it->second;
+  std::vector<uint8_t> v;
+  make(v);
+  bytes_ += v.size();
+  return items_.emplace(std::move(key), std::move(v)).first->second;
+}
+
 void KernelContext::unsupported(const std::string& what) const {
   throw UnsupportedError("node '" + node.name + "' (" + node.op_type + "): unsupported " + what);
 }

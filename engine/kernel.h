@@ -7,6 +7,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,38 @@
 namespace oc {
 
 class Executor;
+
+// An activation the executor fused into the Conv that produces its input (engine/fusion.h): the
+// Conv applies it to its output, and the activation node passes that value on unchanged.
+struct FusedActivation {
+  enum class Kind { Relu, LeakyRelu, Clip } kind = Kind::Relu;
+  float alpha = 0;  // LeakyRelu slope
+  float lo = 0, hi = 0;  // Clip bounds
+  float operator()(float v) const {
+    switch (kind) {
+      case Kind::Relu: return v > 0 ? v : 0;
+      case Kind::LeakyRelu: return v > 0 ? v : alpha * v;
+      case Kind::Clip: return v < lo ? lo : v > hi ? hi : v;
+    }
+    return v;
+  }
+};
+
+// What kernels derive once from a model's constants (weights reordered into a primitive's layout),
+// kept as long as the executor that owns it: keyed by the constant's address and the derivation.
+class ConstantCache {
+ public:
+  // The bytes cached under (t, what), filled by make() on first use. Thread-safe; the reference
+  // stays valid while the cache lives.
+  const std::vector<uint8_t>& get(const Tensor* t, const std::string& what,
+                                  const std::function<void(std::vector<uint8_t>&)>& make);
+  size_t bytes() const { return bytes_; }
+
+ private:
+  std::mutex mu_;
+  std::map<std::pair<const Tensor*, std::string>, std::vector<uint8_t>> items_;
+  size_t bytes_ = 0;
+};
 
 struct KernelContext {
   const Node& node;
@@ -29,12 +62,30 @@ struct KernelContext {
   // not a graph output, not read twice here), else nullptr. A kernel may move from it or write its
   // output into it (Reshape without a copy, in-place Relu); inputs(i) then points at the husk.
   std::vector<Tensor*> movable = {};
+  // Channels-last values (engine/channels_last.h), for kernels whose layout_use is Aware: per
+  // input, whether its bytes are N,H,W,C; per output, set by the kernel when it wrote N,H,W,C,
+  // which it may do only when allow_channels_last.
+  std::vector<uint8_t> in_channels_last = {};
+  std::vector<uint8_t> out_channels_last = {};
+  bool allow_channels_last = false;
+  // Set for a Conv whose activation the executor fused (engine/fusion.h): apply it to output 0.
+  const FusedActivation* fused = nullptr;
+  // Per input: whether it is an initializer of the model (its storage lives as long as the
+  // executor), so what the kernel derives from it may go into `constants`.
+  std::vector<uint8_t> in_constant = {};
+  ConstantCache* constants = nullptr;
 
   size_t num_inputs() const { return inputs.size(); }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
   const Tensor& input(size_t i) const;  // throws naming the node if absent
   Tensor& output(size_t k) { return outputs.at(k); }
   Tensor* movable_input(size_t i) const { return i < movable.size() ? movable[i] : nullptr; }
+  bool channels_last(size_t i) const { return i < in_channels_last.size() && in_channels_last[i]; }
+  bool constant(size_t i) const { return constants && i < in_constant.size() && in_constant[i]; }
+  void set_channels_last(size_t k) {
+    if (out_channels_last.size() <= k) out_channels_last.resize(k + 1, 0);
+    out_channels_last[k] = 1;
+  }
   [[noreturn]] void unsupported(const std::string& what) const;
 };
 

@@ -16,6 +16,7 @@
 #include <limits>
 #include <numeric>
 
+#include "engine/channels_last.h"
 #include "engine/kernel.h"
 #include "engine/kernels/common.h"
 #include "engine/kernels/dnnl_util.h"
@@ -230,6 +231,33 @@ void depthwise_nchw(const KernelContext& ctx, const Tensor& x, const Tensor& w, 
   }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(OH * OW * KH * KW, 1)));
 }
 
+// The activation the executor fused into this Conv (engine/fusion.h), applied over y in place on
+// the paths that do not run it as a oneDNN post-op.
+void apply_fused(const KernelContext& ctx, Tensor& y) {
+  if (!ctx.fused) return;
+  const FusedActivation& act = *ctx.fused;
+  float* p = y.data<float>();
+  kern::parallel_for(y.numel(), ctx.num_threads, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) p[i] = act(p[i]);
+  });
+}
+
+// oneDNN attributes applying the fused activation as an eltwise post-op, and its cache-key part.
+dnnl::primitive_attr fused_attr(const KernelContext& ctx) {
+  dnnl::primitive_attr attr;
+  if (!ctx.fused) return attr;
+  const FusedActivation& a = *ctx.fused;
+  dnnl::post_ops po;
+  if (a.kind == FusedActivation::Kind::Clip) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, a.lo, a.hi);
+  else po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, a.kind == FusedActivation::Kind::LeakyRelu ? a.alpha : 0.f, 0.f);
+  attr.set_post_ops(po);
+  return attr;
+}
+std::string fused_key(const KernelContext& ctx) {
+  if (!ctx.fused) return "-";
+  return key(static_cast<int>(ctx.fused->kind), ctx.fused->alpha, ctx.fused->lo, ctx.fused->hi);
+}
+
 void conv(KernelContext& ctx) {
   const Tensor& x = f32_input(ctx, 0);
   const Tensor& w = f32_input(ctx, 1);
@@ -260,7 +288,11 @@ void conv(KernelContext& ctx) {
   bool pointwise = g == 1;
   for (size_t i = 0; i < win.kernel.size(); ++i)
     pointwise = pointwise && win.kernel[i] == 1 && win.strides[i] == 1 && win.pad_l[i] == 0 && pr[i] == 0;
-  if (pointwise) {
+  // Channels-last (engine/channels_last.h): a conv that reads N,H,W,C data writes it too, and so does
+  // any but a 1x1 conv on plain data (it would reorder anyway), so chains stay channels-last.
+  const bool in_cl = ctx.channels_last(0);
+  const bool out_cl = ctx.allow_channels_last && ydims.size() == 4 && (in_cl || !pointwise);
+  if (pointwise && !in_cl && !out_cl) {
     // A 1x1 conv on NCHW is a matrix product per image, y[n] (M×HW) = W (M×C) · x[n] (C×HW),
     // run as one batched matmul in the tensors' own layout, the bias added after.
     const int64_t HW = numel(in);
@@ -269,44 +301,63 @@ void conv(KernelContext& ctx) {
     if (b) {
       const float* bp = b->data<float>();
       float* yp = y.data<float>();
+      const FusedActivation* act = ctx.fused;
       kern::parallel_for(N * M, ctx.num_threads, [&](int64_t begin, int64_t end) {
         for (int64_t nm = begin; nm < end; ++nm) {
           const float bias = bp[nm % M];
           float* row = yp + nm * HW;
-          for (int64_t i = 0; i < HW; ++i) row[i] += bias;
+          if (act) for (int64_t i = 0; i < HW; ++i) row[i] = (*act)(row[i] + bias);
+          else for (int64_t i = 0; i < HW; ++i) row[i] += bias;
         }
       }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(HW, 1)));
+    } else {
+      apply_fused(ctx, y);
     }
     return;
   }
-  if (g == C && M == C && in.size() == 2) {
+  if (g == C && M == C && in.size() == 2 && !in_cl && !out_cl) {
     depthwise_nchw(ctx, x, w, b, win, y);
+    apply_fused(ctx, y);
     return;
   }
   const std::string k = key("conv", dims_key(x.dims), dims_key(wdims), b != nullptr, vec_key(win.strides),
-                            vec_key(win.dilations), vec_key(win.pad_l), vec_key(pr));
+                            vec_key(win.dilations), vec_key(win.pad_l), vec_key(pr), in_cl, out_cl, fused_key(ctx));
+  const auto nhwc = [](const std::vector<int64_t>& d) { return dnnl::memory::desc(to_dims(d), dt::f32, tag::nhwc); };
+  const auto x_md = in_cl ? nhwc(x.dims) : src_md, y_md = out_cl ? nhwc(ydims) : dst_md;
   // Other convs run in the layouts the primitive chooses (format_tag::any: nhwc or blocked, whose
   // jit kernels are 2-10x faster than the plain-layout path, depthwise most of all): plain tensors
   // are reordered in and the result reordered back (docs/BENCHMARKS.md, executor table).
   const LayoutPrimitive& lp = cached_value<LayoutPrimitive>(k, [&] {
     auto any = [](const std::vector<int64_t>& d) { return dnnl::memory::desc(to_dims(d), dt::f32, tag::any); };
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                      any(x.dims), any(wdims), b_md, any(ydims), to_dims(win.strides),
+                                      in_cl ? x_md : any(x.dims), any(wdims), b_md, out_cl ? y_md : any(ydims),
+                                      to_dims(win.strides),
                                       to_dims(minus_one(win.dilations)), to_dims(win.pad_l), to_dims(pr));
-    dnnl::convolution_forward::primitive_desc pd(d, engine());
+    dnnl::convolution_forward::primitive_desc pd(d, fused_attr(ctx), engine());
     return LayoutPrimitive{dnnl::convolution_forward(pd), pd.src_desc(), pd.weights_desc(), pd.dst_desc()};
   });
   dnnl::primitive prim = lp.prim;
   const LayoutPrimitive& layouts = lp;  // valid until the next conv: reorders use another cache
-  const void* src = in_layout(src_md, x.bytes.data(), layouts.src, 0, k + "src");
-  const void* wei = in_layout(w_md, w.bytes.data(), layouts.weights, 1, k + "wei");
-  void* dst = layouts.dst == dst_md ? static_cast<void*>(y.bytes.data()) : scratch(2, layouts.dst.get_size());
+  const void* src = in_layout(x_md, x.bytes.data(), layouts.src, 0, k + "src");
+  // Constant weights are reordered once per executor, not on every run.
+  const void* wei = nullptr;
+  if (ctx.constant(1) && !(layouts.weights == w_md)) {
+    const dnnl::memory::desc want = layouts.weights;
+    wei = ctx.constants->get(&w, k + "wei", [&](std::vector<uint8_t>& out) {
+      out.resize(want.get_size());
+      reorder(w_md, w.bytes.data(), want, out.data(), k + "wei");
+    }).data();
+  } else {
+    wei = in_layout(w_md, w.bytes.data(), layouts.weights, 1, k + "wei");
+  }
+  void* dst = layouts.dst == y_md ? static_cast<void*>(y.bytes.data()) : scratch(2, layouts.dst.get_size());
   std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(layouts.src, src)},
                                                 {DNNL_ARG_WEIGHTS, wrap(layouts.weights, wei)},
                                                 {DNNL_ARG_DST, wrap(layouts.dst, dst)}};
   if (b) args[DNNL_ARG_BIAS] = wrap(b_md, b->bytes.data());
   run(prim, args);
-  if (dst != y.bytes.data()) reorder(layouts.dst, dst, dst_md, y.bytes.data(), k + "dst");
+  if (dst != y.bytes.data()) reorder(layouts.dst, dst, y_md, y.bytes.data(), k + "dst");
+  if (out_cl) ctx.set_channels_last(0);
 }
 
 // ConvTranspose pads, as ONNX Runtime derives them: from output_shape when given, else from SAME_*
@@ -476,6 +527,7 @@ void gemm(KernelContext& ctx) {
 
 void pool(KernelContext& ctx, bool is_max) {
   const Tensor& x = f32_input(ctx, 0);
+  const bool cl = ctx.channels_last(0);
   if (x.dims.size() < 3 || x.dims.size() > 5) ctx.unsupported("input rank " + std::to_string(x.dims.size()) + " (1-D to 3-D spatial only)");
   if (wants_output(ctx, 1)) ctx.unsupported("the Indices output");
   if (ctx.node.attr_int("storage_order", 0) != 0) ctx.unsupported("storage_order=1");
@@ -492,9 +544,19 @@ void pool(KernelContext& ctx, bool is_max) {
                           : include_pad ? dnnl::algorithm::pooling_avg_include_padding
                                         : dnnl::algorithm::pooling_avg_exclude_padding;
   const std::vector<int64_t> pr = effective_pad_r(win, in);
-  const auto src_md = plain_desc(to_dims(x.dims)), dst_md = plain_desc(to_dims(ydims));
+  const bool corrected = !is_max && include_pad && pr != win.pad_r;  // the fix-up below indexes N,C,H,W
+  if (cl && corrected) {
+    Tensor plain = x;
+    channels_last_to_plain(plain);
+    KernelContext sub{ctx.node, {&plain}, ctx.outputs, ctx.num_threads, ctx.opset, ctx.executor, ctx.lookup};
+    return pool(sub, is_max);
+  }
+  const auto layout = [&](const std::vector<int64_t>& d) {
+    return cl ? dnnl::memory::desc(to_dims(d), dt::f32, tag::nhwc) : plain_desc(to_dims(d));
+  };
+  const auto src_md = layout(x.dims), dst_md = layout(ydims);
   const std::string k = key("pool", static_cast<int>(alg), dims_key(x.dims), vec_key(win.kernel), vec_key(win.strides),
-                            vec_key(win.dilations), vec_key(win.pad_l), vec_key(pr));
+                            vec_key(win.dilations), vec_key(win.pad_l), vec_key(pr), cl);
   dnnl::primitive p = cached(k, [&] {
     dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, dst_md, to_dims(win.strides),
                                      to_dims(win.kernel), to_dims(minus_one(win.dilations)), to_dims(win.pad_l),
@@ -502,9 +564,10 @@ void pool(KernelContext& ctx, bool is_max) {
     return dnnl::pooling_v2_forward(dnnl::pooling_v2_forward::primitive_desc(d, engine()));
   });
   run(p, {{DNNL_ARG_SRC, wrap(src_md, x.bytes.data())}, {DNNL_ARG_DST, wrap(dst_md, y.bytes.data())}});
+  if (cl) ctx.set_channels_last(0);
   // Include-pad averages divide by the whole window, but ONNX counts only the window part that
   // lies inside input + explicit pads; the extra high-side padding ceil_mode adds is not counted.
-  if (!is_max && include_pad && pr != win.pad_r) {
+  if (corrected) {
     const size_t sp = in.size();
     const int64_t NC = x.dims[0] * x.dims[1], S = numel(win.out), full = numel(win.kernel);
     float* yp = y.data<float>();
@@ -538,6 +601,16 @@ void global_pool(KernelContext& ctx, bool is_max) {
   Tensor& y = new_f32(ctx, 0, ydims);
   if (NC == 0) return;
   if (S == 0) ctx.unsupported("empty spatial extent");
+  if (ctx.channels_last(0)) {  // per image an S x C matrix; [N,C,1,1] has the same bytes in both layouts
+    const int64_t C = x.dims[1];
+    for (int64_t n = 0; n < x.dims[0]; ++n) {
+      Eigen::Map<const RowMat> xm(x.data<float>() + n * S * C, S, C);
+      Eigen::Map<Eigen::RowVectorXf> ym(y.data<float>() + n * C, C);
+      if (is_max) ym = xm.colwise().maxCoeff();
+      else ym = xm.colwise().mean();
+    }
+    return;
+  }
   Eigen::Map<const RowMat> xm(x.data<float>(), NC, S);
   Eigen::Map<Eigen::VectorXf> ym(y.data<float>(), NC);
   if (is_max) ym = xm.rowwise().maxCoeff();

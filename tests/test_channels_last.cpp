@@ -1,0 +1,173 @@
+// Channels-last execution (engine/channels_last.h): convolution chains keep N,H,W,C bytes between
+// layout-aware and elementwise kernels, and every reader that wants N,C,H,W gets it converted.
+// Each case runs the same model with channels_last on and off and against ONNX Runtime.
+#include <catch2/catch.hpp>
+
+#include "engine/executor.h"
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "tests/support.h"
+
+using namespace oc;
+using namespace oc::test;
+
+namespace {
+
+// The model run with every combination of channels-last and Conv+activation fusion; [0] is the
+// plain, unfused reference.
+struct Runs {
+  std::vector<std::map<std::string, Tensor>> out;
+  std::vector<size_t> cl_values;
+};
+
+Runs run_all(const Model& m, const std::map<std::string, Tensor>& in) {
+  Runs r;
+  for (int mode = 0; mode < 4; ++mode) {
+    ExecutorOptions o;
+    o.num_threads = 1;
+    o.channels_last = mode & 1;
+    o.fuse = mode & 2;
+    Executor ex(m, o);
+    r.out.push_back(ex.run(in));
+    r.cl_values.push_back(ex.last_run_stats().channels_last_values);
+  }
+  return r;
+}
+
+Node conv(const std::string& x, const std::string& w, const std::string& b, const std::string& y, int64_t pad,
+          int64_t stride = 1, int64_t group = 1) {
+  Node n = make_node("Conv", {x, w, b}, {y});
+  n.set_attr_ints("pads", {pad, pad, pad, pad});
+  n.set_attr_ints("strides", {stride, stride});
+  if (group != 1) n.set_attr_int("group", group);
+  return n;
+}
+
+// Every way a channels-last value is read: Conv (dense, depthwise, 1x1), Relu/Clip in place, a
+// residual Add of two channels-last values, MaxPool, AveragePool whose include-pad fix-up needs
+// N,C,H,W, a squeeze-excitation Mul by [N,C,1,1] and a Sub of a constant [1,C,1,1] (per-channel),
+// GlobalAveragePool, Concat (plain: converted), an If branch reading an outer channels-last value,
+// and channels-last values that are graph outputs. c1+Relu and dw+Clip are fusable.
+Model layout_mix(uint64_t seed) {
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  auto w = [&](const std::string& name, std::vector<int64_t> dims) {
+    g.add_initializer(random_tensor(name, std::move(dims), seed++, -0.4f, 0.4f));
+  };
+  g.inputs.push_back(tensor_value("x", {2, 8, 13, 13}));
+  g.inputs.push_back(tensor_value("flag", {}, DType::Bool));
+  w("c1.w", {16, 8, 3, 3}); w("c1.b", {16});
+  w("dw.w", {16, 1, 3, 3}); w("dw.b", {16});
+  w("pw.w", {16, 16, 1, 1}); w("pw.b", {16});
+  w("c3.w", {16, 16, 3, 3}); w("c3.b", {16});
+  w("se.w", {16, 16, 1, 1}); w("se.b", {16});
+  w("shift", {1, 16, 1, 1});
+  g.add_initializer(Tensor::from_float("lo", {}, {0.f}));
+  g.add_initializer(Tensor::from_float("hi", {}, {0.5f}));
+  g.add_node(conv("x", "c1.w", "c1.b", "c1", 1));
+  g.add_node(make_node("Relu", {"c1"}, {"r1"}));
+  g.add_node(conv("r1", "dw.w", "dw.b", "dw", 1, 2, 16));  // 13 -> 7
+  g.add_node(make_node("Clip", {"dw", "lo", "hi"}, {"dwc"}));
+  g.add_node(conv("dwc", "pw.w", "pw.b", "pw", 0));
+  g.add_node(conv("pw", "c3.w", "c3.b", "c3", 1));
+  g.add_node(make_node("Add", {"c3", "pw"}, {"res"}));
+  g.add_node(make_node("Relu", {"res"}, {"r2"}));
+  Node mp = make_node("MaxPool", {"r2"}, {"mp"});
+  mp.set_attr_ints("kernel_shape", {2, 2});
+  mp.set_attr_ints("strides", {1, 1});
+  g.add_node(mp);  // 7 -> 6
+  Node ap = make_node("AveragePool", {"mp"}, {"ap"});
+  ap.set_attr_ints("kernel_shape", {3, 3});
+  ap.set_attr_ints("strides", {2, 2});
+  ap.set_attr_ints("pads", {1, 1, 1, 1});
+  ap.set_attr_int("count_include_pad", 1);
+  ap.set_attr_int("ceil_mode", 1);
+  g.add_node(ap);
+  g.add_node(make_node("GlobalAveragePool", {"r2"}, {"gap"}));
+  g.add_node(conv("gap", "se.w", "se.b", "se", 0));
+  g.add_node(make_node("Sigmoid", {"se"}, {"gate"}));
+  g.add_node(make_node("Mul", {"r2", "gate"}, {"excited"}));
+  g.add_node(make_node("Sub", {"excited", "shift"}, {"shifted"}));  // per-channel constant
+  Node cat = make_node("Concat", {"shifted", "r2"}, {"cat"});
+  cat.set_attr_int("axis", 1);
+  g.add_node(cat);
+  Node iff = make_node("If", {"flag"}, {"branch"});
+  for (const auto& [attr, op] : {std::pair{"then_branch", "Relu"}, std::pair{"else_branch", "Neg"}}) {
+    Attribute a;
+    a.name = attr;
+    a.kind = Attribute::Kind::Graph;
+    a.g = std::make_shared<Graph>();
+    a.g->name = std::string(attr) + "_body";
+    a.g->add_node(make_node(op, {"c3"}, {a.g->name + ".y"}));
+    a.g->outputs.push_back(tensor_value(a.g->name + ".y", {2, 16, 7, 7}));
+    iff.attributes.push_back(a);
+  }
+  g.add_node(iff);
+  g.outputs = {tensor_value("c3", {2, 16, 7, 7}), tensor_value("ap", {2, 16, 4, 4}), tensor_value("cat", {2, 32, 7, 7}),
+               tensor_value("branch", {2, 16, 7, 7}), tensor_value("shifted", {2, 16, 7, 7})};
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("channels-last runs give the plain layout's outputs, and ONNX Runtime's", "[executor][ort][layout]") {
+  Model m = layout_mix(7);
+  normalize(m);
+  fs::path p = temp_dir("cl") / "mix.onnx";
+  save_model(m, p);
+  for (bool flag : {true, false}) {
+    INFO("If takes the " << (flag ? "then" : "else") << " branch");
+    std::map<std::string, Tensor> in = {{"x", random_tensor("x", {2, 8, 13, 13}, 3)}};
+    Tensor f;
+    f.name = "flag";
+    f.dtype = DType::Bool;
+    f.bytes = std::vector<uint8_t>{flag ? uint8_t(1) : uint8_t(0)};
+    in["flag"] = f;
+    Runs r = run_all(m, in);
+    CHECK(r.cl_values[0] == 0);
+    CHECK(r.cl_values[2] == 0);
+    // c1 r1 dw dwc pw c3 res r2 mp excited shifted: every value up to the Concat but the SE branch
+    CHECK(r.cl_values[1] == 11);
+    CHECK(r.cl_values[3] == 11);
+    auto ref = run_ort(p, in);
+    for (int mode = 0; mode < 4; ++mode)
+      for (const char* out : {"c3", "ap", "cat", "branch", "shifted"}) {
+        INFO("channels-last " << (mode & 1) << ", fused " << (mode >> 1) << ": " << out);
+        REQUIRE(r.out[mode].at(out).dims == r.out[0].at(out).dims);
+        CHECK(max_rel_error(r.out[mode].at(out), r.out[0].at(out)) <= 1e-5);
+        CHECK(max_rel_error(r.out[mode].at(out), ref.at(out)) <= 1e-4);
+      }
+  }
+}
+
+TEST_CASE("torchvision CNNs run channels-last with the plain layout's numbers", "[executor][zoo][layout]") {
+  for (const char* name : {"resnet18", "mobilenet_v2"}) {
+    INFO(name);
+    fs::path src = zoo_model(name);
+    if (src.empty()) return;
+    Model m = load_model(src);
+    normalize(m);
+    auto in = random_inputs(m, 11);
+    Runs r = run_all(m, in);
+    CHECK(r.cl_values[3] >= 40);  // every conv and activation of the backbone
+    for (int mode = 1; mode < 4; ++mode)
+      for (const auto& [k, t] : r.out[0]) CHECK(max_rel_error(r.out[mode].at(k), t) <= 1e-4);
+  }
+}
+
+TEST_CASE("a value hook sees every value in N,C,H,W: hooked runs do not go channels-last", "[executor][layout]") {
+  Model m = small_cnn(4);
+  normalize(m);
+  auto in = random_inputs(m, 2);
+  Executor ex(m, ExecutorOptions{1, "cpu", false, true, true});
+  std::map<std::string, Tensor> seen;
+  ex.run(in, [&](const std::string& n, const Tensor& t) { seen[n] = t; });
+  CHECK(ex.last_run_stats().channels_last_values == 0);
+  Executor plain(m, ExecutorOptions{1, "cpu", false, false, false});
+  std::map<std::string, Tensor> want;
+  plain.run(in, [&](const std::string& n, const Tensor& t) { want[n] = t; });
+  REQUIRE(seen.size() == want.size());
+  for (const auto& [k, t] : want) CHECK(bitwise_equal(seen.at(k), t));
+  ex.run(in);
+  CHECK(ex.last_run_stats().channels_last_values > 0);
+}
