@@ -970,6 +970,27 @@ void nonzero_op(Ctx& c) {
   c.set(0, DType::Int64, {Val::num(c.I(0)->rank()), Val{}});
 }
 
+// Unique: the number of distinct values (slices along `axis`) is data-dependent.
+void unique_op(Ctx& c) {
+  c.set_type(0, c.T(0));
+  for (size_t k = 1; k < 4; ++k) c.set(k, DType::Int64, {Val{}});
+  if (!c.need(0)) return;
+  const auto& x = c.S(0);
+  if (!c.n.has_attr("axis")) {
+    Val n = Val::num(1);
+    for (const Val& d : x) n = vmul(n, d);
+    c.set(0, c.T(0), {Val{}});
+    c.set(2, DType::Int64, {n});
+    return;
+  }
+  const int64_t axis = norm_axis(c.n.attr_int("axis", 0), c.I(0)->rank());
+  if (!axis_ok(c, axis, c.I(0)->rank())) return;
+  std::vector<Val> o = x;
+  o[static_cast<size_t>(axis)] = Val{};
+  c.set(0, c.T(0), o);
+  c.set(2, DType::Int64, {x[static_cast<size_t>(axis)]});
+}
+
 void depth_space_op(Ctx& c) {
   if (!c.need(0) || c.S(0).size() != 4) { c.set_type(0, c.T(0)); return; }
   int64_t b = c.n.attr_int("blocksize", 1);
@@ -1079,6 +1100,7 @@ const std::unordered_map<std::string, Rule>& rules() {
     t["Range"] = range_op;
     t["TopK"] = topk_op;
     t["NonZero"] = nonzero_op;
+    t["Unique"] = unique_op;
     t["DepthToSpace"] = t["SpaceToDepth"] = depth_space_op;
     t["GridSample"] = grid_sample_op;
     t["Einsum"] = einsum_op;
@@ -1418,6 +1440,13 @@ class DimEval {
 };
 
 }  // namespace
+
+std::vector<std::string> shape_rule_ops() {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : rules()) out.push_back(k);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 std::optional<int64_t> evaluate_dim(const Dim& d, const std::map<std::string, int64_t>& symbols) {
   if (d.known()) return d.value;

@@ -57,6 +57,9 @@ using ValueEvaluator = std::function<bool(const Node& n, int64_t opset, const st
 ShapeInferenceResult infer_shapes(Model& m, const std::map<std::string, std::vector<int64_t>>& input_shapes = {},
                                   const ValueEvaluator& evaluate = nullptr);
 
+// Operators with a shape rule, as Node::key() writes them ("Conv", "com.microsoft:Gelu"), sorted.
+std::vector<std::string> shape_rule_ops();
+
 // Value of a dim under concrete symbols: a number, a symbol in `symbols`, or a derived expression
 // written by infer_shapes (+ - * /, ceil(), parentheses; '/' is floor division). nullopt when a
 // symbol is not in `symbols` or the text is not such an expression.

@@ -1,5 +1,5 @@
 // Elementwise kernels: unary activations/math, numpy-broadcast binary arithmetic, comparisons,
-// logic, Where, Clip, PRelu and the variadic Sum/Mean/Min/Max.
+// logic, Where, Clip, PRelu and the variadic Sum/Mean/Min/Max (Max/Min/Mod also on float16, in float32).
 //
 // y = f(x) per element; z[i] = g(a[bcast_a(i)], b[bcast_b(i)]) with numpy broadcasting
 // (common.h). Integer Div truncates toward zero (as C++ and ONNX Runtime); Mod follows `fmod`:
@@ -360,6 +360,34 @@ void prelu_kernel(KernelContext& ctx) {
   if (ctx.output(0).dims != x_dims) bad_input(ctx, "slope does not broadcast to the input shape");
 }
 
+// float16 operands computed in float32 and rounded back (Max/Min exact; Mod as numpy's float16,
+// which also computes in float): `fn` runs on float copies of the inputs.
+KernelFn half_as_float(KernelFn fn) {
+  return [fn](KernelContext& ctx) {
+    bool half = false;
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) half = half || (ctx.has_input(i) && ctx.input(i).dtype == DType::Float16);
+    if (!half) {
+      fn(ctx);
+      return;
+    }
+    std::vector<Tensor> f(ctx.num_inputs());
+    std::vector<const Tensor*> in(ctx.num_inputs(), nullptr);
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+      if (!ctx.has_input(i)) continue;
+      const Tensor& t = ctx.input(i);
+      if (t.dtype != DType::Float16) ctx.unsupported("mixed element types " + dtype_name(t.dtype) + " and float16");
+      f[i] = Tensor::from_float("", t.dims, t.to_float());
+      in[i] = &f[i];
+    }
+    std::vector<Tensor> outs(ctx.outputs.size());
+    KernelContext fc{ctx.node, in, outs, ctx.num_threads, ctx.opset, ctx.executor, ctx.lookup};
+    fn(fc);
+    for (size_t k = 0; k < outs.size(); ++k)
+      ctx.output(k) = outs[k].dtype == DType::Float ? Tensor::from_float_as("", DType::Float16, outs[k].dims, outs[k].to_float())
+                                                    : std::move(outs[k]);
+  };
+}
+
 }  // namespace
 
 void register_elementwise_kernels(KernelRegistry& r) {
@@ -374,16 +402,16 @@ void register_elementwise_kernels(KernelRegistry& r) {
       else return x / y;
     });
   });
-  r.add("Mod", [](KernelContext& c) {
+  r.add("Mod", half_as_float([](KernelContext& c) {
     if (c.node.attr_int("fmod", 0)) binary_op(c, [](auto x, auto y) { return mod_c(x, y); });
     else binary_op(c, [](auto x, auto y) { return mod_python(x, y); });
-  });
+  }));
   r.add("Pow", pow_kernel);
   r.add("Sum", [](KernelContext& c) { variadic(c, [](auto x, auto y) { return x + y; }, false); });
   r.add("Mean", [](KernelContext& c) { variadic(c, [](auto x, auto y) { return x + y; }, true); });
   // Max/Min propagate NaN as ONNX Runtime does.
-  r.add("Max", [](KernelContext& c) { variadic(c, [](auto x, auto y) { return (x != x || x > y) ? x : y; }, false); });
-  r.add("Min", [](KernelContext& c) { variadic(c, [](auto x, auto y) { return (x != x || x < y) ? x : y; }, false); });
+  r.add("Max", half_as_float([](KernelContext& c) { variadic(c, [](auto x, auto y) { return (x != x || x > y) ? x : y; }, false); }));
+  r.add("Min", half_as_float([](KernelContext& c) { variadic(c, [](auto x, auto y) { return (x != x || x < y) ? x : y; }, false); }));
   r.add("Equal", [](KernelContext& c) { compare(c, [](auto x, auto y) { return x == y; }); });
   r.add("Less", [](KernelContext& c) { compare(c, [](auto x, auto y) { return x < y; }); });
   r.add("Greater", [](KernelContext& c) { compare(c, [](auto x, auto y) { return x > y; }); });

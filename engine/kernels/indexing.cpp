@@ -1,9 +1,15 @@
 // Indexing and layout ops: GatherND, ScatterElements/Scatter, OneHot, Trilu, DepthToSpace,
-// SpaceToDepth, CastLike, Compress, ReverseSequence, EyeLike.
+// SpaceToDepth, CastLike, Compress, ReverseSequence, EyeLike, Unique.
 //
+// Unique: the slices of x along `axis` (the elements, without it) compared lexicographically in
+// row-major order of the other axes (np.unique(x, axis)); Y holds the distinct ones sorted
+// (sorted = 1) or in order of first occurrence, with indices (first occurrence), inverse_indices
+// and counts.
 // Element-size generic where the op only moves data (bytes per element from the dtype);
 // negative indices count from the end of their axis and out-of-range ones are InvalidArgument.
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "engine/kernels/common.h"
 
@@ -259,6 +265,73 @@ void cast_like_kernel(KernelContext& ctx) {
   (*fn)(c);
 }
 
+void unique_kernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const bool sorted = ctx.node.attr_int("sorted", 1) != 0;
+  const bool has_axis = ctx.node.has_attr("axis");
+  const int64_t r = static_cast<int64_t>(x.dims.size());
+  const int64_t axis = has_axis ? norm_axis(ctx, ctx.node.attr_int("axis", 0), r) : 0;
+  int64_t outer = 1, n = x.numel(), inner = 1;
+  if (has_axis) {
+    n = x.dims[axis];
+    for (int64_t k = 0; k < axis; ++k) outer *= x.dims[k];
+    for (int64_t k = axis + 1; k < r; ++k) inner *= x.dims[k];
+  }
+  const int64_t len = outer * inner;  // elements per slice
+  dispatch_numeric(ctx, x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    auto at = [&](int64_t slice, int64_t e) { return p[((e / inner) * n + slice) * inner + e % inner]; };
+    auto less = [&](int64_t a, int64_t b) {
+      for (int64_t e = 0; e < len; ++e) {
+        const T u = at(a, e), v = at(b, e);
+        if (u < v) return true;
+        if (v < u) return false;
+      }
+      return false;
+    };
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), less);
+    // Groups of equal slices in sorted order; the first of each is its first occurrence.
+    std::vector<int64_t> first, count, group_of(n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (i == 0 || less(order[i - 1], order[i])) {
+        first.push_back(order[i]);
+        count.push_back(0);
+      }
+      group_of[order[i]] = static_cast<int64_t>(first.size()) - 1;
+      ++count.back();
+    }
+    const int64_t u = static_cast<int64_t>(first.size());
+    std::vector<int64_t> rank(u);  // group -> position in Y
+    std::iota(rank.begin(), rank.end(), 0);
+    if (!sorted) {
+      std::vector<int64_t> by_first(u);
+      std::iota(by_first.begin(), by_first.end(), 0);
+      std::sort(by_first.begin(), by_first.end(), [&](int64_t a, int64_t b) { return first[a] < first[b]; });
+      for (int64_t k = 0; k < u; ++k) rank[by_first[k]] = k;
+    }
+    Dims yd = has_axis ? x.dims : Dims{u};
+    if (has_axis) yd[axis] = u;
+    Tensor y = make_tensor(x.dtype, yd);
+    T* o = y.data<T>();
+    std::vector<int64_t> indices(u), counts(u), inverse(n);
+    for (int64_t g = 0; g < u; ++g) {
+      const int64_t k = rank[g];
+      indices[k] = first[g];
+      counts[k] = count[g];
+      for (int64_t e = 0; e < len; ++e) o[((e / inner) * u + k) * inner + e % inner] = at(first[g], e);
+    }
+    for (int64_t i = 0; i < n; ++i) inverse[i] = rank[group_of[i]];
+    const size_t outs = ctx.outputs.size();
+    ctx.output(0) = std::move(y);
+    if (outs > 1) ctx.output(1) = Tensor::from_int64("", {u}, indices);
+    if (outs > 2) ctx.output(2) = Tensor::from_int64("", {n}, inverse);
+    if (outs > 3) ctx.output(3) = Tensor::from_int64("", {u}, counts);
+  });
+}
+
 }  // namespace
 
 void register_indexing_kernels(KernelRegistry& r) {
@@ -273,6 +346,7 @@ void register_indexing_kernels(KernelRegistry& r) {
   r.add("ReverseSequence", reverse_sequence_kernel);
   r.add("EyeLike", eye_like_kernel);
   r.add("CastLike", cast_like_kernel);
+  r.add("Unique", unique_kernel);
 }
 
 }  // namespace oc

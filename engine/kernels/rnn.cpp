@@ -1,5 +1,6 @@
-// Recurrent layers: LSTM and GRU (forward, reverse, bidirectional; initial states; peepholes).
+// Recurrent layers: RNN, LSTM and GRU (forward, reverse, bidirectional; initial states; peepholes).
 //
+// RNN:  H_t = f(X_t·Wᵀ + H_{t-1}·Rᵀ + Wb + Rb)                       (f = Tanh by default)
 // LSTM (gates i,o,f,c):  g = X_t·Wᵀ + H_{t-1}·Rᵀ + Wb + Rb
 //   i = f(g_i + P_i⊙C_{t-1}), f = f(g_f + P_f⊙C_{t-1}), c = g(g_c),
 //   C_t = f⊙C_{t-1} + i⊙c,  o = f(g_o + P_o⊙C_t),  H_t = o⊙h(C_t)
@@ -247,9 +248,31 @@ void gru_kernel(KernelContext& ctx) {
   out.emit(ctx);
 }
 
+void rnn_kernel(KernelContext& ctx) {
+  RnnSetup s = setup(ctx, 1, {"Tanh"});
+  Mat x = time_major(s, ctx.input(0));
+  RnnOutputs out(s, false);
+  for (int64_t d = 0; d < s.dirs; ++d) {
+    Act f = s.acts[d];
+    Mat gx = input_projection(s, ctx, x, 1, d);
+    CMap R(ctx.input(2).data<float>() + d * s.hidden * s.hidden, s.hidden, s.hidden);
+    Mat Ht = initial_state(s, ctx, 5, d);
+    const bool rev = s.dir_names[d] == "reverse";
+    for (int64_t step = 0; step < s.seq; ++step) {
+      const int64_t t = rev ? s.seq - 1 - step : step;
+      Mat g = gx.middleRows(t * s.batch, s.batch) + Ht * R.transpose();
+      for (int64_t i = 0; i < g.size(); ++i) Ht.data()[i] = f(clipped(g.data()[i], s.clip));
+      out.put_y(s, t, d, Ht);
+    }
+    RnnOutputs::put(s, out.Yh, d, Ht);
+  }
+  out.emit(ctx);
+}
+
 }  // namespace
 
 void register_rnn_kernels(KernelRegistry& r) {
+  r.add("RNN", rnn_kernel);
   r.add("LSTM", lstm_kernel);
   r.add("GRU", gru_kernel);
 }
