@@ -25,6 +25,7 @@ int run_prune(const std::vector<std::string>& args) {
     ("aggregate", po::value<S>(), "combine group members' scores: mean (default), sum, max")
     ("compensate", po::bool_switch(), "re-solve kept weights by least squares on calibration data")
     ("heads", po::bool_switch(), "prune whole attention heads (Q/K/V/O and the head Reshapes together)")
+    ("reconstruct", po::value<S>(), "compensation with --calib: sequential (default: each layer re-solved against the original's output from the pruned model's input) or one-shot")
     ("damping", po::value<S>(), "compensation damping λ as a fraction of mean(diag XᵀX) (default 0.01)")
     ("scope", po::value<S>(), "local (same ratio per group, default) or global (one ranking)")
     ("max-layer-ratio", po::value<S>(), "most of one group that may go (default 0.9)")

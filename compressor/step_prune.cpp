@@ -58,6 +58,10 @@ class PruneStep : public Step {
       o_.damping = *v;
       damping_given_ = true;
     }
+    if (auto v = r.text("reconstruct")) {
+      if (*v != "sequential" && *v != "one-shot") throw InvalidArgument("prune: --reconstruct must be sequential or one-shot");
+      sequential_ = *v == "sequential";
+    }
     if (auto v = r.text("blocks")) o_.blocks = *v;
     if (auto v = r.number("cfsp-sharpness")) o_.cfsp_sharpness = *v;
     r.finish();
@@ -118,10 +122,26 @@ class PruneStep : public Step {
       ctx.calib->rewind();
       stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
       have = &stats;
+      if (sequential_ && (o.compensate || o.criterion == Criterion::OBS)) {
+        // Each compensated layer re-solved against the original model's output of that layer,
+        // reading the already pruned model's input (prune/sequential.h).
+        CalibrationSource* src = ctx.calib;
+        o.reconstruct = [src, &ctx, &o, this](const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers) {
+          SequentialOptions so;
+          so.damping = o.damping;
+          so.exec = ctx.exec;
+          so.progress = ctx.progress;
+          const SequentialReport sr = reconstruct_sequential(original, pruned, layers, *src, so);
+          passes_ = sr.passes;
+          return sr.layers;
+        };
+      }
     }
     StepResult r;
     Model before_prune = data_free ? m : Model();
+    passes_ = 0;
     r.details = prune_model(m, o, have).to_json();
+    if (o.reconstruct) r.details["reconstruction_passes"] = passes_;
     if (data_free)
       r.details["batchnorm_corrected"] = correct_batchnorm_statistics(m, before_prune, o.input_shapes);
     bool recal = recal_bn_ > 0;
@@ -130,8 +150,9 @@ class PruneStep : public Step {
       int n = recalibrate_batchnorm(m, *ctx.calib, ctx, recal_bn_);
       r.details["batchnorm_recalibrated"] = n;
     }
-    std::string what = std::string(criterion_name(o.criterion)) + (o.compensate && o.criterion != Criterion::OBS ? " + compensation" : "") +
-                       (o.criterion == Criterion::OBS ? " (with compensation)" : "");
+    const std::string comp = o.reconstruct ? "sequential compensation" : "compensation";
+    std::string what = std::string(criterion_name(o.criterion)) + (o.compensate && o.criterion != Criterion::OBS ? " + " + comp : "") +
+                       (o.criterion == Criterion::OBS ? " (with " + comp + ")" : "");
     if (recal) what += " + BatchNorm re-estimated (" + std::to_string(recal_bn_) + " passes)";
     if (data_free && r.details.value("batchnorm_corrected", 0) > 0) what += " + BatchNorm statistics corrected";
     r.details["method"] = what + ": " + method;
@@ -189,6 +210,8 @@ class PruneStep : public Step {
   static constexpr Criterion kDataFreeDefault = Criterion::OBS;
   static constexpr double kDataFreeDamping = 0.001;  // predicted statistics: 0.639 vs 0.613 at 0.01 (fashion_cnn, 50% MACs)
   bool damping_given_ = false;
+  bool sequential_ = true;       // --reconstruct sequential (default) | one-shot
+  int passes_ = 0;               // calibration passes the last sequential reconstruction took
   PruneOptions o_;
   bool auto_ = true;             // no --criterion and no --compensate: the measured default
   bool batchnorm_stats_ = false; // --stats batchnorm

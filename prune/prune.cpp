@@ -345,10 +345,22 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     }
   }
 
+  const bool sequential = compensate && o.reconstruct;
   CompensationOptions comp;
-  if (compensate) { comp.stats = stats; comp.damping = o.damping; }
+  if (compensate && !sequential) { comp.stats = stats; comp.damping = o.damping; }
+  Model original;
+  std::vector<SequentialLayer> layers;
+  if (sequential) {
+    original = m;
+    layers = compensated_layers(m, d, plan);
+  }
   RewriteStats rs = apply_prune(m, d, plan, comp);
   rep.layers_compensated = rs.layers_compensated;
+  if (compensate) rep.compensation = sequential ? "sequential" : "one-shot";
+  if (sequential) {
+    rep.layers_compensated = o.reconstruct(original, m, layers);
+    original = Model();
+  }
   Costs after = measure(m, o, true);
   rep.params_after = after.params;
   rep.macs_after = after.macs;
@@ -401,6 +413,29 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   return rep;
 }
 
+std::vector<SequentialLayer> compensated_layers(const Model& m, const ChannelDeps& d,
+                                                const std::vector<std::vector<char>>& plan) {
+  const KeptChannels kept = kept_channels(d, plan);
+  std::vector<SequentialLayer> out;
+  std::set<int> done;
+  for (const auto& gr : d.groups)
+    for (const auto& p : gr.params) {
+      if (p.role != ParamSlice::Role::Consumer || !kept.count(p.value) || p.input != 1 || !done.insert(p.node).second)
+        continue;
+      const Node& n = m.graph.nodes[static_cast<size_t>(p.node)];
+      if (n.op_type != "Conv" && n.op_type != "Gemm" && n.op_type != "MatMul") continue;
+      if (n.op_type == "Conv" && n.attr_int("group", 1) != 1) continue;
+      SequentialLayer l;
+      l.node = n.name;
+      for (const auto& g2 : d.groups)
+        for (const auto& q : g2.params)
+          if (q.role == ParamSlice::Role::Producer && q.node == p.node && q.input == 1 && kept.count(q.value))
+            l.rows = kept_indices(q, kept.at(q.value));
+      out.push_back(std::move(l));
+    }
+  return out;
+}
+
 nlohmann::json PruneReport::to_json() const {
   nlohmann::json j;
   j["criterion"] = criterion;
@@ -408,6 +443,7 @@ nlohmann::json PruneReport::to_json() const {
                  {"macs_before", macs_before},     {"macs_after", macs_after},
                  {"bytes_before", bytes_before},   {"bytes_after", bytes_after},
                  {"layers_compensated", layers_compensated}};
+  if (!compensation.empty()) j["compensation"] = compensation;
   j["seconds"] = seconds;
   j["notes"] = notes;
   if (target.is_object()) j["target"] = target;

@@ -3,6 +3,7 @@
 // which); this stage never runs the executor.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,6 +13,7 @@
 #include "engine/statistics.h"
 #include "graph/ir.h"
 #include "prune/importance.h"
+#include "prune/sequential.h"
 
 namespace oc {
 
@@ -33,6 +35,11 @@ struct PruneOptions {
   double cfsp_sharpness = 1.0;   // CFSP: a in sigmoid(a·z) (prune/cfsp.h); 0 = uniform
   std::map<std::string, std::vector<int64_t>> input_shapes;  // concrete dims for MAC counting
   bool best_effort = false;   // an unreachable target prunes as far as the rules allow instead of failing
+  // Sequential reconstruction (prune/sequential.h) instead of one-shot compensation from `stats`:
+  // called after the rewrite with the model before it, the rewritten model and the consumers to
+  // re-solve; returns how many it re-solved. The prune step sets it when it has calibration data
+  // (it runs the model, which prune_model itself never does).
+  std::function<int(const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers)> reconstruct;
 };
 
 // A --target-macs/--target-params fraction is met when the kept fraction is within this (absolute)
@@ -66,6 +73,7 @@ struct PruneReport {
   int64_t params_before = 0, params_after = 0, macs_before = -1, macs_after = -1;
   size_t bytes_before = 0, bytes_after = 0;
   int layers_compensated = 0;
+  std::string compensation;  // "", "one-shot" or "sequential"
   double seconds = 0;
   std::vector<std::string> notes;
   // For --target-macs/--target-params: {"metric", "requested", "reached", "reachable", "tolerance",
@@ -82,5 +90,10 @@ CalibrationPlan prune_calibration_plan(const Model& m, const PruneOptions& opt);
 // Prunes `m` in place. Throws InvalidArgument for a bad target, Error naming the reachable bound and
 // why (locked groups by reason, the --max-layer-ratio cap) for an unreachable one unless best_effort.
 PruneReport prune_model(Model& m, const PruneOptions& opt, const CalibrationStats* stats = nullptr);
+
+// The layers compensation re-solves for `plan` on `m` (the model before the rewrite): every dense
+// Conv / Gemm / MatMul that loses input channels, with the original output rows it keeps.
+std::vector<SequentialLayer> compensated_layers(const Model& m, const ChannelDeps& d,
+                                                const std::vector<std::vector<char>>& plan);
 
 }  // namespace oc

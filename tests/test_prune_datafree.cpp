@@ -140,14 +140,14 @@ TEST_CASE("prune defaults: measured data-aware method with --calib, BatchNorm st
   };
   std::string with = method(small_cnn(), "random:8:2");
   INFO(with);
-  CHECK_THAT(with, Catch::StartsWith("obs (with compensation): data-aware default"));
+  CHECK_THAT(with, Catch::StartsWith("obs (with sequential compensation): data-aware default"));
   std::string without = method(small_cnn(), "");
   INFO(without);
   CHECK_THAT(without, Catch::StartsWith("obs (with compensation) + BatchNorm statistics corrected: data-free default"));
   CHECK_THAT(without, Catch::Contains("BatchNorm"));
   std::string no_bn_calib = method(attention_block(), "random:8:2");
   INFO(no_bn_calib);
-  CHECK_THAT(no_bn_calib, Catch::StartsWith("cfsp + compensation: data-aware default"));
+  CHECK_THAT(no_bn_calib, Catch::StartsWith("cfsp + sequential compensation: data-aware default"));
   std::string no_bn = method(attention_block(), "");
   INFO(no_bn);
   CHECK_THAT(no_bn, Catch::StartsWith("l1: data-free default"));

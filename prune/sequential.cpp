@@ -1,0 +1,274 @@
+// Sequential reconstruction (see sequential.h).
+#include "prune/sequential.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_map>
+
+#include "engine/executor.h"
+#include "engine/observers.h"
+#include "graph/channel_deps.h"
+#include "graph/errors.h"
+
+namespace oc {
+
+namespace {
+
+using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+int find_node(const Graph& g, const std::string& name) {
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+// A weight as rows (outputs) × features (inputs), with the layout to write it back.
+struct Weight {
+  int64_t rows = 0, features = 0;
+  bool row_major = true;  // element (r, f) at r·F + f (Conv, Gemm transB), else f·rows + r
+  bool bias_slot = false; // Conv / Gemm: input 2 is (or can become) a bias of `rows`
+  const Tensor* w = nullptr;
+  const Tensor* b = nullptr;
+};
+
+bool weight_of(const Graph& g, const Node& n, Weight& out) {
+  if (n.inputs.size() < 2) return false;
+  const Tensor* w = g.initializer(n.input(1));
+  if (!w || w->dtype != DType::Float) return false;
+  Weight r;
+  r.w = w;
+  if (n.op_type == "Conv") {
+    if (n.attr_int("group", 1) != 1 || w->dims.size() < 3) return false;
+    r.rows = w->dims[0];
+    r.features = w->numel() / std::max<int64_t>(r.rows, 1);
+    r.bias_slot = true;
+  } else if (n.op_type == "Gemm") {
+    if (w->dims.size() != 2 || n.attr_float("alpha", 1) != 1.f || n.attr_float("beta", 1) != 1.f) return false;
+    const bool tb = n.attr_int("transB", 0) != 0;
+    r.rows = tb ? w->dims[0] : w->dims[1];
+    r.features = tb ? w->dims[1] : w->dims[0];
+    r.row_major = tb;
+    r.bias_slot = true;
+  } else if (n.op_type == "MatMul") {
+    if (w->dims.size() != 2) return false;
+    r.rows = w->dims[1];
+    r.features = w->dims[0];
+    r.row_major = false;
+  } else {
+    return false;
+  }
+  if (r.bias_slot && n.inputs.size() > 2 && !n.input(2).empty()) {
+    r.b = g.initializer(n.input(2));
+    if (!r.b || r.b->dtype != DType::Float || r.b->dims.size() != 1 || r.b->dims[0] != r.rows) {
+      // A bias we cannot rewrite (broadcast C, non-constant): it is the same on both sides, leave it.
+      r.bias_slot = false;
+      r.b = nullptr;
+    }
+  }
+  out = r;
+  return true;
+}
+
+// Rows × features of one layer input for one batch, im2col'd as its Gram is (LayerInput).
+MatF layer_rows(const LayerInput& in, const Tensor& x) {
+  const int64_t F = in.features_for(x);
+  std::vector<float> all;
+  int64_t rows = 0;
+  in.for_each_block(x, [&](int64_t, const float* p, int64_t n) {
+    all.insert(all.end(), p, p + n * F);
+    rows += n;
+  }, 1024);
+  MatF m(rows, F);
+  if (rows) std::copy(all.begin(), all.end(), m.data());
+  return m;
+}
+
+// Accumulators for one distinct (original input, pruned input) pair.
+struct Pair {
+  LayerInput in0, in1;  // original, pruned
+  int64_t f0 = -1, f1 = -1, n = 0;
+  MatD g;   // X̂ᵀX̂   (f1 × f1)
+  MatD c;   // X̂ᵀX   (f1 × f0)
+  Eigen::VectorXd s0, s1;  // column sums of X and X̂
+  void add(const Tensor& x0, const Tensor& x1) {
+    const MatF a = layer_rows(in1, x1), b = layer_rows(in0, x0);
+    if (a.rows() != b.rows())
+      throw Error("sequential reconstruction: input '" + in1.value + "' has " + std::to_string(a.rows()) +
+                  " rows in the pruned model and " + std::to_string(b.rows()) + " in the original");
+    if (f1 < 0) {
+      f1 = a.cols(), f0 = b.cols();
+      g = MatD::Zero(f1, f1), c = MatD::Zero(f1, f0);
+      s0 = Eigen::VectorXd::Zero(f0), s1 = Eigen::VectorXd::Zero(f1);
+    }
+    // fp32 GEMMs over blocks of rows, added into double (rounding covers one block).
+    constexpr int64_t kBlock = 2048;
+    for (int64_t r0 = 0; r0 < a.rows(); r0 += kBlock) {
+      const int64_t m = std::min<int64_t>(kBlock, a.rows() - r0);
+      const auto ab = a.middleRows(r0, m);
+      const auto bb = b.middleRows(r0, m);
+      g.noalias() += (ab.transpose() * ab).cast<double>();
+      c.noalias() += (ab.transpose() * bb).cast<double>();
+      s1 += ab.colwise().sum().transpose().cast<double>();
+      s0 += bb.colwise().sum().transpose().cast<double>();
+    }
+    n += a.rows();
+  }
+};
+
+// Re-solves node `name` of `pruned` from the pair's statistics; false when it does not fit.
+bool solve_layer(const Model& original, Model& pruned, const SequentialLayer& layer, const Pair& st, double damping) {
+  const int i0 = find_node(original.graph, layer.node), i1 = find_node(pruned.graph, layer.node);
+  if (i0 < 0 || i1 < 0 || st.n <= 0) return false;
+  Weight w0, w1;
+  if (!weight_of(original.graph, original.graph.nodes[i0], w0) || !weight_of(pruned.graph, pruned.graph.nodes[i1], w1))
+    return false;
+  std::vector<int64_t> rows = layer.rows;
+  if (rows.empty())
+    for (int64_t r = 0; r < w0.rows; ++r) rows.push_back(r);
+  const int64_t R = static_cast<int64_t>(rows.size());
+  if (R != w1.rows || w0.features != st.f0 || w1.features != st.f1) return false;
+  for (int64_t r : rows)
+    if (r < 0 || r >= w0.rows) return false;
+  const bool bias = w0.bias_slot && w1.bias_slot;
+  const int64_t F0 = st.f0, F1 = st.f1, n0 = F0 + bias, n1 = F1 + bias;
+
+  // A = X̂ₐᵀX̂ₐ + λI, B = X̂ₐᵀXₐ, T = [W b] of the kept rows.
+  MatD A(n1, n1), B(n1, n0), T(R, n0);
+  A.topLeftCorner(F1, F1) = st.g;
+  B.topLeftCorner(F1, F0) = st.c;
+  if (bias) {
+    A.block(0, F1, F1, 1) = st.s1;
+    A.block(F1, 0, 1, F1) = st.s1.transpose();
+    A(F1, F1) = static_cast<double>(st.n);
+    B.block(0, F0, F1, 1) = st.s1;
+    B.block(F1, 0, 1, F0) = st.s0.transpose();
+    B(F1, F0) = static_cast<double>(st.n);
+  }
+  double lambda = damping * st.g.diagonal().mean();
+  if (!(lambda > 0)) lambda = 1e-8;
+  A.diagonal().array() += lambda;
+  const std::vector<float> wv = w0.w->to_float();
+  const std::vector<float> bv = w0.b ? w0.b->to_float() : std::vector<float>();
+  for (int64_t k = 0; k < R; ++k) {
+    const int64_t r = rows[static_cast<size_t>(k)];
+    for (int64_t f = 0; f < F0; ++f) T(k, f) = wv[static_cast<size_t>(w0.row_major ? r * F0 + f : f * w0.rows + r)];
+    if (bias) T(k, F0) = w0.b ? bv[static_cast<size_t>(r)] : 0.0;
+  }
+  const MatD rhs = B * T.transpose();  // n1 × R
+  Eigen::LLT<MatD> llt(A);
+  const MatD sol = llt.info() == Eigen::Success ? MatD(llt.solve(rhs)) : MatD(A.ldlt().solve(rhs));
+  if (!sol.allFinite()) return false;
+
+  Graph& g = pruned.graph;
+  std::vector<float> out(static_cast<size_t>(R * F1));
+  for (int64_t k = 0; k < R; ++k)
+    for (int64_t f = 0; f < F1; ++f)
+      out[static_cast<size_t>(w1.row_major ? k * F1 + f : f * R + k)] = static_cast<float>(sol(f, k));
+  const std::string wname = w1.w->name;
+  const std::vector<int64_t> wdims = w1.w->dims;
+  const Tensor* b1 = w1.b;
+  const std::string bname = b1 ? b1->name : "";
+  const std::vector<int64_t> bdims = b1 ? b1->dims : std::vector<int64_t>{R};
+  set_node_constant(g, i1, 1, Tensor::from_float(wname, wdims, out));
+  if (bias) {
+    std::vector<float> nb(static_cast<size_t>(R));
+    for (int64_t k = 0; k < R; ++k) nb[static_cast<size_t>(k)] = static_cast<float>(sol(F1, k));
+    if (!bname.empty()) {
+      set_node_constant(g, i1, 2, Tensor::from_float(bname, bdims, nb));
+    } else {
+      Node& nn = g.nodes[static_cast<size_t>(i1)];
+      const std::string name = g.unique_name(nn.name + ".bias");
+      g.add_initializer(Tensor::from_float(name, {R}, nb));
+      nn.inputs.resize(3);
+      nn.inputs[2] = name;
+      g.invalidate();
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+SequentialReport reconstruct_sequential(const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers,
+                                        CalibrationSource& source, const SequentialOptions& opt) {
+  SequentialReport rep;
+  // Stage of each layer: re-solved layers on its longest path from the inputs (in the pruned graph,
+  // which is in topological order).
+  std::map<std::string, const SequentialLayer*> by_name;
+  for (const auto& l : layers) {
+    const int i0 = find_node(original.graph, l.node), i1 = find_node(pruned.graph, l.node);
+    Weight w;
+    if (i0 < 0 || i1 < 0 || !weight_of(pruned.graph, pruned.graph.nodes[i1], w)) continue;
+    by_name[l.node] = &l;
+  }
+  std::unordered_map<std::string, int> level;
+  std::map<int, std::vector<const SequentialLayer*>> stages;
+  for (const Node& n : pruned.graph.nodes) {
+    int in = 0;
+    for (const auto& v : n.inputs)
+      if (auto it = level.find(v); it != level.end()) in = std::max(in, it->second);
+    int out = in;
+    if (auto it = by_name.find(n.name); it != by_name.end()) {
+      stages[in].push_back(it->second);
+      out = in + 1;
+    }
+    for (const auto& v : n.outputs) level[v] = out;
+  }
+
+  Executor ex0(original, opt.exec);
+  for (const auto& [stage, members] : stages) {
+    // One accumulator per distinct (original input, pruned input) reading.
+    std::vector<std::unique_ptr<Pair>> pairs;
+    std::map<std::string, Pair*> by_sig;
+    std::vector<std::pair<const SequentialLayer*, Pair*>> work;
+    std::set<std::string> watch0, watch1;
+    for (const SequentialLayer* l : members) {
+      const Node& n0 = original.graph.nodes[static_cast<size_t>(find_node(original.graph, l->node))];
+      const Node& n1 = pruned.graph.nodes[static_cast<size_t>(find_node(pruned.graph, l->node))];
+      LayerInput in0 = LayerInput::of(original.graph, n0), in1 = LayerInput::of(pruned.graph, n1);
+      const std::string sig = in0.signature() + "|" + in1.signature();
+      auto it = by_sig.find(sig);
+      if (it == by_sig.end()) {
+        auto p = std::make_unique<Pair>();
+        p->in0 = std::move(in0);
+        p->in1 = std::move(in1);
+        watch0.insert(p->in0.value);
+        watch1.insert(p->in1.value);
+        it = by_sig.emplace(sig, p.get()).first;
+        pairs.push_back(std::move(p));
+      }
+      work.push_back({l, it->second});
+    }
+    std::map<std::string, Tensor> seen0;
+    const ValueHook hook0 = [&](const std::string& name, const Tensor& t) { seen0[name] = t; };
+    const ValueHook hook1 = [&](const std::string& name, const Tensor& t) {
+      for (auto& p : pairs)
+        if (p->in1.value == name) p->add(seen0.at(p->in0.value), t);
+    };
+    source.rewind();
+    const int64_t total = source.num_samples();
+    int64_t done = 0;
+    if (opt.progress) opt.progress(0, total);
+    {
+      Executor ex1(pruned, opt.exec);  // gone before the weights it read are replaced
+      std::map<std::string, Tensor> batch;
+      while (source.next(batch)) {
+        seen0.clear();
+        ex0.run(batch, hook0, watch0);
+        ex1.run(batch, hook1, watch1);
+        done += source.last_batch_samples();
+        if (opt.progress) opt.progress(done, total);
+      }
+    }
+    ++rep.passes;
+    for (const auto& [l, p] : work) rep.layers += solve_layer(original, pruned, *l, *p, opt.damping) ? 1 : 0;
+    pruned.graph.invalidate();
+  }
+  return rep;
+}
+
+}  // namespace oc

@@ -1,0 +1,53 @@
+// Sequential reconstruction (issue 15 point 1): after the rewrite, each compensated layer is
+// re-solved against the ORIGINAL model's output of that layer, reading its input from the
+// ALREADY PRUNED (and already re-solved) model:
+//
+//   min_{W',b'} ‖W·X + b − W'·X̂ − b'‖²,   X = the layer's input in the original model,
+//                                          X̂ = its input in the pruned model (kept features only)
+//   ⇒ [W' b']ᵀ = (X̂ₐᵀX̂ₐ + λI)⁻¹ · X̂ₐᵀXₐ · [W b]ᵀ,   X̂ₐ = [X̂ 1], Xₐ = [X 1],
+//     λ = damping · mean(diag X̂ᵀX̂)
+//
+// One-shot compensation (prune/compensate.h) is the special case X̂ = X restricted to the kept
+// features, i.e. it fits each layer as if every layer before it were still unpruned, so errors
+// pile up through depth; here each layer also undoes what the layers before it lost.
+//
+// Layers are processed in stages: a layer's stage is the number of re-solved layers on its longest
+// path from the inputs, so layers of one stage (Q/K/V of a block, parallel branches) read inputs
+// that no other layer of the stage changes and share one calibration pass. A pass runs the
+// original model and the partly pruned one on every calibration batch and accumulates, per
+// distinct layer input, X̂ₐᵀX̂ₐ and the cross-Gram X̂ₐᵀXₐ (double); memory is the current stage's
+// accumulators (at most the Grams one-shot compensation holds for all layers at once) plus one
+// batch of the stage's inputs. Runs the executor (the rest of prune/ reads statistics only).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/calibrate.h"
+#include "graph/ir.h"
+
+namespace oc {
+
+struct SequentialLayer {
+  std::string node;           // Conv (group 1) / Gemm / MatMul, by name (the same in both models)
+  std::vector<int64_t> rows;  // the original output rows (channels) the pruned layer keeps; empty = all
+};
+
+struct SequentialOptions {
+  double damping = 0.01;
+  ExecutorOptions exec;
+  ProgressFn progress;  // per pass: samples done of the total
+};
+
+struct SequentialReport {
+  int layers = 0;  // layers re-solved
+  int passes = 0;  // calibration passes (stages)
+};
+
+// `original`: the model before pruning; `pruned`: after the rewrite (weights sliced, not
+// compensated), updated in place. Layers that cannot be re-solved (non-float weight, a Gemm with
+// alpha/beta ≠ 1, weight shapes that do not match) are left as they are.
+SequentialReport reconstruct_sequential(const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers,
+                                        CalibrationSource& source, const SequentialOptions& opt = {});
+
+}  // namespace oc
