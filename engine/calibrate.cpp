@@ -2,30 +2,52 @@
 // its observers, then end_batch(); statistics = the observers' accumulators after the last batch.
 #include "engine/calibrate.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "engine/cuda_backend.h"
 #include "graph/errors.h"
+#include "graph/subgraphs.h"
 
 namespace oc {
 
 namespace {
 
-const Node* find_node(const Graph& g, const std::string& name) {
-  for (const Node& n : g.nodes)
-    if (n.name == name) return &n;
-  return nullptr;
+// A node of the main graph or of any nested graph (node names are unique across the model).
+struct FoundNode {
+  const Node* node = nullptr;
+  const Graph* graph = nullptr;
+  std::string path;
+};
+FoundNode find_node(const Graph& root, const std::string& name) {
+  for (const GraphScope& s : all_graphs(root))
+    for (const Node& n : s.graph->nodes)
+      if (n.name == name) return {&n, s.graph, s.path};
+  return {};
 }
 
-void require_value(const Graph& g, const std::string& v, const char* what) {
-  if (g.producer(v) >= 0 || (g.is_graph_input(v) && !g.is_initializer(v))) return;
-  throw InvalidArgument(std::string("calibration plan: ") + what + " '" + v +
-                        "' is not a graph input or node output of the main graph");
+// A plan value: a main-graph name, or "<path>::<value>" for a value of a nested graph.
+std::pair<const Graph*, std::string> resolve_value(const Graph& root, const std::string& v) {
+  for (size_t at = v.find("::"); at != std::string::npos; at = v.find("::", at + 1))
+    if (const Graph* g = graph_at(root, v.substr(0, at)); g && at > 0) return {g, v.substr(at + 2)};
+  return {&root, v};
 }
 
-int axis_for(const Graph& g, const std::string& v, int axis) {
+void require_value(const Graph& root, const std::string& scoped, const char* what) {
+  auto [g, v] = resolve_value(root, scoped);
+  if (g->producer(v) >= 0 || (g->is_graph_input(v) && !g->is_initializer(v))) return;
+  if (g != &root && !g->is_initializer(v)) {  // an outer-scope value, seen each time the subgraph runs
+    const auto outer = outer_scope_inputs(*g);
+    if (std::find(outer.begin(), outer.end(), v) != outer.end()) return;
+  }
+  throw InvalidArgument(std::string("calibration plan: ") + what + " '" + scoped + "' is not a graph input or node output of " +
+                        (g == &root ? std::string("the main graph") : "its subgraph"));
+}
+
+int axis_for(const Graph& root, const std::string& scoped, int axis) {
   if (axis != kAutoAxis) return axis;
-  const int a = channel_axis(g, v);
+  auto [g, v] = resolve_value(root, scoped);
+  const int a = channel_axis(*g, v);
   return a < 0 ? kAutoAxis : a;
 }
 
@@ -67,9 +89,12 @@ std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const 
   auto layers = [&](const std::vector<std::string>& names, bool gram) {
     std::unordered_map<std::string, std::string> first_by_signature;
     for (const auto& name : names) {
-      const Node* n = find_node(g, name);
-      if (!n) throw InvalidArgument("calibration plan: no node '" + name + "' in the main graph");
-      LayerInput in = LayerInput::of(g, *n);
+      const FoundNode f = find_node(g, name);
+      if (!f.node) throw InvalidArgument("calibration plan: no node '" + name + "' in the model");
+      LayerInput in = LayerInput::of(*f.graph, *f.node);
+      // A layer of a branch or body watches its input in its own graph's scope: the runs that take
+      // that branch (an outer-scope input too).
+      in.value = scoped_value(f.path, in.value);
       require_value(g, in.value, "layer input");
       const std::string sig = in.signature();
       auto [it, fresh] = first_by_signature.emplace(sig, name);

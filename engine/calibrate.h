@@ -18,7 +18,7 @@ namespace oc {
 // Throw oc::Cancelled from it to stop.
 using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 
-// Builds the plan's observers, validating every name against the model's main graph
+// Builds the plan's observers, validating every name against the model (main and nested graphs)
 // (InvalidArgument naming the first unknown value or node; UnsupportedError for layers without a
 // Gram). `aliases` receives the layers that share another layer's observer.
 struct ObserverAlias {

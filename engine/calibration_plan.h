@@ -13,8 +13,9 @@ namespace oc {
 // A channel axis taken from the graph (by the value's rank at the first batch).
 constexpr int kAutoAxis = INT_MIN;
 
-// Value names are activations of the main graph (graph inputs or node outputs); layer names are
-// Conv/MatMul/Gemm nodes of the main graph.
+// Value names are activations of the main graph (graph inputs or node outputs), or of a nested
+// graph as "<path>::<value>" (graph/subgraphs.h); layer names are Conv/MatMul/Gemm nodes of any
+// graph (an If branch's layers see only the runs that take that branch).
 struct CalibrationPlan {
   std::vector<std::string> minmax;      // -> stats.minmax[value]
   std::vector<std::string> histograms;  // -> stats.histograms[value]

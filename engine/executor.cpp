@@ -19,6 +19,7 @@
 #include "engine/device_runner.h"
 #include "engine/fusion.h"
 #include "graph/errors.h"
+#include "graph/subgraphs.h"
 
 namespace oc {
 
@@ -119,6 +120,11 @@ Executor::Executor(const Model& model, ExecutorOptions opt) : model_(model), opt
     throw UnsupportedError(msg);
   }
   impl_ = std::make_unique<Impl>(model_);
+  for (const auto& sc : all_graphs(model_.graph))
+    if (!sc.path.empty()) {
+      subgraph_paths_[sc.graph] = sc.path;
+      subgraph_outer_[sc.graph] = outer_scope_inputs(*sc.graph);
+    }
   if (opt_.device == "cuda") device_ = make_cuda_runner(*this);
 }
 
@@ -377,6 +383,11 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
 #endif
   GraphRun r(g, impl_->plan(g), nullptr);
   r.profile = opt_.profile;
+  struct Active {  // run_subgraph sees the hook while this run lasts
+    Executor& e;
+    ~Active() { e.run_hook_ = nullptr, e.run_watch_ = nullptr; }
+  } active{*this};
+  if (hook && !watch.empty()) run_hook_ = &hook, run_watch_ = &watch;
   for (const auto& [name, t] : inputs) {
     r.feeds[name] = &t;
     if (hook && (watch.empty() || watch.count(name))) hook(name, t);
@@ -396,7 +407,22 @@ std::vector<Tensor> Executor::run_subgraph(const Graph& g, const std::vector<con
   GraphRun r(g, impl_->plan(g), &outer);
   for (size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i]) r.feeds[g.inputs[i].name] = inputs[i];
-  r.execute(this, threads_, nullptr, {}, false, false, &impl_->constants);
+  // Watched values of this graph go to the run's hook under their scoped names.
+  ValueHook scoped;
+  auto path = subgraph_paths_.find(&g);
+  if (run_hook_ && path != subgraph_paths_.end()) {
+    const std::string& p = path->second;
+    scoped = [this, &p](const std::string& name, const Tensor& t) {
+      const std::string q = scoped_value(p, name);
+      if (run_watch_->count(q)) (*run_hook_)(q, t);
+    };
+    for (const auto& [name, t] : r.feeds) scoped(name, *t);
+    for (const auto& name : subgraph_outer_[&g])
+      if (run_watch_->count(scoped_value(p, name)))
+        if (const Tensor* t = outer ? outer(name) : nullptr) scoped(name, *t);
+  }
+  static const std::set<std::string> every;
+  r.execute(this, threads_, scoped, every, false, false, &impl_->constants);
   std::vector<Tensor> out;
   for (const auto& o : g.outputs) out.push_back(r.take_output(o.name));
   return out;

@@ -135,6 +135,9 @@ class Executor {
 
   // Runs the main graph. `inputs` by name; missing or mis-shaped inputs throw InvalidArgument
   // with what the model expects. The hook also sees watched graph inputs (before any node runs).
+  // Values of nested graphs (If branches that run, Loop/Scan bodies at every iteration) reach the
+  // hook as "<path>::<value>" (graph/subgraphs.h) when `watch` names them (CPU only); so do the
+  // outer-scope values a nested graph reads, each time it runs, under that graph's path.
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook = nullptr,
                                     const std::set<std::string>& watch = {}, const DeviceValueHook& device_hook = nullptr);
 
@@ -170,6 +173,11 @@ class Executor {
   RunStats stats_;
   std::unique_ptr<Impl> impl_;
   std::unique_ptr<DeviceRunner> device_;
+  // During run(): its hook and watch set, and each nested graph's path, for run_subgraph.
+  const ValueHook* run_hook_ = nullptr;
+  const std::set<std::string>* run_watch_ = nullptr;
+  std::unordered_map<const Graph*, std::string> subgraph_paths_;
+  std::unordered_map<const Graph*, std::vector<std::string>> subgraph_outer_;  // outer-scope values each reads
 };
 
 }  // namespace oc

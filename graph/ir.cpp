@@ -83,6 +83,17 @@ void Node::remove_attr(const std::string& n) {
   attributes.erase(std::remove_if(attributes.begin(), attributes.end(), [&](const Attribute& a) { return a.name == n; }),
                    attributes.end());
 }
+Attribute::Attribute(const Attribute& o)
+    : name(o.name), kind(o.kind), f(o.f), i(o.i), s(o.s), t(o.t), floats(o.floats), ints(o.ints), strings(o.strings),
+      raw(o.raw), ref_attr_name(o.ref_attr_name) {
+  if (o.g) g = std::make_shared<Graph>(*o.g);
+  graphs.reserve(o.graphs.size());
+  for (const auto& sg : o.graphs) graphs.push_back(sg ? std::make_shared<Graph>(*sg) : nullptr);
+}
+Attribute& Attribute::operator=(const Attribute& o) {
+  if (this != &o) *this = Attribute(o);
+  return *this;
+}
 std::vector<std::shared_ptr<Graph>> Node::subgraphs() const {
   std::vector<std::shared_ptr<Graph>> out;
   for (const auto& a : attributes) {

@@ -58,6 +58,14 @@ struct Attribute {
   std::vector<std::shared_ptr<oc::Graph>> graphs;
   std::string raw;  // serialized AttributeProto for kinds held as-is (sparse tensors, type protos, tensors lists)
   std::string ref_attr_name;  // for attributes inside functions
+
+  // A copy owns copies of its graphs: rewriting a copied model's branch (quantize, prune) must not
+  // reach the original's. Moves keep the graphs.
+  Attribute() = default;
+  Attribute(const Attribute& o);
+  Attribute& operator=(const Attribute& o);
+  Attribute(Attribute&&) noexcept = default;
+  Attribute& operator=(Attribute&&) noexcept = default;
 };
 
 // "" and "ai.onnx" both name the default domain.

@@ -9,6 +9,7 @@
 
 #include "graph/errors.h"
 #include "graph/opset_convert.h"
+#include "graph/subgraphs.h"
 
 namespace oc::quant {
 
@@ -86,7 +87,7 @@ int64_t qdq_opset(const QuantizedMatrix& q) {
 void export_fake(Model& m, const QuantizedLayer& ql) { set_layer_matrix(m.graph, ql.layer, ql.q.dequantize()); }
 
 void export_qdq(Model& m, const QuantizedLayer& ql) {
-  Graph& g = m.graph;
+  Graph& g = layer_graph(m.graph, ql.layer);
   const WeightLayer& l = ql.layer;
   const QuantizedMatrix& q = ql.q;
   const bool sym = q.layout.scheme == Scheme::Sym;
@@ -143,7 +144,7 @@ void export_qdq(Model& m, const QuantizedLayer& ql) {
 // W = (float(x) − z) · s with z, s shaped to broadcast along the N axis: the per-channel
 // dequantization spelled with operators of every opset (Cast 6, Sub/Mul 7).
 void export_cast_mul(Model& m, const QuantizedLayer& ql) {
-  Graph& g = m.graph;
+  Graph& g = layer_graph(m.graph, ql.layer);
   const WeightLayer& l = ql.layer;
   const QuantizedMatrix& q = ql.q;
   const bool sym = q.layout.scheme == Scheme::Sym;
@@ -190,7 +191,7 @@ void export_cast_mul(Model& m, const QuantizedLayer& ql) {
 }
 
 void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
-  Graph& g = m.graph;
+  Graph& g = layer_graph(m.graph, ql.layer);
   const WeightLayer& l = ql.layer;
   const QuantizedMatrix& q = ql.q;
   const int64_t N = l.rows, K = l.cols;
@@ -348,7 +349,7 @@ ExportInfo export_quantized(Model& m, const std::vector<QuantizedLayer>& layers,
     else export_qdq(m, ql);
   }
   if (nbits && m.opset("com.microsoft") < 1) m.set_opset("com.microsoft", 1);
-  m.graph.invalidate();
+  for (const auto& s : all_graphs(m.graph)) s.graph->invalidate();
   ExportInfo info;
   info.opset = m.opset();
   if (any_qdq) info.dequantize_form = legacy ? "Cast+Mul" : "DequantizeLinear";

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "graph/errors.h"
+#include "graph/subgraphs.h"
 
 namespace oc::quant {
 
@@ -51,35 +52,53 @@ std::string describe(const Graph& g, const Node& n, WeightLayer& l) {
 
 }  // namespace
 
-std::vector<WeightLayer> find_weight_layers(const Graph& g, std::vector<SkippedLayer>* skipped) {
+Graph& layer_graph(Graph& root, const WeightLayer& l) {
+  Graph* g = graph_at(root, l.graph);
+  if (!g) throw InvalidArgument("layer " + l.node + ": no subgraph '" + l.graph + "' in the model");
+  return *g;
+}
+const Graph& layer_graph(const Graph& root, const WeightLayer& l) { return layer_graph(const_cast<Graph&>(root), l); }
+
+std::vector<WeightLayer> find_weight_layers(const Graph& root, std::vector<SkippedLayer>* skipped) {
   static const std::set<std::string> ops = {"Conv", "MatMul", "Gemm"};
   std::vector<WeightLayer> out;
-  std::set<std::string> claimed;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const Node& n = g.nodes[i];
-    if (!n.is_default_domain() || !ops.count(n.op_type) || n.input(1).empty()) continue;
-    WeightLayer l;
-    l.index = static_cast<int>(i);
-    std::string why = describe(g, n, l);
-    if (why.empty() && claimed.count(l.weight)) why = "weight " + l.weight + " is shared with an earlier layer";
-    if (why.empty()) {
-      // A weight read by something else (e.g. a Shape op) must stay float there; QDQ keeps the
-      // name, but MatMulNBits would drop it, so only layers owning their weight qualify.
-      for (int c : g.consumers(l.weight))
-        if (g.nodes[c].input(1) != l.weight || !ops.count(g.nodes[c].op_type)) why = "weight also feeds " + g.nodes[c].name;
+  for (const GraphScope& s : all_graphs(root)) {
+    const Graph& g = *s.graph;
+    std::set<std::string> claimed;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const Node& n = g.nodes[i];
+      if (!n.is_default_domain() || !ops.count(n.op_type) || n.input(1).empty()) continue;
+      WeightLayer l;
+      l.index = static_cast<int>(i);
+      l.graph = s.path;
+      std::string why = describe(g, n, l);
+      if (!why.empty() && !s.path.empty() && !g.initializer(n.input(1))) {
+        const std::string at = defining_scope(root, s.path, n.input(1));
+        const Graph* outer = at != s.path ? graph_at(root, at) : nullptr;
+        if (outer && outer->is_initializer(n.input(1)))
+          why = "weight " + n.input(1) + " lives in an enclosing graph that reads it elsewhere too";
+      }
+      if (why.empty() && claimed.count(l.weight)) why = "weight " + l.weight + " is shared with an earlier layer";
+      if (why.empty()) {
+        // A weight read by something else (e.g. a Shape op) must stay float there; QDQ keeps the
+        // name, but MatMulNBits would drop it, so only layers owning their weight qualify. (Nodes
+        // holding subgraphs that read it count as readers too.)
+        for (int c : g.consumers(l.weight))
+          if (g.nodes[c].input(1) != l.weight || !ops.count(g.nodes[c].op_type)) why = "weight also feeds " + g.nodes[c].name;
+      }
+      if (!why.empty()) {
+        if (skipped) skipped->push_back({n.name, why});
+        continue;
+      }
+      claimed.insert(l.weight);
+      out.push_back(std::move(l));
     }
-    if (!why.empty()) {
-      if (skipped) skipped->push_back({n.name, why});
-      continue;
-    }
-    claimed.insert(l.weight);
-    out.push_back(std::move(l));
   }
   return out;
 }
 
-std::vector<float> layer_matrix(const Graph& g, const WeightLayer& l) {
-  const Tensor* w = g.initializer(l.weight);
+std::vector<float> layer_matrix(const Graph& root, const WeightLayer& l) {
+  const Tensor* w = layer_graph(root, l).initializer(l.weight);
   if (!w) throw InvalidArgument("weight " + l.weight + " of " + l.node + " not found");
   std::vector<float> v = w->to_float();
   if (!l.transposed) return v;
@@ -97,8 +116,8 @@ std::vector<float> to_onnx_layout(const WeightLayer& l, const std::vector<float>
   return kn;
 }
 
-void set_layer_matrix(Graph& g, const WeightLayer& l, const std::vector<float>& nk) {
-  g.add_initializer(Tensor::from_float(l.weight, l.weight_dims, to_onnx_layout(l, nk)));
+void set_layer_matrix(Graph& root, const WeightLayer& l, const std::vector<float>& nk) {
+  layer_graph(root, l).add_initializer(Tensor::from_float(l.weight, l.weight_dims, to_onnx_layout(l, nk)));
 }
 
 }  // namespace oc::quant

@@ -8,7 +8,10 @@
 //   Gemm    | transB=1: [N, K]          | as is                  | 0      | 1
 //   Gemm    | transB=0: [K, N]          | transposed             | 1      | 0
 //
-// Only the main graph, float32 initializers, and weights that no other layer claims first.
+// Float32 initializers that no other layer claims first, in the main graph and in every nested
+// graph (If branches, Loop/Scan bodies: WeightLayer::graph names it, graph/subgraphs.h). A body
+// layer's weight must live in its own graph: localize_subgraph_weights moves outer-scope weights
+// there first (quantize_model does).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,6 +23,7 @@ namespace oc::quant {
 
 struct WeightLayer {
   std::string node;     // node name
+  std::string graph;    // path of the graph holding node and weight (graph/subgraphs.h); "" = main
   std::string op;       // Conv | MatMul | Gemm
   std::string weight;   // initializer name (node input 1)
   std::string bias;     // Conv/Gemm input 2, "" if none
@@ -41,9 +45,13 @@ struct SkippedLayer {
   std::string node, reason;
 };
 
-// Conv/MatMul/Gemm nodes of the main graph with a constant float32 weight, in node order.
+// Conv/MatMul/Gemm nodes with a constant float32 weight: the main graph's in node order, then each
+// nested graph's (all_graphs order). `index` is the position in the layer's own graph.
 std::vector<WeightLayer> find_weight_layers(const Graph& g, std::vector<SkippedLayer>* skipped = nullptr);
-// The weight as a row-major [N, K] matrix.
+// The graph holding the layer (`root` is the main graph).
+Graph& layer_graph(Graph& root, const WeightLayer& l);
+const Graph& layer_graph(const Graph& root, const WeightLayer& l);
+// The weight as a row-major [N, K] matrix (`g` is the main graph; the layer's own graph is found).
 std::vector<float> layer_matrix(const Graph& g, const WeightLayer& l);
 // Writes a [N, K] matrix back into the weight initializer in ONNX orientation.
 void set_layer_matrix(Graph& g, const WeightLayer& l, const std::vector<float>& nk);

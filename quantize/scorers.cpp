@@ -32,7 +32,7 @@ using Scorer = std::function<std::vector<double>(const Graph&, const std::vector
 
 std::vector<double> score_zd(const Graph& g, const std::vector<WeightLayer>& layers, const ScoreInputs&) {
   std::vector<double> s;
-  for (const auto& l : layers) s.push_back(zd_score(g.initializer(l.weight)->to_float()));
+  for (const auto& l : layers) s.push_back(zd_score(layer_graph(g, l).initializer(l.weight)->to_float()));
   return s;
 }
 

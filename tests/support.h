@@ -62,6 +62,10 @@ std::map<std::string, std::vector<int64_t>> corpus_shapes(const std::string& nam
 double max_rel_error(const Tensor& a, const Tensor& b, double floor = 1e-3);
 bool bitwise_equal(const Tensor& a, const Tensor& b);
 
+// Writes a zip with one entry per array named <tensor name>.npy (`compress`: raw deflate, else
+// stored), as numpy.savez / savez_compressed do.
+void write_npz(const fs::path& path, const std::vector<Tensor>& arrays, bool compress);
+
 // ---- building small models ----
 Node make_node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
                const std::string& name = "");

@@ -24,6 +24,7 @@
 
 using namespace oc;
 using test::error_of;
+using test::write_npz;
 using fs_path = std::filesystem::path;
 
 namespace {
@@ -96,46 +97,6 @@ std::vector<float> padded_im2col(const Tensor& x, int64_t c0, int64_t cg, int64_
 }
 
 
-// Writes a zip with one entry per array (`deflate`: raw deflate, else stored), as numpy.savez does.
-void write_npz(const fs_path& path, const std::vector<Tensor>& arrays, bool compress) {
-  std::string out, cd;
-  auto put = [](std::string& s, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-  };
-  for (const Tensor& t : arrays) {
-    const std::string raw = serialize_npy(t), name = t.name + ".npy";
-    std::string data = raw;
-    if (compress) {
-      z_stream zs{};
-      REQUIRE(deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-      data.resize(deflateBound(&zs, static_cast<uLong>(raw.size())));
-      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
-      zs.avail_in = static_cast<uInt>(raw.size());
-      zs.next_out = reinterpret_cast<Bytef*>(data.data());
-      zs.avail_out = static_cast<uInt>(data.size());
-      REQUIRE(::deflate(&zs, Z_FINISH) == Z_STREAM_END);
-      data.resize(zs.total_out);
-      deflateEnd(&zs);
-    }
-    const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(raw.data()), static_cast<uInt>(raw.size())));
-    const uint64_t local = out.size();
-    const int method = compress ? 8 : 0;
-    out += std::string("PK\x03\x04", 4);
-    put(out, 20, 2); put(out, 0, 2); put(out, method, 2); put(out, 0, 4);
-    put(out, crc, 4); put(out, data.size(), 4); put(out, raw.size(), 4); put(out, name.size(), 2); put(out, 0, 2);
-    out += name + data;
-    cd += std::string("PK\x01\x02", 4);
-    put(cd, 20, 2); put(cd, 20, 2); put(cd, 0, 2); put(cd, method, 2); put(cd, 0, 4);
-    put(cd, crc, 4); put(cd, data.size(), 4); put(cd, raw.size(), 4); put(cd, name.size(), 2);
-    put(cd, 0, 2); put(cd, 0, 2); put(cd, 0, 2); put(cd, 0, 2); put(cd, 0, 4); put(cd, local, 4);
-    cd += name;
-  }
-  const uint64_t cd_off = out.size();
-  out += cd + std::string("PK\x05\x06", 4);
-  put(out, 0, 2); put(out, 0, 2); put(out, arrays.size(), 2); put(out, arrays.size(), 2);
-  put(out, cd.size(), 4); put(out, cd_off, 4); put(out, 0, 2);
-  std::ofstream(path, std::ios::binary) << out;
-}
 
 // A model with the given runtime inputs (dims < 0 are symbolic "N") and no nodes.
 Model inputs_model(const std::vector<std::tuple<std::string, DType, std::vector<int64_t>>>& ins) {
