@@ -424,7 +424,7 @@ struct CalibrationSource::Impl {
     return cache.second.substr(a.header + off, n);
   }
 
-  void random_sample(const Input& in, const Part& p, int64_t sample, size_t input, std::vector<uint8_t>& out) {
+  void random_sample(const Input& in, const Part& p, int64_t sample, size_t input, Bytes& out) {
     int64_t n = 1;
     for (auto d : p.sample_dims) n *= d;
     if (!dtype_is_float(in.dtype)) {  // integer / bool inputs: zeros (ids, lengths, flags)

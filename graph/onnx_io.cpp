@@ -34,7 +34,12 @@ struct Reader {
     return x;
   }
 
-  std::string read_external(const onnx::TensorProto& tp, size_t expect) {
+  // Open external-data files of this load, by resolved path (tensors share one descriptor per file).
+  std::map<std::string, std::shared_ptr<MappedFile>> files;
+
+  // The tensor's range of its external-data file, mapped lazily on first access (graph/bytes.h);
+  // empty when LoadOptions::load_external_data is off.
+  Bytes read_external(const onnx::TensorProto& tp, size_t expect) {
     std::string location;
     int64_t offset = 0, length = -1;
     for (const auto& kv : tp.external_data()) {
@@ -57,7 +62,9 @@ struct Reader {
       throw LoadError(who + ": external data path '" + location + "' resolves outside the model's folder; refused");
     if (!fs::is_regular_file(full, ec))
       throw LoadError(who + ": external data file '" + location + "' not found next to the model");
-    auto fsize = static_cast<int64_t>(fs::file_size(full, ec));
+    auto& file = files[full.string()];
+    if (!file) file = MappedFile::open(full.string());
+    auto fsize = static_cast<int64_t>(file->size);
     if (length < 0) length = static_cast<int64_t>(expect);
     if (offset > fsize || length > fsize - offset)
       throw LoadError(who + ": external data '" + location + "' offset " + std::to_string(offset) + " + length " +
@@ -68,12 +75,11 @@ struct Reader {
       opt.external_stats->file_bytes[location] = static_cast<uint64_t>(fsize);
     }
     if (!opt.load_external_data) return {};
-    std::ifstream f(full, std::ios::binary);
-    std::string buf(static_cast<size_t>(length), '\0');
-    f.seekg(offset);
-    f.read(buf.data(), length);
-    if (!f) throw LoadError(who + ": cannot read external data '" + location + "'");
-    return buf;
+    if (static_cast<size_t>(length) != expect)
+      throw LoadError("tensor '" + tp.name() + "' has " + std::to_string(length) + " bytes of data; shape " +
+                      shape_str(std::vector<int64_t>(tp.dims().begin(), tp.dims().end())) + " of " +
+                      dtype_name(static_cast<DType>(tp.data_type())) + " needs " + std::to_string(expect));
+    return Bytes::mapped(file, static_cast<uint64_t>(offset), static_cast<uint64_t>(length));
   }
 
   Tensor tensor(const onnx::TensorProto& tp) {
@@ -103,8 +109,7 @@ struct Reader {
     }
     if (dtype_bits(t.dtype) == 0) throw UnsupportedError("tensor '" + t.name + "' has unknown element type " + std::to_string(tp.data_type()));
     if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
-      std::string b = read_external(tp, expect);
-      if (opt.load_external_data) set_bytes(b);
+      t.bytes = read_external(tp, expect);
       return t;
     }
     if (opt.external_stats) ++opt.external_stats->inline_tensors;
@@ -285,7 +290,7 @@ struct Writer {
       static const char zeros[64] = {};
       external->write(zeros, static_cast<std::streamsize>(pad));
       offset += pad;
-      external->write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
+      t.bytes.write_to(*external);  // a mapped range is streamed, not kept resident
       tp->set_data_location(onnx::TensorProto::EXTERNAL);
       auto add = [&](const char* k, const std::string& v) {
         auto* e = tp->add_external_data();

@@ -29,10 +29,9 @@ int Tensor::get_4bit(int64_t i) const {
 }
 
 template <typename Out, typename Fn>
-static std::vector<Out> convert_all(const Tensor& t, Fn&& cast) {
+static std::vector<Out> convert_all(const Tensor& t, const uint8_t* p, Fn&& cast) {
   const int64_t n = t.numel();
   std::vector<Out> out(static_cast<size_t>(n));
-  const uint8_t* p = t.bytes.data();
   auto load = [&](auto tag, int64_t i) {
     using T = decltype(tag);
     T v;
@@ -60,7 +59,13 @@ static std::vector<Out> convert_all(const Tensor& t, Fn&& cast) {
       case DType::UInt32: v = load(uint32_t{}, i); break;
       case DType::Int64: out[static_cast<size_t>(i)] = cast(static_cast<int64_t>(load(int64_t{}, i))); continue;
       case DType::UInt64: v = static_cast<double>(load(uint64_t{}, i)); break;
-      case DType::Int4: case DType::UInt4: v = t.get_4bit(i); break;
+      case DType::Int4: case DType::UInt4: {
+        const uint8_t b = p[i / 2];
+        int x = (i % 2 == 0) ? (b & 0x0F) : (b >> 4);
+        if (t.dtype == DType::Int4 && x >= 8) x -= 16;
+        v = x;
+        break;
+      }
       default: throw UnsupportedError("tensor '" + t.name + "': cannot convert " + dtype_name(t.dtype) + " values");
     }
     out[static_cast<size_t>(i)] = cast(v);
@@ -72,14 +77,18 @@ std::vector<float> Tensor::to_float() const {
   if (dtype == DType::Float) {
     std::vector<float> out(static_cast<size_t>(numel()));
     if (bytes.size() < out.size() * 4) throw Error("tensor '" + name + "' is shorter than its shape " + shape_str(dims));
-    if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * 4);
+    if (!out.empty()) bytes.view([&](const uint8_t* p) { std::memcpy(out.data(), p, out.size() * 4); });
     return out;
   }
-  return convert_all<float>(*this, [](auto v) { return static_cast<float>(v); });
+  std::vector<float> out;
+  bytes.view([&](const uint8_t* p) { out = convert_all<float>(*this, p, [](auto v) { return static_cast<float>(v); }); });
+  return out;
 }
 
 std::vector<int64_t> Tensor::to_int64() const {
-  return convert_all<int64_t>(*this, [](auto v) { return static_cast<int64_t>(v); });
+  std::vector<int64_t> out;
+  bytes.view([&](const uint8_t* p) { out = convert_all<int64_t>(*this, p, [](auto v) { return static_cast<int64_t>(v); }); });
+  return out;
 }
 
 template <typename T>

@@ -1,10 +1,13 @@
-// A constant tensor (initializer or Constant-node value) held in memory as little-endian bytes,
-// exactly as ONNX raw_data lays it out (4-bit types packed two per byte, low nibble first).
+// A constant tensor (initializer or Constant-node value) as little-endian bytes, exactly as ONNX
+// raw_data lays them out (4-bit types packed two per byte, low nibble first). External data stays in
+// its file, mapped on first access (graph/bytes.h); to_float/to_int64 of an unmapped range read it
+// through a mapping held for the call only, so converting a weight does not keep its bytes resident.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "graph/bytes.h"
 #include "graph/dtype.h"
 #include "graph/errors.h"
 
@@ -14,7 +17,7 @@ struct Tensor {
   std::string name;
   DType dtype = DType::Float;
   std::vector<int64_t> dims;
-  std::vector<uint8_t> bytes;       // raw storage; for String tensors unused
+  Bytes bytes;                      // raw storage (owned or a mapped file range); for String tensors unused
   std::vector<std::string> strings; // String tensors only
 
   int64_t numel() const;

@@ -278,8 +278,14 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   }
   auto has_gram = [&](size_t i) { return !grams[i].empty(); };
 
-  std::vector<std::vector<float>> weights;
-  for (const auto& l : layers) weights.push_back(layer_matrix(g, l));
+  // Float [rows, cols] weights, read when a search or the quantizer first needs them and freed
+  // once the layer is quantized: a uniform-width run holds one layer's floats at a time (issue 18:
+  // models larger than memory; the weights themselves stay in their mapped external-data file).
+  std::vector<std::vector<float>> weights(layers.size());
+  auto weight = [&](size_t i) -> std::vector<float>& {
+    if (weights[i].empty()) weights[i] = layer_matrix(g, layers[i]);
+    return weights[i];
+  };
   // The proxy quantizer for searches (allocation, AWQ): GPTQ's own error needs a solve per width;
   // the clipped range is a close proxy for ranking.
   const Method proxy = opt.method == Method::GPTQ ? Method::MSE : opt.method;
@@ -318,7 +324,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
           if (measured) {
             items[i].error[b] = opt.score_inputs.sensitivity_at(layers[i], b);
           } else {
-            QuantizedMatrix q = quantize_with(proxy, weights[i], layers[i], lb, nullptr, opt.gptq);
+            QuantizedMatrix q = quantize_with(proxy, weight(i), layers[i], lb, nullptr, opt.gptq);
             std::vector<float> deq = q.dequantize();
             if (has_gram(i)) {
               const double ref = gram_error(weights[i], std::vector<float>(weights[i].size(), 0.f), layers[i].rows, layers[i].cols, grams[i]);
@@ -396,7 +402,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       for (size_t i : idx) {
         QuantLayout lb = lay[i];
         lb.bits = bits[i];
-        members.push_back({&weights[i], layers[i].rows, lb});
+        members.push_back({&weight(i), layers[i].rows, lb});
       }
       search_gram = &grams[idx[0]];
       search_per = per;
@@ -407,7 +413,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       const std::string how = apply_input_scale(g, group, a.channel_scale);
       const std::vector<double> hs = scale_gram(grams[idx[0]], l0.cols, per, a.channel_scale);
       for (size_t i : idx) {
-        weights[i] = scale_columns(weights[i], layers[i].rows, layers[i].cols, per, a.channel_scale);
+        weights[i] = scale_columns(weight(i), layers[i].rows, layers[i].cols, per, a.channel_scale);
         grams[i] = hs;
         for (size_t j = 0; j < means[i].size(); ++j) means[i][j] /= a.channel_scale[j / per];
         awq_done[i] = true;
@@ -419,6 +425,17 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     }
   }
 
+  // Layers were found before AWQ/bias edits (and exports of earlier layers) moved node positions:
+  // look them up again by name.
+  auto refresh = [&](QuantizedLayer& ql) {
+    const int ni = node_index(g, ql.layer.node);
+    if (ni < 0) return;
+    ql.layer.index = ni;
+    if (ql.layer.op != "MatMul") {
+      const Node& n = g.nodes[ni];
+      ql.layer.bias = n.inputs.size() > 2 ? n.input(2) : "";
+    }
+  };
   std::vector<QuantizedLayer> out;
   double bit_sum = 0;
   int n_awq = 0, n_bias = 0, n_gptq = 0;
@@ -429,7 +446,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     std::string meth_name = method_name(meth);
     if (meth == Method::GPTQ && opt.gptq.act_order) meth_name = "gptq act-order";
     if (meth == Method::GPTQ && !has_gram(i)) meth = Method::MSE, meth_name = "mse (no Gram statistics for gptq)";
-    QuantizedMatrix q = quantize_with(meth, weights[i], layers[i], lb, &grams[i], opt.gptq);
+    QuantizedMatrix q = quantize_with(meth, weight(i), layers[i], lb, &grams[i], opt.gptq);
     n_gptq += meth == Method::GPTQ;
     if (opt.progress) opt.progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(layers.size()));
     LayerReport r;
@@ -470,6 +487,15 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     bit_sum += static_cast<double>(bits[i]) * static_cast<double>(layers[i].params());
     rep.quantized_params += layers[i].params();
     out.push_back({layers[i], std::move(q)});
+    std::vector<float>().swap(weights[i]);
+    std::vector<double>().swap(grams[i]);
+    // MatMulNBits layers are exported as they are quantized (no opset decision depends on the
+    // others), so their codes and the float weight they replace are released layer by layer.
+    if (opt.format == Format::MatMulNBits && layers[i].op != "Conv") {
+      refresh(out.back());
+      export_quantized(m, {out.back()}, opt.format);
+      out.pop_back();
+    }
   }
   rep.avg_bits = bit_sum / static_cast<double>(rep.quantized_params);
   {
@@ -480,16 +506,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     if (opt.bias_correction) s += ", bias correction on " + std::to_string(n_bias) + " layers";
     rep.method_summary = s;
   }
-  // Layers were found before AWQ/bias edits moved node positions: look them up again by name.
-  for (auto& ql : out) {
-    const int ni = node_index(g, ql.layer.node);
-    if (ni < 0) continue;
-    ql.layer.index = ni;
-    if (ql.layer.op != "MatMul") {
-      const Node& n = g.nodes[ni];
-      ql.layer.bias = n.inputs.size() > 2 ? n.input(2) : "";
-    }
-  }
+  for (auto& ql : out) refresh(ql);
   ExportInfo info = export_quantized(m, out, opt.format);
   rep.opset = info.opset;
   rep.dequantize_form = info.dequantize_form;
