@@ -1009,6 +1009,12 @@ const std::map<std::string, OpRule>& rules() {
 
 }  // namespace
 
+std::vector<std::string> channel_rule_ops() {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : rules()) out.push_back(k);
+  return out;
+}
+
 ChannelDeps build_channel_deps(const Model& m, const ChannelDepsOptions& opt) {
   // Shape inference fills value_info only (nodes keep their indices), so the rules' node and
   // input references hold for `m` itself.

@@ -90,6 +90,8 @@ struct ChannelDepsOptions {
 // strides on dynamic models); with `heads` it infers shapes itself on a copy (head reshapes need the
 // dims between the split and the merge).
 ChannelDeps build_channel_deps(const Model& m, const ChannelDepsOptions& opt = {});
+// Operators (default domain) with a channel rule, sorted; every other op locks the channels it reads.
+std::vector<std::string> channel_rule_ops();
 
 // Keep-lists per value: value -> sorted kept channel indices (values absent keep everything).
 using KeptChannels = std::map<std::string, std::vector<int64_t>>;

@@ -1,6 +1,7 @@
 // Parameter and MAC counting (formulas in cost.h).
 #include "graph/cost.h"
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <set>
@@ -221,6 +222,13 @@ class Counter {
 }  // namespace
 
 bool has_mac_rule(const std::string& op) { return mac_rules().count(op) > 0; }
+
+std::vector<std::string> mac_rule_ops() {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : mac_rules()) out.push_back(k);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 CostReport count_costs(const Model& m) {
   Counter c;

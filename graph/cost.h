@@ -46,5 +46,7 @@ struct CostReport {
 CostReport count_costs(const Model& m);
 // True when `op` (as in NodeCost::op_type) has a MAC rule.
 bool has_mac_rule(const std::string& op);
+// Operators with a MAC rule, as Node::key() writes them, sorted.
+std::vector<std::string> mac_rule_ops();
 
 }  // namespace oc

@@ -991,6 +991,46 @@ void unique_op(Ctx& c) {
   c.set(2, DType::Int64, {x[static_cast<size_t>(axis)]});
 }
 
+// Det: the batch dims of [*, M, M].
+void det_op(Ctx& c) {
+  if (!c.need(0) || c.S(0).size() < 2) { c.set_type(0, c.T(0)); return; }
+  c.set(0, c.T(0), std::vector<Val>(c.S(0).begin(), c.S(0).end() - 2));
+}
+
+// NonMaxSuppression: [selected, 3] int64, the count data-dependent.
+void nms_op(Ctx& c) { c.set(0, DType::Int64, {Val{}, Val::num(3)}); }
+
+// Compress: data-dependent length along `axis` (flattened without it).
+void compress_op(Ctx& c) {
+  c.set_type(0, c.T(0));
+  if (!c.need(0)) return;
+  if (!c.n.has_attr("axis")) { c.set(0, c.T(0), {Val{}}); return; }
+  const int64_t axis = norm_axis(c.n.attr_int("axis", 0), c.I(0)->rank());
+  if (!axis_ok(c, axis, c.I(0)->rank())) return;
+  std::vector<Val> o = c.S(0);
+  o[static_cast<size_t>(axis)] = Val{};
+  c.set(0, c.T(0), o);
+}
+
+// OneHot: indices' shape with depth inserted at `axis`, values' element type.
+void one_hot_op(Ctx& c) {
+  c.set_type(0, c.T(2));
+  if (!c.need(0)) return;
+  std::vector<Val> o = c.S(0);
+  const int64_t r = static_cast<int64_t>(o.size()) + 1;
+  const int64_t axis = norm_axis(c.n.attr_int("axis", -1), r);
+  if (!axis_ok(c, axis, r)) return;
+  Val depth = c.I(1) && c.I(1)->has_value && c.I(1)->value.size() == 1 ? c.I(1)->value[0] : Val{};
+  o.insert(o.begin() + axis, depth);
+  c.set(0, c.T(2), o);
+}
+
+// Hann/Hamming/BlackmanWindow: [size] of output_datatype (float by default).
+void window_op(Ctx& c) {
+  Val size = c.I(0) && c.I(0)->has_value && c.I(0)->value.size() == 1 ? c.I(0)->value[0] : Val{};
+  c.set(0, static_cast<DType>(c.n.attr_int("output_datatype", 1)), {size});
+}
+
 void depth_space_op(Ctx& c) {
   if (!c.need(0) || c.S(0).size() != 4) { c.set_type(0, c.T(0)); return; }
   int64_t b = c.n.attr_int("blocksize", 1);
@@ -1101,6 +1141,11 @@ const std::unordered_map<std::string, Rule>& rules() {
     t["TopK"] = topk_op;
     t["NonZero"] = nonzero_op;
     t["Unique"] = unique_op;
+    t["Det"] = det_op;
+    t["NonMaxSuppression"] = nms_op;
+    t["Compress"] = compress_op;
+    t["OneHot"] = one_hot_op;
+    t["HannWindow"] = t["HammingWindow"] = t["BlackmanWindow"] = window_op;
     t["DepthToSpace"] = t["SpaceToDepth"] = depth_space_op;
     t["GridSample"] = grid_sample_op;
     t["Einsum"] = einsum_op;

@@ -357,7 +357,7 @@ TEST_CASE("If and Loop and Scan run their subgraphs with outer-scope values", "[
   }
 }
 
-TEST_CASE("LSTM and GRU in all directions agree with ONNX Runtime", "[executor][ort]") {
+TEST_CASE("RNN, LSTM and GRU in all directions agree with ONNX Runtime", "[executor][ort]") {
   const int64_t T = 5, B = 2, I = 3, H = 4;
   Model m = new_model(14);
   Graph& g = m.graph;
@@ -391,7 +391,19 @@ TEST_CASE("LSTM and GRU in all directions agree with ONNX Runtime", "[executor][
   Node& gf = add(g, "GRU", {"x", "GW1", "GR1"}, {"gfy"});
   gf.set_attr_int("hidden_size", H);
   set_strings(gf, "activations", {"Sigmoid", "Relu"});
-  outputs(g, {"ly", "lyh", "lyc", "lry", "lryh", "gy0", "gyh0", "gy1", "gyh1", "gfy"});
+  add_finit(g, "RW", {2, H, I}, 56);
+  add_finit(g, "RR", {2, H, H}, 57);
+  add_finit(g, "RB", {2, 2 * H}, 58);
+  Node& rb = add(g, "RNN", {"x", "RW", "RR", "RB", "", "h0"}, {"ry", "ryh"});
+  rb.set_attr_string("direction", "bidirectional");
+  rb.set_attr_int("hidden_size", H);
+  add_finit(g, "RW1", {1, H, I}, 59);
+  add_finit(g, "RR1", {1, H, H}, 60);
+  Node& rr = add(g, "RNN", {"x", "RW1", "RR1"}, {"rry", "rryh"});
+  rr.set_attr_string("direction", "reverse");
+  rr.set_attr_int("hidden_size", H);
+  set_strings(rr, "activations", {"Relu"});
+  outputs(g, {"ly", "lyh", "lyc", "lry", "lryh", "gy0", "gyh0", "gy1", "gyh1", "gfy", "ry", "ryh", "rry", "rryh"});
   agree_with_ort(m, {{"x", rand_input("x", {T, B, I}, 9)}});
 }
 
