@@ -166,6 +166,42 @@ std::map<std::string, std::vector<int64_t>> shapes_from_data(const Model& m, std
   return shapes;
 }
 
+// Why a step left the model as it was ("" when it changed it). A prune step changes the model when a
+// group loses channels (or heads go: params or MACs fall); a quantize step always does (it refuses a
+// model without quantizable layers itself).
+std::string unchanged_reason(const std::string& kind, const nlohmann::json& d, const Model& m) {
+  if (kind != "prune") return "";
+  const auto groups = d.value("groups", nlohmann::json::array());
+  const auto totals = d.value("totals", nlohmann::json::object());
+  int pruned = 0, left = 0;
+  std::map<std::string, int> why;  // groups left alone, by reason
+  for (const auto& g : groups) {
+    const int64_t before = g.value("channels_before", int64_t{0});
+    pruned += g.value("channels_after", int64_t{0}) < before;
+    std::string r = g.value("skip_reason", std::string());
+    if (r.empty() && g.value("locked", int64_t{0}) >= before) r = "locked";
+    if (!r.empty()) ++left, ++why[r];
+  }
+  if (pruned > 0 || totals.value("params_after", 0.0) < totals.value("params_before", 0.0) ||
+      totals.value("macs_after", 0.0) < totals.value("macs_before", 0.0))
+    return "";
+  if (groups.empty()) {
+    int nested = 0;
+    for (const auto& n : m.graph.nodes) nested += !n.subgraphs().empty();
+    return nested ? "the model has no prunable channel group in its main graph (layers inside If/Loop/Scan bodies are not "
+                    "pruned yet)"
+                  : "the model has no prunable channel group";
+  }
+  if (left == static_cast<int>(groups.size())) {
+    std::string top;
+    int best = 0;
+    for (const auto& [r, n] : why)
+      if (n > best) best = n, top = r;
+    return "all " + std::to_string(groups.size()) + " channel groups are left alone (" + std::to_string(best) + ": " + top + ")";
+  }
+  return "no channel group loses a channel at this target (raise it)";
+}
+
 // Normalizes `original` in place and keeps it as the reference; the steps rewrite one copy of it
 // (the candidate). Two models' weights in memory, not three: callers hand over their own copy.
 PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOptions& opt) {
@@ -263,6 +299,19 @@ Report compress_file(const fs::path& in, const fs::path& out, const Recipe& reci
   Model input = load_model(in);
   PipelineRun run = run_recipe(input, recipe, opt);  // normalizes `input`: the report's rows are its nodes
   PipelineResult& r = run.result;
+  // A request that changes nothing is refused, not written as a copy: every step left the model as
+  // it was (a recipe whose prune step finds nothing while its quantize step changes the model is
+  // fine). The library's run_pipeline returns the model as it is.
+  {
+    std::string why;
+    bool changed = false;
+    for (size_t i = 0; i < recipe.steps.size() && !changed; ++i) {
+      const std::string reason = unchanged_reason(recipe.steps[i].kind, run.steps[i].details, input);
+      changed = reason.empty();
+      if (why.empty()) why = recipe.steps[i].kind + ": nothing to change: " + reason;
+    }
+    if (!changed && !recipe.steps.empty()) throw UnsupportedError(why + "; no model written");
+  }
   SaveOptions so;
   so.external = opt.external_data ? SaveOptions::ExternalData::Always : SaveOptions::ExternalData::Auto;
   save_model(r.model, out, so);

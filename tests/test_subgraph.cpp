@@ -211,6 +211,12 @@ TEST_CASE("silero VAD: weights in its If branches quantize; ORT runs both sample
     CHECK(std::fabs(got.at("output").to_float()[0] - ref.at("output").to_float()[0]) < 0.02);
   }
 
+  // Pruning does not reach the branches yet: the request changes nothing and is refused, no copy.
+  auto p = run_cli({"prune", model.string(), "-o", (dir / "p.onnx").string(), "--ratio", "0.3"});
+  CHECK(p.rc == 1);
+  CHECK_THAT(p.out, Catch::Contains("prune: nothing to change: the model has no prunable channel group"));
+  CHECK_FALSE(std::filesystem::exists(dir / "p.onnx"));
+
   const auto cal = dir / "calib";
   std::filesystem::create_directories(cal);
   write_npz(cal / "a16k.npz", {random_tensor("input", {3, 512}, 7, -0.3f, 0.3f), Tensor::from_int64("sr", {}, {16000}),
