@@ -11,6 +11,7 @@
 
 #include "graph/errors.h"
 #include "graph/onnx_io.h"
+#include "graph/subgraphs.h"
 #include "quantize/allocate.h"
 #include "quantize/awq.h"
 #include <cstdio>
@@ -210,6 +211,9 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   Graph& g = m.graph;
   QuantizeReport rep;
   rep.format = format_name(opt.format);
+  // Weights a branch or loop body reads from the enclosing graph move into that body, so each
+  // layer's node and weight live in one graph (WeightLayer::graph).
+  localize_subgraph_weights(g);
   std::vector<WeightLayer> all = find_weight_layers(g, &rep.skipped);
 
   // --keep-float removes layers from the plan entirely.
@@ -242,9 +246,17 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       }
   // The first layer sees raw inputs and the last one writes the outputs: their errors are not
   // averaged away by later layers, so they hurt most (see docs/QUANTIZATION.md).
+  // Each graph holding layers (main graph, If branch, loop body) has its own first and last layer:
+  // the two branches of an If each read the raw input and write the output.
   if (opt.protect_ends && all.size() >= 3) {
+    std::map<std::string, std::pair<std::string, std::string>> ends;  // graph -> first, last node
+    for (const auto& l : all) {
+      auto [it, fresh] = ends.emplace(l.graph, std::make_pair(l.node, l.node));
+      if (!fresh) it->second.second = l.node;
+    }
     for (size_t i = 0; i < layers.size(); ++i) {
-      bool end = layers[i].node == all.front().node || layers[i].node == all.back().node;
+      const auto& e = ends.at(layers[i].graph);
+      bool end = layers[i].node == e.first || layers[i].node == e.second;
       if (end && !fixed[i]) fixed[i] = std::max(opt.protect_bits, opt.target == QuantizeOptions::Target::Uniform ? opt.bits : 0), why[i] = "protected";
     }
   }
@@ -365,8 +377,9 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   if (opt.awq) {
     std::map<std::string, std::vector<size_t>> by_input;
     for (size_t i = 0; i < layers.size(); ++i) {
-      const int ni = node_index(g, layers[i].node);
-      if (ni >= 0) by_input[g.nodes[ni].input(0)].push_back(i);
+      const Graph& lg = layer_graph(g, layers[i]);
+      const int ni = node_index(lg, layers[i].node);
+      if (ni >= 0) by_input[scoped_value(layers[i].graph, lg.nodes[ni].input(0))].push_back(i);
     }
     // The search runs the method that will quantize (GPTQ on the Gram of x / s), on a coarser α
     // grid for GPTQ (one solve per point).
@@ -381,7 +394,9 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       }
       return (proxy == Method::MSE ? quantize_mse(w.data(), rows, cols, l) : quantize_rtn(w.data(), rows, cols, l)).dequantize();
     };
-    for (const auto& [x, idx] : by_input) {
+    for (const auto& [scoped_x, idx] : by_input) {
+      Graph& xg = layer_graph(g, layers[idx[0]]);
+      const std::string x = xg.nodes[node_index(xg, layers[idx[0]].node)].input(0);
       bool ok = true, low = false;
       for (size_t i : idx) {
         ok = ok && has_gram(i) && layers[i].group == 1 && layers[i].op == layers[idx[0]].op && layers[i].cols == layers[idx[0]].cols &&
@@ -390,8 +405,8 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       }
       // Every layer reading x must be in the plan (a float or skipped reader would see x / s).
       int planned_readers = 0;
-      for (const auto& c : g.consumers(x)) {
-        const std::string& op = g.nodes[c].op_type;
+      for (const auto& c : xg.consumers(x)) {
+        const std::string& op = xg.nodes[c].op_type;
         if (op == "Conv" || op == "MatMul" || op == "Gemm") ++planned_readers;
       }
       (void)planned_readers;
@@ -410,7 +425,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       if (a.alpha == 0) continue;
       std::vector<const WeightLayer*> group;
       for (size_t i : idx) group.push_back(&layers[i]);
-      const std::string how = apply_input_scale(g, group, a.channel_scale);
+      const std::string how = apply_input_scale(xg, group, a.channel_scale);
       const std::vector<double> hs = scale_gram(grams[idx[0]], l0.cols, per, a.channel_scale);
       for (size_t i : idx) {
         weights[i] = scale_columns(weight(i), layers[i].rows, layers[i].cols, per, a.channel_scale);
@@ -428,11 +443,12 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   // Layers were found before AWQ/bias edits (and exports of earlier layers) moved node positions:
   // look them up again by name.
   auto refresh = [&](QuantizedLayer& ql) {
-    const int ni = node_index(g, ql.layer.node);
+    const Graph& lg = layer_graph(g, ql.layer);
+    const int ni = node_index(lg, ql.layer.node);
     if (ni < 0) return;
     ql.layer.index = ni;
     if (ql.layer.op != "MatMul") {
-      const Node& n = g.nodes[ni];
+      const Node& n = lg.nodes[ni];
       ql.layer.bias = n.inputs.size() > 2 ? n.input(2) : "";
     }
   };
@@ -480,7 +496,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       for (int64_t n = 0; n < layers[i].rows; ++n)
         for (int64_t k = 0; k < layers[i].cols; ++k)
           delta[n] += (static_cast<double>(weights[i][n * layers[i].cols + k]) - deq[n * layers[i].cols + k]) * means[i][k];
-      r.bias_corrected = add_to_bias(g, layers[i], delta);
+      r.bias_corrected = add_to_bias(layer_graph(g, layers[i]), layers[i], delta);
       n_bias += r.bias_corrected;
     }
     rep.layers.push_back(r);
