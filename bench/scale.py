@@ -199,10 +199,10 @@ def scale_docs(results, commit_cell):
     notes = sorted({f"{r['model']}: {r['note']}" for r in rows if r.get("note")})
     measured = {(r["model"], r["task"]) for r in rows}
     missing = [f"{m} {t}" for m in MODEL_TASKS for t in MODEL_TASKS[m] if (m, t) not in measured]
-    if missing:
-        L += ["", "Not measured yet: " + ", ".join(missing) + " (GPTQ and compensated pruning still hold every "
+    if missing or any(r.get("error") for r in rows):
+        L += ["", "Not measured yet: " + (", ".join(missing) or "–") + " (GPTQ and compensated pruning still hold every "
               "layer's Gram and float weight at once — the issue's baseline GPTQ passed 19 GiB after 15 minutes; "
-              "fp16 weights are not quantized yet, so the fp16 model has no RTN row)."]
+              "fp16 weights are not quantized yet: the fp16 RTN row fails with "no quantizable weights")."]
     L += [""] + [f"- {n}" for n in notes] + ["", "Commands (MODEL = models/scale/out/NAME.onnx):", "", "```"]
     seen = set()
     for r in rows:
