@@ -202,7 +202,7 @@ def scale_docs(results, commit_cell):
     if missing or any(r.get("error") for r in rows):
         L += ["", "Not measured yet: " + (", ".join(missing) or "–") + " (GPTQ and compensated pruning still hold every "
               "layer's Gram and float weight at once — the issue's baseline GPTQ passed 19 GiB after 15 minutes; "
-              "fp16 weights are not quantized yet: the fp16 RTN row fails with "no quantizable weights")."]
+              "fp16 weights are not quantized yet: the fp16 RTN row fails with 'no quantizable weights')."]
     L += [""] + [f"- {n}" for n in notes] + ["", "Commands (MODEL = models/scale/out/NAME.onnx):", "", "```"]
     seen = set()
     for r in rows:
