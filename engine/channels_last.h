@@ -6,10 +6,12 @@
 // value hook watching), a Conv may leave its output channels-last: the Tensor keeps its logical
 // dims [N,C,H,W] while its bytes are in N,H,W,C order, and the executor records that beside the
 // value. Each operator says in one table entry (layout_use) what it does with such a value:
-//   Transparent — an elementwise op: runs on the bytes as they are; when every input that is not a
-//                 single element is channels-last with the same dims, the output is channels-last.
+//   Transparent — an elementwise op: runs on the bytes as they are. When its inputs that are not
+//                 single elements are channels-last at one dims D, per-channel ([1|N, C, 1, 1]) or
+//                 plain float at D (converted to a channels-last copy), the output is channels-last.
 //   Aware       — the kernel reads KernelContext::in_channels_last and may set out_channels_last
 //                 (Conv, pooling, GlobalAveragePool).
+//   ShapeOnly   — reads only the dims (Shape, Size): inputs as they are, outputs plain.
 //   Plain       — everything else: the executor converts its channels-last inputs to N,C,H,W first
 //                 (once per value: the stored value itself is converted).
 // Graph outputs, hooks and subgraph reads always see N,C,H,W.
@@ -18,11 +20,13 @@
 
 namespace oc {
 
-enum class LayoutUse { Plain, Transparent, Aware };
+enum class LayoutUse { Plain, Transparent, Aware, ShapeOnly };
 
 LayoutUse layout_use(const Node& n);
 
 // A rank-4 float tensor whose bytes are N,H,W,C, rewritten in place to N,C,H,W bytes (dims unchanged).
 void channels_last_to_plain(Tensor& t);
+// The reverse: N,C,H,W bytes rewritten to N,H,W,C.
+void plain_to_channels_last(Tensor& t);
 
 }  // namespace oc

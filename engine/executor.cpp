@@ -182,7 +182,7 @@ struct GraphRun {
     std::vector<uint8_t> in_cl;     // per input: N,H,W,C bytes handed to an Aware kernel as they are
     bool passes = false;            // a Transparent node whose outputs are channels-last
     std::vector<int64_t> dims;      // set when it runs on N,H,W,C dims (per-channel broadcast): the N,C,H,W dims
-    std::vector<Tensor> relabeled;  // its per-channel inputs [n,C,1,1] as [n,1,1,C]: the same bytes
+    std::vector<Tensor> relabeled;  // channels-last copies of plain inputs; per-channel inputs [n,C,1,1] as [n,1,1,C]
   };
 
   // A Transparent node passes channels-last values on when every input but single elements is
@@ -195,6 +195,7 @@ struct GraphRun {
     if (channels_last.empty()) return l;
     const LayoutUse use = plan.layouts[i];
     auto is_cl = [&](size_t j) { return in[j] && channels_last.count(node.inputs[j]) > 0; };
+    if (use == LayoutUse::ShapeOnly) return l;  // dims are N,C,H,W either way
     bool passes = use == LayoutUse::Transparent, per_channel = false;
     const std::vector<int64_t>* d = nullptr;
     for (size_t j = 0; j < node.inputs.size(); ++j) {
@@ -203,27 +204,43 @@ struct GraphRun {
       d = &in[j]->dims;
     }
     if (!d) passes = false;
+    std::vector<size_t> to_cl;  // plain float inputs at D: read as channels-last copies
     for (size_t j = 0; passes && j < node.inputs.size(); ++j) {
       if (!in[j] || in[j]->numel() == 1 || is_cl(j)) continue;
       const std::vector<int64_t>& e = in[j]->dims;
       if (e.size() == 4 && e[2] == 1 && e[3] == 1 && (e[0] == 1 || e[0] == (*d)[0]) && (e[1] == 1 || e[1] == (*d)[1]))
         per_channel = true;
+      else if (e == *d && in[j]->dtype == DType::Float)
+        to_cl.push_back(j);
       else
         passes = false;
     }
     std::vector<std::string> cl_inputs;
     for (size_t j = 0; j < node.inputs.size(); ++j) {
       if (!is_cl(j)) continue;
-      if (use == LayoutUse::Aware || passes) l.in_cl[j] = 1, cl_inputs.push_back(node.inputs[j]);
-      else to_plain(node.inputs[j]);
+      if (use == LayoutUse::Aware || passes) {
+        l.in_cl[j] = 1, cl_inputs.push_back(node.inputs[j]);
+      } else {
+        to_plain(node.inputs[j]);
+        ++stats.to_plain_for[node.op_type];
+      }
     }
     l.passes = passes && !cl_inputs.empty();
-    if (l.passes && per_channel) {
+    if (!l.passes) return l;
+    l.relabeled.reserve(node.inputs.size());  // `in` points into it
+    for (size_t j : to_cl) {
+      l.relabeled.push_back(*in[j]);
+      plain_to_channels_last(l.relabeled.back());
+      in[j] = &l.relabeled.back();
+      ++stats.to_channels_last_for[node.op_type];
+    }
+    if (per_channel) {
       l.dims = *d;
       const std::vector<int64_t> nhwc = {l.dims[0], l.dims[2], l.dims[3], l.dims[1]};
-      l.relabeled.reserve(node.inputs.size());
+      for (size_t k = 0; k < to_cl.size(); ++k) l.relabeled[k].dims = nhwc;  // the channels-last copies
       for (size_t j = 0; j < node.inputs.size(); ++j) {
         if (!in[j] || in[j]->numel() == 1 || l.in_cl[j]) continue;
+        if (std::find(to_cl.begin(), to_cl.end(), j) != to_cl.end()) continue;
         l.relabeled.push_back(*in[j]);
         l.relabeled.back().dims = {in[j]->dims[0], 1, 1, in[j]->dims[1]};
         in[j] = &l.relabeled.back();

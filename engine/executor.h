@@ -156,6 +156,8 @@ class Executor {
     size_t peak_live_values = 0;  // max number of intermediate values held at once
     size_t nodes_run = 0;
     size_t channels_last_values = 0;  // values produced channels-last (engine/channels_last.h)
+    std::map<std::string, int64_t> to_plain_for;  // channels-last values converted back, by reading op
+    std::map<std::string, int64_t> to_channels_last_for;  // plain inputs an elementwise op read as channels-last copies
     std::map<std::string, double> op_ms;  // wall time per operator type (ExecutorOptions::profile)
     // CUDA backend only: nodes that ran on the CPU instead, by "op: reason", and the bytes moved
     // between host and device for them (weights uploaded once are not counted).

@@ -47,7 +47,8 @@ Node conv(const std::string& x, const std::string& w, const std::string& b, cons
 // residual Add of two channels-last values, MaxPool, AveragePool whose include-pad fix-up needs
 // N,C,H,W, a squeeze-excitation Mul by [N,C,1,1] and a Sub of a constant [1,C,1,1] (per-channel),
 // GlobalAveragePool, Concat (plain: converted), an If branch reading an outer channels-last value,
-// and channels-last values that are graph outputs. c1+Relu and dw+Clip are fusable.
+// channels-last values that are graph outputs, an Add of a channels-last and a plain value at the same
+// dims, BatchNormalization, and Shape (dims only). c1+Relu and dw+Clip are fusable.
 Model layout_mix(uint64_t seed) {
   Model m = new_model(13);
   Graph& g = m.graph;
@@ -56,12 +57,15 @@ Model layout_mix(uint64_t seed) {
   };
   g.inputs.push_back(tensor_value("x", {2, 8, 13, 13}));
   g.inputs.push_back(tensor_value("flag", {}, DType::Bool));
+  g.inputs.push_back(tensor_value("z", {2, 16, 7, 7}));
   w("c1.w", {16, 8, 3, 3}); w("c1.b", {16});
   w("dw.w", {16, 1, 3, 3}); w("dw.b", {16});
   w("pw.w", {16, 16, 1, 1}); w("pw.b", {16});
   w("c3.w", {16, 16, 3, 3}); w("c3.b", {16});
   w("se.w", {16, 16, 1, 1}); w("se.b", {16});
   w("shift", {1, 16, 1, 1});
+  w("bn.s", {16}); w("bn.b", {16}); w("bn.m", {16});
+  g.add_initializer(Tensor::from_float("bn.v", {16}, std::vector<float>(16, 0.7f)));
   g.add_initializer(Tensor::from_float("lo", {}, {0.f}));
   g.add_initializer(Tensor::from_float("hi", {}, {0.5f}));
   g.add_node(conv("x", "c1.w", "c1.b", "c1", 1));
@@ -71,6 +75,9 @@ Model layout_mix(uint64_t seed) {
   g.add_node(conv("dwc", "pw.w", "pw.b", "pw", 0));
   g.add_node(conv("pw", "c3.w", "c3.b", "c3", 1));
   g.add_node(make_node("Add", {"c3", "pw"}, {"res"}));
+  g.add_node(make_node("Add", {"c3", "z"}, {"c3z"}));  // z plain at the same dims: read as a channels-last copy
+  g.add_node(make_node("BatchNormalization", {"c3z", "bn.s", "bn.b", "bn.m", "bn.v"}, {"bn"}));
+  g.add_node(make_node("Shape", {"c3"}, {"c3_shape"}));  // dims only: no conversion
   g.add_node(make_node("Relu", {"res"}, {"r2"}));
   Node mp = make_node("MaxPool", {"r2"}, {"mp"});
   mp.set_attr_ints("kernel_shape", {2, 2});
@@ -104,7 +111,8 @@ Model layout_mix(uint64_t seed) {
   }
   g.add_node(iff);
   g.outputs = {tensor_value("c3", {2, 16, 7, 7}), tensor_value("ap", {2, 16, 4, 4}), tensor_value("cat", {2, 32, 7, 7}),
-               tensor_value("branch", {2, 16, 7, 7}), tensor_value("shifted", {2, 16, 7, 7})};
+               tensor_value("branch", {2, 16, 7, 7}), tensor_value("shifted", {2, 16, 7, 7}),
+               tensor_value("bn", {2, 16, 7, 7}), tensor_value("c3_shape", {4}, DType::Int64)};
   return m;
 }
 
@@ -123,15 +131,16 @@ TEST_CASE("channels-last runs give the plain layout's outputs, and ONNX Runtime'
     f.dtype = DType::Bool;
     f.bytes = std::vector<uint8_t>{flag ? uint8_t(1) : uint8_t(0)};
     in["flag"] = f;
+    in["z"] = random_tensor("z", {2, 16, 7, 7}, 5);
     Runs r = run_all(m, in);
     CHECK(r.cl_values[0] == 0);
     CHECK(r.cl_values[2] == 0);
-    // c1 r1 dw dwc pw c3 res r2 mp excited shifted: every value up to the Concat but the SE branch
-    CHECK(r.cl_values[1] == 11);
-    CHECK(r.cl_values[3] == 11);
+    // c1 r1 dw dwc pw c3 res c3z bn r2 mp excited shifted: every value up to the Concat but the SE branch
+    CHECK(r.cl_values[1] == 13);
+    CHECK(r.cl_values[3] == 13);
     auto ref = run_ort(p, in);
     for (int mode = 0; mode < 4; ++mode)
-      for (const char* out : {"c3", "ap", "cat", "branch", "shifted"}) {
+      for (const char* out : {"c3", "ap", "cat", "branch", "shifted", "bn", "c3_shape"}) {
         INFO("channels-last " << (mode & 1) << ", fused " << (mode >> 1) << ": " << out);
         REQUIRE(r.out[mode].at(out).dims == r.out[0].at(out).dims);
         CHECK(max_rel_error(r.out[mode].at(out), r.out[0].at(out)) <= 1e-5);

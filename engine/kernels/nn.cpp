@@ -644,6 +644,14 @@ void batch_norm(KernelContext& ctx) {
   Tensor* own = ctx.movable_input(0);
   Tensor& y = own ? (ctx.output(0) = std::move(*own)) : new_f32(ctx, 0, dims);
   float* yp = y.data<float>();
+  if (ctx.channels_last(0)) {  // N,H,W,C bytes: per pixel a row of C channels
+    kern::parallel_for(N * S, ctx.num_threads, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p)
+        for (int64_t c = 0; c < C; ++c) yp[p * C + c] = xp[p * C + c] * a[c] + b[c];
+    }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(C, 1)));
+    ctx.set_channels_last(0);
+    return;
+  }
   kern::parallel_for(N * C, ctx.num_threads, [&](int64_t begin, int64_t end) {
     for (int64_t nc = begin; nc < end; ++nc) {
       const float ac = a[nc % C], bc = b[nc % C];
