@@ -160,7 +160,7 @@ TEST_CASE("image resize: shorter side covers and centre-crops, exact scales, non
         "image '" + spec + "' is 8x4 but the model input 'x' takes 4x4 (--resize none; use --resize shorter or exact)");
 }
 
-TEST_CASE("image folders: sorted class folders give labels; evaluate reports accuracy from them", "[images]") {
+TEST_CASE("image folders: sorted class folders give labels and evaluate reports accuracy from them", "[images]") {
   auto dir = test::temp_dir("img_labels");
   auto solid = [](int r, int g, int b) {
     return make_image(6, 4, 3, [=](int64_t, int64_t, int64_t c) { return c == 0 ? r : c == 1 ? g : b; });

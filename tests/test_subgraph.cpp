@@ -134,7 +134,7 @@ TEST_CASE("branch weights are layers: localized, quantized to int8 and 4-bit, bo
   }
 }
 
-TEST_CASE("calibration observes the branch that runs; GPTQ uses the branch Grams", "[subgraph][calib]") {
+TEST_CASE("calibration observes the branch that runs and GPTQ uses the branch Grams", "[subgraph][calib]") {
   Model m = if_model();
   localize_subgraph_weights(m.graph);
   // 4 samples take the then branch, 6 the else branch.
@@ -182,7 +182,7 @@ TEST_CASE("calibration observes the branch that runs; GPTQ uses the branch Grams
   CHECK(nested_tensors_of(q, DType::Int4) == 3);
 }
 
-TEST_CASE("silero VAD: weights in its If branches quantize; ORT runs both sample rates close to float", "[subgraph][corpus]") {
+TEST_CASE("silero VAD: weights in its If branches quantize and ORT runs both sample rates close to float", "[subgraph][corpus]") {
   const auto model = corpus_model("silero_vad.onnx");
   const auto dir = temp_dir("subgraph_silero");
   std::map<std::string, Tensor> in16 = {{"input", random_tensor("input", {1, 512}, 5, -0.3f, 0.3f)},
