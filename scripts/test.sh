@@ -30,6 +30,12 @@ cmake -S examples/embed -B build/embed -DCMAKE_PREFIX_PATH="$PWD/build/install" 
 cmake --build build/embed -j"$(nproc)"
 ./build/embed/embed models/fashion_cnn/model.onnx build/embed/out.onnx build/embed/report.json models/fashion_cnn/calib.npy
 node tests/node/ort_run.js build/embed/out.onnx build/embed/ort --random-seed 1
+# The library's defaults must give a usable model, not just a loadable one (float: 0.927).
+/usr/bin/python3 models/evaluate.py fashion_cnn build/embed/out.onnx | /usr/bin/python3 -c '
+import json, sys
+acc = json.loads(sys.stdin.read().splitlines()[-1])["accuracy"]
+print(f"embed output: accuracy {acc:.3f} in ONNX Runtime (must be >= 0.85)")
+sys.exit(acc < 0.85)'
 echo "== Python package (python/): pip install offline into a venv, pytest"
 rm -rf build/pyenv
 /usr/bin/python3 -m venv --system-site-packages build/pyenv

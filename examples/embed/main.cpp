@@ -1,6 +1,7 @@
 // A deployment-pipeline step using onnx-compress as a library, the way an outside project would:
 // prune 30% of the MACs and quantize weights to 8 bits, with progress and a stop flag, then
-// print the report summary.
+// print the report summary. No method flags: with calibration data the steps use the data-aware
+// defaults (a fixed criterion such as l2, uncompensated, leaves fashion_cnn at chance level).
 //   embed MODEL OUT.onnx REPORT.json [CALIB_SPEC]
 #include <atomic>
 #include <iostream>
@@ -16,7 +17,7 @@ int main(int argc, char** argv) {
   try {
     oc::Recipe recipe = oc::parse_recipe(nlohmann::json::parse(R"({
       "name": "embed-prune-int8",
-      "steps": [{"prune": {"target-macs": 0.7, "criterion": "l2"}},
+      "steps": [{"prune": {"target-macs": 0.7}},
                 {"quantize": {"bits": 8, "format": "qdq"}}]})"));
     oc::PipelineOptions opt;
     if (argc > 4) opt.calib_spec = argv[4];
