@@ -98,6 +98,8 @@ double accuracy_floor(const std::string& recipe) {
   if (recipe == "int8" || recipe == "w8") return 0.90;
   if (recipe == "w4-mixed") return 0.85;
   if (recipe == "prune30-obs-int8") return 0.83;
+  // Measured 0.908 and 0.896 (float 0.927); prune30-int8 was uncompensated l2 and sat at 0.10.
+  if (recipe == "prune30-int8" || recipe == "prune50-int8") return 0.85;
   if (recipe == "cfsp40-obs") return 0.75;
   return 0;
 }
