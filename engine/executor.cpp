@@ -25,12 +25,6 @@ namespace oc {
 
 namespace {
 
-int64_t numel_of(const std::vector<int64_t>& d) {
-  int64_t n = 1;
-  for (int64_t x : d) n *= x;
-  return n;
-}
-
 std::string dtype_shape(DType t, const ValueInfo& v) {
   return dtype_name(t) + (v.has_shape ? shape_str(v.shape) : std::string("[?]"));
 }
@@ -77,6 +71,9 @@ GraphPlan plan_graph(const Model& model, const Graph& g) {
     p.kernels.push_back(reg.find(n));
     p.opsets.push_back(model.opset(n.is_default_domain() ? "" : n.domain));
     p.layouts.push_back(layout_use(n));
+    std::vector<uint8_t> constant;
+    for (const auto& in : n.inputs) constant.push_back(!in.empty() && g.initializer(in) && !g.is_graph_input(in));
+    p.constant_inputs.push_back(std::move(constant));
     for (const auto& in : n.inputs)
       if (!in.empty()) ++p.uses[in];
     std::vector<std::string> implicit;
@@ -256,8 +253,9 @@ struct GraphRun {
     for (size_t j = 0; j < node.inputs.size(); ++j)
       if (l.in_cl[j])
         if (auto it = owned.find(node.inputs[j]); it != owned.end()) it->second.dims = l.dims;
+    const std::vector<int64_t> nhwc = {l.dims[0], l.dims[2], l.dims[3], l.dims[1]};
     for (Tensor& t : outs)
-      if (t.numel() == numel_of(l.dims)) t.dims = l.dims;
+      if (t.dims == nhwc) t.dims = l.dims;
   }
 
   size_t release(const std::string& name) {
@@ -279,9 +277,9 @@ struct GraphRun {
     ctx.in_channels_last = layouts.in_cl;
     ctx.allow_channels_last = allow_channels_last;
     ctx.constants = constants;
-    ctx.in_constant.assign(node.inputs.size(), 0);
+    ctx.in_constant = plan.constant_inputs[i];
     for (size_t j = 0; j < node.inputs.size(); ++j)
-      ctx.in_constant[j] = args[j] && g.initializer(node.inputs[j]) == args[j];
+      if (args[j] != in[j]) ctx.in_constant[j] = 0;  // a relabeled copy, not the initializer
     ctx.movable.assign(node.inputs.size(), nullptr);
     for (size_t j = 0; j < node.inputs.size(); ++j) {
       const std::string& name = node.inputs[j];

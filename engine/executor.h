@@ -51,6 +51,8 @@ struct GraphPlan {
   std::unordered_map<std::string, int> uses;
   std::unordered_set<std::string> outputs;         // graph outputs (never freed)
   std::vector<LayoutUse> layouts;                  // per node: what it does with channels-last values
+  // Per node, per input: an initializer no graph input overrides (storage lives as long as the model).
+  std::vector<std::vector<uint8_t>> constant_inputs;
   // Fusions (engine/fusion.h): per node, the producer whose kernel applies this activation (-1:
   // none), and per producer the activation it applies.
   std::vector<int> fused_into;

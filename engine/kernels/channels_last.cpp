@@ -34,25 +34,23 @@ LayoutUse layout_use(const Node& n) {
   return LayoutUse::Plain;
 }
 
-void plain_to_channels_last(Tensor& t) {
+namespace {
+
+// t's bytes rewritten from layout `from` to `to` (both of its logical N,C,H,W dims).
+void relayout(Tensor& t, dnnl_util::tag from, dnnl_util::tag to, const char* what) {
   using namespace dnnl_util;
   if (t.dtype != DType::Float || t.dims.size() != 4) throw Error("value '" + t.name + "' is not a rank-4 float tensor");
   const dims_t d = to_dims(t.dims);
-  const dnnl::memory::desc from(d, dt::f32, tag::nchw), to(d, dt::f32, tag::nhwc);
-  std::vector<uint8_t> cl(t.bytes.size());
-  reorder(from, t.bytes.data(), to, cl.data(), key("nchw>nhwc", dims_key(t.dims)));
-  t.bytes = std::move(cl);
+  std::vector<uint8_t> out(t.bytes.size());
+  reorder(dnnl::memory::desc(d, dt::f32, from), t.bytes.data(), dnnl::memory::desc(d, dt::f32, to), out.data(),
+          key(what, dims_key(t.dims)));
+  t.bytes = std::move(out);
 }
 
-void channels_last_to_plain(Tensor& t) {
-  using namespace dnnl_util;
-  if (t.dtype != DType::Float || t.dims.size() != 4)
-    throw Error("channels-last value '" + t.name + "' is not a rank-4 float tensor");
-  const dims_t d = to_dims(t.dims);
-  const dnnl::memory::desc from(d, dt::f32, tag::nhwc), to(d, dt::f32, tag::nchw);
-  std::vector<uint8_t> plain(t.bytes.size());
-  reorder(from, t.bytes.data(), to, plain.data(), key("nhwc>nchw", dims_key(t.dims)));
-  t.bytes = std::move(plain);
-}
+}  // namespace
+
+void plain_to_channels_last(Tensor& t) { relayout(t, dnnl_util::tag::nchw, dnnl_util::tag::nhwc, "nchw>nhwc"); }
+
+void channels_last_to_plain(Tensor& t) { relayout(t, dnnl_util::tag::nhwc, dnnl_util::tag::nchw, "nhwc>nchw"); }
 
 }  // namespace oc
