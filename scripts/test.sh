@@ -43,7 +43,10 @@ ONNX_COMPRESS_BUILD_DIR=build build/pyenv/bin/pip install --no-build-isolation -
 ONNX_COMPRESS_CLI="$PWD/build/onnx-compress" build/pyenv/bin/python -m pytest -q -p no:cacheprovider python/tests
 if [ "${OC_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== sanitizer build (ASan+UBSan)"
-  BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo bash scripts/build.sh -DOC_SANITIZE=ON -DOC_WITH_CUDA=OFF
+  # -O1 -g1 (line tables only): half the compile time of -O2 -g on this suite (test_executor.cpp 111 s
+  # against 210 s) and a quarter of the object size, with file:line still in every sanitizer report.
+  BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo bash scripts/build.sh -DOC_SANITIZE=ON -DOC_WITH_CUDA=OFF \
+    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j"$(nproc)")
 fi
