@@ -17,6 +17,28 @@ namespace oc::quant {
 
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+namespace {
+
+// L⁻¹ in place for the lower triangle of L (the strict upper triangle is neither read nor
+// written), recursively: [L11 0; L21 L22]⁻¹ = [L11⁻¹ 0; −L22⁻¹·L21·L11⁻¹ L22⁻¹], ⅓·n³ flops in
+// triangular matrix products.
+void invert_lower_in_place(Eigen::Ref<MatD> L) {
+  const Eigen::Index n = L.rows();
+  if (n <= 64) {
+    MatD X = MatD::Identity(n, n);
+    L.triangularView<Eigen::Lower>().solveInPlace(X);
+    L.triangularView<Eigen::Lower>() = X;
+    return;
+  }
+  const Eigen::Index n1 = n / 2, n2 = n - n1;
+  invert_lower_in_place(L.topLeftCorner(n1, n1));
+  invert_lower_in_place(L.bottomRightCorner(n2, n2));
+  MatD T = L.bottomRightCorner(n2, n2).triangularView<Eigen::Lower>() * L.bottomLeftCorner(n2, n1);
+  L.bottomLeftCorner(n2, n1).noalias() = -(T * L.topLeftCorner(n1, n1).triangularView<Eigen::Lower>());
+}
+
+}  // namespace
+
 QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const QuantLayout& l,
                               const std::vector<double>& xtx, const GptqOptions& opt) {
   if (static_cast<int64_t>(xtx.size()) != cols * cols)
@@ -24,19 +46,19 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
                           std::to_string(cols) + "x" + std::to_string(cols));
   // Scales for tensor/channel granularity come from the original weights, like RTN.
   QuantizedMatrix m = opt.mse_scales ? quantize_mse(w, rows, cols, l) : quantize_rtn(w, rows, cols, l);
-  MatD W0 = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(w, rows, cols)
-                .cast<double>();
-  MatD H0 = 2.0 * Eigen::Map<const MatD>(xtx.data(), cols, cols);
+  Eigen::Map<const MatD> X(xtx.data(), cols, cols);
   // perm[i]: the original column quantized i-th (identity without act_order).
   std::vector<int64_t> perm(static_cast<size_t>(cols));
   for (int64_t i = 0; i < cols; ++i) perm[i] = i;
   if (opt.act_order)
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return H0(a, a) > H0(b, b); });
+    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return X(a, a) > X(b, b); });
+  // One cols² buffer holds H, then its factor, then U (issue 18: an 8192-column layer's H is
+  // 512 MiB; the former H0/H/LLT/H⁻¹/U copies took 3.5 GiB).
   MatD W(rows, cols), H(cols, cols);
-  for (int64_t i = 0; i < cols; ++i) {
-    W.col(i) = W0.col(perm[i]);
-    for (int64_t j = 0; j < cols; ++j) H(i, j) = H0(perm[i], perm[j]);
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < cols; ++i) W(r, i) = static_cast<double>(w[r * cols + perm[i]]);
+  for (int64_t i = 0; i < cols; ++i)
+    for (int64_t j = 0; j < cols; ++j) H(i, j) = 2.0 * X(perm[i], perm[j]);
   // Inputs that never fired carry no information: their weights cannot matter, so zero them.
   for (int64_t i = 0; i < cols; ++i)
     if (H(i, i) == 0.0) {
@@ -45,12 +67,20 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
     }
   const double lambda = opt.damp * H.diagonal().mean();
   H.diagonal().array() += lambda;
-  Eigen::LLT<MatD> llt(H);
-  if (llt.info() != Eigen::Success) throw InvalidArgument("gptq: H = 2XᵀX + λI is not positive definite");
-  MatD Hinv = llt.solve(MatD::Identity(cols, cols));
-  Eigen::LLT<MatD> llt_inv(Hinv);
-  if (llt_inv.info() != Eigen::Success) throw InvalidArgument("gptq: H⁻¹ is not positive definite (raise damping)");
-  MatD U = llt_inv.matrixU();
+  // U = chol_upper(H⁻¹) without forming H⁻¹: with J the index reversal, JHJ = LLᵀ gives
+  // H = RRᵀ for the upper R = JLJ, so H⁻¹ = R⁻ᵀR⁻¹ and U = R⁻¹ = J L⁻¹ J. Reversing both indices
+  // of a square row-major matrix reverses its storage. Cost: Cholesky + triangular inverse
+  // (⅔·cols³) instead of Cholesky + solve against I + Cholesky (⁸⁄₃·cols³).
+  std::reverse(H.data(), H.data() + H.size());
+  {
+    Eigen::LLT<Eigen::Ref<MatD>> llt(H);  // in place: L in the lower triangle
+    if (llt.info() != Eigen::Success) throw InvalidArgument("gptq: H = 2XᵀX + λI is not positive definite");
+  }
+  invert_lower_in_place(H);
+  std::reverse(H.data(), H.data() + H.size());
+  const MatD& U = H;  // upper triangle (the strict lower one is not read)
+  if (!U.diagonal().allFinite() || (U.diagonal().array() <= 0).any())
+    throw InvalidArgument("gptq: H⁻¹ is not positive definite (raise damping)");
 
   const int code_max = l.code_max();
   const int64_t gc = l.group_cols(cols);

@@ -7,14 +7,22 @@
 #include <cmath>
 #include <map>
 #include <regex>
+#include <limits>
 #include <set>
 
+#include "engine/block_runner.h"
+#include "engine/calibrate.h"
 #include "graph/errors.h"
 #include "graph/onnx_io.h"
+#include "graph/opset_convert.h"
 #include "graph/subgraphs.h"
 #include "quantize/allocate.h"
 #include "quantize/awq.h"
 #include <cstdio>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 namespace oc::quant {
 
@@ -40,6 +48,112 @@ QuantizedMatrix quantize_with(Method m, const std::vector<float>& w, const Weigh
     case Method::GPTQ: return quantize_gptq(w.data(), l.rows, l.cols, lay, *gram, gopt);
   }
   throw InvalidArgument("unknown method");
+}
+
+// Work split over the machine's cores: fn(begin, end) on consecutive ranges of [0, n).
+template <typename Fn>
+void parallel_ranges(int64_t n, int64_t min_per_thread, Fn&& fn) {
+  const int64_t hw = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  const int64_t t = std::min<int64_t>(hw, std::max<int64_t>(1, n / std::max<int64_t>(1, min_per_thread)));
+  if (t <= 1) {
+    fn(int64_t(0), n);
+    return;
+  }
+  std::vector<std::thread> th;
+  std::exception_ptr err;
+  std::mutex mu;
+  for (int64_t k = 0; k < t; ++k)
+    th.emplace_back([&, k] {
+      try {
+        fn(n * k / t, n * (k + 1) / t);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        err = std::current_exception();
+      }
+    });
+  for (auto& x : th) x.join();
+  if (err) std::rethrow_exception(err);
+}
+
+// The layer's weight as row-major [N, K] floats, like layer_matrix (same values), read from the
+// (mapped) bytes in one pass: [K, N] weights are transposed in 64x64 tiles on all cores (the
+// element-wise transpose was a fifth of an RTN run on a 671M-parameter model).
+std::vector<float> read_layer_matrix(const Graph& root, const WeightLayer& l) {
+  const Tensor* w = layer_graph(root, l).initializer(l.weight);
+  if (!w || (w->dtype != DType::Float && w->dtype != DType::Float16 && w->dtype != DType::BFloat16) ||
+      static_cast<int64_t>(w->nbytes()) != l.rows * l.cols * (w->dtype == DType::Float ? 4 : 2))
+    return layer_matrix(root, l);
+  const DType dt = w->dtype;
+  std::vector<float> out(static_cast<size_t>(l.rows * l.cols));
+  w->bytes.view([&](const uint8_t* p) {
+    auto at = [&](int64_t i) -> float {
+      if (dt == DType::Float) {
+        float f;
+        std::memcpy(&f, p + 4 * i, 4);
+        return f;
+      }
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      if (dt == DType::Float16) return half_to_float(h);
+      const uint32_t u = static_cast<uint32_t>(h) << 16;
+      float f;
+      std::memcpy(&f, &u, 4);
+      return f;
+    };
+    const int64_t N = l.rows, K = l.cols;
+    if (!l.transposed) {
+      parallel_ranges(N * K, int64_t(1) << 20, [&](int64_t b, int64_t e) {
+        if (dt == DType::Float) std::memcpy(out.data() + b, p + 4 * b, static_cast<size_t>(e - b) * 4);
+        else for (int64_t i = b; i < e; ++i) out[i] = at(i);
+      });
+      return;
+    }
+    // Stored [K, N]: out[n, k] = src[k, n].
+    constexpr int64_t T = 64;
+    parallel_ranges((K + T - 1) / T, 16, [&](int64_t tb, int64_t te) {
+      for (int64_t k0 = tb * T; k0 < std::min(K, te * T); k0 += T)
+        for (int64_t n0 = 0; n0 < N; n0 += T) {
+          const int64_t k1 = std::min(K, k0 + T), n1 = std::min(N, n0 + T);
+          for (int64_t k = k0; k < k1; ++k)
+            for (int64_t n = n0; n < n1; ++n) out[n * K + k] = at(k * N + n);
+        }
+    });
+  });
+  return out;
+}
+
+// relative_error(w, q.dequantize()) without the dequantized copy (same sums, same order).
+double quantized_rel_error(const std::vector<float>& w, const QuantizedMatrix& q) {
+  double num = 0, den = 0;
+  const int64_t cols = q.cols;
+  const int64_t gc = q.layout.granularity == Granularity::Tensor ? cols : q.layout.group_cols(cols);
+  const int64_t nb = q.nblocks();
+  for (int64_t r = 0; r < q.rows; ++r)
+    for (int64_t c0 = 0; c0 < cols; c0 += gc) {
+      const int64_t g = q.layout.granularity == Granularity::Tensor ? 0 : r * nb + c0 / gc;
+      const float s = q.scales[g], z = static_cast<float>(q.zero_points[g]);
+      for (int64_t c = c0; c < std::min(cols, c0 + gc); ++c) {
+        const size_t i = static_cast<size_t>(r * cols + c);
+        const float deq = s * (static_cast<float>(q.codes[i]) - z);
+        const double d = static_cast<double>(w[i]) - deq;
+        num += d * d;
+        den += static_cast<double>(w[i]) * w[i];
+      }
+    }
+  return den > 0 ? num / den : 0.0;
+}
+
+// ‖X(W − Ŵ)ᵀ‖² / ‖XWᵀ‖² for the report, on at most 512 evenly spaced rows of W: each row's term
+// is a cols² product, which on an 8192-column layer cost as much as GPTQ itself.
+double sampled_output_error(const std::vector<float>& w, const std::vector<float>& wq, int64_t rows, int64_t cols,
+                            const std::vector<double>& xtx) {
+  const int64_t step = std::max<int64_t>(1, rows / 512);
+  const int64_t n = (rows + step - 1) / step;
+  std::vector<float> ws(static_cast<size_t>(n * cols)), qs(ws.size()), zero(ws.size(), 0.f);
+  for (int64_t r = 0, k = 0; r < rows; r += step, ++k)
+    for (int64_t c = 0; c < cols; ++c) ws[k * cols + c] = w[r * cols + c], qs[k * cols + c] = wq[r * cols + c];
+  const double ref = gram_error(ws, zero, n, cols, xtx);
+  return gram_error(ws, qs, n, cols, xtx) / std::max(ref, 1e-30);
 }
 
 int64_t pow2_ceil(int64_t v) {
@@ -205,6 +319,89 @@ bool add_to_bias(Graph& g, const WeightLayer& l, const std::vector<double>& delt
   return false;
 }
 
+// ---- float16 / bfloat16 weights (issue 18)
+// A layer whose weight is float16 or bfloat16 is quantized like a float32 one: its weight is
+// dequantized to float32 for that layer only (layer_matrix -> Tensor::to_float), and what the
+// exporter writes as float32 next to it (scales, a MatMulNBits bias, a fake-quantized weight, the
+// Cast+Mul form's zero point and Cast) is turned back into the layer's type, because the consumer
+// computes in that type (MatMulNBits' scales are its T1, the activation's type; DequantizeLinear's
+// output type is its scale's). Layers left unquantized keep their bytes untouched.
+
+bool is_half(DType t) { return t == DType::Float16 || t == DType::BFloat16; }
+
+// find_weight_layers (quantize/layers.cpp) takes float32 weights only. It reads an initializer's
+// type and dims, never its bytes, so the 16-bit float initializers are presented as float32 for
+// the call and restored afterwards; `half_type` gets each found layer's real weight type.
+std::vector<WeightLayer> find_layers_any_float(Graph& root, std::vector<SkippedLayer>* skipped,
+                                               std::map<std::string, DType>* half_type) {
+  std::vector<std::pair<Tensor*, DType>> flipped;
+  struct Restore {
+    std::vector<std::pair<Tensor*, DType>>& f;
+    ~Restore() {
+      for (auto& [t, d] : f) t->dtype = d;
+    }
+  } restore{flipped};
+  std::map<std::string, DType> by_scoped;
+  for (const GraphScope& s : all_graphs(root))
+    for (Tensor& t : s.graph->initializers)
+      if (is_half(t.dtype)) {
+        flipped.emplace_back(&t, t.dtype);
+        by_scoped[scoped_value(s.path, t.name)] = t.dtype;
+        t.dtype = DType::Float;
+      }
+  std::vector<WeightLayer> layers = find_weight_layers(root, skipped);
+  for (const auto& l : layers) {
+    auto it = by_scoped.find(scoped_value(l.graph, l.weight));
+    if (it != by_scoped.end()) (*half_type)[l.node + "\n" + l.graph] = it->second;
+  }
+  return layers;
+}
+
+// A float32 initializer of `g` that only node `reader` reads, converted to `dt`.
+void retype_initializer(Graph& g, const std::string& name, int reader, DType dt) {
+  Tensor* t = name.empty() ? nullptr : g.initializer(name);
+  if (!t || t->dtype != DType::Float) return;
+  for (int c : g.consumers(name))
+    if (c != reader) return;
+  *t = Tensor::from_float_as(t->name, dt, t->dims, t->to_float());
+}
+
+// After export: the float32 tensors written for layer `l` become `dt` (see above).
+void restore_weight_type(Graph& g, const WeightLayer& l, DType dt) {
+  g.invalidate();
+  const int mm = node_index(g, l.node);
+  if (mm >= 0 && g.nodes[mm].op_type == "MatMulNBits") {
+    const Node& n = g.nodes[mm];
+    retype_initializer(g, n.input(2), mm, dt);                           // scales
+    if (n.inputs.size() > 5) retype_initializer(g, n.input(5), mm, dt);  // bias
+    // A broadcast Gemm bias kept as an Add after it (scaled by beta into a new float32 tensor).
+    for (int c : g.consumers(n.outputs[0]))
+      if (g.nodes[c].op_type == "Add")
+        for (const auto& in : g.nodes[c].inputs) retype_initializer(g, in, c, dt);
+    return;
+  }
+  const int p = g.producer(l.weight);
+  if (p < 0) {  // fake: the weight itself, rewritten as float32 values
+    if (Tensor* t = g.initializer(l.weight); t && t->dtype == DType::Float)
+      *t = Tensor::from_float_as(t->name, dt, t->dims, t->to_float());
+    return;
+  }
+  Node& n = g.nodes[p];
+  if (n.op_type == "DequantizeLinear") {
+    retype_initializer(g, n.input(1), p, dt);
+    return;
+  }
+  if (n.op_type == "Mul") {  // Cast(int -> float) [- z] * s
+    retype_initializer(g, n.input(1), p, dt);
+    int c = g.producer(n.input(0));
+    if (c >= 0 && g.nodes[c].op_type == "Sub") {
+      retype_initializer(g, g.nodes[c].input(1), c, dt);
+      c = g.producer(g.nodes[c].input(0));
+    }
+    if (c >= 0 && g.nodes[c].op_type == "Cast") g.nodes[c].set_attr_int("to", static_cast<int64_t>(dt));
+  }
+}
+
 }  // namespace
 
 QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
@@ -214,7 +411,12 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   // Weights a branch or loop body reads from the enclosing graph move into that body, so each
   // layer's node and weight live in one graph (WeightLayer::graph).
   localize_subgraph_weights(g);
-  std::vector<WeightLayer> all = find_weight_layers(g, &rep.skipped);
+  std::map<std::string, DType> half_type;  // node "\n" graph -> float16 / bfloat16
+  std::vector<WeightLayer> all = find_layers_any_float(g, &rep.skipped, &half_type);
+  auto half_of = [&](const WeightLayer& l) {
+    auto it = half_type.find(l.node + "\n" + l.graph);
+    return it == half_type.end() ? DType::Float : it->second;
+  };
 
   // --keep-float removes layers from the plan entirely.
   std::vector<std::regex> keep;
@@ -271,7 +473,10 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   // the allocator's output error). Grouped/depthwise convs have one Gram per group; these layers
   // use none (GPTQ falls back to MSE, said in the report's method).
   const bool need_grams = opt.method == Method::GPTQ || opt.awq || opt.bias_correction;
-  if (need_grams && !opt.score_inputs.stats)
+  const bool sequential = need_grams && !opt.score_inputs.stats && opt.sequential_calib;
+  if (sequential && (opt.awq || opt.target != QuantizeOptions::Target::Uniform))
+    throw InvalidArgument("block-sequential calibration quantizes uniform widths without AWQ (--bits N, no --awq)");
+  if (need_grams && !opt.score_inputs.stats && !sequential)
     throw InvalidArgument(std::string("method ") + (opt.method == Method::GPTQ ? "gptq" : opt.awq ? "awq" : "bias correction") +
                           " needs calibration data (--calib)");
   std::vector<std::vector<double>> grams(layers.size());
@@ -290,12 +495,89 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   }
   auto has_gram = [&](size_t i) { return !grams[i].empty(); };
 
+  // Block-sequential calibration: segments of the main graph, each holding layers whose Grams fit
+  // the budget, built on the float graph before any layer is exported; run lazily in order.
+  struct Segment {
+    std::unique_ptr<BlockRunner> runner;
+    std::vector<size_t> layers;  // indices into `layers`
+  };
+  std::vector<Segment> segments;
+  std::vector<int> segment_of(layers.size(), -1);
+  size_t next_segment = 0;
+  BoundaryCache boundary;
+  if (sequential) {
+    const std::vector<size_t> order = execution_order(g);
+    std::map<std::string, size_t> pos;
+    for (size_t p = 0; p < order.size(); ++p) pos[g.nodes[order[p]].name] = p;
+    std::vector<std::pair<size_t, size_t>> by_pos;  // (position, layer) of main-graph layers
+    for (size_t i = 0; i < layers.size(); ++i)
+      if (layers[i].graph.empty() && layers[i].group == 1 && pos.count(layers[i].node)) by_pos.emplace_back(pos[layers[i].node], i);
+    std::sort(by_pos.begin(), by_pos.end());
+    std::vector<size_t> cuts;
+    std::vector<std::vector<size_t>> members(1);
+    int64_t bytes = 0;
+    for (const auto& [p, i] : by_pos) {
+      const int64_t gb = layers[i].cols * layers[i].cols * 8;
+      if (!members.back().empty() && bytes + gb > opt.sequential_gram_bytes) {
+        cuts.push_back(p);
+        members.emplace_back();
+        bytes = 0;
+      }
+      members.back().push_back(i);
+      bytes += gb;
+    }
+    if (!by_pos.empty()) cuts.push_back(by_pos.back().first + 1);  // the tail after the last layer never runs
+    std::vector<GraphSegment> parts = split_graph(g, cuts);
+    for (size_t s = 0; s < members.size() && s < parts.size(); ++s) {
+      segments.push_back({std::make_unique<BlockRunner>(m, parts[s], opt.sequential_exec), members[s]});
+      for (size_t i : members[s]) segment_of[i] = static_cast<int>(s);
+    }
+    boundary = cache_source(*opt.sequential_calib, opt.sequential_cache_bytes);
+  }
+  // Runs segments up to the one holding layer i, keeping the Grams of the last one run.
+  auto ensure_gram = [&](size_t i) {
+    if (!sequential || segment_of[i] < 0) return;
+    while (next_segment <= static_cast<size_t>(segment_of[i])) {
+      Segment& sg = segments[next_segment++];
+      CalibrationPlan plan;
+      for (size_t l : sg.layers) plan.grams.push_back(layers[l].node);
+      std::vector<ObserverAlias> aliases;
+      auto observers = make_observers(sg.runner->model(), plan, &aliases);
+      std::map<std::string, std::vector<Observer*>> by_value;
+      std::set<std::string> watch;
+      for (auto& o : observers)
+        for (const auto& v : o->watched()) by_value[v].push_back(o.get()), watch.insert(v);
+      const ValueHook hook = [&](const std::string& name, const Tensor& t) {
+        auto it = by_value.find(name);
+        if (it != by_value.end())
+          for (Observer* o : it->second) o->observe(name, t);
+      };
+      boundary = sg.runner->run(boundary, hook, watch, [&] { for (auto& o : observers) o->end_batch(); },
+                                opt.sequential_cache_bytes);
+      sg.runner.reset();  // its copies of the segment's weights (and their mappings) go
+      CalibrationStats st;
+      for (auto& o : observers) {
+        o->store(st);
+        o.reset();
+      }
+      for (const auto& a : aliases)
+        if (a.gram) st.grams[a.layer] = st.grams.at(a.source);
+      for (size_t l : sg.layers) {
+        auto it = st.grams.find(layers[l].node);
+        if (it == st.grams.end() || it->second.features != layers[l].cols || it->second.rows <= 0 || it->second.groups > 1) continue;
+        means[l] = input_mean(it->second);
+        gram_rows[l] = it->second.rows;
+        grams[l] = std::move(it->second.xtx);
+      }
+    }
+  };
+
   // Float [rows, cols] weights, read when a search or the quantizer first needs them and freed
   // once the layer is quantized: a uniform-width run holds one layer's floats at a time (issue 18:
   // models larger than memory; the weights themselves stay in their mapped external-data file).
   std::vector<std::vector<float>> weights(layers.size());
   auto weight = [&](size_t i) -> std::vector<float>& {
-    if (weights[i].empty()) weights[i] = layer_matrix(g, layers[i]);
+    if (weights[i].empty()) weights[i] = read_layer_matrix(g, layers[i]);
     return weights[i];
   };
   // The proxy quantizer for searches (allocation, AWQ): GPTQ's own error needs a solve per width;
@@ -399,7 +681,8 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       const std::string x = xg.nodes[node_index(xg, layers[idx[0]].node)].input(0);
       bool ok = true, low = false;
       for (size_t i : idx) {
-        ok = ok && has_gram(i) && layers[i].group == 1 && layers[i].op == layers[idx[0]].op && layers[i].cols == layers[idx[0]].cols &&
+        // (a float16 input would need its Mul in float16: those layers keep plain scales)
+        ok = ok && has_gram(i) && !is_half(half_of(layers[i])) && layers[i].group == 1 && layers[i].op == layers[idx[0]].op && layers[i].cols == layers[idx[0]].cols &&
              layers[i].weight_dims == layers[idx[0]].weight_dims;
         low = low || bits[i] <= opt.awq_max_bits;
       }
@@ -461,6 +744,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     Method meth = opt.method;
     std::string meth_name = method_name(meth);
     if (meth == Method::GPTQ && opt.gptq.act_order) meth_name = "gptq act-order";
+    ensure_gram(i);
     if (meth == Method::GPTQ && !has_gram(i)) meth = Method::MSE, meth_name = "mse (no Gram statistics for gptq)";
     QuantizedMatrix q = quantize_with(meth, weight(i), layers[i], lb, &grams[i], opt.gptq);
     n_gptq += meth == Method::GPTQ;
@@ -483,13 +767,11 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     r.scheme = scheme_name(lb.scheme);
     r.granularity = granularity_name(lb.granularity);
     r.block_size = lb.granularity == Granularity::Block ? lb.block_size : 0;
-    std::vector<float> deq = q.dequantize();
-    r.rel_error = relative_error(weights[i], deq);
-    r.sqnr_db = sqnr_db(weights[i], deq);
-    if (has_gram(i)) {
-      const double ref = gram_error(weights[i], std::vector<float>(weights[i].size(), 0.f), layers[i].rows, layers[i].cols, grams[i]);
-      r.output_rel_error = gram_error(weights[i], deq, layers[i].rows, layers[i].cols, grams[i]) / std::max(ref, 1e-30);
-    }
+    r.rel_error = quantized_rel_error(weights[i], q);
+    r.sqnr_db = r.rel_error > 0 ? -10.0 * std::log10(r.rel_error) : std::numeric_limits<double>::infinity();
+    std::vector<float> deq;
+    if (has_gram(i) || (opt.bias_correction && !means[i].empty())) deq = q.dequantize();
+    if (has_gram(i)) r.output_rel_error = sampled_output_error(weights[i], deq, layers[i].rows, layers[i].cols, grams[i]);
     // Bias correction: the calibration mean of the output stays exact, E[Ŵx + b'] = E[Wx + b].
     if (opt.bias_correction && !means[i].empty()) {
       std::vector<double> delta(static_cast<size_t>(layers[i].rows), 0.0);
@@ -510,6 +792,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     if (opt.format == Format::MatMulNBits && layers[i].op != "Conv") {
       refresh(out.back());
       export_quantized(m, {out.back()}, opt.format);
+      if (is_half(half_of(layers[i]))) restore_weight_type(layer_graph(g, layers[i]), layers[i], half_of(layers[i]));
       out.pop_back();
     }
   }
@@ -523,7 +806,21 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     rep.method_summary = s;
   }
   for (auto& ql : out) refresh(ql);
+  // DequantizeLinear computes in its scale's type; float16/bfloat16 scales need opset 19.
+  const bool half_qdq = opt.format != Format::Fake && std::any_of(out.begin(), out.end(), [&](const QuantizedLayer& ql) {
+    return is_half(half_of(ql.layer));
+  });
+  if (half_qdq && m.opset() < 19) {
+    try {
+      convert_opset(m, 19);
+    } catch (const UnsupportedError& e) {
+      throw UnsupportedError(std::string("float16/bfloat16 weights in DequantizeLinear need opset 19 but the model cannot be raised: ") +
+                             e.what() + "; use --format matmulnbits (MatMul/Gemm) or --keep-float for the Conv layers");
+    }
+  }
   ExportInfo info = export_quantized(m, out, opt.format);
+  for (const auto& ql : out)
+    if (is_half(half_of(ql.layer))) restore_weight_type(layer_graph(g, ql.layer), ql.layer, half_of(ql.layer));
   rep.opset = info.opset;
   rep.dequantize_form = info.dequantize_form;
   return rep;

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/calib_data.h"
+#include "engine/executor.h"
 #include "engine/statistics.h"
 #include "graph/ir.h"
 #include "quantize/export.h"
@@ -44,6 +46,17 @@ struct QuantizeOptions {
   // Output-mean correction: b += (W − Ŵ)·E[x] where the layer has (or can be given) a bias; needs
   // the Gram statistics' column sums.
   bool bias_correction = false;
+  // Block-sequential calibration (issue 18, models larger than memory): with this source set and
+  // no score_inputs.stats, the Gram matrices GPTQ / bias correction need are gathered one graph
+  // segment at a time (engine/block_runner.h): the main graph is cut before a layer whenever the
+  // segment's Grams would pass `sequential_gram_bytes`, each segment runs (float weights) from the
+  // activations cached at its input boundary, its layers are quantized and their Grams freed
+  // before the next segment runs. The Grams equal one calibrate() pass over the whole model.
+  // Uniform widths only; not with AWQ (it needs every layer's Gram for its search).
+  CalibrationSource* sequential_calib = nullptr;
+  ExecutorOptions sequential_exec;
+  int64_t sequential_gram_bytes = int64_t(1) << 30;
+  size_t sequential_cache_bytes = size_t(256) << 20;  // boundary activations in memory, the rest spilled
   // Called after each layer is quantized (GPTQ on large models takes minutes); may throw to cancel.
   std::function<void(int64_t done, int64_t total)> progress;
 };

@@ -4,6 +4,8 @@
 // and the groups (tensor / channel / block) that share one (s, z).
 #include <algorithm>
 #include <cmath>
+#include <thread>
+#include <vector>
 
 #include "graph/errors.h"
 #include "quantize/quantizers.h"
@@ -84,14 +86,26 @@ QuantizedMatrix quantize_groups(const float* w, int64_t rows, int64_t cols, cons
     return m;
   }
   const int64_t gc = l.group_cols(cols);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* x = w + r * cols + b * gc;
-      size_t n = static_cast<size_t>(std::min(gc, cols - b * gc));
-      GroupParams p = fit(x, n);
-      store(r * nb + b, p);
-      for (size_t i = 0; i < n; ++i) m.codes[r * cols + b * gc + i] = quantize_code(x[i], p, l.code_max());
-    }
+  auto rows_range = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t b = 0; b < nb; ++b) {
+        const float* x = w + r * cols + b * gc;
+        size_t n = static_cast<size_t>(std::min(gc, cols - b * gc));
+        GroupParams p = fit(x, n);
+        store(r * nb + b, p);
+        for (size_t i = 0; i < n; ++i) m.codes[r * cols + b * gc + i] = quantize_code(x[i], p, l.code_max());
+      }
+  };
+  // Rows are independent: large matrices are split over the cores (the fits are pure functions).
+  const int64_t hw = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  const int64_t nt = std::min<int64_t>({hw, rows, std::max<int64_t>(1, rows * cols / (int64_t(1) << 19))});
+  if (nt <= 1) {
+    rows_range(0, rows);
+    return m;
+  }
+  std::vector<std::thread> th;
+  for (int64_t k = 0; k < nt; ++k) th.emplace_back(rows_range, rows * k / nt, rows * (k + 1) / nt);
+  for (auto& t : th) t.join();
   return m;
 }
 }  // namespace

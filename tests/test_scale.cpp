@@ -4,10 +4,13 @@
 
 #include <sys/resource.h>
 
+#include <cmath>
 #include <fstream>
 #include <utility>
 #include <nlohmann/json.hpp>
 
+#include "engine/block_runner.h"
+#include "engine/calibrate.h"
 #include "engine/executor.h"
 #include "graph/inspect.h"
 #include "graph/normalize.h"
@@ -46,6 +49,51 @@ Model ffn_model(int blocks, int64_t d, int64_t h, uint64_t seed) {
   m.graph.outputs.back().shape[0] = Dim::sym("batch");
   m.graph.invalidate();
   return m;
+}
+
+// models/scale/make.py's 16-bit structure: each block casts x to `dt`, runs MatMul/Add/Relu in it
+// and casts the block's output back to float32 before the residual Add.
+Model ffn_model_half(int blocks, int64_t d, int64_t h, uint64_t seed, DType dt) {
+  Model m = new_model(17);
+  m.graph.inputs.push_back(tensor_value("x", {-1, d}));
+  m.graph.inputs.back().shape[0] = Dim::sym("batch");
+  auto half = [&](const std::string& name, std::vector<int64_t> dims, uint64_t sd, float r) {
+    Tensor t = random_tensor(name, dims, sd, -r, r);
+    m.graph.initializers.push_back(Tensor::from_float_as(name, dt, dims, t.to_float()));
+  };
+  std::string x = "x";
+  for (int i = 0; i < blocks; ++i) {
+    const std::string p = "b" + std::to_string(i) + ".";
+    half(p + "w1", {d, h}, seed + 4 * i, 0.2f);
+    half(p + "b1", {h}, seed + 4 * i + 1, 0.01f);
+    half(p + "w2", {h, d}, seed + 4 * i + 2, 0.1f);
+    half(p + "b2", {d}, seed + 4 * i + 3, 0.01f);
+    Node c = make_node("Cast", {x}, {p + "x16"}, p + "cast_in");
+    c.set_attr_int("to", static_cast<int64_t>(dt));
+    m.graph.nodes.push_back(c);
+    m.graph.nodes.push_back(make_node("MatMul", {p + "x16", p + "w1"}, {p + "h0"}, p + "fc1"));
+    m.graph.nodes.push_back(make_node("Add", {p + "h0", p + "b1"}, {p + "h1"}, p + "add1"));
+    m.graph.nodes.push_back(make_node("Relu", {p + "h1"}, {p + "h2"}, p + "act"));
+    m.graph.nodes.push_back(make_node("MatMul", {p + "h2", p + "w2"}, {p + "h3"}, p + "fc2"));
+    m.graph.nodes.push_back(make_node("Add", {p + "h3", p + "b2"}, {p + "h4"}, p + "add2"));
+    Node c2 = make_node("Cast", {p + "h4"}, {p + "h5"}, p + "cast_out");
+    c2.set_attr_int("to", static_cast<int64_t>(DType::Float));
+    m.graph.nodes.push_back(c2);
+    m.graph.nodes.push_back(make_node("Add", {x, p + "h5"}, {p + "y"}, p + "res"));
+    x = p + "y";
+  }
+  m.graph.nodes.push_back(make_node("Identity", {x}, {"y"}, "out"));
+  m.graph.outputs.push_back(tensor_value("y", {-1, d}));
+  m.graph.outputs.back().shape[0] = Dim::sym("batch");
+  m.graph.invalidate();
+  return m;
+}
+
+double cosine(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_float(), y = b.to_float();
+  double xy = 0, xx = 0, yy = 0;
+  for (size_t i = 0; i < x.size(); ++i) xy += double(x[i]) * y[i], xx += double(x[i]) * x[i], yy += double(y[i]) * y[i];
+  return xy / std::sqrt(xx * yy + 1e-30);
 }
 
 fs::path save_external(const Model& m, const fs::path& dir, const std::string& name) {
@@ -223,4 +271,154 @@ TEST_CASE("a full disk while writing external data: one-line error, no partial o
       CHECK(n.rfind(cmd, 0) != 0);  // neither the output nor its .data nor a temporary file is left
     }
   }
+}
+
+TEST_CASE("float16 weights: quantized layer by layer into float16-scaled MatMulNBits, kept layers stay float16, runs in ONNX Runtime", "[scale][ort]") {
+  fs::path dir = temp_dir("scale_fp16");
+  const Model src = ffn_model_half(2, 64, 128, 81, DType::Float16);
+  fs::path p = save_external(src, dir, "m.onnx");
+  quant::QuantizeOptions o;
+  o.bits = 4;
+  o.format = quant::Format::MatMulNBits;
+  o.layout.granularity = quant::Granularity::Block;
+  o.layout.block_size = 32;
+  o.protect_ends = false;
+  o.keep_float = {"b1\\.fc2"};
+  Model q = load_model(p);
+  const uint64_t mat0 = materialized_total();
+  auto rep = quant::quantize_model(q, o);
+  CHECK(materialized_total() == mat0);  // each layer read through a transient view, dequantized alone
+  REQUIRE(rep.layers.size() == 3);
+  int nbits = 0;
+  for (const auto& n : q.graph.nodes) {
+    if (n.op_type != "MatMulNBits") continue;
+    ++nbits;
+    // MatMulNBits computes in its scales' type T1, which must be A's (float16 here).
+    CHECK(q.graph.initializer(n.input(2))->dtype == DType::Float16);
+  }
+  CHECK(nbits == 3);
+  // The kept layer and every bias keep their float16 bytes.
+  for (const char* name : {"b1.w2", "b0.b1", "b0.b2", "b1.b1", "b1.b2"}) {
+    INFO(name);
+    const Tensor* t = q.graph.initializer(name);
+    REQUIRE(t);
+    CHECK(t->dtype == DType::Float16);
+    CHECK(t->bytes == src.graph.initializer(name)->bytes);
+  }
+  fs::path qp = save_external(q, dir, "q.onnx");
+  // The same plan as fake quantization: float16 weights s·(q − z), the MatMul reference in ORT.
+  o.format = quant::Format::Fake;
+  Model f = load_model(p);
+  quant::quantize_model(f, o);
+  for (const char* name : {"b0.w1", "b0.w2", "b1.w1", "b1.w2"}) CHECK(f.graph.initializer(name)->dtype == DType::Float16);
+  fs::path fp = save_external(f, dir, "fake.onnx");
+  auto in = random_inputs(src, 7, 8);
+  const Tensor yq = run_ort(qp, in).at("y"), yf = run_ort(fp, in).at("y"), y = run_ort(p, in).at("y");
+  INFO("MatMulNBits vs fake " << max_rel_error(yq, yf) << ", cosine vs float16 model " << cosine(yq, y));
+  CHECK(max_rel_error(yq, yf, 1e-1) < 2e-2);
+  CHECK(cosine(yq, y) > 0.99);
+  CHECK(cosine(yq, y) < 0.99999);  // the weights did change
+}
+
+TEST_CASE("bfloat16 weights are quantized and written back in bfloat16", "[scale]") {
+  const Model src = ffn_model_half(1, 64, 128, 91, DType::BFloat16);
+  Model m = src;
+  quant::QuantizeOptions o;
+  o.bits = 8;
+  o.format = quant::Format::Fake;
+  o.protect_ends = false;
+  auto rep = quant::quantize_model(m, o);
+  REQUIRE(rep.layers.size() == 2);
+  for (const char* name : {"b0.w1", "b0.w2"}) {
+    INFO(name);
+    const Tensor* t = m.graph.initializer(name);
+    CHECK(t->dtype == DType::BFloat16);
+    CHECK(t->bytes != src.graph.initializer(name)->bytes);
+    CHECK(quant::relative_error(src.graph.initializer(name)->to_float(), t->to_float()) < 1e-3);
+  }
+  // QDQ: DequantizeLinear with bfloat16 scales (its output type), opset raised to >= 19.
+  Model d = src;
+  o.format = quant::Format::QDQ;
+  quant::quantize_model(d, o);
+  CHECK(d.opset() >= 19);
+  int dq = 0;
+  for (const auto& n : d.graph.nodes)
+    if (n.op_type == "DequantizeLinear") {
+      ++dq;
+      CHECK(d.graph.initializer(n.input(1))->dtype == DType::BFloat16);
+    }
+  CHECK(dq == 2);
+}
+
+TEST_CASE("block runner: segments run from cached (spilled) boundary values give the whole graph's outputs", "[scale]") {
+  Model m = ffn_model(3, 16, 32, 101);
+  const std::vector<size_t> order = execution_order(m.graph);
+  // Cut before each block's first MatMul after block 0: the residual stream b0.y, b1.y crosses.
+  std::vector<size_t> cuts;
+  for (size_t p = 0; p < order.size(); ++p)
+    if (m.graph.nodes[order[p]].name == "b1.fc1" || m.graph.nodes[order[p]].name == "b2.fc1") cuts.push_back(p);
+  auto segs = split_graph(m.graph, cuts);
+  REQUIRE(segs.size() == 3);
+  CHECK(segs[0].inputs == std::vector<std::string>{"x"});
+  CHECK(segs[1].inputs == std::vector<std::string>{"b0.y"});
+  CHECK(segs[1].outputs == std::vector<std::string>{"b1.y"});
+  CHECK(segs[2].outputs == std::vector<std::string>{"y"});
+  BoundaryCache c(0);  // no memory budget: every batch goes to the temporary file
+  std::vector<std::map<std::string, Tensor>> ins;
+  for (int b = 0; b < 3; ++b) {
+    ins.push_back(random_inputs(m, 200 + b, 2 + b));
+    c.push(ins.back());
+  }
+  CHECK(c.memory_bytes() == 0);
+  CHECK(c.spilled_bytes() == (2 + 3 + 4) * 16 * 4);
+  CHECK(c.samples(1) == 3);
+  std::set<std::string> seen;
+  for (const auto& s : segs) {
+    BlockRunner r(m, s);
+    c = r.run(c, [&](const std::string& n, const Tensor&) { seen.insert(n); }, {"b1.h2"}, nullptr, 64);
+  }
+  CHECK(seen == std::set<std::string>{"b1.h2"});
+  Executor ex(m);
+  for (size_t b = 0; b < ins.size(); ++b) CHECK(bitwise_equal(c.get(b).at("y"), ex.run(ins[b]).at("y")));
+}
+
+TEST_CASE("block-sequential GPTQ: Grams gathered one segment at a time give the whole-model calibration's result", "[scale][ort]") {
+  const Model src = ffn_model(3, 32, 64, 111);
+  quant::QuantizeOptions o;
+  o.bits = 4;
+  o.format = quant::Format::MatMulNBits;
+  o.layout.granularity = quant::Granularity::Block;
+  o.layout.block_size = 16;
+  o.method = quant::Method::GPTQ;
+  o.bias_correction = true;
+  CalibrationSource cs("random:12:5", src, CalibrationDataOptions(4));
+  // Reference: every Gram from one pass over the whole model.
+  CalibrationPlan plan;
+  for (const auto& l : quant::find_weight_layers(src.graph)) plan.grams.push_back(l.node);
+  const CalibrationStats stats = calibrate(src, cs, plan);
+  Model a = src;
+  quant::QuantizeOptions oa = o;
+  oa.score_inputs.stats = &stats;
+  auto ra = quant::quantize_model(a, oa);
+  // Block-sequential: a budget of one block's Grams (32² + 64² doubles), boundaries spilled.
+  Model b = src;
+  quant::QuantizeOptions ob = o;
+  ob.sequential_calib = &cs;
+  ob.sequential_gram_bytes = (32 * 32 + 64 * 64) * 8;
+  ob.sequential_cache_bytes = 0;
+  auto rb = quant::quantize_model(b, ob);
+  REQUIRE(ra.layers.size() == 6);
+  REQUIRE(rb.layers.size() == 6);
+  for (size_t i = 0; i < ra.layers.size(); ++i) {
+    INFO(ra.layers[i].node);
+    CHECK(rb.layers[i].method == "gptq");
+    CHECK(rb.layers[i].bias_corrected == ra.layers[i].bias_corrected);
+    CHECK(rb.layers[i].output_rel_error == Approx(ra.layers[i].output_rel_error).epsilon(1e-9));
+  }
+  for (const auto& t : a.graph.initializers) {
+    INFO(t.name);
+    REQUIRE(b.graph.initializer(t.name));
+    CHECK(b.graph.initializer(t.name)->bytes == t.bytes);
+  }
+  agree_with_ort(b, random_inputs(b, 9, 3), 1e-4);
 }
