@@ -188,8 +188,8 @@ std::string unchanged_reason(const std::string& kind, const nlohmann::json& d, c
   if (groups.empty()) {
     int nested = 0;
     for (const auto& n : m.graph.nodes) nested += !n.subgraphs().empty();
-    return nested ? "the model has no prunable channel group in its main graph (layers inside If/Loop/Scan bodies are not "
-                    "pruned yet)"
+    return nested ? "the model has no prunable channel group in its main graph (groups inside If/Loop/Scan bodies are "
+                    "pruned with --ratio, not for --target-macs/--target-params)"
                   : "the model has no prunable channel group";
   }
   if (left == static_cast<int>(groups.size())) {

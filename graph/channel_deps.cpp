@@ -177,10 +177,20 @@ void conv_rule(Builder& b, int ni, const Node& n) {
       for (int64_t j = 0; j < mult; ++j) b.link(*xin, c, yc, c * mult + j);
     return;
   }
-  // General groups: W is [Cout, Cin/G, k..] and every group reads the same slots, so a unit removes
+  // General groups: W is [Cout, Cin/G, k..]. Whole groups (the default): a unit is one group, its
+  // Cin/G input channels and Cout/G output channels together; the conv keeps G' groups of the same
+  // width (W loses rows, not columns). Slots: every group reads the same slots, so a unit removes
   // slot j of every group's input (channels g·Cin/G + j) and output k of every group.
   if (xin->channels % group == 0 && cout % group == 0 && w->dims[1] == xin->channels / group) {
     int64_t in_per = xin->channels / group, out_per = cout / group;
+    if (b.opt.conv_groups == ChannelDepsOptions::ConvGroups::Whole) {
+      for (int64_t gi = 0; gi < group; ++gi) {
+        for (int64_t j = 0; j < in_per; ++j) b.link(*xin, gi * in_per + j, yc, gi * out_per);
+        for (int64_t k = 1; k < out_per; ++k) b.link(yc, gi * out_per, yc, gi * out_per + k);
+      }
+      b.d.whole_group_convs.insert(ni);
+      return;
+    }
     for (int64_t gi = 1; gi < group; ++gi) {
       for (int64_t j = 0; j < in_per; ++j) b.link(*xin, j, *xin, gi * in_per + j);
       for (int64_t k = 0; k < out_per; ++k) b.link(yc, k, yc, gi * out_per + k);
@@ -217,8 +227,21 @@ void conv_transpose_rule(Builder& b, int ni, const Node& n) {
     b.link_all(*xin, yc);
     return;
   }
-  if (xin) b.lock(xin->value, "grouped " + b.nm(n) + " is not pruned");
-  b.lock(yc.value, "grouped " + b.nm(n) + " is not pruned");
+  // General groups: W is [Cin, Cout/G, k..]; a unit is one whole group (its Cin/G input rows of W
+  // and its Cout/G outputs), so W loses rows along axis 0 and keeps its width.
+  if (xin && xin->channels % group == 0 && w->dims[0] == xin->channels) {
+    int64_t in_per = xin->channels / group, out_per = w->dims[1];
+    for (int64_t gi = 0; gi < group; ++gi) {
+      for (int64_t j = 0; j < in_per; ++j) b.link(*xin, gi * in_per + j, yc, gi * out_per);
+      for (int64_t k = 1; k < out_per; ++k) b.link(yc, gi * out_per, yc, gi * out_per + k);
+    }
+    b.param(ni, 1, 0, xin->value, ParamSlice::Role::Other);
+    b.d.whole_group_convs.insert(ni);
+    return;
+  }
+  if (xin) b.lock(xin->value, "grouped " + b.nm(n) + " does not split its channels evenly");
+  b.lock(yc.value, xin ? "grouped " + b.nm(n) + " does not split its channels evenly"
+                       : "grouped " + b.nm(n) + " reads a fixed-width input");
 }
 
 // MatMul of two activations (attention QKᵀ, probs·V): the axes before the last two are batch axes,
@@ -953,13 +976,17 @@ void pad_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
   else set_node_constant(g, ni, 1, Tensor::from_int64(g.initializer(n.input(1))->name, {static_cast<int64_t>(pads.size())}, pads));
 }
 
-// Depthwise convs (group = input channels) keep group = kept channels; general groups keep G.
+// Depthwise convs (group = input channels) keep group = kept channels; general groups keep G
+// (slot units) or lose the removed groups (whole-group units: kept input channels / group width).
 void conv_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
   Node& n = g.nodes[ni];
   int64_t group = n.attr_int("group", 1);
   auto xs = d.spaces.find(n.input(0));
-  if (group == 1 || xs == d.spaces.end() || xs->second.channels != group) return;
-  if (const auto* k = kept_of(kept, n.input(0))) n.set_attr_int("group", static_cast<int64_t>(k->size()));
+  if (group == 1 || xs == d.spaces.end()) return;
+  const auto* k = kept_of(kept, n.input(0));
+  if (!k) return;
+  if (xs->second.channels == group) { n.set_attr_int("group", static_cast<int64_t>(k->size())); return; }
+  if (d.whole_group_convs.count(ni)) n.set_attr_int("group", static_cast<int64_t>(k->size()) / (xs->second.channels / group));
 }
 
 const std::map<std::string, OpRule>& rules() {

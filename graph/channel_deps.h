@@ -11,6 +11,7 @@
 // channels go. This file knows no pruning policy: it says what is coupled and what is safe.
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,8 @@ struct ChannelDeps {
   std::map<std::string, ChannelSpace> spaces;  // by value name
   // Reshapes that carry a channel axis: the target element holding its size (rewritten on pruning).
   std::map<int, ShapeElemRef> reshape_channel_elem;
+  // Grouped Conv/ConvTranspose nodes whose units are whole groups (the rewrite sets group = kept groups).
+  std::set<int> whole_group_convs;
   std::vector<ChannelGroup> groups;
   // Per element (space.first_elem + channel): the unit index within its group, and whether locked.
   std::vector<int> elem_unit;
@@ -83,6 +86,11 @@ struct ChannelDepsOptions {
   // channel c with head (c / Dh) mod H, so Q/K/V outputs and the O-projection input lose whole heads
   // and the Reshape constants get the new head count. Off: such a Reshape stops propagation.
   bool heads = false;
+  // Grouped (not depthwise) convs: Whole = a unit is one group (its input and output channels
+  // together, the conv keeps fewer groups of the same width); Slots = a unit is slot j of every
+  // group (the conv keeps its group count, every group gets narrower). ConvTranspose is always Whole.
+  enum class ConvGroups { Whole, Slots };
+  ConvGroups conv_groups = ConvGroups::Whole;
 };
 
 // Builds the dependency graph of the main graph of `m` (normalized: topological order, weights as

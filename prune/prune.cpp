@@ -16,6 +16,7 @@
 #include "engine/shape_eval.h"
 #include "graph/shape_inference.h"
 #include "prune/allocate.h"
+#include "prune/bodies.h"
 #include "prune/blocks.h"
 #include "prune/cfsp.h"
 #include "prune/rewrite.h"
@@ -330,6 +331,15 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
                            std::to_string(o.round_to) + " more channels in any group keeps over " +
                            fixed(target_frac + tol) + ", coarsest uniform step " + fixed(above) +
                            "; a smaller --round-to gives finer steps)";
+        if (best_metric < target_frac - kPruneOvershootLimit) {
+          std::string why = "target " + fixed(target_frac) + " of " + what + " cannot be met within " +
+                            fixed(kPruneOvershootLimit, 2) + " at --round-to " + std::to_string(o.round_to) +
+                            ": the nearest plans keep " + fixed(best_metric) + " and " + fixed(above) +
+                            " (giving back " + std::to_string(o.round_to) + " channels in any group keeps over " +
+                            fixed(target_frac + tol) + "); a smaller --round-to gives finer steps";
+          if (!o.best_effort) throw Error(why + "; --best-effort writes the " + fixed(best_metric) + " plan");
+          note = "best effort: " + why;
+        }
         rep.target = {{"status", "overshot"}, {"note", note}};
         rep.notes.push_back(note);
       } else {
@@ -354,6 +364,13 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     original = m;
     layers = compensated_layers(m, d, plan);
   }
+  if (!d.whole_group_convs.empty()) {  // grouped convs whose units are whole groups
+    const KeptChannels kept = kept_channels(d, plan);
+    int cut = 0;
+    for (int ni : d.whole_group_convs) cut += kept.count(m.graph.nodes[static_cast<size_t>(ni)].outputs[0]) > 0;
+    rep.notes.push_back("grouped convs: " + std::to_string(cut) + " of " + std::to_string(d.whole_group_convs.size()) +
+                        " lose whole groups");
+  }
   RewriteStats rs = apply_prune(m, d, plan, comp);
   rep.layers_compensated = rs.layers_compensated;
   if (compensate) rep.compensation = sequential ? "sequential" : "one-shot";
@@ -361,6 +378,10 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     rep.layers_compensated = o.reconstruct(original, m, layers);
     original = Model();
   }
+  // Groups inside If/Loop/Scan bodies (prune/bodies.h): with a local --ratio only (a MAC or
+  // parameter target is planned on the main graph).
+  BodyPruneResult bodies;
+  if (o.ratio >= 0 && !o.global && !cfsp) bodies = prune_bodies(m, o, stats, static_cast<int>(d.groups.size()));
   Costs after = measure(m, o, true);
   rep.params_after = after.params;
   rep.macs_after = after.macs;
@@ -390,6 +411,10 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     gp.skip = why;
     rep.groups.push_back(std::move(gp));
   }
+  for (auto& gp : bodies.groups) rep.groups.push_back(std::move(gp));
+  if (bodies.bodies_pruned > 0)
+    rep.notes.push_back("pruned inside " + std::to_string(bodies.bodies_pruned) + " of " + std::to_string(bodies.bodies) +
+                        " If/Loop/Scan bodies (groups that stay inside a body, magnitude-scored there)");
   if (cfsp) {
     rep.uniform_ratio = chosen_knob;
     std::vector<double> keep = cfsp_keep_fractions(importance, chosen_knob, o.cfsp_sharpness, o.max_layer_ratio, active);

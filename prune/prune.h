@@ -46,6 +46,9 @@ struct PruneOptions {
 // tolerance of it. A plan above target + tolerance is never chosen; when the steps of --round-to
 // skip over the window, the nearest plan below is taken and the report says so ("overshot").
 inline constexpr double kPruneTargetTolerance = 0.01;
+// An overshoot further below the target than this is not taken silently: prune_model throws (the
+// nearest plans on both sides and how to get finer steps) unless best_effort, which writes it.
+inline constexpr double kPruneOvershootLimit = 0.03;
 
 struct PruneGroupReport {
   int id = 0;

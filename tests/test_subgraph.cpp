@@ -2,6 +2,8 @@
 // weights), calibrated by observing the branch that runs, and run by ONNX Runtime on both branches.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "engine/calib_data.h"
 #include "engine/calibrate.h"
@@ -211,11 +213,24 @@ TEST_CASE("silero VAD: weights in its If branches quantize and ORT runs both sam
     CHECK(std::fabs(got.at("output").to_float()[0] - ref.at("output").to_float()[0]) < 0.02);
   }
 
-  // Pruning does not reach the branches yet: the request changes nothing and is refused, no copy.
-  auto p = run_cli({"prune", model.string(), "-o", (dir / "p.onnx").string(), "--ratio", "0.3"});
-  CHECK(p.rc == 1);
-  CHECK_THAT(p.out, Catch::Contains("prune: nothing to change: the model has no prunable channel group"));
-  CHECK_FALSE(std::filesystem::exists(dir / "p.onnx"));
+  // Pruning reaches the branches (prune/bodies.h): groups inside each branch lose channels, the
+  // outer graph and the If outputs keep their shapes, ORT runs both sample rates.
+  auto p = run_cli({"prune", model.string(), "-o", (dir / "p.onnx").string(), "--ratio", "0.3", "--report",
+                    (dir / "p.json").string()});
+  INFO(p.out);
+  REQUIRE(p.rc == 0);
+  std::ifstream rf(dir / "p.json");
+  const auto details = nlohmann::json::parse(rf)["steps"][0]["details"];
+  CHECK_THAT(details["notes"].dump(), Catch::Contains("pruned inside") && Catch::Contains("If/Loop/Scan bodies"));
+  int cut = 0;
+  for (const auto& g : details["groups"]) cut += g["channels_after"].get<int64_t>() < g["channels_before"].get<int64_t>();
+  CHECK(cut >= 10);  // 12 of 22 measured
+  CHECK(std::filesystem::file_size(dir / "p.onnx") < std::filesystem::file_size(model));
+  for (const auto* in : {&in16, &in8}) {
+    const auto ref = in == &in16 ? f16 : f8;
+    const auto got = run_ort(dir / "p.onnx", *in);
+    for (const char* o : {"output", "hn", "cn"}) CHECK(got.at(o).dims == ref.at(o).dims);
+  }
 
   const auto cal = dir / "calib";
   std::filesystem::create_directories(cal);

@@ -1,0 +1,165 @@
+// Pruning inside If bodies (prune/bodies.h): channel groups that start and end inside a branch
+// are pruned like main-graph groups; the If's outputs and the outer graph are unchanged.
+#include <catch2/catch.hpp>
+
+#include "graph/normalize.h"
+#include "graph/onnx_io.h"
+#include "graph/subgraphs.h"
+#include "prune/prune.h"
+#include "support.h"
+
+using namespace oc;
+using namespace oc::test;
+
+namespace {
+
+Attribute graph_attr(const std::string& name, Graph g) {
+  Attribute a;
+  a.name = name;
+  a.kind = Attribute::Kind::Graph;
+  a.g = std::make_shared<Graph>(std::move(g));
+  return a;
+}
+
+// y = If(cond, then: MatMul(Relu(MatMul(x, W1) + b1), W2), else: MatMul(Relu(MatMul(x, W3)), W4)),
+// x [N, 8] -> y [N, 4]. W1 is in the main graph (torch reads weights from the outer scope).
+Model if_mlp(uint64_t seed = 7) {
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  g.inputs = {tensor_value("x", {-1, 8}), tensor_value("cond", {}, DType::Bool)};
+  g.outputs = {tensor_value("y", {-1, 4})};
+  g.initializers.push_back(random_tensor("W1", {8, 16}, seed));
+  Graph t;
+  t.name = "then";
+  t.initializers.push_back(random_tensor("b1", {16}, seed + 1));
+  t.initializers.push_back(random_tensor("W2", {16, 4}, seed + 2));
+  t.nodes.push_back(make_node("MatMul", {"x", "W1"}, {"t0"}, "then_mm1"));
+  t.nodes.push_back(make_node("Add", {"t0", "b1"}, {"t1"}, "then_add"));
+  t.nodes.push_back(make_node("Relu", {"t1"}, {"t2"}, "then_relu"));
+  t.nodes.push_back(make_node("MatMul", {"t2", "W2"}, {"yt"}, "then_mm2"));
+  t.outputs = {tensor_value("yt", {-1, 4})};
+  Graph e;
+  e.name = "else";
+  e.initializers.push_back(random_tensor("W3", {8, 24}, seed + 3));
+  e.initializers.push_back(random_tensor("W4", {24, 4}, seed + 4));
+  e.nodes.push_back(make_node("MatMul", {"x", "W3"}, {"e1"}, "else_mm1"));
+  e.nodes.push_back(make_node("Relu", {"e1"}, {"e2"}, "else_relu"));
+  e.nodes.push_back(make_node("MatMul", {"e2", "W4"}, {"ye"}, "else_mm2"));
+  e.outputs = {tensor_value("ye", {-1, 4})};
+  Node n = make_node("If", {"cond"}, {"y"}, "branch");
+  n.attributes.push_back(graph_attr("then_branch", std::move(t)));
+  n.attributes.push_back(graph_attr("else_branch", std::move(e)));
+  g.nodes.push_back(std::move(n));
+  normalize(m);
+  return m;
+}
+
+Tensor bool_scalar(const std::string& name, bool v) {
+  Tensor t;
+  t.name = name;
+  t.dtype = DType::Bool;
+  t.bytes = {static_cast<uint8_t>(v)};
+  return t;
+}
+
+const Tensor* find_weight(const Model& m, const std::string& name) {
+  for (const auto& s : all_graphs(m.graph))
+    if (const Tensor* t = s.graph->initializer(name)) return t;
+  return nullptr;
+}
+Tensor* find_weight_mut(Model& m, const std::string& name) {
+  for (const auto& s : all_graphs(m.graph))
+    for (auto& t : s.graph->initializers)
+      if (t.name == name) return &t;
+  return nullptr;
+}
+
+// Columns of `orig` [K, N] that `pruned` [K, N'] kept (each pruned column is an exact copy).
+std::vector<int64_t> kept_columns(const Tensor& orig, const Tensor& pruned) {
+  auto a = orig.to_float(), b = pruned.to_float();
+  int64_t k = orig.dims[0], n = orig.dims[1], np = pruned.dims[1];
+  std::vector<int64_t> kept;
+  for (int64_t j = 0; j < np; ++j)
+    for (int64_t c = 0; c < n; ++c) {
+      bool same = true;
+      for (int64_t r = 0; r < k && same; ++r) same = a[r * n + c] == b[r * np + j];
+      if (same) { kept.push_back(c); break; }
+    }
+  return kept;
+}
+
+// The original with hidden units not in `kept` zeroed where the second MatMul reads them.
+void mask_rows(Model& m, const std::string& w, const std::vector<int64_t>& kept) {
+  Tensor* t = find_weight_mut(m, w);
+  REQUIRE(t);
+  auto v = t->to_float();
+  int64_t rows = t->dims[0], cols = t->dims[1];
+  for (int64_t r = 0; r < rows; ++r)
+    if (std::find(kept.begin(), kept.end(), r) == kept.end())
+      for (int64_t c = 0; c < cols; ++c) v[r * cols + c] = 0.f;
+  *t = Tensor::from_float(t->name, t->dims, v);
+}
+
+}  // namespace
+
+TEST_CASE("If branches: groups inside each branch are pruned, both branches agree with masking and ORT", "[prune][subgraph]") {
+  Model m = if_mlp();
+  PruneOptions o;
+  o.ratio = 0.5;
+  o.round_to = 4;
+  Model p = m;
+  PruneReport rep = prune_model(p, o);
+  // then: 16 hidden units -> 8, else: 24 -> 12; W1 moved into the then branch first.
+  const Tensor* w1 = find_weight(p, "W1");
+  const Tensor* w3 = find_weight(p, "W3");
+  REQUIRE(w1);
+  REQUIRE(w3);
+  CHECK(w1->dims == std::vector<int64_t>{8, 8});
+  CHECK(find_weight(p, "b1")->dims == std::vector<int64_t>{8});
+  CHECK(find_weight(p, "W2")->dims == std::vector<int64_t>{8, 4});
+  CHECK(w3->dims == std::vector<int64_t>{8, 12});
+  CHECK(find_weight(p, "W4")->dims == std::vector<int64_t>{12, 4});
+  CHECK(p.graph.initializer("W1") == nullptr);
+  CHECK(rep.params_after < rep.params_before);
+  int cut = 0;
+  for (const auto& g : rep.groups) cut += g.units_after < g.units_before;
+  CHECK(cut == 2);
+  bool noted = false;
+  for (const auto& n : rep.notes) noted = noted || n.find("pruned inside 2 of 2 If/Loop/Scan bodies") != std::string::npos;
+  CHECK(noted);
+  // Masking: the original with the removed hidden units zeroed before the second MatMul.
+  Model ref = m;
+  localize_subgraph_weights(ref.graph);
+  auto k1 = kept_columns(*find_weight(m, "W1"), *w1);
+  auto k3 = kept_columns(*find_weight(m, "W3"), *w3);
+  REQUIRE(k1.size() == 8);
+  REQUIRE(k3.size() == 12);
+  mask_rows(ref, "W2", k1);
+  mask_rows(ref, "W4", k3);
+  fs::path dir = temp_dir("prune_bodies");
+  save_model(p, dir / "pruned.onnx");
+  save_model(ref, dir / "masked.onnx");
+  for (bool c : {true, false}) {
+    INFO("cond " << c);
+    std::map<std::string, Tensor> in = {{"x", random_tensor("x", {3, 8}, 11)}, {"cond", bool_scalar("cond", c)}};
+    auto ours = agree_with_ort(p, in);  // our executor and ONNX Runtime agree on the pruned model
+    auto a = run_ort(dir / "pruned.onnx", in);
+    auto b = run_ort(dir / "masked.onnx", in);
+    CHECK(a.at("y").dims == std::vector<int64_t>{3, 4});
+    CHECK(max_rel_error(a.at("y"), b.at("y")) <= 1e-5);
+    CHECK(max_rel_error(ours.at("y"), b.at("y")) <= 1e-4);
+  }
+}
+
+TEST_CASE("If branches: --ignore applies inside bodies, a branch output keeps its width", "[prune][subgraph]") {
+  Model m = if_mlp();
+  PruneOptions o;
+  o.ratio = 0.5;
+  o.round_to = 4;
+  o.ignore = {"else_"};
+  Model p = m;
+  prune_model(p, o);
+  CHECK(find_weight(p, "W3")->dims == std::vector<int64_t>{8, 24});  // ignored branch untouched
+  CHECK(find_weight(p, "W4")->dims == std::vector<int64_t>{24, 4});
+  CHECK(find_weight(p, "W2")->dims[1] == 4);  // the branch output keeps its width
+}
