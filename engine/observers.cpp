@@ -371,7 +371,7 @@ void GramObserver::observe(const std::string&, const Tensor& t) {
   if (h_.empty()) {
     features_ = F;
     fast_ = F >= opt_.fast_min_features;
-    h_.assign(static_cast<size_t>(in_.groups), Eigen::MatrixXd::Zero(F, F));
+    h_.assign(static_cast<size_t>(in_.groups), std::vector<double>(static_cast<size_t>(F * F), 0.0));
     sum_.assign(static_cast<size_t>(in_.groups), Eigen::VectorXd::Zero(F));
     shift_.assign(static_cast<size_t>(in_.groups), {});
   } else if (F != features_) {
@@ -390,7 +390,7 @@ void GramObserver::observe(const std::string&, const Tensor& t) {
     if (buf.rows() < n || buf.cols() != F) buf.resize(std::max<Eigen::Index>(n, buf.cols() == F ? buf.rows() : 0), F);
     auto xb = buf.topRows(n);
     xb = RowBlock(p, n, F).cast<double>();
-    h_[static_cast<size_t>(gi)].selfadjointView<Eigen::Lower>().rankUpdate(xb.transpose());
+    Eigen::Map<Eigen::MatrixXd>(h_[static_cast<size_t>(gi)].data(), F, F).selfadjointView<Eigen::Lower>().rankUpdate(xb.transpose());
     sum_[static_cast<size_t>(gi)] += xb.colwise().sum().transpose();
     if (gi == 0) rows += n;
   });
@@ -521,7 +521,7 @@ void GramObserver::add_block(int64_t gi, const float* xt_in, int64_t n) {
     }
     d[f] += acc;
   }
-  Eigen::MatrixXd& h = h_[static_cast<size_t>(gi)];
+  Eigen::Map<Eigen::MatrixXd> h(h_[static_cast<size_t>(gi)].data(), F, F);
   if (!fast_) {
     // Narrow layer (reached here only when subsampling): widen and add in double.
     Eigen::MatrixXd xd = RowBlock(xt, F, n).cast<double>();
@@ -549,6 +549,35 @@ void GramObserver::add_block(int64_t gi, const float* xt_in, int64_t n) {
   }
 }
 
+// Group gi's accumulator (column-major, lower triangle valid) made into the full symmetric XᵀX
+// in `out` (F × F; may be the accumulator itself), with the shift terms of the fp32 path added:
+// XᵀX = XcᵀXc + s·dᵀ + d·sᵀ + n·s·sᵀ. Symmetric, so column-major is row-major. In tiles, so
+// the transposed writes stay in cache.
+void GramObserver::finish(size_t gi, const double* h, double* out) const {
+  const int64_t F = features_;
+  const float* sh = shift_[gi].empty() ? nullptr : shift_[gi].data();
+  const double* d = sum_[gi].data();
+  const double n = static_cast<double>(rows_);
+  constexpr int64_t B = 64;
+  const int nt = gram_threads(F * F);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t J = 0; J < F; J += B) {
+    const int64_t je = std::min(F, J + B);
+    for (int64_t I = J; I < F; I += B) {
+      const int64_t ie = std::min(F, I + B);
+      for (int64_t j = J; j < je; ++j) {
+        const double sj = sh ? sh[j] : 0.0, dj = d[j];
+        for (int64_t i = std::max(I, j); i < ie; ++i) {
+          double v = h[j * F + i];  // (i, j), i ≥ j
+          if (sh) v += sh[i] * dj + d[i] * sj + n * sh[i] * sj;
+          out[j * F + i] = v;
+          out[i * F + j] = v;
+        }
+      }
+    }
+  }
+}
+
 GramStat GramObserver::stat() const {
   GramStat s;
   s.features = features_;
@@ -557,31 +586,37 @@ GramStat GramObserver::stat() const {
   const size_t F = static_cast<size_t>(features_);
   s.xtx.resize(h_.size() * F * F);
   s.col_sum.resize(h_.size() * F);
-  using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   for (size_t gi = 0; gi < h_.size(); ++gi) {
-    Eigen::Map<Eigen::VectorXd> sum(s.col_sum.data() + gi * F, features_);
-    sum = sum_[gi];
-    const Eigen::MatrixXd& h = h_[gi];
-    double* out = s.xtx.data() + gi * F * F;
-    if (shift_[gi].empty()) {
-      Eigen::Map<RowMat>(out, features_, features_) = h.selfadjointView<Eigen::Lower>();
-      continue;
-    }
-    // Rows were accumulated as x − s: XᵀX = XcᵀXc + s·dᵀ + d·sᵀ + n·s·sᵀ, Σx = d + n·s.
-    const float* sh = shift_[gi].data();
-    const Eigen::VectorXd& d = sum_[gi];
-    const double n = static_cast<double>(rows_);
-    for (size_t j = 0; j < F; ++j) {
-      const double sj = sh[j], dj = d[static_cast<Eigen::Index>(j)];
-      const double* col = h.data() + j * F;  // column j, rows j..F-1 valid
-      for (size_t i = j; i < F; ++i) {
-        const double si = sh[i], di = d[static_cast<Eigen::Index>(i)];
-        out[i * F + j] = out[j * F + i] = col[i] + si * dj + di * sj + n * si * sj;
-      }
-    }
-    sum += n * Eigen::Map<const Eigen::VectorXf>(sh, features_).cast<double>();
+    finish(gi, h_[gi].data(), s.xtx.data() + gi * F * F);
+    col_sum(gi, s.col_sum.data() + gi * F);
   }
   return s;
+}
+
+// Σx = d + n·s (d: the sums of the rows as accumulated, s: the fp32 path's shift).
+void GramObserver::col_sum(size_t gi, double* out) const {
+  Eigen::Map<Eigen::VectorXd> sum(out, features_);
+  sum = sum_[gi];
+  if (!shift_[gi].empty())
+    sum += static_cast<double>(rows_) * Eigen::Map<const Eigen::VectorXf>(shift_[gi].data(), features_).cast<double>();
+}
+
+void GramObserver::store(CalibrationStats& out) const {
+  if (h_.size() != 1) {
+    out.grams[key_] = stat();
+    return;
+  }
+  // One group: the accumulator becomes the statistic in place (no second F × F array, no copy).
+  GramStat s;
+  s.features = features_;
+  s.groups = 1;
+  s.rows = rows_;
+  s.col_sum.resize(static_cast<size_t>(features_));
+  col_sum(0, s.col_sum.data());
+  finish(0, h_[0].data(), h_[0].data());
+  s.xtx = std::move(h_[0]);
+  h_.clear();
+  out.grams[key_] = std::move(s);
 }
 
 // ---------------------------------------------------------------- ColumnSquares

@@ -150,18 +150,24 @@ class GramObserver : public Observer {
       : key_(std::move(key)), in_(std::move(in)), opt_(opt) {}
   std::vector<std::string> watched() const override { return {in_.value}; }
   void observe(const std::string& name, const Tensor& t) override;
-  void store(CalibrationStats& out) const override { out.grams[key_] = stat(); }
+  // Hands the accumulator over (a one-group Gram becomes the statistic in place, without a second
+  // F × F array): call it once, last; stat() copies and may be called any time before.
+  void store(CalibrationStats& out) const override;
   GramStat stat() const;
 
  private:
   void observe_fast(const Tensor& t);
   void add_block(int64_t gi, const float* xt, int64_t n);
+  void finish(size_t gi, const double* h, double* out) const;
+  void col_sum(size_t gi, double* out) const;
   std::string key_;
   LayerInput in_;
   GramOptions opt_;
   bool fast_ = false;
   int64_t features_ = 0, rows_ = 0, samples_ = 0;
-  std::vector<Eigen::MatrixXd> h_;     // per group, lower triangle valid (fast: of the centred rows)
+  // Per group, F × F column-major, lower triangle valid (fast: of the centred rows); mutable:
+  // store() moves it out.
+  mutable std::vector<std::vector<double>> h_;
   std::vector<Eigen::VectorXd> sum_;   // per group (fast: Σ of the centred rows)
   std::vector<std::vector<float>> shift_;  // fast path: per group, empty until the first block
 };

@@ -1,6 +1,8 @@
 // Sequential reconstruction (see sequential.h).
 #include "prune/sequential.h"
 
+#include <dnnl.h>
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <map>
@@ -104,16 +106,22 @@ struct Pair {
       g = MatD::Zero(f1, f1), c = MatD::Zero(f1, f0);
       s0 = Eigen::VectorXd::Zero(f0), s1 = Eigen::VectorXd::Zero(f1);
     }
-    // fp32 GEMMs over blocks of rows, added into double (rounding covers one block).
+    // fp32 GEMMs (oneDNN sgemm: the executor's threads, the CPU's widest vectors) over blocks of
+    // rows, each block product added into double at once (fp32 rounding covers one block).
     constexpr int64_t kBlock = 2048;
+    std::vector<float> gb(static_cast<size_t>(f1 * f1)), cb(static_cast<size_t>(f1 * f0));
     for (int64_t r0 = 0; r0 < a.rows(); r0 += kBlock) {
       const int64_t m = std::min<int64_t>(kBlock, a.rows() - r0);
-      const auto ab = a.middleRows(r0, m);
-      const auto bb = b.middleRows(r0, m);
-      g.noalias() += (ab.transpose() * ab).cast<double>();
-      c.noalias() += (ab.transpose() * bb).cast<double>();
-      s1 += ab.colwise().sum().transpose().cast<double>();
-      s0 += bb.colwise().sum().transpose().cast<double>();
+      const float* pa = a.data() + r0 * f1;
+      const float* pb = b.data() + r0 * f0;
+      // Row-major C = Aᵀ·B with A (m × f1), B (m × f0) row-major.
+      if (dnnl_sgemm('T', 'N', f1, f1, m, 1.f, pa, f1, pa, f1, 0.f, gb.data(), f1) != dnnl_success ||
+          dnnl_sgemm('T', 'N', f1, f0, m, 1.f, pa, f1, pb, f0, 0.f, cb.data(), f0) != dnnl_success)
+        throw Error("sequential reconstruction: oneDNN sgemm failed on '" + in1.value + "'");
+      g.noalias() += Eigen::Map<const MatF>(gb.data(), f1, f1).cast<double>();
+      c.noalias() += Eigen::Map<const MatF>(cb.data(), f1, f0).cast<double>();
+      s1 += a.middleRows(r0, m).colwise().sum().transpose().cast<double>();
+      s0 += b.middleRows(r0, m).colwise().sum().transpose().cast<double>();
     }
     n += a.rows();
   }
@@ -191,6 +199,135 @@ bool solve_layer(const Model& original, Model& pruned, const SequentialLayer& la
   return true;
 }
 
+// ---------------------------------------------------------------- segments from cached values
+//
+// A cut at node index c of a model (nodes in topological order) is the set of values made before c
+// (graph inputs, outputs of nodes < c) that nodes from c on read. Caching a cut per calibration
+// batch lets the next pass run only the nodes from c on. For the pruned model, a pass for stage k
+// cuts at c_k = the first node of stage k: nodes before it depend only on layers of stages < k,
+// which are re-solved before pass k and never change again, so the cached values stay exact.
+
+// Values node `n` reads, its subgraphs' outer-scope values included.
+std::vector<std::string> node_reads(const Node& n) {
+  std::vector<std::string> r;
+  for (const auto& v : n.inputs)
+    if (!v.empty()) r.push_back(v);
+  for (const auto& sg : n.subgraphs())
+    for (const auto& v : outer_scope_inputs(*sg)) r.push_back(v);
+  return r;
+}
+
+struct Frontier {
+  size_t cut = 0;                                      // 0: the calibration batches themselves
+  std::vector<std::map<std::string, Tensor>> batches;  // per batch: the cut's values (cut > 0)
+  std::vector<int64_t> samples;                        // per batch
+  size_t bytes = 0;
+};
+
+// The nodes of `m` from `from` on that the values `need` depend on, as a model of their own whose
+// runtime inputs are values of the cut at `from`.
+struct Segment {
+  Model sub;
+  std::vector<std::string> inputs;  // read from the cut at `from` (or the batch)
+  std::set<std::string> made;       // values of `need` the segment produces
+  std::unique_ptr<Executor> ex;     // null when it has no node
+};
+
+std::unique_ptr<Segment> make_segment(const Model& m, size_t from, const std::set<std::string>& need,
+                                      const ExecutorOptions& exec) {
+  const Graph& g = m.graph;
+  auto seg = std::make_unique<Segment>();
+  std::vector<char> take(g.nodes.size(), 0);
+  std::set<std::string> inputs, seen;
+  std::vector<std::string> todo(need.begin(), need.end());
+  while (!todo.empty()) {
+    const std::string v = todo.back();
+    todo.pop_back();
+    if (!seen.insert(v).second || g.is_initializer(v)) continue;
+    const int p = g.producer(v);
+    if (p < 0 || static_cast<size_t>(p) < from) {
+      inputs.insert(v);
+      continue;
+    }
+    if (take[static_cast<size_t>(p)]) continue;
+    take[static_cast<size_t>(p)] = 1;
+    for (const auto& r : node_reads(g.nodes[static_cast<size_t>(p)])) todo.push_back(r);
+  }
+  Model& s = seg->sub;
+  s.ir_version = m.ir_version;
+  s.opset_imports = m.opset_imports;
+  s.raw_functions = m.raw_functions;
+  Graph& sg = s.graph;
+  sg.name = g.name;
+  std::set<std::string> inits;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!take[i]) continue;
+    sg.nodes.push_back(g.nodes[i]);
+    for (const auto& r : node_reads(g.nodes[i]))
+      if (const Tensor* t = g.initializer(r); t && inits.insert(r).second) sg.initializers.push_back(*t);
+  }
+  for (const auto& v : inputs) {
+    ValueInfo vi;
+    vi.name = v;  // dtype and shape unchecked: the values come from the same model's run
+    sg.inputs.push_back(vi);
+    seg->inputs.push_back(v);
+  }
+  for (const auto& v : need)
+    if (!inputs.count(v) && !g.is_initializer(v)) {
+      ValueInfo vi;
+      vi.name = v;
+      sg.outputs.push_back(vi);
+      seg->made.insert(v);
+    }
+  sg.value_info = g.value_info;
+  sg.invalidate();
+  if (!sg.nodes.empty()) seg->ex = std::make_unique<Executor>(seg->sub, exec);
+  return seg;
+}
+
+// The values of the cut at `cut`: read by nodes from `cut` on, made before it (or graph inputs).
+std::set<std::string> cut_values(const Graph& g, size_t cut) {
+  std::set<std::string> out;
+  for (size_t i = cut; i < g.nodes.size(); ++i)
+    for (const auto& v : node_reads(g.nodes[i])) {
+      if (g.is_initializer(v)) continue;
+      const int p = g.producer(v);
+      if (p < 0 || static_cast<size_t>(p) < cut) out.insert(v);
+    }
+  return out;
+}
+
+// Runs one batch of a segment from `in` (the cut's values), the hook seeing watched values;
+// `next` receives the values of `carry` (made here or passed through).
+void run_segment(Segment& seg, const std::map<std::string, Tensor>& in, const ValueHook& hook,
+                 const std::set<std::string>& watch, const std::set<std::string>& carry, std::map<std::string, Tensor>* next) {
+  std::map<std::string, Tensor> feed, out;
+  for (const auto& v : seg.inputs) {
+    auto it = in.find(v);
+    if (it == in.end()) throw Error("sequential reconstruction: cached value '" + v + "' is missing");
+    feed[v] = it->second;
+  }
+  if (seg.ex) {
+    out = seg.ex->run(feed, hook, watch);
+  } else {
+    for (const auto& [name, t] : feed)
+      if (watch.count(name)) hook(name, t);
+  }
+  if (!next) return;
+  for (const auto& v : carry) {
+    auto it = out.find(v);
+    if (it != out.end()) (*next)[v] = std::move(it->second);
+    else if (auto f = feed.find(v); f != feed.end()) (*next)[v] = f->second;
+    else throw Error("sequential reconstruction: value '" + v + "' of the cut was not produced");
+  }
+}
+
+size_t tensors_bytes(const std::map<std::string, Tensor>& m) {
+  size_t b = 0;
+  for (const auto& [n, t] : m) b += t.bytes.size();
+  return b;
+}
+
 }  // namespace
 
 SequentialReport reconstruct_sequential(const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers,
@@ -219,8 +356,17 @@ SequentialReport reconstruct_sequential(const Model& original, Model& pruned, co
     for (const auto& v : n.outputs) level[v] = out;
   }
 
-  Executor ex0(original, opt.exec);
-  for (const auto& [stage, members] : stages) {
+  // First node of each stage in each model: where that stage's pass cuts for the next one.
+  auto first_index = [](const Graph& g, const std::vector<const SequentialLayer*>& ls) {
+    size_t c = g.nodes.size();
+    for (const SequentialLayer* l : ls) c = std::min(c, static_cast<size_t>(find_node(g, l->node)));
+    return c;
+  };
+  Frontier f0, f1;  // cached cuts of the original and the pruned model (cut 0: from the batches)
+  size_t cut0 = 0;
+  for (auto st = stages.begin(); st != stages.end(); ++st) {
+    const std::vector<const SequentialLayer*>& members = st->second;
+    const bool last = std::next(st) == stages.end();
     // One accumulator per distinct (original input, pruned input) reading.
     std::vector<std::unique_ptr<Pair>> pairs;
     std::map<std::string, Pair*> by_sig;
@@ -249,20 +395,63 @@ SequentialReport reconstruct_sequential(const Model& original, Model& pruned, co
       for (auto& p : pairs)
         if (p->in1.value == name) p->add(seen0.at(p->in0.value), t);
     };
-    source.rewind();
+    // This pass runs each model from its cached cut; unless it is the last, it also keeps the cut
+    // at this stage's first node for the next pass (within the cache budget).
+    const size_t next1 = first_index(pruned.graph, members);
+    const size_t next0 = std::max(cut0, first_index(original.graph, members));
+    const bool cache = !last && opt.cache_bytes > 0;
+    const std::set<std::string> carry0 = cache ? cut_values(original.graph, next0) : std::set<std::string>();
+    const std::set<std::string> carry1 = cache ? cut_values(pruned.graph, next1) : std::set<std::string>();
+    std::set<std::string> need0 = watch0, need1 = watch1;
+    need0.insert(carry0.begin(), carry0.end());
+    need1.insert(carry1.begin(), carry1.end());
+    Frontier n0, n1;
+    n0.cut = next0, n1.cut = next1;
+    bool keep = cache;
+    const bool from_source = f0.cut == 0 || f1.cut == 0;
     const int64_t total = source.num_samples();
     int64_t done = 0;
     if (opt.progress) opt.progress(0, total);
     {
-      Executor ex1(pruned, opt.exec);  // gone before the weights it read are replaced
+      // Gone before the weights they read are replaced.
+      auto s0 = make_segment(original, f0.cut, need0, opt.exec);
+      auto s1 = make_segment(pruned, f1.cut, need1, opt.exec);
       std::map<std::string, Tensor> batch;
-      while (source.next(batch)) {
+      if (from_source) source.rewind();
+      for (size_t b = 0;; ++b) {
+        int64_t samples = 0;
+        if (from_source) {
+          if (!source.next(batch)) break;
+          samples = source.last_batch_samples();
+        } else {
+          if (b >= f1.batches.size()) break;
+          samples = f1.samples[b];
+        }
         seen0.clear();
-        ex0.run(batch, hook0, watch0);
-        ex1.run(batch, hook1, watch1);
-        done += source.last_batch_samples();
+        std::map<std::string, Tensor> c0, c1;
+        run_segment(*s0, f0.cut == 0 ? batch : f0.batches[b], hook0, watch0, carry0, keep ? &c0 : nullptr);
+        run_segment(*s1, f1.cut == 0 ? batch : f1.batches[b], hook1, watch1, carry1, keep ? &c1 : nullptr);
+        if (keep) {
+          n0.bytes += tensors_bytes(c0);
+          n1.bytes += tensors_bytes(c1);
+          n0.batches.push_back(std::move(c0));
+          n1.batches.push_back(std::move(c1));
+          n0.samples.push_back(samples);
+          n1.samples.push_back(samples);
+          if (n0.bytes + n1.bytes > opt.cache_bytes) {  // over budget: the older cuts stay (still exact)
+            keep = false;
+            n0 = Frontier{};
+            n1 = Frontier{};
+          }
+        }
+        done += samples;
         if (opt.progress) opt.progress(done, total);
       }
+    }
+    if (keep) {
+      f0 = std::move(n0);
+      f1 = std::move(n1);
+      cut0 = f0.cut;
     }
     ++rep.passes;
     for (const auto& [l, p] : work) rep.layers += solve_layer(original, pruned, *l, *p, opt.damping) ? 1 : 0;

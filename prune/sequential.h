@@ -18,6 +18,13 @@
 // distinct layer input, X̂ₐᵀX̂ₐ and the cross-Gram X̂ₐᵀXₐ (double); memory is the current stage's
 // accumulators (at most the Grams one-shot compensation holds for all layers at once) plus one
 // batch of the stage's inputs. Runs the executor (the rest of prune/ reads statistics only).
+//
+// A pass does not run both whole models: each pass keeps, per calibration batch, the values that
+// cross the cut at its stage's first node (in both models), and the next pass runs only the nodes
+// after that cut, from those values. Nodes before stage k's first node depend only on layers of
+// earlier stages, which are final by then, so the results are the same as running from the graph
+// inputs; every node runs about twice in all instead of once per stage. The cached cuts are bounded
+// by SequentialOptions::cache_bytes; past it a pass keeps the older cut (still exact, just longer).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,6 +44,9 @@ struct SequentialOptions {
   double damping = 0.01;
   ExecutorOptions exec;
   ProgressFn progress;  // per pass: samples done of the total
+  // Bytes of cached cut values (both models, all batches) a pass may keep for the next one;
+  // 0 = every pass runs both models from the graph inputs.
+  size_t cache_bytes = size_t{512} << 20;
 };
 
 struct SequentialReport {

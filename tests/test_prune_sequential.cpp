@@ -18,7 +18,8 @@ using namespace oc::test;
 namespace {
 
 // x [N,16] -> Gemm(width) -> Relu -> ... (`hidden` layers) -> Gemm -> y [N,8]
-Model mlp(int hidden, uint64_t seed, int64_t width = 32) {
+// (`skip`: y = that + Gemm(x), the skip Gemm last in node order, so x crosses every cut.)
+Model mlp(int hidden, uint64_t seed, int64_t width = 32, bool skip = false) {
   Model m = new_model(13);
   Graph& g = m.graph;
   g.inputs.push_back(tensor_value("x", {-1, 16}));
@@ -37,6 +38,14 @@ Model mlp(int hidden, uint64_t seed, int64_t width = 32) {
     in = out;
     k = n;
   }
+  if (skip) {
+    g.nodes.back().outputs[0] = "y_main";
+    g.add_initializer(random_tensor("ws", {8, 16}, seed++, -0.5f, 0.5f));
+    Node fc = make_node("Gemm", {"x", "ws"}, {"y_skip"}, "fc_skip");
+    fc.set_attr_int("transB", 1);
+    g.add_node(fc);
+    g.add_node(make_node("Add", {"y_main", "y_skip"}, {"y"}, "add"));
+  }
   g.outputs.push_back(tensor_value("y", {-1, 8}));
   normalize(m);
   return m;
@@ -48,7 +57,8 @@ struct Pruned {
 };
 
 // l2 scores, half of every hidden group, compensated one-shot or sequentially on `calib`.
-Pruned prune_mlp(const Model& m, const fs::path& calib, bool sequential, double damping = 0.01) {
+Pruned prune_mlp(const Model& m, const fs::path& calib, bool sequential, double damping = 0.01,
+                 size_t cache_bytes = SequentialOptions{}.cache_bytes, int* passes = nullptr) {
   PruneOptions o;
   o.damping = damping;
   o.criterion = Criterion::L2;
@@ -58,10 +68,13 @@ Pruned prune_mlp(const Model& m, const fs::path& calib, bool sequential, double 
   CalibrationSource src(calib.string(), m);
   CalibrationStats stats = calibrate(m, src, prune_calibration_plan(m, o));
   if (sequential)
-    o.reconstruct = [&src, damping](const Model& a, Model& b, const std::vector<SequentialLayer>& layers) {
+    o.reconstruct = [&src, damping, cache_bytes, passes](const Model& a, Model& b, const std::vector<SequentialLayer>& layers) {
       SequentialOptions so;
       so.damping = damping;
-      return reconstruct_sequential(a, b, layers, src, so).layers;
+      so.cache_bytes = cache_bytes;
+      const SequentialReport r = reconstruct_sequential(a, b, layers, src, so);
+      if (passes) *passes = r.passes;
+      return r.layers;
     };
   Pruned p{m, {}};
   p.report = prune_model(p.model, o, &stats);
@@ -135,6 +148,43 @@ TEST_CASE("sequential reconstruction beats one-shot on held-out inputs of a deep
   // Our executor runs the written model as ONNX Runtime does.
   Executor ex(b.model);
   CHECK(max_rel_error(ex.run(held_out).at("y"), ys) < 1e-4);
+}
+
+TEST_CASE("sequential reconstruction from cached cuts equals running both models from the inputs", "[prune][sequential]") {
+  // Five stages (fc1..fc4 re-solved in order, fc4 = the last); x is read again by the skip Gemm at
+  // the end, so every cached cut carries x besides the hidden value. Each pass after the first runs
+  // only the nodes after the previous stage's first node, from the cached values: the statistics,
+  // hence the weights, must be the same numbers as from full runs of both models (cache off), and
+  // a cache budget too small for any cut falls back to the full runs.
+  fs::path dir = temp_dir("seq_cache");
+  Model m = mlp(4, 21, 24, true);
+  write_npy(dir / "calib.npy", random_inputs(m, 9, 200).at("x"));  // 200 batches of one sample
+  int p_on = 0, p_off = 0, p_tiny = 0;
+  Pruned on = prune_mlp(m, dir / "calib.npy", true, 0.01, SequentialOptions{}.cache_bytes, &p_on);
+  Pruned off = prune_mlp(m, dir / "calib.npy", true, 0.01, 0, &p_off);
+  Pruned tiny = prune_mlp(m, dir / "calib.npy", true, 0.01, 64, &p_tiny);
+  CHECK(on.report.layers_compensated == 4);
+  CHECK(p_on == 4);
+  CHECK(p_off == 4);
+  CHECK(p_tiny == 4);
+  const Graph& g = on.model.graph;
+  REQUIRE(g.initializers.size() == off.model.graph.initializers.size());
+  int compared = 0;
+  for (const Tensor& t : g.initializers) {
+    const Tensor* u = off.model.graph.initializer(t.name);
+    const Tensor* v = tiny.model.graph.initializer(t.name);
+    REQUIRE((u && v));
+    INFO(t.name);
+    CHECK(t.dims == u->dims);
+    CHECK(t.to_float() == u->to_float());
+    CHECK(v->to_float() == u->to_float());
+    ++compared;
+  }
+  CHECK(compared >= 10);
+  // fc4 reads the 12 kept of fc3's 24 outputs.
+  const Tensor* w4 = g.initializer("w4");
+  REQUIRE(w4);
+  CHECK(w4->dims == std::vector<int64_t>{8, 12});
 }
 
 TEST_CASE("prune --reconstruct: sequential by default with --calib, one-shot on request, bad values refused", "[prune][sequential][cli]") {
