@@ -58,6 +58,19 @@ int64_t weight_dim(const Graph& g, const std::string& w, size_t axis) {
   return t && axis < t->dims.size() ? t->dims[axis] : -1;
 }
 
+// How ORT 1.30's MLAS runs a MatMulNBits node on x86 (AVX-512 VNNI), measured on gpt_tiny /
+// bert_tiny at 128 tokens, whole model, 1 thread (docs/BENCHMARKS.md, "4-bit in ONNX Runtime"):
+// 4-bit at accuracy_level 0/1 dequantizes blocks to fp32 and runs at float speed (1.00-1.02×);
+// accuracy_level 4 (int8 activations) is slower there (0.90-0.96×); 2-bit and 8-bit are slower
+// than float at any level (0.64-0.96×).
+std::string nbits_speed(const Node& n) {
+  const int64_t bits = n.attr_int("bits", 4), level = n.attr_int("accuracy_level", 0);
+  const std::string at = std::to_string(bits) + "-bit, accuracy_level " + std::to_string(level);
+  if (bits == 4 && level <= 1) return at + ": float speed (fp32 compute on dequantized blocks)";
+  if (bits == 4) return at + ": slower than float at 128 tokens (int8 activation path, 0.90-0.96x measured)";
+  return at + ": slower than float (" + std::string(bits == 2 ? "0.64-0.71x" : "0.71-0.96x") + " measured)";
+}
+
 }  // namespace
 
 DeployCheck check_deployment(const Model& m) {
@@ -66,6 +79,35 @@ DeployCheck check_deployment(const Model& m) {
   std::set<size_t> integer_idx;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
+    if (n.op_type == "MatMulNBits" && n.domain == "com.microsoft") {
+      r.nbits.push_back({n.name, n.op_type, nbits_speed(n)});
+      continue;
+    }
+    // DynamicQuantizeLinear → MatMulInteger (→ Cast → Mul): ORT's DynamicQuantizeMatMul.
+    if (n.is_default_domain() && n.op_type == "MatMulInteger" && n.inputs.size() >= 2) {
+      ++r.compute_layers;
+      const int p = g.producer(n.input(0));
+      if (p >= 0 && g.nodes[p].op_type == "DynamicQuantizeLinear" && g.is_initializer(n.input(1))) {
+        r.integer_layers.push_back(n.name);
+        integer_idx.insert(i);
+        integer_idx.insert(static_cast<size_t>(p));
+        // The Cast and the two scale Muls fold into it too.
+        for (int c : g.consumers(n.outputs[0]))
+          if (g.nodes[c].op_type == "Cast") {
+            integer_idx.insert(static_cast<size_t>(c));
+            for (int d : g.consumers(g.nodes[c].outputs[0]))
+              if (g.nodes[d].op_type == "Mul") {
+                integer_idx.insert(static_cast<size_t>(d));
+                for (const auto& in : g.nodes[d].inputs) {
+                  const int q = g.producer(in);
+                  if (q >= 0 && g.nodes[q].op_type == "Mul") integer_idx.insert(static_cast<size_t>(q));
+                }
+              }
+          }
+        ++r.integer_ops["DynamicQuantizeMatMul"];
+      }
+      continue;
+    }
     if (!n.is_default_domain() || !kCompute.count(n.op_type) || n.inputs.size() < 2) continue;
     ++r.compute_layers;
     const Node* a = dq_of(g, n.input(0));
@@ -131,7 +173,7 @@ DeployCheck check_deployment(const Model& m) {
     // and the ops that only move data.
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const Node& n = g.nodes[i];
-      if (integer_idx.count(i) || kStructural.count(n.op_type)) continue;
+      if (integer_idx.count(i) || kStructural.count(n.op_type) || n.op_type == "MatMulNBits") continue;
       // Ops with their own QLinear kernel when wrapped in DQ → op → Q.
       bool wrapped = !n.outputs.empty() && !g.is_graph_output(n.outputs[0]);
       for (const auto& in : n.inputs)
@@ -165,6 +207,7 @@ nlohmann::json DeployCheck::to_json() const {
           {"weight_only", findings(weight_only)},
           {"unfused", findings(unfused)},
           {"unaligned", findings(unaligned)},
+          {"matmulnbits", findings(nbits)},
           {"float_ops", float_ops}};
 }
 
@@ -186,6 +229,17 @@ std::string DeployCheck::summary() const {
   list("weight-only DequantizeLinear (slower than float)", weight_only);
   list("QDQ layers ORT runs in float", unfused);
   list("layers with channels not a multiple of 8", unaligned);
+  int slow = 0;
+  for (const auto& f : nbits) slow += f.why.find("slower") != std::string::npos;
+  if (!nbits.empty()) {
+    o << "\n  " << nbits.size() << " MatMulNBits layers (weight-only";
+    if (slow) o << "; " << slow << " slower than float in ORT, e.g. " << [&] {
+        for (const auto& f : nbits)
+          if (f.why.find("slower") != std::string::npos) return f.node + " (" + f.why + ")";
+        return std::string();
+      }();
+    o << ")";
+  }
   if (!float_ops.empty()) {
     o << "\n  float ops between integer layers:";
     for (const auto& [k, c] : float_ops) o << " " << k << " " << c;

@@ -12,6 +12,10 @@
 //   unaligned     channel counts (N or K) that are not multiples of 8: integer and SIMD kernels
 //                 pad them
 //   float_ops     in a model that has integer layers: the float operators left between them
+//   matmulnbits   each com.microsoft MatMulNBits node with how ORT's MLAS runs it at its bits and
+//                 accuracy_level ("float speed", or "slower than float" with the measured ratio)
+// MatMulInteger reading a DynamicQuantizeLinear (dynamic W8A8, ORT's DynamicQuantizeMatMul) counts as
+// an integer compute layer.
 #pragma once
 #include <map>
 #include <string>
@@ -31,7 +35,7 @@ struct DeployCheck {
   int compute_layers = 0;                  // Conv, MatMul and Gemm nodes of the main graph
   std::vector<std::string> integer_layers; // predicted to run as integer kernels
   std::map<std::string, int> integer_ops;  // what ORT makes of them: QLinearConv, MatMulIntegerToFloat, ...
-  std::vector<DeployFinding> weight_only, unfused, unaligned;
+  std::vector<DeployFinding> weight_only, unfused, unaligned, nbits;
   std::map<std::string, int> float_ops;    // op type -> count, only when integer_layers is not empty
   nlohmann::json to_json() const;
   std::string summary() const;             // a few lines for the terminal

@@ -4,6 +4,7 @@
 #include "quantize/export.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 
@@ -32,6 +33,8 @@ Format parse_format(const std::string& s) {
 int qdq_container_bits(int bits) { return bits <= 4 ? 4 : 8; }
 // ONNX Runtime 1.30's CPU MatMulNBits kernel runs 2, 4 and 8 bits.
 int matmulnbits_container_bits(int bits) { return bits <= 2 ? 2 : bits <= 4 ? 4 : 8; }
+
+bool matmulnbits_dynamic_int8(int bits) { return matmulnbits_container_bits(bits) == 8; }
 
 namespace {
 
@@ -237,6 +240,10 @@ void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
   mm.set_attr_int("N", N);
   mm.set_attr_int("bits", bits);
   mm.set_attr_int("block_size", bs);
+  // fp32 compute on dequantized blocks: at 128 tokens ORT 1.30's int8-activation path (level 4)
+  // is slower for 4 bits (0.90-0.96x of float vs 1.00-1.02x, docs/BENCHMARKS.md); written out so
+  // the file says which path it asks for.
+  mm.set_attr_int("accuracy_level", 1);
   const std::string base = l.weight;
   std::string bn = g.unique_name(base + "_nbits"), sn = g.unique_name(base + "_scales");
   Tensor tb;
@@ -306,6 +313,85 @@ void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
   for (const auto& d : dropped) drop_if_unused(g, d);
 }
 
+// An 8-bit layer of the MatMulNBits format as ORT's dynamic W8A8 pattern (ORT fuses it into
+// DynamicQuantizeMatMul, u8·s8 VNNI GEMM): 8-bit MatMulNBits runs dequantize-then-fp32 (0.71x of
+// float on gpt_tiny) or, at accuracy_level 4, no faster than float (0.96x).
+//   DynamicQuantizeLinear(x) -> xq, xs, xz;  MatMulInteger(xq, Wq[K,N] int8, xz) -> int32
+//   Cast -> float;  Mul(xs, ws[N]) -> m;  y = Mul(cast, m) (+ bias Add)
+// Wq/ws: symmetric per output channel, re-quantized from the layer's planned 8-bit codes (ŵ), so the
+// file's weights are the int8 grid nearest to ŵ (the extra error is below half an 8-bit step).
+void export_dynamic_int8(Model& m, const QuantizedLayer& ql) {
+  Graph& g = layer_graph(m.graph, ql.layer);
+  const WeightLayer& l = ql.layer;
+  const int64_t N = l.rows, K = l.cols;
+  int idx = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == l.node) idx = static_cast<int>(i);
+  if (idx < 0) throw InvalidArgument("layer " + l.node + " not found in the graph");
+  const Node orig = g.nodes[idx];
+  const float alpha = orig.op_type == "Gemm" ? orig.attr_float("alpha", 1.f) : 1.f;
+  const float beta = orig.op_type == "Gemm" ? orig.attr_float("beta", 1.f) : 1.f;
+  const std::vector<float> w = ql.q.dequantize();  // [N, K]
+  std::vector<float> ws(static_cast<size_t>(N));
+  std::vector<int> codes(static_cast<size_t>(N * K));  // [K, N]
+  for (int64_t n = 0; n < N; ++n) {
+    float amax = 0;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(w[n * K + k]));
+    const float s = amax > 0 ? amax / 127.f : 1.f;
+    ws[n] = s * alpha;
+    for (int64_t k = 0; k < K; ++k)
+      codes[k * N + n] = static_cast<int>(std::clamp(std::nearbyint(w[n * K + k] / s), -127.f, 127.f));
+  }
+  const std::string base = l.weight, y = orig.outputs[0];
+  auto name = [&](const std::string& suffix) { return g.unique_name(y + suffix); };
+  const std::string wq = g.unique_name(base + "_int8"), wsn = g.unique_name(base + "_scale");
+  g.add_initializer(int_tensor(wq, DType::Int8, {K, N}, codes));
+  g.add_initializer(Tensor::from_float(wsn, {N}, ws));
+  const std::string xq = name("_xq"), xs = name("_xs"), xz = name("_xz"), acc = name("_int32"), accf = name("_int32_float"),
+                    mult = name("_rescale");
+  std::vector<Node> nodes(5);
+  nodes[0].op_type = "DynamicQuantizeLinear", nodes[0].inputs = {orig.input(0)}, nodes[0].outputs = {xq, xs, xz};
+  nodes[1].op_type = "MatMulInteger", nodes[1].inputs = {xq, wq, xz}, nodes[1].outputs = {acc};
+  nodes[2].op_type = "Cast", nodes[2].inputs = {acc}, nodes[2].outputs = {accf};
+  nodes[2].set_attr_int("to", static_cast<int64_t>(DType::Float));
+  nodes[3].op_type = "Mul", nodes[3].inputs = {xs, wsn}, nodes[3].outputs = {mult};
+  nodes[4].op_type = "Mul", nodes[4].inputs = {accf, mult}, nodes[4].outputs = {y};
+  const char* tags[] = {"_DynamicQuantizeLinear", "_MatMulInteger", "_Cast", "_scale_Mul", "_Mul"};
+  for (int i = 0; i < 5; ++i) nodes[i].name = i == 1 ? orig.name : g.unique_name(orig.name + tags[i]);  // the layer keeps its name
+  std::vector<std::string> dropped = {base};
+  const std::string bias = orig.op_type == "Gemm" ? orig.input(2) : "";
+  if (!bias.empty()) {
+    std::string cin = bias;
+    if (beta != 1.f) {
+      auto c = g.constant_value(bias);
+      if (!c) throw UnsupportedError("Gemm " + orig.name + ": beta != 1 with a runtime C input");
+      std::vector<float> v = c->to_float();
+      for (float& x : v) x *= beta;
+      cin = g.unique_name(base + "_bias");
+      g.add_initializer(Tensor::from_float(cin, c->dims, v));
+      dropped.push_back(bias);
+    }
+    const std::string mid = name("_matmul");
+    nodes[4].outputs = {mid};
+    Node add;
+    add.op_type = "Add";
+    add.name = g.unique_name(orig.name + "_bias");
+    add.inputs = {mid, cin};
+    add.outputs = {y};
+    nodes.push_back(add);
+  }
+  g.nodes.erase(g.nodes.begin() + idx);
+  for (size_t i = 0; i < nodes.size(); ++i) g.insert_node(static_cast<size_t>(idx) + i, nodes[i]);
+  g.invalidate();
+  for (const auto& d : dropped) drop_if_unused(g, d);
+}
+
+// DynamicQuantizeLinear reads float32 only: float16/bfloat16 layers stay MatMulNBits.
+bool float_weight(Model& m, const WeightLayer& l) {
+  const Tensor* t = layer_graph(m.graph, l).initializer(l.weight);
+  return t && t->dtype == DType::Float;
+}
+
 }  // namespace
 
 QuantLayout effective_layout(const WeightLayer& l, Format f, const QuantLayout& requested) {
@@ -344,6 +430,8 @@ ExportInfo export_quantized(Model& m, const std::vector<QuantizedLayer>& layers,
   bool nbits = false;
   for (const auto& ql : layers) {
     if (f == Format::Fake) export_fake(m, ql);
+    else if (uses_matmulnbits(ql.layer, f) && matmulnbits_dynamic_int8(ql.q.layout.bits) && float_weight(m, ql.layer))
+      export_dynamic_int8(m, ql);
     else if (uses_matmulnbits(ql.layer, f)) export_matmulnbits(m, ql), nbits = true;
     else if (legacy) export_cast_mul(m, ql);
     else export_qdq(m, ql);

@@ -38,6 +38,9 @@ QuantLayout effective_layout(const WeightLayer& l, Format f, const QuantLayout& 
 // Bits of the storage type a width is written in.
 int qdq_container_bits(int bits);
 int matmulnbits_container_bits(int bits);
+// Whether a MatMul/Gemm layer of `bits` in the MatMulNBits format is written as ORT's dynamic W8A8
+// pattern (DynamicQuantizeLinear + MatMulInteger, fused to DynamicQuantizeMatMul) instead.
+bool matmulnbits_dynamic_int8(int bits);
 
 struct ExportInfo {
   int64_t opset = 0;            // default-domain opset of the result

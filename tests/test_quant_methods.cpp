@@ -172,6 +172,7 @@ TEST_CASE("bits are what the file stores: unsupported widths are refused, report
   std::map<std::string, int64_t> file_bits;
   for (const auto& n : q.graph.nodes)
     if (n.op_type == "MatMulNBits") file_bits[n.name] = n.attr_int("bits", 0);
+    else if (n.op_type == "MatMulInteger") file_bits[n.name] = 8;  // 8-bit layers: dynamic W8A8, int8 weights
   double sum = 0, params = 0;
   std::set<int> seen;
   for (const auto& l : d["layers"]) {
