@@ -132,6 +132,7 @@ int bench(int argc, char** argv) {
     out["samples_per_s"] = static_cast<double>(n) / sorted.front() * 1000.0;
     out["peak_live_bytes"] = ex.last_run_stats().peak_live_bytes;
     out["channels_last_values"] = ex.last_run_stats().channels_last_values;
+    out["fused_activations"] = ex.last_run_stats().fused_activations;
     out["to_plain_for"] = ex.last_run_stats().to_plain_for;
     out["to_channels_last_for"] = ex.last_run_stats().to_channels_last_for;
     if (profile) out["op_ms"] = best_profile;

@@ -270,6 +270,11 @@ struct GraphRun {
   std::vector<Tensor> compute(size_t i, const Node& node, const std::vector<const Tensor*>& in,
                           const std::unordered_map<std::string, int>& uses) {
     std::vector<Tensor> outs(node.outputs.size());
+    if (fuse && plan.fused_away[i]) {  // the gate of v·act(v): its Conv applied the product
+      ++stats.fused_activations[node.op_type];
+      for (Tensor& t : outs) t = Tensor::from_float("", {}, {0.f});  // a placeholder the Mul never reads
+      return outs;
+    }
     std::vector<const Tensor*> args = in;
     Layouts layouts = settle_layouts(i, node, args);
     const bool passes_cl = layouts.passes;
@@ -290,8 +295,10 @@ struct GraphRun {
     if (fuse) {
       if (auto a = plan.activation_of.find(i); a != plan.activation_of.end()) ctx.fused = &a->second;
       if (plan.fused_into[i] >= 0) {  // its producer applied it: pass the value on
-        if (Tensor* own = ctx.movable_input(0)) outs[0] = std::move(*own);
-        else outs[0] = *args[0];
+        ++stats.fused_activations[node.op_type];
+        const size_t j = plan.fused_input[i];
+        if (Tensor* own = ctx.movable_input(j)) outs[0] = std::move(*own);
+        else outs[0] = *args[j];
         if (passes_cl) channels_last.insert(node.outputs[0]), ++stats.channels_last_values;
         return outs;
       }

@@ -56,6 +56,8 @@ struct GraphPlan {
   // Fusions (engine/fusion.h): per node, the producer whose kernel applies this activation (-1:
   // none), and per producer the activation it applies.
   std::vector<int> fused_into;
+  std::vector<uint8_t> fused_input;  // which input such a node passes on (a Mul of v·act(v): v's)
+  std::vector<uint8_t> fused_away;   // the act(v) of v·act(v): computed by the producer, never run
   std::unordered_map<size_t, FusedActivation> activation_of;
 
   // A produced value worth keeping: a graph output or read by some node (else dropped at once).
@@ -158,6 +160,7 @@ class Executor {
     size_t peak_live_values = 0;  // max number of intermediate values held at once
     size_t nodes_run = 0;
     size_t channels_last_values = 0;  // values produced channels-last (engine/channels_last.h)
+    std::map<std::string, int64_t> fused_activations;  // activation nodes a Conv applied, by op (engine/fusion.h)
     std::map<std::string, int64_t> to_plain_for;  // channels-last values converted back, by reading op
     std::map<std::string, int64_t> to_channels_last_for;  // plain inputs an elementwise op read as channels-last copies
     std::map<std::string, double> op_ms;  // wall time per operator type (ExecutorOptions::profile)

@@ -1,12 +1,15 @@
 // Conv + activation fusion in the CPU executor's plan.
 //
-//   y = act(Conv(x, W, b))  with act ∈ {Relu, LeakyRelu(α), Clip(lo, hi)}
+//   y = act(Conv(x, W, b))  with act ∈ {Relu, LeakyRelu(α), Clip(lo, hi), Sigmoid, HardSigmoid(α, β)}
+//   y = v · Sigmoid(v)      (SiLU / Swish, as exporters write it),  v = Conv(x, W, b)
+//   y = v · HardSigmoid(v)  with α = 1/6, β = 1/2 (HardSwish as torch exports it at opset < 14)
 //
-// runs as one Conv whose kernel applies act to its output (a oneDNN eltwise post-op, or one pass
-// over the output on the kernel's own paths), and the activation node hands the value on. It
-// applies when the Conv's output is read by that activation alone and is not a graph output, the
-// activation's bounds are constants, and the run has no value hook (nobody may see the value
-// before the activation); the plan records the pairs, the run decides (GraphRun::fuse).
+// runs as one Conv whose kernel applies the activation to its output (oneDNN eltwise post-ops, or
+// one pass over the output on the kernel's own paths). The activation node (for v·act(v): the Mul)
+// hands the value on and the Sigmoid/HardSigmoid inside v·act(v) is never run. It applies when the
+// Conv's output is read by those nodes alone and none of the values is a graph output, the
+// activation's parameters are constants, and the run has no value hook (nobody may see the values
+// in between); the plan records the pattern, the run decides (GraphRun::fuse).
 #pragma once
 #include "engine/executor.h"
 

@@ -5,6 +5,8 @@
 // ctx.outputs[k] (sized to node.outputs), and throws UnsupportedError naming the node for any
 // attribute/dtype combination it does not implement — never computes a wrong answer silently.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -19,15 +21,22 @@ class Executor;
 
 // An activation the executor fused into the Conv that produces its input (engine/fusion.h): the
 // Conv applies it to its output, and the activation node passes that value on unchanged.
+//   Relu max(v, 0)   LeakyRelu v>0 ? v : αv   Clip min(max(v, lo), hi)   Sigmoid 1/(1+e^-v)
+//   HardSigmoid clamp(αv+β, 0, 1)   Swish v·Sigmoid(v)   HardSwish v·HardSigmoid(v)
 struct FusedActivation {
-  enum class Kind { Relu, LeakyRelu, Clip } kind = Kind::Relu;
-  float alpha = 0;  // LeakyRelu slope
+  enum class Kind { Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, Swish, HardSwish } kind = Kind::Relu;
+  float alpha = 0;  // LeakyRelu slope; HardSigmoid/HardSwish slope
+  float beta = 0;   // HardSigmoid/HardSwish offset
   float lo = 0, hi = 0;  // Clip bounds
   float operator()(float v) const {
     switch (kind) {
       case Kind::Relu: return v > 0 ? v : 0;
       case Kind::LeakyRelu: return v > 0 ? v : alpha * v;
       case Kind::Clip: return v < lo ? lo : v > hi ? hi : v;
+      case Kind::Sigmoid: return 1.f / (1.f + std::exp(-v));
+      case Kind::HardSigmoid: return std::min(1.f, std::max(0.f, alpha * v + beta));
+      case Kind::Swish: return v / (1.f + std::exp(-v));
+      case Kind::HardSwish: return v * std::min(1.f, std::max(0.f, alpha * v + beta));
     }
     return v;
   }

@@ -18,6 +18,7 @@ namespace {
 struct Runs {
   std::vector<std::map<std::string, Tensor>> out;
   std::vector<size_t> cl_values;
+  std::vector<std::map<std::string, int64_t>> fused;  // activation nodes a Conv applied, by op
 };
 
 Runs run_all(const Model& m, const std::map<std::string, Tensor>& in) {
@@ -30,6 +31,7 @@ Runs run_all(const Model& m, const std::map<std::string, Tensor>& in) {
     Executor ex(m, o);
     r.out.push_back(ex.run(in));
     r.cl_values.push_back(ex.last_run_stats().channels_last_values);
+    r.fused.push_back(ex.last_run_stats().fused_activations);
   }
   return r;
 }
@@ -150,7 +152,11 @@ TEST_CASE("channels-last runs give the plain layout's outputs, and ONNX Runtime'
 }
 
 TEST_CASE("torchvision CNNs run channels-last with the plain layout's numbers", "[executor][zoo][layout]") {
-  for (const char* name : {"resnet18", "mobilenet_v2"}) {
+  // The conv activation each applies itself: Relu / Clip (ReLU6) / SiLU (Sigmoid·Mul) / HardSwish (HardSigmoid·Mul).
+  const std::map<std::string, std::pair<const char*, int64_t>> fused_op = {
+      {"resnet18", {"Relu", 9}}, {"mobilenet_v2", {"Clip", 35}},
+      {"efficientnet_b0", {"Mul", 49}}, {"mobilenet_v3_large", {"Mul", 20}}};
+  for (const auto& [name, fused] : fused_op) {
     INFO(name);
     fs::path src = zoo_model(name);
     if (src.empty()) return;
@@ -159,6 +165,8 @@ TEST_CASE("torchvision CNNs run channels-last with the plain layout's numbers", 
     auto in = random_inputs(m, 11);
     Runs r = run_all(m, in);
     CHECK(r.cl_values[3] >= 40);  // every conv and activation of the backbone
+    CHECK(r.fused[1].empty());
+    CHECK(r.fused[3][fused.first] == fused.second);
     for (int mode = 1; mode < 4; ++mode)
       for (const auto& [k, t] : r.out[0]) CHECK(max_rel_error(r.out[mode].at(k), t) <= 1e-4);
   }
@@ -179,4 +187,81 @@ TEST_CASE("a value hook sees every value in N,C,H,W: hooked runs do not go chann
   for (const auto& [k, t] : want) CHECK(bitwise_equal(seen.at(k), t));
   ex.run(in);
   CHECK(ex.last_run_stats().channels_last_values > 0);
+}
+
+namespace {
+
+// Every activation a Conv applies itself (engine/fusion.h), on each of the conv kernel's paths
+// (dense, depthwise, 1x1 on N,C,H,W): v·Sigmoid(v) either way round, v·HardSigmoid(v) at torch's
+// HardSwish constants, Sigmoid and HardSigmoid alone, the HardSwish op; and two that must not fuse:
+// v·HardSigmoid(v) at other constants (no one-eltwise form) and a v that is also a graph output.
+Model activation_mix(uint64_t seed) {
+  Model m = new_model(14);
+  Graph& g = m.graph;
+  g.inputs.push_back(tensor_value("x", {2, 8, 9, 9}));
+  auto c = [&](const std::string& name, const std::string& in, int64_t k, int64_t group = 1) {
+    g.add_initializer(random_tensor(name + ".w", {8, 8 / group, k, k}, seed++, -0.5f, 0.5f));
+    g.add_initializer(random_tensor(name + ".b", {8}, seed++, -0.5f, 0.5f));
+    g.add_node(conv(in, name + ".w", name + ".b", name, k / 2, 1, group));
+  };
+  auto hsig = [&](const std::string& in, const std::string& out, float alpha) {
+    Node n = make_node("HardSigmoid", {in}, {out});
+    n.set_attr_float("alpha", alpha);
+    n.set_attr_float("beta", 0.5f);
+    g.add_node(n);
+  };
+  c("c1", "x", 3);
+  g.add_node(make_node("Sigmoid", {"c1"}, {"s1"}));
+  g.add_node(make_node("Mul", {"c1", "s1"}, {"silu"}));
+  c("c2", "silu", 3);
+  hsig("c2", "h2", 1.f / 6);
+  g.add_node(make_node("Mul", {"h2", "c2"}, {"hswish"}));
+  c("c3", "hswish", 3, 8);  // depthwise
+  g.add_node(make_node("Sigmoid", {"c3"}, {"sig"}));
+  c("c4", "sig", 1);
+  hsig("c4", "hs4", 0.2f);
+  c("c5", "hs4", 3);
+  hsig("c5", "h5", 0.2f);
+  g.add_node(make_node("Mul", {"c5", "h5"}, {"not_hswish"}));
+  c("c6", "not_hswish", 3);
+  g.add_node(make_node("HardSwish", {"c6"}, {"hs6"}));
+  c("c7", "hs6", 3);
+  g.add_node(make_node("Sigmoid", {"c7"}, {"s7"}));
+  g.add_node(make_node("Mul", {"s7", "c7"}, {"silu7"}));
+  g.outputs = {tensor_value("c7", {2, 8, 9, 9}), tensor_value("silu7", {2, 8, 9, 9})};
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("Conv applies SiLU, HardSwish, Sigmoid and HardSigmoid itself, with the unfused numbers",
+          "[executor][ort][layout]") {
+  Model m = activation_mix(3);
+  normalize(m);
+  fs::path p = temp_dir("fuse") / "acts.onnx";
+  save_model(m, p);
+  std::map<std::string, Tensor> in = {{"x", random_tensor("x", {2, 8, 9, 9}, 4, -2.f, 2.f)}};
+  std::vector<std::map<std::string, int64_t>> fused;
+  Runs r;
+  for (int mode = 0; mode < 4; ++mode) {
+    ExecutorOptions o;
+    o.num_threads = 1;
+    o.channels_last = mode & 1;
+    o.fuse = mode & 2;
+    Executor ex(m, o);
+    r.out.push_back(ex.run(in));
+    fused.push_back(ex.last_run_stats().fused_activations);
+  }
+  const std::map<std::string, int64_t> none, want = {{"Sigmoid", 2}, {"HardSigmoid", 2}, {"Mul", 2}, {"HardSwish", 1}};
+  CHECK(fused[0] == none);
+  CHECK(fused[1] == none);
+  CHECK(fused[2] == want);
+  CHECK(fused[3] == want);
+  auto ref = run_ort(p, in);
+  for (int mode = 0; mode < 4; ++mode)
+    for (const char* out : {"c7", "silu7"}) {
+      INFO("channels-last " << (mode & 1) << ", fused " << (mode >> 1) << ": " << out);
+      CHECK(max_rel_error(r.out[mode].at(out), r.out[0].at(out)) <= 1e-5);
+      CHECK(max_rel_error(r.out[mode].at(out), ref.at(out)) <= 1e-4);
+    }
 }

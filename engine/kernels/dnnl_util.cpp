@@ -1,4 +1,5 @@
 #include "engine/kernels/dnnl_util.h"
+#include <charconv>
 
 #include <mutex>
 
@@ -40,7 +41,11 @@ dnnl::memory wrap(const dnnl::memory::desc& md, const void* data) {
 
 std::string dims_key(const std::vector<int64_t>& d) {
   std::string s;
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + std::to_string(d[i]);
+  char buf[24];
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i) s += 'x';
+    s.append(buf, std::to_chars(buf, buf + sizeof buf, d[i]).ptr);
+  }
   return s;
 }
 

@@ -248,14 +248,26 @@ dnnl::primitive_attr fused_attr(const KernelContext& ctx) {
   if (!ctx.fused) return attr;
   const FusedActivation& a = *ctx.fused;
   dnnl::post_ops po;
-  if (a.kind == FusedActivation::Kind::Clip) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, a.lo, a.hi);
-  else po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, a.kind == FusedActivation::Kind::LeakyRelu ? a.alpha : 0.f, 0.f);
+  using K = FusedActivation::Kind;
+  using alg = dnnl::algorithm;
+  switch (a.kind) {
+    case K::Relu: po.append_eltwise(1.f, alg::eltwise_relu, 0.f, 0.f); break;
+    case K::LeakyRelu: po.append_eltwise(1.f, alg::eltwise_relu, a.alpha, 0.f); break;
+    case K::Clip: po.append_eltwise(1.f, alg::eltwise_clip, a.lo, a.hi); break;
+    case K::Sigmoid: po.append_eltwise(1.f, alg::eltwise_logistic, 0.f, 0.f); break;
+    case K::Swish: po.append_eltwise(1.f, alg::eltwise_swish, 1.f, 0.f); break;
+    case K::HardSigmoid:  // clamp(αv+β, 0, 1) as two post-ops
+      po.append_eltwise(1.f, alg::eltwise_linear, a.alpha, a.beta);
+      po.append_eltwise(1.f, alg::eltwise_clip, 0.f, 1.f);
+      break;
+    case K::HardSwish: po.append_eltwise(1.f, alg::eltwise_hardswish, 0.f, 0.f); break;  // α = 1/6, β = 1/2 only (fusion.cpp)
+  }
   attr.set_post_ops(po);
   return attr;
 }
 std::string fused_key(const KernelContext& ctx) {
   if (!ctx.fused) return "-";
-  return key(static_cast<int>(ctx.fused->kind), ctx.fused->alpha, ctx.fused->lo, ctx.fused->hi);
+  return key(static_cast<int>(ctx.fused->kind), ctx.fused->alpha, ctx.fused->beta, ctx.fused->lo, ctx.fused->hi);
 }
 
 void conv(KernelContext& ctx) {
