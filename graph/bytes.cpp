@@ -30,10 +30,11 @@ void note_mapped(uint64_t n) {
 }
 
 // Maps [offset, offset+length) of fd with a page-aligned start; returns the base and the length mapped.
-uint8_t* map_range(const MappedFile& f, uint64_t offset, uint64_t length, int prot, void** base, size_t* len) {
+uint8_t* map_range(const MappedFile& f, uint64_t offset, uint64_t length, int prot, void** base, size_t* len,
+                   int extra_flags = 0) {
   const uint64_t start = offset - offset % page_size();
   *len = static_cast<size_t>(offset - start + length);
-  void* p = ::mmap(nullptr, *len, prot, MAP_PRIVATE, f.fd, static_cast<off_t>(start));
+  void* p = ::mmap(nullptr, *len, prot, MAP_PRIVATE | extra_flags, f.fd, static_cast<off_t>(start));
   if (p == MAP_FAILED)
     throw LoadError("cannot map " + std::to_string(length) + " bytes of '" + f.path + "' at offset " +
                     std::to_string(offset) + ": " + std::strerror(errno));
@@ -157,7 +158,10 @@ void Bytes::write_to(std::ostream& out) const {
 
 Bytes::TransientView::TransientView(const Range& r) {
   if (r.length == 0) return;
-  ptr = map_range(*r.file, r.offset, r.length, PROT_READ, &base, &len);
+  // A transient view is read whole right away (a weight converted or quantized): MAP_POPULATE
+  // maps every page in one call instead of one fault per 4 KiB page (a 128 MiB weight took 32K
+  // faults, a sixth of an RTN run).
+  ptr = map_range(*r.file, r.offset, r.length, PROT_READ, &base, &len, MAP_POPULATE);
   ::madvise(base, len, MADV_SEQUENTIAL);
   g_streamed += r.length;
 }

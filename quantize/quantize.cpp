@@ -85,39 +85,50 @@ std::vector<float> read_layer_matrix(const Graph& root, const WeightLayer& l) {
     return layer_matrix(root, l);
   const DType dt = w->dtype;
   std::vector<float> out(static_cast<size_t>(l.rows * l.cols));
-  w->bytes.view([&](const uint8_t* p) {
-    auto at = [&](int64_t i) -> float {
-      if (dt == DType::Float) {
-        float f;
-        std::memcpy(&f, p + 4 * i, 4);
-        return f;
-      }
-      uint16_t h;
-      std::memcpy(&h, p + 2 * i, 2);
-      if (dt == DType::Float16) return half_to_float(h);
-      const uint32_t u = static_cast<uint32_t>(h) << 16;
-      float f;
-      std::memcpy(&f, &u, 4);
-      return f;
-    };
-    const int64_t N = l.rows, K = l.cols;
+  const int64_t N = l.rows, K = l.cols;
+  // conv(p, i): element i of the stored tensor as float.
+  auto fill = [&](const uint8_t* p, auto conv) {
     if (!l.transposed) {
       parallel_ranges(N * K, int64_t(1) << 20, [&](int64_t b, int64_t e) {
-        if (dt == DType::Float) std::memcpy(out.data() + b, p + 4 * b, static_cast<size_t>(e - b) * 4);
-        else for (int64_t i = b; i < e; ++i) out[i] = at(i);
+        for (int64_t i = b; i < e; ++i) out[i] = conv(p, i);
       });
       return;
     }
-    // Stored [K, N]: out[n, k] = src[k, n].
+    // Stored [K, N]: out[n, k] = src[k, n], in 64x64 tiles (both sides stay in L1).
     constexpr int64_t T = 64;
     parallel_ranges((K + T - 1) / T, 16, [&](int64_t tb, int64_t te) {
+      float* o = out.data();
       for (int64_t k0 = tb * T; k0 < std::min(K, te * T); k0 += T)
         for (int64_t n0 = 0; n0 < N; n0 += T) {
           const int64_t k1 = std::min(K, k0 + T), n1 = std::min(N, n0 + T);
           for (int64_t k = k0; k < k1; ++k)
-            for (int64_t n = n0; n < n1; ++n) out[n * K + k] = at(k * N + n);
+            for (int64_t n = n0; n < n1; ++n) o[n * K + k] = conv(p, k * N + n);
         }
     });
+  };
+  w->bytes.view([&](const uint8_t* p) {
+    if (dt == DType::Float) {
+      fill(p, [](const uint8_t* b, int64_t i) {
+        float f;
+        std::memcpy(&f, b + 4 * i, 4);
+        return f;
+      });
+    } else if (dt == DType::Float16) {
+      fill(p, [](const uint8_t* b, int64_t i) {
+        uint16_t h;
+        std::memcpy(&h, b + 2 * i, 2);
+        return half_to_float(h);
+      });
+    } else {
+      fill(p, [](const uint8_t* b, int64_t i) {
+        uint16_t h;
+        std::memcpy(&h, b + 2 * i, 2);
+        const uint32_t u = static_cast<uint32_t>(h) << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+      });
+    }
   });
   return out;
 }
