@@ -241,17 +241,8 @@ TEST_CASE("Conv applies SiLU, HardSwish, Sigmoid and HardSigmoid itself, with th
   fs::path p = temp_dir("fuse") / "acts.onnx";
   save_model(m, p);
   std::map<std::string, Tensor> in = {{"x", random_tensor("x", {2, 8, 9, 9}, 4, -2.f, 2.f)}};
-  std::vector<std::map<std::string, int64_t>> fused;
-  Runs r;
-  for (int mode = 0; mode < 4; ++mode) {
-    ExecutorOptions o;
-    o.num_threads = 1;
-    o.channels_last = mode & 1;
-    o.fuse = mode & 2;
-    Executor ex(m, o);
-    r.out.push_back(ex.run(in));
-    fused.push_back(ex.last_run_stats().fused_activations);
-  }
+  Runs r = run_all(m, in);
+  const std::vector<std::map<std::string, int64_t>>& fused = r.fused;
   const std::map<std::string, int64_t> none, want = {{"Sigmoid", 2}, {"HardSigmoid", 2}, {"Mul", 2}, {"HardSwish", 1}};
   CHECK(fused[0] == none);
   CHECK(fused[1] == none);
