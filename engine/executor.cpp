@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "engine/buffer_pool.h"
 #include "engine/device_runner.h"
 #include "engine/fusion.h"
 #include "graph/errors.h"
@@ -125,7 +126,7 @@ Executor::Executor(const Model& model, ExecutorOptions opt) : model_(model), opt
   if (opt_.device == "cuda") device_ = make_cuda_runner(*this);
 }
 
-Executor::~Executor() = default;
+Executor::~Executor() { buffer_pool::clear(); }
 
 namespace {
 
@@ -262,6 +263,11 @@ struct GraphRun {
     if (plan.outputs.count(name)) return 0;
     auto it = owned.find(name);
     if (it == owned.end()) return 0;
+    if (Bytes& b = it->second.bytes; !b.is_mapped() && b.size() >= buffer_pool::kMinBytes) {
+      std::vector<uint8_t> v;
+      b.swap(v);
+      buffer_pool::give(std::move(v));  // the next large output of about its size reuses it
+    }
     owned.erase(it);
     channels_last.erase(name);
     return held_bytes[name];  // recorded at production: a kernel may have moved the storage out

@@ -19,6 +19,7 @@
 #include "engine/channels_last.h"
 #include "engine/kernel.h"
 #include "engine/kernels/common.h"
+#include "engine/buffer_pool.h"
 #include "engine/kernels/dnnl_util.h"
 #include "engine/kernels/vecmath.h"
 #include "graph/conv_geometry.h"
@@ -40,13 +41,14 @@ const Tensor& f32_input(const KernelContext& ctx, size_t i) {
 }
 const Tensor* f32_optional(const KernelContext& ctx, size_t i) { return ctx.has_input(i) ? &f32_input(ctx, i) : nullptr; }
 
-Tensor& new_f32(KernelContext& ctx, size_t k, const std::vector<int64_t>& dims) {
+// Output k as float32 of `dims`, zeroed unless `zero` is false (the kernel writes every element).
+Tensor& new_f32(KernelContext& ctx, size_t k, const std::vector<int64_t>& dims, bool zero = true) {
   Tensor& t = ctx.output(k);
   t = Tensor{};
   t.name = ctx.node.outputs.at(k);
   t.dtype = DType::Float;
   t.dims = dims;
-  t.bytes.assign(static_cast<size_t>(numel(dims)) * sizeof(float), 0);
+  t.bytes = buffer_pool::take(static_cast<size_t>(numel(dims)) * sizeof(float), zero);
   return t;
 }
 bool wants_output(const KernelContext& ctx, size_t k) { return k < ctx.node.outputs.size() && !ctx.node.outputs[k].empty(); }
@@ -285,7 +287,17 @@ void conv(KernelContext& ctx) {
   conv_geometry(ctx, win, in);
   std::vector<int64_t> ydims = {N, M};
   ydims.insert(ydims.end(), win.out.begin(), win.out.end());
-  Tensor& y = new_f32(ctx, 0, ydims);
+  const std::vector<int64_t> pr = effective_pad_r(win, in);
+  bool pointwise = g == 1;
+  for (size_t i = 0; i < win.kernel.size(); ++i)
+    pointwise = pointwise && win.kernel[i] == 1 && win.strides[i] == 1 && win.pad_l[i] == 0 && pr[i] == 0;
+  // Channels-last (engine/channels_last.h): a conv that reads N,H,W,C data writes it too, and so does
+  // any but a 1x1 conv on plain data (it would reorder anyway), so chains stay channels-last.
+  const bool in_cl = ctx.channels_last(0);
+  const bool out_cl = ctx.allow_channels_last && ydims.size() == 4 && (in_cl || !pointwise);
+  // Not zeroed: every path below writes each element (oneDNN primitives, the 1x1 matmul, the
+  // depthwise loop's bias fill), and a pooled buffer's old bytes would cost a pass to clear.
+  Tensor& y = new_f32(ctx, 0, ydims, /*zero=*/false);
   if (numel(ydims) == 0) return;
 
   std::vector<int64_t> wdims = w.dims;
@@ -296,14 +308,6 @@ void conv(KernelContext& ctx) {
   const auto src_md = plain_desc(to_dims(x.dims)), w_md = plain_desc(to_dims(wdims)), dst_md = plain_desc(to_dims(ydims));
   const auto b_md = b ? plain_desc({M}) : dnnl::memory::desc();
   if (b && b->numel() != M) ctx.unsupported("bias " + shape_str(b->dims) + " for " + std::to_string(M) + " output channels");
-  const std::vector<int64_t> pr = effective_pad_r(win, in);
-  bool pointwise = g == 1;
-  for (size_t i = 0; i < win.kernel.size(); ++i)
-    pointwise = pointwise && win.kernel[i] == 1 && win.strides[i] == 1 && win.pad_l[i] == 0 && pr[i] == 0;
-  // Channels-last (engine/channels_last.h): a conv that reads N,H,W,C data writes it too, and so does
-  // any but a 1x1 conv on plain data (it would reorder anyway), so chains stay channels-last.
-  const bool in_cl = ctx.channels_last(0);
-  const bool out_cl = ctx.allow_channels_last && ydims.size() == 4 && (in_cl || !pointwise);
   if (pointwise && !in_cl && !out_cl) {
     // A 1x1 conv on NCHW is a matrix product per image, y[n] (M×HW) = W (M×C) · x[n] (C×HW),
     // run as one batched matmul in the tensors' own layout, the bias added after.
