@@ -199,10 +199,27 @@ def scale_docs(results, commit_cell):
     notes = sorted({f"{r['model']}: {r['note']}" for r in rows if r.get("note")})
     measured = {(r["model"], r["task"]) for r in rows}
     missing = [f"{m} {t}" for m in MODEL_TASKS for t in MODEL_TASKS[m] if (m, t) not in measured]
+    by = {(r["model"], r["task"], r["label"]): r for r in rows}
+    ratios = []
+    for lab in labels:
+        c, q = by.get(("ffn671m", "convert", lab)), by.get(("ffn671m", "rtn-w4", lab))
+        if c and q and not (c.get("error") or q.get("error") or c.get("stopped") or q.get("stopped")):
+            ratios.append(f"{lab} {q['wall_s'] / c['wall_s']:.2f}× ({q['wall_s']:.1f} s / {c['wall_s']:.1f} s)")
+    if ratios:
+        L += ["", "ffn671m rtn-w4 wall time over convert's, per label (rows of one label come from one sitting): "
+              + ", ".join(ratios) + ". The RTN run is CPU work (a 134M-parameter slice: 1.9 s user against convert's "
+              "0.0 s user, 1.1 s sys), so on the shared 2 cores at load 12–15 its wall time is mostly waiting for a core. "
+              "ffn3b_fp16 rtn-w4 dequantizes its float16 weights one layer at a time and writes MatMulNBits scales in "
+              "float16 (its T1, the activations' type); its peak is mostly the quantized layers' packed blobs (1.6 GiB), "
+              "held until the file is written."]
     if missing or any(r.get("error") for r in rows):
-        L += ["", "Not measured yet: " + (", ".join(missing) or "–") + " (GPTQ and compensated pruning still hold every "
-              "layer's Gram and float weight at once — the issue's baseline GPTQ passed 19 GiB after 15 minutes; "
-              "fp16 weights are not quantized yet: the fp16 RTN row fails with 'no quantizable weights')."]
+        L += ["", "Not measured yet: " + (", ".join(missing) or "–") + ". Block-sequential GPTQ calibration (one graph "
+              "segment's Grams at a time, run from activations cached at the segment boundary and spilled to a temporary "
+              "file: QuantizeOptions::sequential_calib, engine/block_runner.h) is in quantize_model and tested (bitwise "
+              "the same output as one calibrate() pass, tests/test_scale.cpp), but the CLI's quantize step "
+              "(compressor/step_quantize.cpp) still runs one calibrate() pass for every layer's Gram before it — 6.4 GiB "
+              "of Grams on ffn671m — so the CLI row would measure that; compensated pruning still holds every Gram too. "
+              "GPTQ itself now needs one cols² buffer per layer (512 MiB for the 8192-column fc2) instead of seven."]
     L += [""] + [f"- {n}" for n in notes] + ["", "Commands (MODEL = models/scale/out/NAME.onnx):", "", "```"]
     seen = set()
     for r in rows:
