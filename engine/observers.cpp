@@ -371,7 +371,10 @@ void GramObserver::observe(const std::string&, const Tensor& t) {
   if (h_.empty()) {
     features_ = F;
     fast_ = F >= opt_.fast_min_features;
-    h_.assign(static_cast<size_t>(in_.groups), std::vector<double>(static_cast<size_t>(F * F), 0.0));
+    // Each group's zeros written once in place (assign(n, prototype) would copy a zeroed
+    // prototype: the pages of an F × F array faulted in twice).
+    h_.resize(static_cast<size_t>(in_.groups));
+    for (auto& h : h_) h.assign(static_cast<size_t>(F * F), 0.0);
     sum_.assign(static_cast<size_t>(in_.groups), Eigen::VectorXd::Zero(F));
     shift_.assign(static_cast<size_t>(in_.groups), {});
   } else if (F != features_) {
