@@ -5,7 +5,7 @@
 // allocation is a new mapping whose pages the kernel faults in and clears, and value-initializing
 // the vector writes them again: at batch 8, mobilenet_v2 spent 44% of its run there (perf: clear_page
 // 21%, memset 7%, faults). The executor hands released buffers of at least kMinBytes to this pool
-// and kernels take their outputs from it. Per thread (the executor allocates and releases on the
+// and kernels take their outputs from it; runs with a value hook (calibration) keep nothing. Per thread (the executor allocates and releases on the
 // calling thread), bounded in count and bytes, emptied when an Executor is destroyed.
 #pragma once
 #include <cstddef>
@@ -15,7 +15,7 @@
 namespace oc::buffer_pool {
 
 constexpr size_t kMinBytes = size_t(4) << 20;    // smaller blocks: the heap reuses them anyway
-constexpr size_t kMaxBytes = size_t(512) << 20;  // all kept buffers together
+constexpr size_t kMaxBytes = size_t(256) << 20;  // all kept buffers together
 constexpr size_t kMaxBuffers = 16;
 
 // Storage of exactly n bytes: a kept buffer whose capacity is n..2n when there is one, else a new
