@@ -8,7 +8,7 @@ namespace {
 
 const char* kUsage =
     "onnx-compress prune MODEL -o OUT (--ratio R | --target-macs F | --target-params F)\n"
-    "  [--criterion l1|l2|bn|random|activation|obs|cfsp] [--calib SPEC] [--compensate] [--heads] [--scope local|global]\n"
+    "  [--criterion l1|l2|bn|random|activation|obs|obs-diag|cfsp] [--allocate uniform|sensitivity] [--calib SPEC] [--compensate] [--heads] [--scope local|global]\n"
     "  [--blocks REGEX] [--cfsp-sharpness A]\n"
     "  [--max-layer-ratio R] [--round-to N] [--best-effort] [--ignore REGEX ...] [--input-shape NAME=DIMS ...] [--report FILE.json]";
 
@@ -21,7 +21,9 @@ int run_prune(const std::vector<std::string>& args) {
     ("target-macs", po::value<S>(), "fraction of MACs to keep (batch-only symbolic inputs count at batch 1)")
     ("target-params", po::value<S>(), "fraction of parameters to keep")
     ("best-effort", po::bool_switch(), "when the target is out of reach, write the most-pruned model the rules allow (and say so) instead of failing")
-    ("criterion", po::value<S>(), "l1, l2, bn, random, activation, obs, cfsp; default: the measured best (docs/PRUNING.md), data-aware with --calib")
+    ("criterion", po::value<S>(), "l1, l2, bn, random, activation, obs (structured OBS), obs-diag, cfsp; default: the measured best (docs/PRUNING.md), data-aware with --calib")
+    ("stat-correction", po::value<S>(), "after sequential reconstruction: none, mean (output means moved to the original's; MatMul+Add bias) or variance (also Conv/Gemm output variance)")
+    ("allocate", po::value<S>(), "uniform (the --scope/--criterion allocation) or sensitivity (per group loss measured at 0.25/0.5/0.75 on --calib, solved for the target)")
     ("aggregate", po::value<S>(), "combine group members' scores: mean (default), sum, max")
     ("compensate", po::bool_switch(), "re-solve kept weights by least squares on calibration data")
     ("heads", po::bool_switch(), "prune whole attention heads (Q/K/V/O and the head Reshapes together)")
@@ -32,6 +34,7 @@ int run_prune(const std::vector<std::string>& args) {
     ("round-to", po::value<S>(), "kept channels per group are a multiple of N (default 8)")
     ("ignore", po::value<std::vector<S>>()->composing(), "leave groups touching nodes whose name or op type matches (repeatable)")
     ("blocks", po::value<S>(), "cfsp: blocks are the nodes sharing a match of REGEX (default: residual Adds)")
+    ("cfsp-scores", po::value<S>(), "cfsp: units inside blocks by activation (Wanda) or obs (structured OBS, needs compensation)")
     ("cfsp-sharpness", po::value<S>(), "cfsp: a in sigmoid(a*z), how far block ratios spread (default 1, 0 = uniform)")
     ("stats", po::value<S>(), "calib (default) or batchnorm: score and compensate from statistics predicted from BatchNorm, no data")
     ("recalibrate-bn", po::value<S>(), "N: re-measure BatchNorm statistics on the pruned model in N calibration passes (default 0 = off)")

@@ -108,6 +108,39 @@ std::vector<std::vector<char>> allocate_per_group(const ChannelDeps& d, const st
   return finish(d, scores, want, r);
 }
 
+std::vector<std::vector<char>> allocate_sensitivity(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
+                                                    const std::vector<double>& ratios,
+                                                    const std::vector<std::vector<double>>& loss,
+                                                    const std::vector<double>& saving, double lambda,
+                                                    const AllocationRules& r) {
+  std::vector<double> want(d.groups.size(), 0.0);
+  for (size_t g = 0; g < d.groups.size(); ++g) {
+    const int n = d.groups[g].num_units;
+    if (n <= 0 || g >= loss.size() || loss[g].size() != ratios.size() || ratios.empty()) continue;
+    if (!std::isfinite(lambda)) { want[g] = r.max_layer_ratio; continue; }
+    auto S = [&](double x) {
+      double x0 = 0, y0 = 0;
+      for (size_t i = 0; i < ratios.size(); ++i) {
+        if (x <= ratios[i]) return y0 + (loss[g][i] - y0) * (x - x0) / std::max(1e-12, ratios[i] - x0);
+        x0 = ratios[i], y0 = loss[g][i];
+      }
+      const size_t k = ratios.size();
+      const double slope = k >= 2 ? (loss[g][k - 1] - loss[g][k - 2]) / std::max(1e-12, ratios[k - 1] - ratios[k - 2])
+                                  : loss[g][0] / std::max(1e-12, ratios[0]);
+      return y0 + std::max(0.0, slope) * (x - x0);
+    };
+    double best = 0, best_v = 0;
+    for (int k = 1; k <= n; ++k) {
+      const double x = static_cast<double>(k) / n;
+      if (x > r.max_layer_ratio + 1e-12) break;
+      const double v = S(x) - lambda * saving[g] * x;
+      if (v < best_v) best_v = v, best = x;
+    }
+    want[g] = best;
+  }
+  return allocate_per_group(d, scores, want, r);
+}
+
 std::vector<std::vector<char>> allocate_global(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
                                                double threshold, const AllocationRules& r) {
   std::vector<double> want(d.groups.size(), 0);

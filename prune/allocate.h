@@ -30,6 +30,15 @@ std::vector<std::vector<char>> allocate_local(const ChannelDeps& d, const std::v
                                               double ratio, const AllocationRules& r);
 std::vector<std::vector<char>> allocate_per_group(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
                                                   const std::vector<double>& ratio, const AllocationRules& r);
+// Sensitivity (prune/sensitivity.h): group g removes the fraction r_g minimizing
+//   S_g(r) − λ·saving_g·r,   S_g piecewise linear through (0, 0) and (ratios[i], loss[g][i]) (the last
+// slope extended), saving_g the cost fraction the group saves per unit of r; λ = ∞ cuts every group
+// as far as the rules allow. Then as allocate_per_group.
+std::vector<std::vector<char>> allocate_sensitivity(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
+                                                    const std::vector<double>& ratios,
+                                                    const std::vector<std::vector<double>>& loss,
+                                                    const std::vector<double>& saving, double lambda,
+                                                    const AllocationRules& r);
 std::vector<std::vector<char>> allocate_global(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,
                                                double threshold, const AllocationRules& r);
 

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "graph/errors.h"
+#include "prune/obs_select.h"
 
 namespace oc {
 
@@ -59,9 +60,9 @@ Criterion parse_criterion(const std::string& s) {
   static const std::map<std::string, Criterion> t = {{"l1", Criterion::L1},         {"l2", Criterion::L2},
                                                      {"bn", Criterion::BN},         {"random", Criterion::Random},
                                                      {"activation", Criterion::Activation}, {"obs", Criterion::OBS},
-                                                     {"cfsp", Criterion::CFSP}};
+                                                     {"cfsp", Criterion::CFSP},     {"obs-diag", Criterion::OBSDiag}};
   auto it = t.find(s);
-  if (it == t.end()) throw InvalidArgument("unknown criterion '" + s + "' (l1, l2, bn, random, activation, obs, cfsp)");
+  if (it == t.end()) throw InvalidArgument("unknown criterion '" + s + "' (l1, l2, bn, random, activation, obs, obs-diag, cfsp)");
   return it->second;
 }
 Aggregate parse_aggregate(const std::string& s) {
@@ -71,16 +72,18 @@ Aggregate parse_aggregate(const std::string& s) {
   return it->second;
 }
 const char* criterion_name(Criterion c) {
-  static const char* names[] = {"l1", "l2", "bn", "random", "activation", "obs", "cfsp"};
+  static const char* names[] = {"l1", "l2", "bn", "random", "activation", "obs", "cfsp", "obs-diag"};
   return names[static_cast<int>(c)];
 }
 
+bool criterion_uses_grams(Criterion c) { return c == Criterion::OBS || c == Criterion::OBSDiag; }
+
 UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion crit, Aggregate agg, uint64_t seed,
-                       const CalibrationStats* stats) {
+                       const CalibrationStats* stats, double damping, double max_ratio) {
   const Graph& g = m.graph;
   UnitScores out;
   out.score.resize(d.groups.size());
-  if ((crit == Criterion::Activation || crit == Criterion::OBS || crit == Criterion::CFSP) && !stats)
+  if ((crit == Criterion::Activation || criterion_uses_grams(crit) || crit == Criterion::CFSP) && !stats)
     throw InvalidArgument(std::string("criterion ") + criterion_name(crit) + " needs calibration data (--calib)");
   for (size_t gi = 0; gi < d.groups.size(); ++gi) {
     const ChannelGroup& gr = d.groups[gi];
@@ -92,6 +95,19 @@ UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion crit, Agg
       std::uniform_real_distribution<double> u(0.0, 1.0);
       for (auto& x : sc) x = u(rng);
       continue;
+    }
+    if (crit == Criterion::OBS) {
+      // Structured OBS (prune/obs_select.h): relative output error after optimal compensation,
+      // comparable across groups as it is (not divided by the group mean).
+      auto s = obs_greedy_scores(m, d, static_cast<int>(gi), *stats, damping, max_ratio);
+      if (!s.empty()) { sc = std::move(s); continue; }
+      bool wide = false;  // consumers with Grams, all too wide for the greedy: diagonal OBS below
+      for (const auto& p : gr.params)
+        wide = wide || (p.role == ParamSlice::Role::Consumer && stats->grams.count(g.nodes[p.node].name) &&
+                        stats->grams.at(g.nodes[p.node].name).features > kObsMaxFeatures);
+      if (wide)
+        out.notes.push_back("group " + std::to_string(gi) + ": consumers wider than " + std::to_string(kObsMaxFeatures) +
+                            " features, scored by obs-diag");
     }
     // Which members score under this criterion; fall back to magnitude when none applies.
     auto member_scores = [&](const ParamSlice& p, Criterion c) -> std::vector<double> {
@@ -115,7 +131,8 @@ UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion crit, Agg
           for (size_t c = 0; c < s.size(); ++c) s[c] *= it->second.l2(c);
           return s;
         }
-        case Criterion::OBS: {
+        case Criterion::OBS:
+        case Criterion::OBSDiag: {
           auto it = stats->grams.find(n.name);
           if (p.role != ParamSlice::Role::Consumer || it == stats->grams.end()) return {};
           return obs_scores(*t, p.axis, it->second);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -148,7 +149,7 @@ std::string macs_unknown_reason(const Model& m, const PruneOptions& o) {
 CalibrationPlan prune_calibration_plan(const Model& m, const PruneOptions& opt) {
   CalibrationPlan n;
   bool act = opt.criterion == Criterion::Activation || opt.criterion == Criterion::CFSP,
-       gram = opt.criterion == Criterion::OBS || opt.compensate;
+       gram = criterion_uses_grams(opt.criterion) || opt.compensate;
   if (!act && !gram) return n;
   if (opt.criterion == Criterion::CFSP)
     for (const auto& b : cfsp_blocks(m, opt)) n.blocks.push_back({b.name, b.input, b.output, kAutoAxis});
@@ -182,13 +183,14 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   if (cfsp && o.global) throw InvalidArgument("--criterion cfsp allocates per block: --scope global does not apply");
   if (!o.blocks.empty() && !cfsp) throw InvalidArgument("--blocks applies to --criterion cfsp only");
   if (!std::isfinite(o.cfsp_sharpness) || o.cfsp_sharpness < 0) throw InvalidArgument("--cfsp-sharpness must be >= 0");
-  bool compensate = o.compensate || o.criterion == Criterion::OBS;
+  bool compensate = o.compensate || criterion_uses_grams(o.criterion);
   if (compensate && !stats) throw InvalidArgument("compensation needs calibration data (--calib)");
 
   PruneReport rep;
   rep.criterion = criterion_name(o.criterion);
   ChannelDeps d = build_channel_deps(m, {o.heads});
-  UnitScores us = score_units(m, d, o.criterion, o.aggregate, o.seed, stats);
+  const Criterion scored = cfsp && o.cfsp_obs && compensate ? Criterion::OBS : o.criterion;
+  UnitScores us = score_units(m, d, scored, o.aggregate, o.seed, stats, o.damping, o.max_layer_ratio);
   rep.notes = us.notes;
 
   AllocationRules rules;
@@ -232,7 +234,23 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
       if (group_block[g] >= 0 && d.groups[g].prunable() && !rules.skip[g]) active[group_block[g]] = 1;
     if (blocks.empty()) rep.notes.push_back("cfsp: no residual blocks found, every group pruned uniformly (name blocks with --blocks REGEX)");
   }
+  // Sensitivity allocation: S_g(r) measured per group; the knob t in [0, 1] is the multiplier
+  // λ = λ0·t/(1−t) (t = 1: as far as the rules allow), λ0 = Σ S_g(0.5) / Σ saving_g·0.5.
+  const bool sens = static_cast<bool>(o.sensitivity) && !cfsp && !o.global;
+  std::vector<double> saving;
+  double lambda0 = 1;
+  if (sens) {
+    if (o.ratio >= 0) throw InvalidArgument("allocation by sensitivity needs --target-macs or --target-params");
+    rep.sensitivity = o.sensitivity(m, d, us.score, rules);
+    rep.allocation = "sensitivity";
+  } else {
+    rep.allocation = cfsp ? "cfsp" : o.global ? "global" : "uniform";
+  }
   auto plan_for = [&](double knob) {
+    if (sens) {
+      const double lambda = knob >= 1 ? std::numeric_limits<double>::infinity() : lambda0 * knob / (1 - knob);
+      return allocate_sensitivity(d, us.score, o.sensitivity_ratios, rep.sensitivity, saving, lambda, rules);
+    }
     if (cfsp) {
       auto keep = cfsp_keep_fractions(importance, knob, o.cfsp_sharpness, o.max_layer_ratio, active);
       return allocate_per_group(d, us.score, cfsp_group_ratios(group_block, keep, knob), rules);
@@ -241,7 +259,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   };
   double chosen_knob = o.ratio;
   std::vector<std::vector<char>> plan;
-  if (o.ratio >= 0 && !o.global) {
+  if (o.ratio >= 0 && !o.global && !sens) {
     plan = plan_for(o.ratio);
   } else {
     // Bisection on the knob; the metric falls as the knob rises.
@@ -261,7 +279,26 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
       return need_macs ? static_cast<double>(k.macs) / static_cast<double>(before.macs)
                        : static_cast<double>(k.params) / static_cast<double>(before.params);
     };
-    double hi = o.global ? 0 : o.max_layer_ratio;
+    if (sens) {
+      // Each group's cost saving per unit of r, from pruning it alone at half.
+      saving.assign(d.groups.size(), 0.0);
+      double num = 0, den = 0;
+      for (size_t g = 0; g < d.groups.size(); ++g) {
+        std::vector<double> ratio(d.groups.size(), 0.0);
+        ratio[g] = 0.5;
+        const auto p = allocate_per_group(d, us.score, ratio, rules);
+        const double removed = static_cast<double>(std::count(p[g].begin(), p[g].end(), 1));
+        if (removed <= 0) continue;
+        saving[g] = (1.0 - metric(p)) / (removed / d.groups[g].num_units);
+        size_t half = 0;
+        for (size_t i = 0; i < o.sensitivity_ratios.size(); ++i)
+          if (std::fabs(o.sensitivity_ratios[i] - 0.5) < std::fabs(o.sensitivity_ratios[half] - 0.5)) half = i;
+        if (half < rep.sensitivity[g].size()) num += rep.sensitivity[g][half];
+        den += saving[g] * 0.5;
+      }
+      if (num > 0 && den > 0) lambda0 = num / den;
+    }
+    double hi = sens ? 1.0 : o.global ? 0 : o.max_layer_ratio;
     if (o.global) for (const auto& s : us.score) for (double x : s) hi = std::max(hi, x * 1.0001 + 1e-12);
     double lo = 0;
     auto best_plan = plan_for(lo);
@@ -371,6 +408,10 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     rep.notes.push_back("grouped convs: " + std::to_string(cut) + " of " + std::to_string(d.whole_group_convs.size()) +
                         " lose whole groups");
   }
+  // Group members by name before the rewrite: it may drop nodes (a computed shape replaced by a
+  // constant), and the groups' node indices refer to the graph before it.
+  std::vector<std::vector<std::string>> members;
+  for (const auto& gr : d.groups) members.push_back(member_nodes(m.graph, gr));
   RewriteStats rs = apply_prune(m, d, plan, comp);
   rep.layers_compensated = rs.layers_compensated;
   if (compensate) rep.compensation = sequential ? "sequential" : "one-shot";
@@ -396,7 +437,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     const auto& gr = d.groups[g];
     PruneGroupReport gp;
     gp.id = gr.id;
-    gp.members = member_nodes(m.graph, gr);
+    gp.members = members[g];
     gp.units_before = gr.num_units;
     gp.locked = gr.locked_units;
     gp.units_after = gr.num_units - std::count(plan[g].begin(), plan[g].end(), 1);
@@ -469,6 +510,8 @@ nlohmann::json PruneReport::to_json() const {
                  {"bytes_before", bytes_before},   {"bytes_after", bytes_after},
                  {"layers_compensated", layers_compensated}};
   if (!compensation.empty()) j["compensation"] = compensation;
+  if (!allocation.empty()) j["allocation"] = allocation;
+  if (!sensitivity.empty()) j["sensitivity"] = sensitivity;
   j["seconds"] = seconds;
   j["notes"] = notes;
   if (target.is_object()) j["target"] = target;

@@ -12,6 +12,7 @@
 #include "engine/calibration_plan.h"
 #include "engine/statistics.h"
 #include "graph/ir.h"
+#include "prune/allocate.h"
 #include "prune/importance.h"
 #include "prune/sequential.h"
 
@@ -33,6 +34,7 @@ struct PruneOptions {
   double damping = 0.01;
   std::string blocks;            // CFSP: regex naming blocks (prune/blocks.h); empty = residual Adds
   double cfsp_sharpness = 1.0;   // CFSP: a in sigmoid(a·z) (prune/cfsp.h); 0 = uniform
+  bool cfsp_obs = false;         // CFSP: units inside blocks chosen by structured OBS (needs compensation's Grams)
   std::map<std::string, std::vector<int64_t>> input_shapes;  // concrete dims for MAC counting
   bool best_effort = false;   // an unreachable target prunes as far as the rules allow instead of failing
   // Sequential reconstruction (prune/sequential.h) instead of one-shot compensation from `stats`:
@@ -40,6 +42,13 @@ struct PruneOptions {
   // re-solve; returns how many it re-solved. The prune step sets it when it has calibration data
   // (it runs the model, which prune_model itself never does).
   std::function<int(const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers)> reconstruct;
+  // Allocation by measured sensitivity (prune/sensitivity.h) instead of the uniform/global/cfsp
+  // knob: returns S_g(r) [group][ratio] at `sensitivity_ratios` for the given unit scores; the prune
+  // step sets it (it runs the model). Needs a --target-macs/--target-params target.
+  std::function<std::vector<std::vector<double>>(const Model& m, const ChannelDeps& d,
+                                                 const std::vector<std::vector<double>>& scores,
+                                                 const AllocationRules& rules)> sensitivity;
+  std::vector<double> sensitivity_ratios{0.25, 0.5, 0.75};
 };
 
 // A --target-macs/--target-params fraction is met when the kept fraction is within this (absolute)
@@ -77,6 +86,8 @@ struct PruneReport {
   size_t bytes_before = 0, bytes_after = 0;
   int layers_compensated = 0;
   std::string compensation;  // "", "one-shot" or "sequential"
+  std::string allocation;    // "uniform", "global", "cfsp" or "sensitivity"
+  std::vector<std::vector<double>> sensitivity;  // S_g(r) per group at PruneOptions::sensitivity_ratios
   double seconds = 0;
   std::vector<std::string> notes;
   // For --target-macs/--target-params: {"metric", "requested", "reached", "reachable", "tolerance",

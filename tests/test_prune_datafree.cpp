@@ -143,11 +143,11 @@ TEST_CASE("prune defaults: measured data-aware method with --calib, BatchNorm st
   CHECK_THAT(with, Catch::StartsWith("obs (with sequential compensation): data-aware default"));
   std::string without = method(small_cnn(), "");
   INFO(without);
-  CHECK_THAT(without, Catch::StartsWith("obs (with compensation) + BatchNorm statistics corrected: data-free default"));
+  CHECK_THAT(without, Catch::StartsWith("obs-diag (with compensation) + BatchNorm statistics corrected: data-free default"));
   CHECK_THAT(without, Catch::Contains("BatchNorm"));
   std::string no_bn_calib = method(attention_block(), "random:8:2");
   INFO(no_bn_calib);
-  CHECK_THAT(no_bn_calib, Catch::StartsWith("cfsp + sequential compensation: data-aware default"));
+  CHECK_THAT(no_bn_calib, Catch::StartsWith("cfsp + sequential compensation (structured OBS inside blocks): data-aware default"));
   std::string no_bn = method(attention_block(), "");
   INFO(no_bn);
   CHECK_THAT(no_bn, Catch::StartsWith("l1: data-free default"));
@@ -159,7 +159,7 @@ TEST_CASE("fashion_cnn at half the MACs without calibration data keeps most of i
   auto r = run_cli({"prune", src.string(), "-o", (dir / "p.onnx").string(), "--target-macs", "0.5"});
   INFO(r.out);
   REQUIRE(r.rc == 0);
-  CHECK_THAT(r.out, Catch::Contains("method: obs (with compensation) + BatchNorm statistics corrected: data-free default"));
+  CHECK_THAT(r.out, Catch::Contains("method: obs-diag (with compensation) + BatchNorm statistics corrected: data-free default"));
   auto l1 = run_cli({"prune", src.string(), "-o", (dir / "l1.onnx").string(), "--target-macs", "0.5", "--criterion", "l1"});
   REQUIRE(l1.rc == 0);
   const int64_t n = 300;
