@@ -9,6 +9,8 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <thread>
+#include <vector>
 
 #include "graph/errors.h"
 #include "quantize/quantizers.h"
@@ -87,38 +89,53 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
   const int64_t nb = m.nblocks();
   // With act_order the block scales stay those fitted on the original weights (static groups).
   const bool dynamic_groups = l.granularity == Granularity::Block && !opt.act_order;
-  std::vector<float> colbuf;
-  for (int64_t i1 = 0; i1 < cols; i1 += opt.lazy_block) {
-    const int64_t i2 = std::min(cols, i1 + opt.lazy_block);
-    const int64_t cnt = i2 - i1;
-    MatD Err(rows, cnt);
-    for (int64_t i = i1; i < i2; ++i) {
-      if (dynamic_groups && i % gc == 0) {
-        const int64_t b = i / gc, n = std::min(gc, cols - i);
-        colbuf.resize(static_cast<size_t>(n));
-        for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t k = 0; k < n; ++k) colbuf[k] = static_cast<float>(W(r, i + k));
-          GroupParams p = opt.mse_scales ? fit_group_mse(colbuf.data(), colbuf.size(), l)
-                                         : fit_group(colbuf.data(), colbuf.size(), l);
-          m.scales[r * nb + b] = p.scale;
-          m.zero_points[r * nb + b] = p.zero;
+  // Rows never interact after U is known (each row's errors feed only its own later columns):
+  // row ranges run on separate cores.
+  auto run_rows = [&](int64_t r0, int64_t r1) {
+    const int64_t nr = r1 - r0;
+    auto Wr = W.middleRows(r0, nr);
+    std::vector<float> colbuf;
+    MatD Err(nr, opt.lazy_block);
+    for (int64_t i1 = 0; i1 < cols; i1 += opt.lazy_block) {
+      const int64_t i2 = std::min(cols, i1 + opt.lazy_block);
+      const int64_t cnt = i2 - i1;
+      for (int64_t i = i1; i < i2; ++i) {
+        if (dynamic_groups && i % gc == 0) {
+          const int64_t b = i / gc, n = std::min(gc, cols - i);
+          colbuf.resize(static_cast<size_t>(n));
+          for (int64_t r = r0; r < r1; ++r) {
+            for (int64_t k = 0; k < n; ++k) colbuf[k] = static_cast<float>(W(r, i + k));
+            GroupParams p = opt.mse_scales ? fit_group_mse(colbuf.data(), colbuf.size(), l)
+                                           : fit_group(colbuf.data(), colbuf.size(), l);
+            m.scales[r * nb + b] = p.scale;
+            m.zero_points[r * nb + b] = p.zero;
+          }
         }
+        const double d = U(i, i);
+        const int64_t c = perm[i];
+        for (int64_t r = r0; r < r1; ++r) {
+          int64_t g = m.group_of(r, c);
+          GroupParams p{m.scales[g], m.zero_points[g]};
+          uint8_t q = quantize_code(static_cast<float>(W(r, i)), p, code_max);
+          m.codes[r * cols + c] = q;
+          double wq = static_cast<double>(p.scale) * (static_cast<double>(q) - p.zero);
+          Err(r - r0, i - i1) = (W(r, i) - wq) / d;
+        }
+        // Feedback inside the batch, to the columns right of i.
+        const int64_t rest = i2 - i - 1;
+        if (rest > 0) Wr.block(0, i + 1, nr, rest).noalias() -= Err.col(i - i1) * U.block(i, i + 1, 1, rest);
       }
-      const double d = U(i, i);
-      const int64_t c = perm[i];
-      for (int64_t r = 0; r < rows; ++r) {
-        int64_t g = m.group_of(r, c);
-        GroupParams p{m.scales[g], m.zero_points[g]};
-        uint8_t q = quantize_code(static_cast<float>(W(r, i)), p, code_max);
-        m.codes[r * cols + c] = q;
-        double wq = static_cast<double>(p.scale) * (static_cast<double>(q) - p.zero);
-        Err(r, i - i1) = (W(r, i) - wq) / d;
-      }
-      // Feedback inside the batch, to the columns right of i.
-      const int64_t rest = i2 - i - 1;
-      if (rest > 0) W.block(0, i + 1, rows, rest).noalias() -= Err.col(i - i1) * U.block(i, i + 1, 1, rest);
+      if (i2 < cols) Wr.rightCols(cols - i2).noalias() -= Err.leftCols(cnt) * U.block(i1, i2, cnt, cols - i2);
     }
-    if (i2 < cols) W.rightCols(cols - i2).noalias() -= Err * U.block(i1, i2, cnt, cols - i2);
+  };
+  const int64_t hw = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  const int64_t nt = std::min<int64_t>({hw, std::max<int64_t>(1, rows / 64), std::max<int64_t>(1, rows * cols * cols / (int64_t(1) << 26))});
+  if (nt <= 1) {
+    run_rows(0, rows);
+  } else {
+    std::vector<std::thread> th;
+    for (int64_t k = 0; k < nt; ++k) th.emplace_back(run_rows, rows * k / nt, rows * (k + 1) / nt);
+    for (auto& t : th) t.join();
   }
   return m;
 }
