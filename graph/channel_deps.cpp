@@ -534,6 +534,122 @@ void split_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept)
   set_node_constant(g, ni, 1, Tensor::from_int64(cur->name, cur->dims, sizes));
 }
 
+// ---- run-time shape arithmetic (heads folded into the batch axis, --heads) ----
+//
+// A small integer computation (Shape -> Gather/Slice -> Add/Sub/Mul/Div -> Cast/(Un)Squeeze ->
+// Concat) evaluated on the dims the graph knows, unknown dims counted as 1, with two what-ifs: dim
+// `over_dim` of value `over` taken as `over_n` (the channel count after pruning), and the constant
+// read by input `probe_input` of node `probe_node` multiplied by `probe_mul` (which constant holds H).
+struct EvalCtx {
+  std::string over;
+  int64_t over_dim = -1, over_n = 0;
+  int probe_node = -1, probe_input = -1;
+  int64_t probe_mul = 1;
+};
+
+std::optional<std::vector<int64_t>> eval_ints(const Builder& b, const EvalCtx& cx, const std::string& v, int depth = 0) {
+  if (v.empty() || depth > 24) return std::nullopt;
+  if (const Tensor* t = b.init(v)) {
+    if (!dtype_is_integer(t->dtype) || t->numel() > 16) return std::nullopt;
+    return t->to_int64();
+  }
+  int p = b.g.producer(v);
+  if (p < 0) return std::nullopt;
+  const Node& n = b.g.nodes[p];
+  const std::string& op = n.op_type;
+  auto in = [&](size_t i) -> std::optional<std::vector<int64_t>> {
+    auto r = eval_ints(b, cx, n.input(i), depth + 1);
+    if (r && cx.probe_node == p && cx.probe_input == static_cast<int>(i))
+      for (auto& x : *r) x *= cx.probe_mul;
+    return r;
+  };
+  if (op == "Shape") {
+    if (n.has_attr("start") || n.has_attr("end")) return std::nullopt;
+    auto dims = b.dims_of(n.input(0));
+    if (!dims) {
+      const ChannelSpace* sp = b.d.spaces.count(n.input(0)) ? &b.d.spaces.at(n.input(0)) : nullptr;
+      if (!sp || sp->rank < 0) return std::nullopt;
+      dims = std::vector<int64_t>(static_cast<size_t>(sp->rank), -1);
+    }
+    for (auto& x : *dims) x = x < 0 ? 1 : x;
+    if (n.input(0) == cx.over && cx.over_dim >= 0 && cx.over_dim < static_cast<int64_t>(dims->size()))
+      (*dims)[static_cast<size_t>(cx.over_dim)] = cx.over_n;
+    return dims;
+  }
+  if (op == "Cast" || op == "Identity" || op == "Squeeze" || op == "Unsqueeze") return in(0);
+  if (op == "Concat") {
+    std::vector<int64_t> out;
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      auto r = in(i);
+      if (!r) return std::nullopt;
+      out.insert(out.end(), r->begin(), r->end());
+    }
+    return out;
+  }
+  if (op == "Gather") {
+    auto data = in(0), idx = in(1);
+    if (!data || !idx || n.attr_int("axis", 0) != 0) return std::nullopt;
+    std::vector<int64_t> out;
+    const int64_t len = static_cast<int64_t>(data->size());
+    for (int64_t i : *idx) {
+      if (i < 0) i += len;
+      if (i < 0 || i >= len) return std::nullopt;
+      out.push_back((*data)[static_cast<size_t>(i)]);
+    }
+    return out;
+  }
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
+    auto a = in(0), c = in(1);
+    if (!a || !c || a->empty() || c->empty()) return std::nullopt;
+    if (a->size() != c->size() && a->size() != 1 && c->size() != 1) return std::nullopt;
+    std::vector<int64_t> out(std::max(a->size(), c->size()));
+    for (size_t i = 0; i < out.size(); ++i) {
+      int64_t x = (*a)[a->size() == 1 ? 0 : i], y = (*c)[c->size() == 1 ? 0 : i];
+      if (op == "Div" && y == 0) return std::nullopt;
+      out[i] = op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y;
+    }
+    return out;
+  }
+  return std::nullopt;
+}
+
+// A Slice of the channel axis whose bounds are computed at run time from the sliced value's own
+// channel count as an equal k-of-`parts` split (nn.MultiheadAttention's packed Q/K/V: bounds
+// k·⌊(C+2)/3⌋): {start, width} at the current count, checked to stay an equal split at C − parts.
+std::optional<std::pair<int64_t, int64_t>> adaptive_split(const Builder& b, const Node& n, const ChannelSpace& xc) {
+  if (!b.opt.heads || n.op_type != "Slice" || n.has_attr("starts") || n.inputs.size() < 4) return std::nullopt;
+  auto axes = b.ints_of(n.input(3));
+  int p = b.pos_axis(xc);
+  if (!axes || axes->size() != 1 || !((*axes)[0] == xc.neg_axis || (p >= 0 && (*axes)[0] == p))) return std::nullopt;
+  if (!n.input(4).empty()) {
+    auto steps = b.ints_of(n.input(4));
+    if (!steps || *steps != std::vector<int64_t>{1}) return std::nullopt;
+  }
+  int rank = xc.rank;
+  if (rank < 0) return std::nullopt;
+  auto bounds = [&](int64_t c) -> std::optional<std::pair<int64_t, int64_t>> {
+    EvalCtx cx;
+    cx.over = xc.value;
+    cx.over_dim = rank + xc.neg_axis;
+    cx.over_n = c;
+    auto st = eval_ints(b, cx, n.input(1)), en = eval_ints(b, cx, n.input(2));
+    if (!st || !en || st->size() != 1 || en->size() != 1) return std::nullopt;
+    auto cl = [&](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + c : v, 0, c); };
+    return std::make_pair(cl((*st)[0]), cl((*en)[0]));
+  };
+  const int64_t c0 = xc.channels;
+  auto b0 = bounds(c0);
+  if (!b0 || b0->second <= b0->first) return std::nullopt;
+  const int64_t width = b0->second - b0->first;
+  if (c0 % width != 0 || b0->first % width != 0) return std::nullopt;
+  const int64_t parts = c0 / width, k = b0->first / width;
+  if (parts < 2 || c0 - parts <= 0) return std::nullopt;
+  const int64_t c1 = c0 - parts, w1 = c1 / parts;
+  auto b1 = bounds(c1);
+  if (!b1 || b1->first != k * w1 || b1->second != (k + 1) * w1) return std::nullopt;
+  return std::make_pair(b0->first, width);
+}
+
 // Slice with step 1 on the channel axis: output channel i is input channel start + i.
 void slice_rule(Builder& b, int, const Node& n) {
   ChannelSpace* x = b.space(n.input(0));
@@ -541,7 +657,15 @@ void slice_rule(Builder& b, int, const Node& n) {
   ChannelSpace xc = *x;
   auto starts = attr_or_input(b, n, "starts", 1), ends = attr_or_input(b, n, "ends", 2);
   auto axes = attr_or_input(b, n, "axes", 3), steps = n.has_attr("starts") ? std::nullopt : attr_or_input(b, n, "steps", 4);
-  if (!starts || !ends) { b.lock(xc.value, b.nm(n) + " has dynamic bounds"); return; }
+  if (!starts || !ends) {
+    if (auto sp = adaptive_split(b, n, xc)) {  // bounds that follow the channel count by themselves
+      ChannelSpace o = b.add_space(n.outputs[0], sp->second, xc.rank, xc.neg_axis);
+      for (int64_t c = 0; c < o.channels; ++c) b.link(xc, sp->first + c, o, c);
+      return;
+    }
+    b.lock(xc.value, b.nm(n) + " has dynamic bounds");
+    return;
+  }
   if (!axes) { axes = std::vector<int64_t>(starts->size()); std::iota(axes->begin(), axes->end(), 0); }
   int p = b.pos_axis(xc);
   for (size_t i = 0; i < axes->size(); ++i) {
@@ -566,6 +690,7 @@ void slice_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept)
   const ChannelSpace& xs = d.spaces.at(n.input(0));
   const ChannelSpace& os = d.spaces.at(n.outputs[0]);
   bool attrs = n.has_attr("starts");
+  if (!attrs && (!g.initializer(n.input(1)) || !g.initializer(n.input(2)))) return;  // run-time bounds adapt
   std::vector<int64_t> starts = attrs ? n.attr_ints("starts") : g.initializer(n.input(1))->to_int64();
   std::vector<int64_t> ends = attrs ? n.attr_ints("ends") : g.initializer(n.input(2))->to_int64();
   std::vector<int64_t> axes = attrs ? n.attr_ints("axes") : (n.input(3).empty() ? std::vector<int64_t>{} : g.initializer(n.input(3))->to_int64());
@@ -753,13 +878,36 @@ bool channel_count_escapes(const Builder& b, const std::string& v, int64_t chann
   return false;
 }
 
+// Whether `v` (computed from Shape of `x`) only reaches the bounds of adaptive equal-split Slices
+// of `x` itself (adaptive_split), through integer arithmetic: then the count it reads follows the
+// pruned channel count by construction.
+bool only_feeds_adaptive_slices(const Builder& b, const std::string& v, const ChannelSpace& x, int depth = 0) {
+  if (!b.opt.heads || b.g.is_graph_output(v) || depth > 12) return false;
+  auto cons = b.g.consumers(v);
+  if (cons.empty()) return false;
+  for (int c : cons) {
+    const Node& n = b.g.nodes[c];
+    if (n.op_type == "Slice") {
+      if (n.input(0) != x.value || n.input(0) == v || !adaptive_split(b, n, x)) return false;
+      continue;
+    }
+    static const std::set<std::string> arith = {"Gather", "Add", "Sub", "Mul", "Div", "Cast", "Identity", "Unsqueeze",
+                                                "Squeeze", "Concat"};
+    if (!arith.count(n.op_type) || n.outputs.size() != 1 || !only_feeds_adaptive_slices(b, n.outputs[0], x, depth + 1))
+      return false;
+  }
+  return true;
+}
+
 // Shape of a value with channels: harmless unless the channel count escapes (above).
 void shape_rule(Builder& b, int, const Node& n) {
   ChannelSpace* x = b.space(n.input(0));
   if (!x) return;
   int p = b.pos_axis(*x);
-  if (p < 0 || n.has_attr("start") || n.has_attr("end") || channel_count_escapes(b, n.outputs[0], p, x->rank))
+  if (p < 0 || n.has_attr("start") || n.has_attr("end") || channel_count_escapes(b, n.outputs[0], p, x->rank)) {
+    if (p >= 0 && !n.has_attr("start") && !n.has_attr("end") && only_feeds_adaptive_slices(b, n.outputs[0], *x)) return;
     b.lock(x->value, b.nm(n) + " reads the channel count");
+  }
 }
 
 // True when `a` and `b` are provably the same size at run time (equal numbers, or one symbol).
@@ -772,11 +920,89 @@ bool same_dim(const Dim& a, const Dim& b) {
 // input c -> outputs c·s .. c·s+s-1), or, with heads, splitting it into (G, H, Dh) (input c ->
 // head (c / Dh) mod H on the H axis; G > 1 for packed Q/K/V). Leading dims must be copied (0),
 // equal, or one -1 that can only stand for the input's own dim.
+// Integer initializers the computation of `v` reads: (node, input) pairs.
+void integer_leaves(const Builder& b, const std::string& v, std::vector<std::pair<int, int>>& out, int depth = 0) {
+  int p = b.g.producer(v);
+  if (p < 0 || depth > 24) return;
+  const Node& n = b.g.nodes[p];
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    const Tensor* t = b.init(n.inputs[i]);
+    if (t && dtype_is_integer(t->dtype) && t->numel() == 1) out.push_back({p, static_cast<int>(i)});
+    else if (!t) integer_leaves(b, n.inputs[i], out, depth + 1);
+  }
+}
+
+// --heads, heads folded into the batch axis (nn.MultiheadAttention's export): the split
+// [.., B, C] -> [.., B·H, Dh] and the merge [.., B·H, Dh] -> [.., H·Dh] with targets computed at
+// run time (eval_ints). The split's output is a space of H channels on the B·H axis (channel h is
+// every entry b·H + h); the merge is a fold with stride Dh. True when it handled `n`.
+bool heads_batch_rule(Builder& b, int ni, const Node& n, const ChannelSpace& xc) {
+  const int r = xc.rank, p = b.pos_axis(xc);
+  if (!b.opt.heads || r < 2 || p < 0) return false;
+  auto S = eval_ints(b, EvalCtx{}, n.input(1));
+  if (!S) return false;
+  auto in = b.dims_of(xc.value);
+  auto dim_in = [&](int i) -> int64_t {
+    return !in || i >= static_cast<int>(in->size()) || (*in)[static_cast<size_t>(i)] < 0 ? 1 : (*in)[static_cast<size_t>(i)];
+  };
+  const int rs = static_cast<int>(S->size());
+  if (xc.neg_axis == -1 && rs == r && p >= 1) {
+    const int64_t dh = (*S)[static_cast<size_t>(p)], bh = (*S)[static_cast<size_t>(p - 1)];
+    if (dh <= 0 || xc.channels % dh != 0 || xc.channels / dh < 2 || bh != dim_in(p - 1) * (xc.channels / dh)) return false;
+    const int64_t heads = xc.channels / dh;
+    std::vector<std::pair<int, int>> leaves;
+    integer_leaves(b, n.input(1), leaves);
+    std::optional<std::pair<int, int>> holder;
+    for (const auto& [node, input] : leaves) {
+      const Tensor* t = b.init(b.g.nodes[static_cast<size_t>(node)].inputs[static_cast<size_t>(input)]);
+      if (!t || t->to_int64()[0] != heads) continue;
+      EvalCtx pr;
+      pr.probe_node = node;
+      pr.probe_input = input;
+      pr.probe_mul = 2;
+      auto S2 = eval_ints(b, pr, n.input(1));
+      if (!S2 || S2->size() != S->size()) continue;
+      bool ok = (*S2)[static_cast<size_t>(p - 1)] == 2 * bh;
+      for (int i = 0; i < rs && ok; ++i)
+        if (i != p - 1 && (*S2)[static_cast<size_t>(i)] != (*S)[static_cast<size_t>(i)]) ok = false;
+      if (ok) { holder = std::make_pair(node, input); break; }
+    }
+    if (!holder) {
+      b.lock(xc.value, b.nm(n) + " folds heads into the batch axis with a head count it cannot rewrite");
+      return true;
+    }
+    b.d.reshape_head_count[ni] = {holder->first, holder->second, 0};
+    ChannelSpace o = b.add_space(n.outputs[0], heads, r, (p - 1) - r, dh);
+    for (int64_t c = 0; c < xc.channels; ++c) b.link(xc, c, o, c / dh);
+    return true;
+  }
+  if (xc.neg_axis == -2 && rs == r - 1 && rs >= 1) {
+    const int64_t width = S->back();
+    if (width <= 0 || width % xc.channels != 0) return false;
+    const int64_t dh = width / xc.channels;
+    if (in && (*in)[static_cast<size_t>(r - 1)] >= 0 && (*in)[static_cast<size_t>(r - 1)] != dh) return false;
+    int cp = b.g.producer(n.input(1));
+    if (cp < 0 || b.g.nodes[static_cast<size_t>(cp)].op_type != "Concat") return false;
+    const Node& cn = b.g.nodes[static_cast<size_t>(cp)];
+    auto last = eval_ints(b, EvalCtx{}, cn.inputs.back());
+    if (!last || last->size() != 1 || (*last)[0] != width) return false;
+    if (b.g.consumers(n.input(1)).size() != 1 || b.g.is_graph_output(n.input(1))) {
+      b.lock(xc.value, b.nm(n) + "'s computed shape is shared with other nodes");
+      return true;
+    }
+    b.d.reshape_head_width[ni] = {cp, static_cast<int>(cn.inputs.size()) - 1, 0};
+    fold(b, xc, n.outputs[0], dh, rs, -1);
+    return true;
+  }
+  return false;
+}
+
 void reshape_rule(Builder& b, int ni, const Node& n) {
   ChannelSpace* x = b.space(n.input(0));
   if (!x) return;
   ChannelSpace xc = *x;
   auto target = target_elems(b, ni, 1, true);
+  if (!target && heads_batch_rule(b, ni, n, xc)) return;
   int p = b.pos_axis(xc);
   auto in = b.dims_of(xc.value);
   if (!target || p < 0 || static_cast<int>(target->size()) <= p) { b.lock(xc.value, b.nm(n) + " with a dynamic or channel-mixing shape"); return; }
@@ -865,6 +1091,25 @@ void reshape_rule(Builder& b, int ni, const Node& n) {
 
 void reshape_fix(Graph& g, int ni, const ChannelDeps& d, const KeptChannels& kept) {
   const auto* k = kept_of(kept, g.nodes[ni].outputs[0]);
+  if (auto hc = d.reshape_head_count.find(ni); hc != d.reshape_head_count.end()) {
+    if (!k) return;
+    const ShapeElemRef& r = hc->second;
+    const Tensor* t = g.initializer(g.nodes[r.node].inputs[r.input]);
+    const int64_t h = static_cast<int64_t>(k->size());
+    Tensor nt = t->dtype == DType::Int32 ? Tensor::from_int32(t->name, t->dims, {static_cast<int32_t>(h)})
+                                         : Tensor::from_int64(t->name, t->dims, {h});
+    set_node_constant(g, r.node, r.input, nt);
+    return;
+  }
+  if (auto hw = d.reshape_head_width.find(ni); hw != d.reshape_head_width.end()) {
+    if (!k) return;
+    const ShapeElemRef& r = hw->second;
+    Tensor t = Tensor::from_int64(g.unique_name(g.nodes[ni].name + "_width"), {1}, {static_cast<int64_t>(k->size())});
+    g.nodes[r.node].inputs[r.input] = t.name;
+    g.add_initializer(std::move(t));
+    g.invalidate();
+    return;
+  }
   auto at = d.reshape_channel_elem.find(ni);
   if (!k || at == d.reshape_channel_elem.end()) return;  // no constant: a 0 or -1 adapts by itself
   const ShapeElemRef& r = at->second;

@@ -71,6 +71,12 @@ struct ChannelDeps {
   std::map<int, ShapeElemRef> reshape_channel_elem;
   // Grouped Conv/ConvTranspose nodes whose units are whole groups (the rewrite sets group = kept groups).
   std::set<int> whole_group_convs;
+  // --heads with heads folded into the batch axis ([T,B,C] -> [T,B·H,Dh], nn.MultiheadAttention):
+  // the split Reshape's integer constant that holds H (input `input` of node `node`, rewritten to
+  // H'), and the merge Reshape's target piece that holds H·Dh at run time (input `input` of the
+  // Concat `node`, replaced by the constant H'·Dh).
+  std::map<int, ShapeElemRef> reshape_head_count;
+  std::map<int, ShapeElemRef> reshape_head_width;
   std::vector<ChannelGroup> groups;
   // Per element (space.first_elem + channel): the unit index within its group, and whether locked.
   std::vector<int> elem_unit;
