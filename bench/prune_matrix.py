@@ -161,7 +161,8 @@ FINDINGS = (
     "prunes (`prune --ratio 0.3`: 12 of 22 groups inside the branches, ONNX Runtime runs 16 kHz and "
     "8 kHz; tests/test_subgraph.cpp) but a MAC target does not. swin_t has no export here. Rows at 0dc2c2c "
     "predate sequential reconstruction (29b53ae): their compensation was one-shot (the plan, and so the MACs "
-    "kept, is the same).")
+    "kept, is the same). vit_b_16 runs without --heads here (matrix: default flags); with `--heads` its 12 "
+    "attention layers prune heads too (docs/PRUNING.md, *Heads folded into the batch axis*).")
 
 
 def write_doc(rows, commit):
