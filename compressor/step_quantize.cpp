@@ -237,7 +237,9 @@ class QuantizeStep : public Step {
         cm = quant::CalibMethod::MinMax;
       }
       const quant::StaticQdqResult a = quant::apply_static_qdq(m, qp, stats, cm);
+      const int dynamic = quant::dynamic_int8_matmuls(m);
       r.details["activation_qdq"] = {{"pairs", a.pairs},
+                                     {"dynamic_matmuls", dynamic},
                                      {"integer_nodes", a.integer_nodes},
                                      {"int32_biases", a.int32_biases},
                                      {"batchnorms_folded", folded},

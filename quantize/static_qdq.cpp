@@ -449,4 +449,89 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
   return res;
 }
 
+int dynamic_int8_matmuls(Model& m) {
+  Graph& g = m.graph;
+  int done = 0;
+  std::vector<std::string> candidates;  // Q/DQ scales and zero points of the removed nodes
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    g.invalidate();
+    const Node n = g.nodes[i];
+    if (n.op_type != "MatMul" || !n.is_default_domain() || n.inputs.size() != 2) continue;
+    const int pw = g.producer(n.input(1)), pa = g.producer(n.input(0));
+    if (pw < 0 || pa < 0) continue;
+    const Node dqw = g.nodes[pw], dqa = g.nodes[pa];
+    if (dqw.op_type != "DequantizeLinear" || dqa.op_type != "DequantizeLinear") continue;
+    const Tensor* wq = g.initializer(dqw.input(0));
+    const Tensor* ws = g.initializer(dqw.input(1));
+    if (!wq || !ws || wq->dtype != DType::Int8 || wq->dims.size() != 2 || dqw.has_attr("block_size")) continue;
+    const int64_t N = wq->dims[1];
+    if (!(ws->numel() == 1 || (ws->numel() == N && dqw.attr_int("axis", 1) == 1))) continue;
+    if (dqw.inputs.size() > 2 && !dqw.inputs[2].empty()) {
+      const Tensor* z = g.initializer(dqw.input(2));
+      if (!z) continue;
+      const auto zv = z->to_int64();
+      if (std::any_of(zv.begin(), zv.end(), [](int64_t v) { return v != 0; })) continue;
+    }
+    const int pq = g.producer(dqa.input(0));
+    if (pq < 0 || g.nodes[pq].op_type != "QuantizeLinear") continue;
+    const Node qa = g.nodes[pq];
+    // The output must stay float (a QuantizeLinear after it makes it a QLinearMatMul), and the
+    // activation's Q/DQ pair must be this MatMul's alone.
+    if (g.is_graph_output(n.outputs[0]) || g.is_graph_output(dqa.outputs[0])) continue;
+    bool out_q = false;
+    for (int c : g.consumers(n.outputs[0])) out_q |= g.nodes[c].op_type == "QuantizeLinear";
+    if (out_q) continue;
+    bool all_matmul = true;  // q/k/v share one activation pair: it goes once all three are rewritten
+    for (int c : g.consumers(dqa.outputs[0])) all_matmul &= g.nodes[c].op_type == "MatMul";
+    if (!all_matmul) continue;
+    const bool drop_dqa = g.consumers(dqa.outputs[0]).size() == 1;
+    const bool drop_qa = drop_dqa && g.consumers(qa.outputs[0]).size() == 1;
+    const std::string x = qa.input(0), y = n.outputs[0], w = dqw.input(0), s = dqw.input(1);
+    auto name = [&](const std::string& suffix) { return g.unique_name(y + suffix); };
+    const std::string xq = name("_xq"), xs = name("_xs"), xz = name("_xz"), acc = name("_int32"),
+                      accf = name("_int32_float"), mult = name("_rescale");
+    std::vector<Node> nodes(5);
+    nodes[0].op_type = "DynamicQuantizeLinear", nodes[0].inputs = {x}, nodes[0].outputs = {xq, xs, xz};
+    nodes[1].op_type = "MatMulInteger", nodes[1].inputs = {xq, w, xz}, nodes[1].outputs = {acc};
+    nodes[2].op_type = "Cast", nodes[2].inputs = {acc}, nodes[2].outputs = {accf};
+    nodes[2].set_attr_int("to", static_cast<int64_t>(DType::Float));
+    nodes[3].op_type = "Mul", nodes[3].inputs = {xs, s}, nodes[3].outputs = {mult};
+    nodes[4].op_type = "Mul", nodes[4].inputs = {accf, mult}, nodes[4].outputs = {y};
+    const char* tags[] = {"_DynamicQuantizeLinear", "", "_Cast", "_scale_Mul", "_Mul"};
+    for (int k = 0; k < 5; ++k) nodes[k].name = k == 1 ? n.name : g.unique_name(n.name + tags[k]);
+    // Remove the MatMul and, where nothing else reads them, its weight DQ and activation Q/DQ.
+    std::vector<std::string> gone = {n.outputs[0]};  // nodes by their first output (names may be empty)
+    if (drop_dqa) gone.push_back(dqa.outputs[0]);
+    if (drop_qa) gone.push_back(qa.outputs[0]);
+    if (g.consumers(dqw.outputs[0]).size() == 1) gone.push_back(dqw.outputs[0]);
+    for (const Node* d : {&qa, &dqa, &dqw})
+      for (size_t k = 1; k < d->inputs.size(); ++k)
+        if (!d->inputs[k].empty() && d->inputs[k] != s) candidates.push_back(d->inputs[k]);
+    size_t at = i;
+    for (const auto& nm : gone) {
+      for (size_t k = 0; k < g.nodes.size(); ++k)
+        if (!g.nodes[k].outputs.empty() && g.nodes[k].outputs[0] == nm) {
+          if (k < at) --at;
+          g.nodes.erase(g.nodes.begin() + static_cast<long>(k));
+          break;
+        }
+    }
+    for (size_t k = 0; k < nodes.size(); ++k) g.insert_node(at + k, nodes[k]);
+    i = at + nodes.size() - 1;
+    ++done;
+  }
+  g.invalidate();
+  // Q/DQ scale and zero-point initializers nothing reads any more.
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  for (const auto& u : candidates) {
+    if (!g.is_initializer(u) || !g.consumers(u).empty() || g.is_graph_output(u)) continue;
+    g.remove_initializer(u);
+    auto& in = g.inputs;
+    in.erase(std::remove_if(in.begin(), in.end(), [&](const ValueInfo& v) { return v.name == u; }), in.end());
+  }
+  g.invalidate();
+  return done;
+}
+
 }  // namespace oc::quant

@@ -85,4 +85,14 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
                                  CalibMethod method, double percentile = 0.9999,
                                  double min_macs_per_element = kMinInt8MacsPerElement);
 
+// Integer MatMuls that read a float activation (ORT would run them as MatMulIntegerToFloat on a
+// static uint8 QuantizeLinear of it: transformers' Q/K/V/O/FFN layers) rewritten to ORT's dynamic
+// W8A8 pattern, DynamicQuantizeLinear(x) → MatMulInteger(x_q, W int8, x_zp) → Cast → Mul(x_s·w_s),
+// which ORT fuses to DynamicQuantizeMatMul: the activation range is taken per run, and the separate
+// QuantizeLinear/DequantizeLinear ops go away. Measured in ORT 1.30 (1 thread, process CPU time,
+// interleaved): bert_tiny 1.39× → 1.55× of float, gpt_tiny 1.51× → 1.60×, accuracy/perplexity kept.
+// Only MatMuls whose weight DequantizeLinear reads int8 [K, N] per-column (or per-tensor) symmetric
+// codes, and whose activation pair only MatMuls read, are rewritten (the pair goes with the last). Returns the count.
+int dynamic_int8_matmuls(Model& m);
+
 }  // namespace oc::quant

@@ -158,7 +158,7 @@ TEST_CASE("int8 recipe on fashion_cnn: ORT fuses what the deployment check predi
   CHECK(a_int8 >= a_float - 0.003);
 }
 
-TEST_CASE("int8 MatMuls of a transformer run as MatMulIntegerToFloat, perplexity kept", "[static_qdq]") {
+TEST_CASE("int8 MatMuls of a transformer run as DynamicQuantizeMatMul, perplexity kept", "[static_qdq]") {
   fs::path dir = temp_dir("sqdq_gpt");
   const fs::path model = source_path("models/gpt_tiny/model.onnx");
   auto r = run_cli({"quantize", model.string(), "-o", (dir / "q.onnx").string(), "--bits", "8", "--activations", "int8",
@@ -168,8 +168,13 @@ TEST_CASE("int8 MatMuls of a transformer run as MatMulIntegerToFloat, perplexity
   Model q = load_model(dir / "q.onnx");
   quant::DeployCheck d = quant::check_deployment(q);
   auto ops = ort_optimized_ops(dir / "q.onnx");
-  CHECK(d.integer_ops["MatMulIntegerToFloat"] == ops["MatMulIntegerToFloat"]);
-  CHECK(ops["MatMulIntegerToFloat"] >= 16);  // Q, K, V, O and two FFN MatMuls in each of 4 layers
+  // MatMuls reading float activations take ORT's dynamic W8A8 form (static_qdq.h, dynamic_int8_matmuls),
+  // which ORT fuses: no MatMulInteger/Cast/Mul left. Q, K and V read one input: ORT merges their three
+  // DynamicQuantizeLinear into one and runs them as MatMulIntegerToFloat on its output.
+  CHECK(d.integer_ops["DynamicQuantizeMatMul"] == ops["DynamicQuantizeMatMul"] + ops["MatMulIntegerToFloat"]);
+  CHECK(ops["DynamicQuantizeMatMul"] >= 12);  // O and two FFN MatMuls in each of 4 layers, and the head
+  CHECK(ops["MatMulIntegerToFloat"] >= 12);   // Q, K, V of 4 layers
+  CHECK(ops["MatMulInteger"] == 0);
   CHECK(ops["DequantizeLinear"] == 0);       // no weight dequantized at run time
   // Perplexity on held-out windows, float vs int8, in ONNX Runtime.
   Tensor held = read_npy(source_path("models/gpt_tiny/heldout.npy"));
