@@ -453,6 +453,13 @@ int dynamic_int8_matmuls(Model& m) {
   Graph& g = m.graph;
   int done = 0;
   std::vector<std::string> candidates;  // Q/DQ scales and zero points of the removed nodes
+  // Models with integer Convs (PP-OCRv4 rec, ConvNeXt) keep the measured static form: on ppocr4_rec
+  // the dynamic one cost 0.1 pt of character accuracy (0.9912 -> 0.9901, float 0.9958).
+  for (const auto& n : g.nodes)
+    if (n.op_type == "Conv" && n.inputs.size() > 1) {
+      const int p = g.producer(n.input(1));
+      if (p >= 0 && g.nodes[p].op_type == "DequantizeLinear") return 0;
+    }
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     g.invalidate();
     const Node n = g.nodes[i];
