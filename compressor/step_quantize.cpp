@@ -143,6 +143,10 @@ class QuantizeStep : public Step {
     o_.keep_float = r.texts("keep-float");
     for (const auto& s : r.texts("bits-for")) o_.bits_for.push_back(parse_bits_for(s));
     o_.protect_ends = !r.flag("no-protect");
+    if (auto gb = r.integer("gram-budget-mib")) {
+      if (*gb < 1) throw InvalidArgument("quantize: --gram-budget-mib must be at least 1");
+      o_.sequential_gram_bytes = *gb << 20;
+    }
     if (auto s = r.integer("seed")) o_.score_inputs.seed = static_cast<uint64_t>(*s);
     if (auto a = r.text("activations")) {
       if (*a != "int8") throw InvalidArgument("quantize: --activations supports only int8");
@@ -206,8 +210,21 @@ class QuantizeStep : public Step {
         (calib_method_ == quant::CalibMethod::MinMax ? plan.minmax : plan.histograms) = values;
       }
       ctx.calib->rewind();
-      stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
-      o.score_inputs.stats = &stats;
+      // Models whose Grams would not fit the budget at once (--gram-budget-mib, default 1 GiB;
+      // ffn671m's take 6.4 GiB) gather them block by block inside quantize_model
+      // (QuantizeOptions::sequential_calib): the same Grams, one segment's at a time. Only for what
+      // needs Grams alone: uniform widths, no AWQ, no activation ranges.
+      int64_t gram_bytes = 0;
+      for (const auto& l : layers) gram_bytes += l.cols * l.cols * int64_t(sizeof(double));
+      const bool grams_only = needs.grams && !needs.lim && !activations_ && !o.awq && o.scorer != "sensitivity" &&
+                              o.target == quant::QuantizeOptions::Target::Uniform;
+      if (grams_only && gram_bytes > o.sequential_gram_bytes) {
+        o.sequential_calib = ctx.calib;
+        o.sequential_exec = ctx.exec;
+      } else {
+        stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
+        o.score_inputs.stats = &stats;
+      }
       if (o.scorer == "sensitivity" && o.target != quant::QuantizeOptions::Target::Uniform)
         o.score_inputs.sensitivity_at = make_sensitivity(m, *ctx.calib, o, 4, ctx.exec);
     }

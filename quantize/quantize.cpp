@@ -814,6 +814,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       s += " (" + std::to_string(n_gptq) + " of " + std::to_string(layers.size()) + " layers; the rest mse)";
     if (opt.awq) s += ", awq scales on " + std::to_string(n_awq) + " layers";
     if (opt.bias_correction) s += ", bias correction on " + std::to_string(n_bias) + " layers";
+    if (sequential) s += "; Grams gathered block by block (" + std::to_string(segments.size()) + " segments)";
     rep.method_summary = s;
   }
   for (auto& ql : out) refresh(ql);

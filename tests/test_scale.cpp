@@ -422,3 +422,28 @@ TEST_CASE("block-sequential GPTQ: Grams gathered one segment at a time give the 
   }
   agree_with_ort(b, random_inputs(b, 9, 3), 1e-4);
 }
+
+TEST_CASE("quantize --gram-budget-mib: a model whose Grams exceed the budget is calibrated block by block, same file",
+          "[scale][cli]") {
+  fs::path dir = temp_dir("scale_budget");
+  // 4 blocks of 256 -> 512 -> 256: Grams of 0.5 and 2 MiB, 10 MiB together.
+  fs::path p = save_external(ffn_model(4, 256, 512, 43), dir, "m.onnx");
+  std::map<std::string, std::string> method;
+  for (const char* budget : {"", "1"}) {
+    const std::string tag = *budget ? "seq" : "one";
+    std::vector<std::string> args = {"quantize", p.string(), "-o", (dir / (tag + ".onnx")).string(), "--bits", "4",
+                                     "--format", "matmulnbits", "--calib", "random:8", "--threads", "1",
+                                     "--report", (dir / (tag + ".json")).string()};
+    if (*budget) args.insert(args.end(), {"--gram-budget-mib", budget});
+    auto r = run_cli(args);
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    method[tag] = nlohmann::json::parse(read_all(dir / (tag + ".json")))["steps"][0]["details"].value("method", "");
+  }
+  INFO(method["one"] << " | " << method["seq"]);
+  CHECK(method["one"].find("gptq") != std::string::npos);
+  CHECK(method["one"].find("block by block") == std::string::npos);
+  CHECK(method["seq"].find("block by block") != std::string::npos);
+  CHECK(read_all(dir / "seq.onnx") == read_all(dir / "one.onnx"));
+  CHECK(run_cli({"quantize", p.string(), "-o", (dir / "bad.onnx").string(), "--gram-budget-mib", "0"}).rc != 0);
+}
