@@ -193,6 +193,19 @@ void export_cast_mul(Model& m, const QuantizedLayer& ql) {
   for (size_t i = 0; i < nodes.size(); ++i) g.insert_node(i, nodes[i]);
 }
 
+// Gemm's C input scaled by β for an Add after the rewritten product: C itself when β = 1, else a
+// new initializer β·C (named after `base`); a runtime C with β != 1 is refused.
+std::string beta_scaled_c(Graph& g, const Node& orig, const std::string& c_input, float beta, const std::string& base) {
+  if (beta == 1.f) return c_input;
+  auto c = g.constant_value(c_input);
+  if (!c) throw UnsupportedError("Gemm " + orig.name + ": beta != 1 with a runtime C input");
+  std::vector<float> v = c->to_float();
+  for (float& x : v) x *= beta;
+  const std::string name = g.unique_name(base + "_bias");
+  g.add_initializer(Tensor::from_float(name, c->dims, v));
+  return name;
+}
+
 void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
   Graph& g = layer_graph(m.graph, ql.layer);
   const WeightLayer& l = ql.layer;
@@ -290,15 +303,7 @@ void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
     // Y = A·B + β·C with C broadcast: keep it as an Add after the MatMulNBits.
     std::string mid = g.unique_name(orig.outputs[0] + "_matmul");
     mm.outputs = {mid};
-    std::string cin = add_input;
-    if (beta != 1.f) {
-      auto c = g.constant_value(add_input);
-      if (!c) throw UnsupportedError("Gemm " + orig.name + ": beta != 1 with a runtime C input");
-      std::vector<float> v = c->to_float();
-      for (float& x : v) x *= beta;
-      cin = g.unique_name(base + "_bias");
-      g.add_initializer(Tensor::from_float(cin, c->dims, v));
-    }
+    const std::string cin = beta_scaled_c(g, orig, add_input, beta, base);
     Node add;
     add.op_type = "Add";
     add.name = g.unique_name(orig.name + "_bias");
@@ -361,16 +366,8 @@ void export_dynamic_int8(Model& m, const QuantizedLayer& ql) {
   std::vector<std::string> dropped = {base};
   const std::string bias = orig.op_type == "Gemm" ? orig.input(2) : "";
   if (!bias.empty()) {
-    std::string cin = bias;
-    if (beta != 1.f) {
-      auto c = g.constant_value(bias);
-      if (!c) throw UnsupportedError("Gemm " + orig.name + ": beta != 1 with a runtime C input");
-      std::vector<float> v = c->to_float();
-      for (float& x : v) x *= beta;
-      cin = g.unique_name(base + "_bias");
-      g.add_initializer(Tensor::from_float(cin, c->dims, v));
-      dropped.push_back(bias);
-    }
+    const std::string cin = beta_scaled_c(g, orig, bias, beta, base);
+    if (cin != bias) dropped.push_back(bias);
     const std::string mid = name("_matmul");
     nodes[4].outputs = {mid};
     Node add;

@@ -274,6 +274,14 @@ ValueInfo tensor_value(const std::string& name, std::vector<int64_t> dims, DType
   return v;
 }
 
+Attribute graph_attr(const std::string& name, Graph g) {
+  Attribute a;
+  a.name = name;
+  a.kind = Attribute::Kind::Graph;
+  a.g = std::make_shared<Graph>(std::move(g));
+  return a;
+}
+
 Model new_model(int64_t opset) {
   Model m;
   m.ir_version = 8;

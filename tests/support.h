@@ -71,6 +71,8 @@ Node make_node(const std::string& op, std::vector<std::string> in, std::vector<s
                const std::string& name = "");
 ValueInfo tensor_value(const std::string& name, std::vector<int64_t> dims, DType t = DType::Float);
 Model new_model(int64_t opset = 13);
+// A graph-valued attribute (If then_branch / else_branch, Loop and Scan body) holding `g`.
+Attribute graph_attr(const std::string& name, Graph g);
 // One self-attention block with a residual on input "x" [1,8,16] -> "y" [1,8,16]: Q/K/V/O MatMuls
 // with constant weights, 2 heads of 8 (Reshape/Transpose), scaled QKᵀ, Softmax, attention·V.
 Model attention_block(uint64_t seed = 1);

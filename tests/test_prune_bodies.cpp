@@ -13,14 +13,6 @@ using namespace oc::test;
 
 namespace {
 
-Attribute graph_attr(const std::string& name, Graph g) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::Graph;
-  a.g = std::make_shared<Graph>(std::move(g));
-  return a;
-}
-
 // y = If(cond, then: MatMul(Relu(MatMul(x, W1) + b1), W2), else: MatMul(Relu(MatMul(x, W3)), W4)),
 // x [N, 8] -> y [N, 4]. W1 is in the main graph (torch reads weights from the outer scope).
 Model if_mlp(uint64_t seed = 7) {

@@ -24,62 +24,40 @@ using namespace oc::test;
 namespace {
 
 // x [batch, d] -> `blocks` residual blocks y = x + W2·relu(W1·x + b1) + b2 (models/scale/make.py's
-// structure), weights random, saved with external data.
-Model ffn_model(int blocks, int64_t d, int64_t h, uint64_t seed) {
+// structure), weights random, saved with external data. With a 16-bit `dt` (make.py's 16-bit
+// variant) the weights are stored in it and each block casts x to `dt`, runs MatMul/Add/Relu in it
+// and casts its output back to float32 before the residual Add (W1 then spans ±0.2, not ±0.1).
+Model ffn_model(int blocks, int64_t d, int64_t h, uint64_t seed, DType dt = DType::Float) {
+  const bool half = dt != DType::Float;
   Model m = new_model(17);
   m.graph.inputs.push_back(tensor_value("x", {-1, d}));
   m.graph.inputs.back().shape[0] = Dim::sym("batch");
-  std::string x = "x";
-  for (int i = 0; i < blocks; ++i) {
-    const std::string p = "b" + std::to_string(i) + ".";
-    m.graph.initializers.push_back(random_tensor(p + "w1", {d, h}, seed + 4 * i, -0.1f, 0.1f));
-    m.graph.initializers.push_back(random_tensor(p + "b1", {h}, seed + 4 * i + 1, -0.01f, 0.01f));
-    m.graph.initializers.push_back(random_tensor(p + "w2", {h, d}, seed + 4 * i + 2, -0.1f, 0.1f));
-    m.graph.initializers.push_back(random_tensor(p + "b2", {d}, seed + 4 * i + 3, -0.01f, 0.01f));
-    m.graph.nodes.push_back(make_node("MatMul", {x, p + "w1"}, {p + "h0"}, p + "fc1"));
-    m.graph.nodes.push_back(make_node("Add", {p + "h0", p + "b1"}, {p + "h1"}, p + "add1"));
-    m.graph.nodes.push_back(make_node("Relu", {p + "h1"}, {p + "h2"}, p + "act"));
-    m.graph.nodes.push_back(make_node("MatMul", {p + "h2", p + "w2"}, {p + "h3"}, p + "fc2"));
-    m.graph.nodes.push_back(make_node("Add", {p + "h3", p + "b2"}, {p + "h4"}, p + "add2"));
-    m.graph.nodes.push_back(make_node("Add", {x, p + "h4"}, {p + "y"}, p + "res"));
-    x = p + "y";
-  }
-  m.graph.nodes.push_back(make_node("Identity", {x}, {"y"}, "out"));
-  m.graph.outputs.push_back(tensor_value("y", {-1, d}));
-  m.graph.outputs.back().shape[0] = Dim::sym("batch");
-  m.graph.invalidate();
-  return m;
-}
-
-// models/scale/make.py's 16-bit structure: each block casts x to `dt`, runs MatMul/Add/Relu in it
-// and casts the block's output back to float32 before the residual Add.
-Model ffn_model_half(int blocks, int64_t d, int64_t h, uint64_t seed, DType dt) {
-  Model m = new_model(17);
-  m.graph.inputs.push_back(tensor_value("x", {-1, d}));
-  m.graph.inputs.back().shape[0] = Dim::sym("batch");
-  auto half = [&](const std::string& name, std::vector<int64_t> dims, uint64_t sd, float r) {
+  auto weight = [&](const std::string& name, std::vector<int64_t> dims, uint64_t sd, float r) {
     Tensor t = random_tensor(name, dims, sd, -r, r);
-    m.graph.initializers.push_back(Tensor::from_float_as(name, dt, dims, t.to_float()));
+    m.graph.initializers.push_back(half ? Tensor::from_float_as(name, dt, dims, t.to_float()) : t);
+  };
+  auto cast = [&](const std::string& in, const std::string& out, DType to) {
+    Node c = make_node("Cast", {in}, {out}, out + "_cast");
+    c.set_attr_int("to", static_cast<int64_t>(to));
+    m.graph.nodes.push_back(c);
   };
   std::string x = "x";
   for (int i = 0; i < blocks; ++i) {
     const std::string p = "b" + std::to_string(i) + ".";
-    half(p + "w1", {d, h}, seed + 4 * i, 0.2f);
-    half(p + "b1", {h}, seed + 4 * i + 1, 0.01f);
-    half(p + "w2", {h, d}, seed + 4 * i + 2, 0.1f);
-    half(p + "b2", {d}, seed + 4 * i + 3, 0.01f);
-    Node c = make_node("Cast", {x}, {p + "x16"}, p + "cast_in");
-    c.set_attr_int("to", static_cast<int64_t>(dt));
-    m.graph.nodes.push_back(c);
-    m.graph.nodes.push_back(make_node("MatMul", {p + "x16", p + "w1"}, {p + "h0"}, p + "fc1"));
+    weight(p + "w1", {d, h}, seed + 4 * i, half ? 0.2f : 0.1f);
+    weight(p + "b1", {h}, seed + 4 * i + 1, 0.01f);
+    weight(p + "w2", {h, d}, seed + 4 * i + 2, 0.1f);
+    weight(p + "b2", {d}, seed + 4 * i + 3, 0.01f);
+    const std::string in = half ? p + "x16" : x;
+    if (half) cast(x, in, dt);
+    m.graph.nodes.push_back(make_node("MatMul", {in, p + "w1"}, {p + "h0"}, p + "fc1"));
     m.graph.nodes.push_back(make_node("Add", {p + "h0", p + "b1"}, {p + "h1"}, p + "add1"));
     m.graph.nodes.push_back(make_node("Relu", {p + "h1"}, {p + "h2"}, p + "act"));
     m.graph.nodes.push_back(make_node("MatMul", {p + "h2", p + "w2"}, {p + "h3"}, p + "fc2"));
     m.graph.nodes.push_back(make_node("Add", {p + "h3", p + "b2"}, {p + "h4"}, p + "add2"));
-    Node c2 = make_node("Cast", {p + "h4"}, {p + "h5"}, p + "cast_out");
-    c2.set_attr_int("to", static_cast<int64_t>(DType::Float));
-    m.graph.nodes.push_back(c2);
-    m.graph.nodes.push_back(make_node("Add", {x, p + "h5"}, {p + "y"}, p + "res"));
+    const std::string out = half ? p + "h5" : p + "h4";
+    if (half) cast(p + "h4", out, DType::Float);
+    m.graph.nodes.push_back(make_node("Add", {x, out}, {p + "y"}, p + "res"));
     x = p + "y";
   }
   m.graph.nodes.push_back(make_node("Identity", {x}, {"y"}, "out"));
@@ -275,7 +253,7 @@ TEST_CASE("a full disk while writing external data: one-line error, no partial o
 
 TEST_CASE("float16 weights: quantized layer by layer into float16-scaled MatMulNBits, kept layers stay float16, runs in ONNX Runtime", "[scale][ort]") {
   fs::path dir = temp_dir("scale_fp16");
-  const Model src = ffn_model_half(2, 64, 128, 81, DType::Float16);
+  const Model src = ffn_model(2, 64, 128, 81, DType::Float16);
   fs::path p = save_external(src, dir, "m.onnx");
   quant::QuantizeOptions o;
   o.bits = 4;
@@ -321,7 +299,7 @@ TEST_CASE("float16 weights: quantized layer by layer into float16-scaled MatMulN
 }
 
 TEST_CASE("bfloat16 weights are quantized and written back in bfloat16", "[scale]") {
-  const Model src = ffn_model_half(1, 64, 128, 91, DType::BFloat16);
+  const Model src = ffn_model(1, 64, 128, 91, DType::BFloat16);
   Model m = src;
   quant::QuantizeOptions o;
   o.bits = 8;

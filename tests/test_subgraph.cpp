@@ -19,14 +19,6 @@ using namespace oc::test;
 
 namespace {
 
-Attribute graph_attr(const std::string& name, Graph g) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::Graph;
-  a.g = std::make_shared<Graph>(std::move(g));
-  return a;
-}
-
 // y = If(cond, then: MatMul(Relu(MatMul(x, W1)), W2), else: MatMul(x, W3)), x [N, 8] -> y [N, 4].
 // W1 lives in the main graph (read from the outer scope, as torch exports it), W2 and W3 in their
 // branches.
