@@ -193,6 +193,15 @@ void export_cast_mul(Model& m, const QuantizedLayer& ql) {
   for (size_t i = 0; i < nodes.size(); ++i) g.insert_node(i, nodes[i]);
 }
 
+// Index of layer `l`'s node in `g` (the last of that name, as the rewrites always took).
+int layer_node_index(const Graph& g, const WeightLayer& l) {
+  int idx = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == l.node) idx = static_cast<int>(i);
+  if (idx < 0) throw InvalidArgument("layer " + l.node + " not found in the graph");
+  return idx;
+}
+
 // Gemm's C input scaled by β for an Add after the rewritten product: C itself when β = 1, else a
 // new initializer β·C (named after `base`); a runtime C with β != 1 is refused.
 std::string beta_scaled_c(Graph& g, const Node& orig, const std::string& c_input, float beta, const std::string& base) {
@@ -217,10 +226,7 @@ void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
   const bool sym = q.layout.scheme == Scheme::Sym;
   // Symmetric codes move to the container's implicit zero point 2^(bits−1).
   const int shift = sym ? (1 << (bits - 1)) - q.layout.sym_zero() : 0;
-  int idx = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].name == l.node) idx = static_cast<int>(i);
-  if (idx < 0) throw InvalidArgument("layer " + l.node + " not found in the graph");
+  const int idx = layer_node_index(g, l);
   const Node orig = g.nodes[idx];
   const float alpha = orig.op_type == "Gemm" ? orig.attr_float("alpha", 1.f) : 1.f;
   const float beta = orig.op_type == "Gemm" ? orig.attr_float("beta", 1.f) : 1.f;
@@ -329,10 +335,7 @@ void export_dynamic_int8(Model& m, const QuantizedLayer& ql) {
   Graph& g = layer_graph(m.graph, ql.layer);
   const WeightLayer& l = ql.layer;
   const int64_t N = l.rows, K = l.cols;
-  int idx = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].name == l.node) idx = static_cast<int>(i);
-  if (idx < 0) throw InvalidArgument("layer " + l.node + " not found in the graph");
+  const int idx = layer_node_index(g, l);
   const Node orig = g.nodes[idx];
   const float alpha = orig.op_type == "Gemm" ? orig.attr_float("alpha", 1.f) : 1.f;
   const float beta = orig.op_type == "Gemm" ? orig.attr_float("beta", 1.f) : 1.f;
