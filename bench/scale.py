@@ -76,7 +76,7 @@ def data(name):
 
 
 def measure(cmd, limit_s):
-    """Runs cmd; returns (rc, wall s, peak RSS bytes, stopped reason or None, stderr tail)."""
+    """Runs cmd; returns (rc, wall s, peak RSS bytes, stopped reason or None, stderr tail, (user s, sys s))."""
     t0 = time.monotonic()
     err_path = os.path.join(OUT, "stderr.txt")
     with open(err_path, "w") as err:
@@ -100,7 +100,7 @@ def measure(cmd, limit_s):
     wall = time.monotonic() - t0
     rc = os.waitstatus_to_exitcode(status)
     tail = open(err_path).read().strip().splitlines()[-1:] or [""]
-    return rc, wall, max(ru.ru_maxrss * 1024, peak_seen), stopped, tail[0]
+    return rc, wall, max(ru.ru_maxrss * 1024, peak_seen), stopped, tail[0], (ru.ru_utime, ru.ru_stime)
 
 
 def ort_output(model, feed, tag):
@@ -139,8 +139,10 @@ def run_scale(binary, results, selectors, label, commit, save):
         out = os.path.join(OUT, f"{name}.{task}.onnx")
         cmd = [binary] + [a.format(m=rel(m), o=rel(out), c=rel(calib)) for a in args]
         print(f"[bench] scale {name} {task} ({label})", file=sys.stderr, flush=True)
-        rc, wall, rss, stopped, tail = measure(cmd, limit)
+        load = os.getloadavg()[0]
+        rc, wall, rss, stopped, tail, cpu = measure(cmd, limit)
         row = dict(model=name, task=task, label=label, commit=commit, wall_s=wall, peak_rss_bytes=rss,
+                   user_s=cpu[0], sys_s=cpu[1], load=load,
                    command=" ".join([rel(binary)] + cmd[1:]), note=SCALE_MODELS[name]["note"],
                    created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"))
         if stopped:
@@ -185,14 +187,19 @@ def scale_docs(results, commit_cell):
          "`ru_maxrss`; a task is stopped past its time limit or 16 GiB. Outputs are run in ONNX Runtime on 4 random "
          "rows and compared with the float model's ORT output (*ORT cosine*). Rows carry a label "
          f"({', '.join(labels)}).", "",
-         "| model | task | label | wall s | peak RSS GiB | ORT cosine | output GiB | target | commit |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "*CPU s* is the child's user + sys time; *load* the 1-minute load average when it started (the machine's "
+         "2 cores are shared).", "",
+         "| model | task | label | wall s | CPU s (user+sys) | load | peak RSS GiB | ORT cosine | output GiB | target | commit |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (list(SCALE_MODELS).index(r["model"]) if r["model"] in SCALE_MODELS else 9,
                                          list(SCALE_TASKS).index(r["task"]) if r["task"] in SCALE_TASKS else 9,
                                          labels.index(r["label"]))):
         status = r.get("stopped") or r.get("error") or r.get("ort_error")
         cos = f"{r['ort_cosine']:.4f}" if "ort_cosine" in r else ("–" if not status else "FAILED")
-        L.append(f"| {r['model']} | {r['task']} | {r['label']} | {r['wall_s']:.1f} | {r['peak_rss_bytes'] / 2**30:.2f} | "
+        cpu = f"{r['user_s']:.0f}+{r['sys_s']:.0f}" if "user_s" in r else "–"
+        load = f"{r['load']:.1f}" if "load" in r else "–"
+        L.append(f"| {r['model']} | {r['task']} | {r['label']} | {r['wall_s']:.1f} | {cpu} | {load} | "
+                 f"{r['peak_rss_bytes'] / 2**30:.2f} | "
                  f"{cos}{(': ' + status) if status else ''} | "
                  + (f"{r['output_bytes'] / 2**30:.2f}" if r.get("output_bytes") else "–")
                  + f" | {TARGETS.get((r['model'], r['task']), '')} | {commit_cell(r)} |")

@@ -82,7 +82,7 @@ json report_to_json(const Report& r) {
     layers.push_back({{"name", l.name}, {"op", l.op}, {"weight_shape_before", l.weight_shape_before},
                       {"weight_shape_after", l.weight_shape_after}, {"params_before", l.params_before},
                       {"params_after", l.params_after}, {"macs_before", l.macs_before}, {"macs_after", l.macs_after},
-                      {"bits", l.bits}, {"sparsity", l.sparsity}, {"scores", l.scores}});
+                      {"bits", l.bits}, {"bits_before", l.bits_before}, {"sparsity", l.sparsity}, {"scores", l.scores}});
   return {{"schema", "onnx-compress-report"}, {"schema_version", r.schema_version}, {"tool_version", r.tool_version},
           {"command", r.command}, {"created", r.created}, {"input", identity_json(r.input)},
           {"output", identity_json(r.output)}, {"settings", r.settings}, {"steps", r.steps}, {"layers", layers},
@@ -118,6 +118,7 @@ Report report_from_json(const json& j, const std::string& what) {
       row.macs_before = l.value("macs_before", int64_t{0});
       row.macs_after = l.value("macs_after", int64_t{0});
       row.bits = l.value("bits", 32.0);
+      row.bits_before = l.value("bits_before", 32.0);
       row.sparsity = l.value("sparsity", 0.0);
       row.scores = l.value("scores", std::map<std::string, double>{});
       r.layers.push_back(std::move(row));
@@ -171,11 +172,16 @@ std::string report_summary(const Report& r) {
   o << "| MACs | " << human_count(static_cast<double>(r.before.macs)) << " | " << human_count(static_cast<double>(r.after.macs))
     << " | " << pct_change(static_cast<double>(r.before.macs), static_cast<double>(r.after.macs)) << " |\n";
   if (!r.layers.empty()) {
-    double wbits = 0, wparams = 0;
-    for (const auto& l : r.layers) { wbits += l.bits * static_cast<double>(l.params_after); wparams += static_cast<double>(l.params_after); }
-    char buf[64];
+    double wbits = 0, wparams = 0, bbits = 0, bparams = 0;
+    for (const auto& l : r.layers) {
+      wbits += l.bits * static_cast<double>(l.params_after), wparams += static_cast<double>(l.params_after);
+      bbits += l.bits_before * static_cast<double>(l.params_before), bparams += static_cast<double>(l.params_before);
+    }
+    // The input's bits from its stored weights (16 for a float16 model), params-weighted like the output's.
+    char buf[64], before[64];
     std::snprintf(buf, sizeof buf, "%.2f", wparams > 0 ? wbits / wparams : 0.0);
-    o << "| avg weight bits | 32 | " << buf << " | |\n";
+    std::snprintf(before, sizeof before, "%.4g", bparams > 0 ? bbits / bparams : 32.0);
+    o << "| avg weight bits | " << before << " | " << buf << " | |\n";
   }
   for (auto it = r.fidelity.begin(); it != r.fidelity.end(); ++it) {
     if (!it->is_object()) continue;

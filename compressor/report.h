@@ -27,6 +27,7 @@ struct LayerRow {
   int64_t params_before = 0, params_after = 0;
   int64_t macs_before = 0, macs_after = 0;
   double bits = 32;      // weight bits after compression (32 = float)
+  double bits_before = 32;  // weight bits of the input (16 for a float16 weight)
   double sparsity = 0;   // fraction of the layer's weights removed by pruning
   std::map<std::string, double> scores;  // importance scores by criterion
 };

@@ -93,6 +93,7 @@ std::vector<LayerRow> diff_layers(const Model& before, const Model& after,
     r.op = n.op_type;
     r.weight_shape_before = wb->shape;
     r.params_before = wb->params;
+    r.bits_before = wb->bits;
     r.macs_before = macs_b.count(n.name) ? macs_b[n.name] : 0;
     auto it = after_nodes.find(n.name);
     if (it == after_nodes.end()) {  // removed entirely

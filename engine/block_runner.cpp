@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "graph/errors.h"
+#include "graph/spill.h"
 
 namespace oc {
 
@@ -219,8 +220,9 @@ BlockRunner::~BlockRunner() = default;
 
 BoundaryCache BlockRunner::run(const BoundaryCache& in, const ValueHook& hook, const std::set<std::string>& watch,
                                const std::function<void()>& end_batch, size_t memory_budget) {
-  Executor ex(*model_, exec_);
   BoundaryCache out(memory_budget);
+  {
+  Executor ex(*model_, exec_);
   for (size_t b = 0; b < in.size(); ++b) {
     std::map<std::string, Tensor> batch = in.get(b), feed;
     for (const auto& v : segment_.inputs) {
@@ -235,6 +237,11 @@ BoundaryCache BlockRunner::run(const BoundaryCache& in, const ValueHook& hook, c
       if (!res.count(v) && feed.count(v)) res.emplace(v, std::move(feed.at(v)));
     out.push(std::move(res));
   }
+  }
+  // The weight pages the executor read stay mapped while the caller's model shares them: drop them
+  // from the resident set now (issue 18: ffn671m's block-sequential GPTQ kept every segment's
+  // 256 MiB of read weights resident, 2.5 GiB by the last segment).
+  for (const auto& t : model_->graph.initializers) release_pages(t.bytes);
   return out;
 }
 

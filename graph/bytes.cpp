@@ -1,4 +1,5 @@
 #include "graph/bytes.h"
+#include "graph/spill.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -8,13 +9,21 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <cstdlib>
+#include <fstream>
 #include <ostream>
+#include <list>
+#include <mutex>
+#include <string>
+#include <unordered_set>
 
 #include "graph/errors.h"
 
 namespace oc {
 
 namespace {
+std::mutex g_written_mu;
+std::unordered_set<const uint8_t*> g_written;
 std::atomic<uint64_t> g_mapped_now{0}, g_mapped_peak{0}, g_mapped_total{0}, g_streamed{0}, g_materialized{0};
 
 size_t page_size() {
@@ -82,13 +91,18 @@ MappedFile::~MappedFile() {
   if (fd >= 0) ::close(fd);
 }
 
+void lru_remove(Bytes::Range* r);
+
 struct Bytes::Range {
   std::shared_ptr<MappedFile> file;
   uint64_t offset = 0, length = 0;
   std::once_flag once;
   std::atomic<uint8_t*> ptr{nullptr};
+  std::atomic<bool> written{false};  // mutable access handed out the mapping itself
   void* base = nullptr;
   size_t len = 0;
+  std::list<Range*>::iterator lru_it;  // its place in the budget's order (while counted)
+  bool in_lru = false;
 
   uint8_t* get() {
     uint8_t* p = ptr.load(std::memory_order_acquire);
@@ -97,16 +111,66 @@ struct Bytes::Range {
       uint8_t* q = map_range(*file, offset, length, PROT_READ | PROT_WRITE, &base, &len);
       note_mapped(length);
       ptr.store(q, std::memory_order_release);
+      lru_add(this);
     });
     return ptr.load(std::memory_order_acquire);
   }
+  static void lru_add(Range* r);
   ~Range() {
+    lru_remove(this);
+    if (written) {
+      std::lock_guard<std::mutex> lock(g_written_mu);
+      g_written.erase(ptr.load());
+    }
     if (base) {
       ::munmap(base, len);
       g_mapped_now -= length;
     }
   }
 };
+
+// Resident budget of persistent mappings: ranges join in the order they are first mapped; when the
+// ones counted pass the budget (OC_MAPPED_BUDGET_MIB, default 1024), the oldest unwritten ones'
+// pages are dropped (MADV_DONTNEED: a later read faults them in from the file again, so this is
+// safe while a kernel still reads them) and they leave the count. A calibration or reconstruction
+// pass that walks a model larger than memory block by block therefore keeps about the budget of
+// read weights resident instead of every block it has passed (issue 18).
+namespace {
+std::mutex g_lru_mu;
+std::list<Bytes::Range*> g_lru;
+uint64_t g_lru_bytes = 0;
+uint64_t lru_budget() {
+  static const uint64_t b = [] {
+    const char* e = std::getenv("OC_MAPPED_BUDGET_MIB");
+    const long long v = e && *e ? std::atoll(e) : 1024;
+    return static_cast<uint64_t>(std::max(v, 1LL)) << 20;
+  }();
+  return b;
+}
+}  // namespace
+
+void Bytes::Range::lru_add(Range* r) {
+  std::lock_guard<std::mutex> lock(g_lru_mu);
+  g_lru.push_back(r);
+  r->lru_it = std::prev(g_lru.end());
+  r->in_lru = true;
+  g_lru_bytes += r->length;
+  while (g_lru_bytes > lru_budget() && g_lru.front() != r) {
+    Range* o = g_lru.front();
+    g_lru.pop_front();
+    o->in_lru = false;
+    g_lru_bytes -= o->length;
+    if (!o->written && o->base) ::madvise(o->base, o->len, MADV_DONTNEED);
+  }
+}
+
+void lru_remove(Bytes::Range* r) {
+  std::lock_guard<std::mutex> lock(g_lru_mu);
+  if (!r->in_lru) return;
+  g_lru.erase(r->lru_it);
+  r->in_lru = false;
+  g_lru_bytes -= r->length;
+}
 
 Bytes Bytes::mapped(std::shared_ptr<MappedFile> file, uint64_t offset, uint64_t length) {
   Bytes b;
@@ -123,11 +187,29 @@ const uint8_t* Bytes::data() const { return map_ ? map_->get() : vec_.data(); }
 
 uint8_t* Bytes::data() {
   if (!map_) return vec_.data();
-  if (map_.use_count() == 1) return map_->get();  // private mapping: writes never reach the file
+  if (map_.use_count() == 1) {  // private mapping: writes never reach the file
+    uint8_t* p = map_->get();
+    if (!map_->written.exchange(true)) {
+      std::lock_guard<std::mutex> lock(g_written_mu);
+      g_written.insert(p);
+    }
+    return p;
+  }
   return own().data();
 }
 
 bool Bytes::is_resident() const { return map_ && map_->ptr.load(std::memory_order_acquire) != nullptr; }
+
+void release_pages(const Bytes& b) {
+  if (!b.is_mapped() || !b.is_resident() || b.size() == 0) return;
+  const uint8_t* p = b.data();
+  {
+    std::lock_guard<std::mutex> lock(g_written_mu);
+    if (g_written.count(p)) return;
+  }
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p), base = a - a % page_size();
+  ::madvise(reinterpret_cast<void*>(base), static_cast<size_t>(a - base) + b.size(), MADV_DONTNEED);
+}
 
 std::vector<uint8_t>& Bytes::own() {
   if (map_) {

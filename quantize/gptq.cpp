@@ -6,10 +6,11 @@
 // batch once per batch (W[:, after] −= E · U[batch, after]), which keeps the work cache-friendly.
 // Block granularity fits each group's (s, z) when its first column is reached, from the weights as
 // already updated by earlier errors (the "groupsize" variant).
+#include <dnnl.h>
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <thread>
 #include <vector>
 
 #include "graph/errors.h"
@@ -18,25 +19,77 @@
 namespace oc::quant {
 
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 namespace {
 
-// L⁻¹ in place for the lower triangle of L (the strict upper triangle is neither read nor
-// written), recursively: [L11 0; L21 L22]⁻¹ = [L11⁻¹ 0; −L22⁻¹·L21·L11⁻¹ L22⁻¹], ⅓·n³ flops in
-// triangular matrix products.
-void invert_lower_in_place(Eigen::Ref<MatD> L) {
-  const Eigen::Index n = L.rows();
-  if (n <= 64) {
-    MatD X = MatD::Identity(n, n);
-    L.triangularView<Eigen::Lower>().solveInPlace(X);
-    L.triangularView<Eigen::Lower>() = X;
+// C = alpha·op(A)·op(B) + beta·C, row-major, on oneDNN's sgemm (its JIT kernels and threads: the
+// build has no -march, so Eigen's own products run at SSE2 width; issue 18 measured GPTQ on
+// ffn671m at 822 s of CPU in double-precision Eigen).
+void gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  if (dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
+    throw UnsupportedError("gptq: oneDNN sgemm failed");
+}
+
+// Lower Cholesky factor of the n×n row-major `a` (leading dimension n) in place, blocked
+// right-looking: each diagonal block by Eigen, the panel below it as A21·L11⁻ᵀ and the trailing
+// lower block columns updated by sgemm. The strict upper triangle is zeroed. False if not
+// positive definite.
+bool cholesky_lower(float* a, int64_t n) {
+  constexpr int64_t nb = 256;
+  using Strided = Eigen::Map<MatF, 0, Eigen::OuterStride<>>;
+  MatF panel;
+  for (int64_t k0 = 0; k0 < n; k0 += nb) {
+    const int64_t kb = std::min(nb, n - k0);
+    Strided a11(a + k0 * n + k0, kb, kb, Eigen::OuterStride<>(n));
+    MatF d = a11;
+    Eigen::LLT<MatF> llt(d);
+    if (llt.info() != Eigen::Success) return false;
+    MatF l11 = llt.matrixL();
+    a11 = l11;
+    const int64_t m = n - k0 - kb;
+    if (m == 0) break;
+    MatF linv = MatF::Identity(kb, kb);
+    l11.triangularView<Eigen::Lower>().solveInPlace(linv);
+    // L21 = A21 · L11⁻ᵀ
+    float* a21 = a + (k0 + kb) * n + k0;
+    panel.resize(m, kb);
+    gemm('N', 'T', m, kb, kb, 1.f, a21, n, linv.data(), kb, 0.f, panel.data(), kb);
+    for (int64_t r = 0; r < m; ++r) std::copy(panel.data() + r * kb, panel.data() + (r + 1) * kb, a21 + r * n);
+    // A22 −= L21·L21ᵀ on the lower block columns.
+    for (int64_t j0 = k0 + kb; j0 < n; j0 += nb) {
+      const int64_t jb = std::min(nb, n - j0);
+      gemm('N', 'T', n - j0, jb, kb, -1.f, a + j0 * n + k0, n, a + j0 * n + k0, n, 1.f, a + j0 * n + j0, n);
+    }
+  }
+  for (int64_t r = 0; r < n; ++r) std::fill(a + r * n + r + 1, a + (r + 1) * n, 0.f);
+  return true;
+}
+
+// L⁻¹ in place for the lower-triangular n×n block at `a` (leading dimension lda, zero above the
+// diagonal), recursively: [L11 0; L21 L22]⁻¹ = [L11⁻¹ 0; −L22⁻¹·L21·L11⁻¹ L22⁻¹], the two products
+// by sgemm.
+void invert_lower(float* a, int64_t n, int64_t lda) {
+  using Strided = Eigen::Map<MatF, 0, Eigen::OuterStride<>>;
+  if (n <= 256) {
+    Strided L(a, n, n, Eigen::OuterStride<>(lda));
+    MatF X = MatF::Identity(n, n);
+    MatF l = L;
+    l.triangularView<Eigen::Lower>().solveInPlace(X);
+    L = X.triangularView<Eigen::Lower>();
     return;
   }
-  const Eigen::Index n1 = n / 2, n2 = n - n1;
-  invert_lower_in_place(L.topLeftCorner(n1, n1));
-  invert_lower_in_place(L.bottomRightCorner(n2, n2));
-  MatD T = L.bottomRightCorner(n2, n2).triangularView<Eigen::Lower>() * L.bottomLeftCorner(n2, n1);
-  L.bottomLeftCorner(n2, n1).noalias() = -(T * L.topLeftCorner(n1, n1).triangularView<Eigen::Lower>());
+  const int64_t n1 = (n / 2 + 63) / 64 * 64, n2 = n - n1;
+  float* l11 = a;
+  float* l21 = a + n1 * lda;
+  float* l22 = a + n1 * lda + n1;
+  invert_lower(l11, n1, lda);
+  invert_lower(l22, n2, lda);
+  MatF t(n2, n1);
+  gemm('N', 'N', n2, n1, n2, 1.f, l22, lda, l21, lda, 0.f, t.data(), n1);
+  gemm('N', 'N', n2, n1, n1, -1.f, t.data(), n1, l11, lda, 0.f, l21, lda);
 }
 
 }  // namespace
@@ -54,33 +107,41 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
   for (int64_t i = 0; i < cols; ++i) perm[i] = i;
   if (opt.act_order)
     std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return X(a, a) > X(b, b); });
-  // One cols² buffer holds H, then its factor, then U (issue 18: an 8192-column layer's H is
-  // 512 MiB; the former H0/H/LLT/H⁻¹/U copies took 3.5 GiB).
-  MatD W(rows, cols), H(cols, cols);
+  // Single precision like the reference implementation; one cols² buffer holds H, then its factor,
+  // then U (an 8192-column layer's H is 256 MiB).
+  MatF W(rows, cols), H(cols, cols);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < cols; ++i) W(r, i) = static_cast<double>(w[r * cols + perm[i]]);
-  for (int64_t i = 0; i < cols; ++i)
-    for (int64_t j = 0; j < cols; ++j) H(i, j) = 2.0 * X(perm[i], perm[j]);
+    for (int64_t i = 0; i < cols; ++i) W(r, i) = w[r * cols + perm[i]];
   // Inputs that never fired carry no information: their weights cannot matter, so zero them.
-  for (int64_t i = 0; i < cols; ++i)
-    if (H(i, i) == 0.0) {
-      H(i, i) = 1.0;
+  double mean_diag = 0;
+  std::vector<char> dead(static_cast<size_t>(cols), 0);
+  for (int64_t i = 0; i < cols; ++i) {
+    double d = 2.0 * X(perm[i], perm[i]);
+    if (d == 0.0) d = 1.0, dead[i] = 1;
+    mean_diag += d;
+  }
+  mean_diag /= static_cast<double>(std::max<int64_t>(cols, 1));
+  const double lambda = opt.damp * mean_diag;
+  for (int64_t i = 0; i < cols; ++i) {
+    const double* xr = &xtx[static_cast<size_t>(perm[i] * cols)];
+    float* hr = H.data() + i * cols;
+    if (dead[i]) {
+      std::fill(hr, hr + cols, 0.f);
+      hr[i] = static_cast<float>(1.0 + lambda);
       W.col(i).setZero();
+      continue;
     }
-  const double lambda = opt.damp * H.diagonal().mean();
-  H.diagonal().array() += lambda;
+    for (int64_t j = 0; j < cols; ++j) hr[j] = dead[j] ? 0.f : static_cast<float>(2.0 * xr[perm[j]]);
+    hr[i] = static_cast<float>(2.0 * xr[perm[i]] + lambda);
+  }
   // U = chol_upper(H⁻¹) without forming H⁻¹: with J the index reversal, JHJ = LLᵀ gives
   // H = RRᵀ for the upper R = JLJ, so H⁻¹ = R⁻ᵀR⁻¹ and U = R⁻¹ = J L⁻¹ J. Reversing both indices
-  // of a square row-major matrix reverses its storage. Cost: Cholesky + triangular inverse
-  // (⅔·cols³) instead of Cholesky + solve against I + Cholesky (⁸⁄₃·cols³).
+  // of a square row-major matrix reverses its storage. Cost: Cholesky + triangular inverse.
   std::reverse(H.data(), H.data() + H.size());
-  {
-    Eigen::LLT<Eigen::Ref<MatD>> llt(H);  // in place: L in the lower triangle
-    if (llt.info() != Eigen::Success) throw InvalidArgument("gptq: H = 2XᵀX + λI is not positive definite");
-  }
-  invert_lower_in_place(H);
+  if (!cholesky_lower(H.data(), cols)) throw InvalidArgument("gptq: H = 2XᵀX + λI is not positive definite");
+  invert_lower(H.data(), cols, cols);
   std::reverse(H.data(), H.data() + H.size());
-  const MatD& U = H;  // upper triangle (the strict lower one is not read)
+  const MatF& U = H;  // upper triangle (the strict lower one is zero)
   if (!U.diagonal().allFinite() || (U.diagonal().array() <= 0).any())
     throw InvalidArgument("gptq: H⁻¹ is not positive definite (raise damping)");
 
@@ -89,53 +150,40 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
   const int64_t nb = m.nblocks();
   // With act_order the block scales stay those fitted on the original weights (static groups).
   const bool dynamic_groups = l.granularity == Granularity::Block && !opt.act_order;
-  // Rows never interact after U is known (each row's errors feed only its own later columns):
-  // row ranges run on separate cores.
-  auto run_rows = [&](int64_t r0, int64_t r1) {
-    const int64_t nr = r1 - r0;
-    auto Wr = W.middleRows(r0, nr);
-    std::vector<float> colbuf;
-    MatD Err(nr, opt.lazy_block);
-    for (int64_t i1 = 0; i1 < cols; i1 += opt.lazy_block) {
-      const int64_t i2 = std::min(cols, i1 + opt.lazy_block);
-      const int64_t cnt = i2 - i1;
-      for (int64_t i = i1; i < i2; ++i) {
-        if (dynamic_groups && i % gc == 0) {
-          const int64_t b = i / gc, n = std::min(gc, cols - i);
-          colbuf.resize(static_cast<size_t>(n));
-          for (int64_t r = r0; r < r1; ++r) {
-            for (int64_t k = 0; k < n; ++k) colbuf[k] = static_cast<float>(W(r, i + k));
-            GroupParams p = opt.mse_scales ? fit_group_mse(colbuf.data(), colbuf.size(), l)
-                                           : fit_group(colbuf.data(), colbuf.size(), l);
-            m.scales[r * nb + b] = p.scale;
-            m.zero_points[r * nb + b] = p.zero;
-          }
+  std::vector<float> colbuf;
+  const int64_t B = std::max<int64_t>(1, opt.lazy_block);
+  MatF Err(rows, B);
+  for (int64_t i1 = 0; i1 < cols; i1 += B) {
+    const int64_t i2 = std::min(cols, i1 + B);
+    const int64_t cnt = i2 - i1;
+    for (int64_t i = i1; i < i2; ++i) {
+      if (dynamic_groups && i % gc == 0) {
+        const int64_t b = i / gc, n = std::min(gc, cols - i);
+        colbuf.resize(static_cast<size_t>(n));
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t k = 0; k < n; ++k) colbuf[k] = W(r, i + k);
+          GroupParams p = opt.mse_scales ? fit_group_mse(colbuf.data(), colbuf.size(), l) : fit_group(colbuf.data(), colbuf.size(), l);
+          m.scales[r * nb + b] = p.scale;
+          m.zero_points[r * nb + b] = p.zero;
         }
-        const double d = U(i, i);
-        const int64_t c = perm[i];
-        for (int64_t r = r0; r < r1; ++r) {
-          int64_t g = m.group_of(r, c);
-          GroupParams p{m.scales[g], m.zero_points[g]};
-          uint8_t q = quantize_code(static_cast<float>(W(r, i)), p, code_max);
-          m.codes[r * cols + c] = q;
-          double wq = static_cast<double>(p.scale) * (static_cast<double>(q) - p.zero);
-          Err(r - r0, i - i1) = (W(r, i) - wq) / d;
-        }
-        // Feedback inside the batch, to the columns right of i.
-        const int64_t rest = i2 - i - 1;
-        if (rest > 0) Wr.block(0, i + 1, nr, rest).noalias() -= Err.col(i - i1) * U.block(i, i + 1, 1, rest);
       }
-      if (i2 < cols) Wr.rightCols(cols - i2).noalias() -= Err.leftCols(cnt) * U.block(i1, i2, cnt, cols - i2);
+      const float d = U(i, i);
+      const int64_t c = perm[i];
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t g = m.group_of(r, c);
+        GroupParams p{m.scales[g], m.zero_points[g]};
+        uint8_t q = quantize_code(W(r, i), p, code_max);
+        m.codes[r * cols + c] = q;
+        const float wq = p.scale * (static_cast<float>(q) - static_cast<float>(p.zero));
+        Err(r, i - i1) = (W(r, i) - wq) / d;
+      }
+      // Feedback inside the batch, to the columns right of i.
+      const int64_t rest = i2 - i - 1;
+      if (rest > 0) W.block(0, i + 1, rows, rest).noalias() -= Err.col(i - i1) * U.block(i, i + 1, 1, rest);
     }
-  };
-  const int64_t hw = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
-  const int64_t nt = std::min<int64_t>({hw, std::max<int64_t>(1, rows / 64), std::max<int64_t>(1, rows * cols * cols / (int64_t(1) << 26))});
-  if (nt <= 1) {
-    run_rows(0, rows);
-  } else {
-    std::vector<std::thread> th;
-    for (int64_t k = 0; k < nt; ++k) th.emplace_back(run_rows, rows * k / nt, rows * (k + 1) / nt);
-    for (auto& t : th) t.join();
+    // The batch's errors onto every later column at once: W[:, i2:] −= Err · U[i1:i2, i2:].
+    if (i2 < cols)
+      gemm('N', 'N', rows, cols - i2, cnt, -1.f, Err.data(), B, U.data() + i1 * cols + i2, cols, 1.f, W.data() + i2, cols);
   }
   return m;
 }

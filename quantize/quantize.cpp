@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <regex>
 #include <limits>
 #include <set>
@@ -14,6 +15,7 @@
 #include "engine/calibrate.h"
 #include "graph/errors.h"
 #include "graph/onnx_io.h"
+#include "graph/spill.h"
 #include "graph/opset_convert.h"
 #include "graph/subgraphs.h"
 #include "quantize/allocate.h"
@@ -566,6 +568,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       boundary = sg.runner->run(boundary, hook, watch, [&] { for (auto& o : observers) o->end_batch(); },
                                 opt.sequential_cache_bytes);
       sg.runner.reset();  // its copies of the segment's weights (and their mappings) go
+      if (trace_memory()) std::fprintf(stderr, "[memory] segment %zu calibrated: %s\n", next_segment - 1, memory_status_line().c_str());
       CalibrationStats st;
       for (auto& o : observers) {
         o->store(st);
@@ -747,6 +750,10 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     }
   };
   std::vector<QuantizedLayer> out;
+  std::unique_ptr<SpillFile> spill;
+  if (opt.format == Format::MatMulNBits && opt.spill_model_bytes >= 0 &&
+      static_cast<int64_t>(model_weight_bytes(m)) > opt.spill_model_bytes)
+    spill = std::make_unique<SpillFile>();
   double bit_sum = 0;
   int n_awq = 0, n_bias = 0, n_gptq = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -798,6 +805,10 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     out.push_back({layers[i], std::move(q)});
     std::vector<float>().swap(weights[i]);
     std::vector<double>().swap(grams[i]);
+    // The float weight's mapped pages (read by the quantizer or a calibration segment) leave the
+    // resident set even though the caller's copy of the input model still shares the range.
+    if (const Tensor* wt = layer_graph(g, layers[i]).initializer(layers[i].weight)) release_pages(wt->bytes);
+    if (trace_memory()) std::fprintf(stderr, "[memory] layer %s done: %s\n", layers[i].node.c_str(), memory_status_line().c_str());
     // MatMulNBits layers are exported as they are quantized (no opset decision depends on the
     // others), so their codes and the float weight they replace are released layer by layer.
     if (opt.format == Format::MatMulNBits && layers[i].op != "Conv") {
@@ -805,6 +816,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       export_quantized(m, {out.back()}, opt.format);
       if (is_half(half_of(layers[i]))) restore_weight_type(layer_graph(g, layers[i]), layers[i], half_of(layers[i]));
       out.pop_back();
+      if (spill) spill_owned_tensors(layer_graph(g, layers[i]), *spill, size_t(64) << 10);
     }
   }
   rep.avg_bits = bit_sum / static_cast<double>(rep.quantized_params);

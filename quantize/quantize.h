@@ -57,6 +57,11 @@ struct QuantizeOptions {
   ExecutorOptions sequential_exec;
   int64_t sequential_gram_bytes = int64_t(1) << 30;
   size_t sequential_cache_bytes = size_t(256) << 20;  // boundary activations in memory, the rest spilled
+  // Layer-streamed output (issue 18): on a model whose weights pass this many bytes, each exported
+  // MatMulNBits layer's new tensors (64 KiB and up) move to a temporary file as they are made
+  // (graph/spill.h SpillFile), so the packed model is not held in memory until it is saved; the
+  // saved file is the same bytes. Negative: never.
+  int64_t spill_model_bytes = int64_t(1) << 30;
   // Called after each layer is quantized (GPTQ on large models takes minutes); may throw to cancel.
   std::function<void(int64_t done, int64_t total)> progress;
 };

@@ -4,7 +4,9 @@
 
 #include <sys/resource.h>
 
+#include <Eigen/Dense>
 #include <cmath>
+#include <random>
 #include <fstream>
 #include <utility>
 #include <nlohmann/json.hpp>
@@ -15,6 +17,7 @@
 #include "graph/inspect.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
+#include "graph/spill.h"
 #include "quantize/quantize.h"
 #include "support.h"
 
@@ -424,4 +427,149 @@ TEST_CASE("quantize --gram-budget-mib: a model whose Grams exceed the budget is 
   CHECK(method["seq"].find("block by block") != std::string::npos);
   CHECK(read_all(dir / "seq.onnx") == read_all(dir / "one.onnx"));
   CHECK(run_cli({"quantize", p.string(), "-o", (dir / "bad.onnx").string(), "--gram-budget-mib", "0"}).rc != 0);
+}
+
+namespace {
+// RssFile of this process in KiB (mapped file pages it has touched and still holds).
+int64_t rss_file_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("RssFile:", 0) == 0) return std::atoll(line.c_str() + 8);
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("release_pages drops a read weight's pages from the resident set; a written range keeps its bytes", "[scale]") {
+  fs::path dir = temp_dir("scale_release");
+  // One 16 MiB weight (2048 x 2048 floats).
+  fs::path p = save_external(ffn_model(1, 2048, 2048, 131), dir, "m.onnx");
+  Model m = load_model(p);
+  Model shared = m;  // the pipeline's reference copy shares every range
+  Tensor* w = m.graph.initializer("b0.w1");
+  REQUIRE(w);
+  REQUIRE(w->bytes.is_mapped());
+  const int64_t before = rss_file_kib();
+  double sum = 0;
+  const Bytes& cb = w->bytes;
+  for (size_t i = 0; i < cb.size(); i += 4096) sum += cb.data()[i];  // the executor's kind of read
+  const int64_t read = rss_file_kib();
+  INFO("RssFile KiB before " << before << ", after the read " << read << ", sum " << sum);
+  CHECK(read - before >= 15 * 1024);
+  release_pages(cb);
+  const int64_t released = rss_file_kib();
+  INFO("after release " << released);
+  CHECK(read - released >= 15 * 1024);
+  // Still readable: the pages come back from the file.
+  const Model ref = load_model(p);
+  CHECK(w->bytes == ref.graph.initializer("b0.w1")->bytes);
+  // A range written through its private mapping keeps its pages (and the write).
+  Model solo = load_model(p);
+  Tensor* s = solo.graph.initializer("b0.w1");
+  s->bytes.data()[0] ^= 0xff;
+  const uint8_t v = s->bytes.data()[0];
+  release_pages(s->bytes);
+  CHECK(s->bytes.data()[0] == v);
+}
+
+TEST_CASE("block runner: the weight pages a segment read leave the resident set after its run", "[scale]") {
+  fs::path dir = temp_dir("scale_runner_pages");
+  fs::path p = save_external(ffn_model(2, 1024, 2048, 137), dir, "m.onnx");  // 32 MiB of weights
+  Model m = load_model(p);
+  normalize(m);
+  const auto segs = split_graph(m.graph, {m.graph.nodes.size() / 2});
+  CalibrationSource cs("random:4:1", m, CalibrationDataOptions(4));
+  REQUIRE(segs.size() == 2);
+  int64_t before = 0, peak = 0;
+  // The first round also faults in the executor's library code (file pages too): measure the second.
+  for (int round = 0; round < 2; ++round) {
+    BoundaryCache c = cache_source(cs);
+    before = peak = rss_file_kib();
+    for (size_t k = 0; k < segs.size(); ++k) {
+      BlockRunner r(m, segs[k]);
+      // The hook runs after fc1 (h2 = relu(fc1)): its 8 MiB weight has been read.
+      c = r.run(c, [&](const std::string&, const Tensor&) { peak = std::max(peak, rss_file_kib()); },
+                {"b" + std::to_string(k) + ".h2"});
+    }
+  }
+  const int64_t after = rss_file_kib();
+  INFO("RssFile KiB before " << before << ", peak while running " << peak << ", after " << after);
+  CHECK(peak - before >= 6 * 1024);  // the executor did read the weights through the mapping
+  CHECK(after - before < 2 * 1024);  // and they are gone once each segment is done
+  for (const auto& t : m.graph.initializers) CHECK(t.bytes.is_mapped());  // nothing was copied
+}
+
+TEST_CASE("layer-streamed output: MatMulNBits layers spilled as they are made save the in-memory path's bytes", "[scale]") {
+  fs::path dir = temp_dir("scale_spill");
+  fs::path p = save_external(ffn_model(3, 256, 512, 141), dir, "m.onnx");
+  std::string files[2][2];
+  for (int spill = 0; spill < 2; ++spill) {
+    Model m = load_model(p);
+    normalize(m);
+    quant::QuantizeOptions o;
+    o.bits = 4;
+    o.format = quant::Format::MatMulNBits;
+    o.layout.granularity = quant::Granularity::Block;
+    o.spill_model_bytes = spill ? 0 : -1;
+    quant::quantize_model(m, o);
+    int big = 0;  // the six layers' packed weights (4-bit MatMulNBits, 8-bit ends) are >= 64 KiB
+    for (const auto& t : m.graph.initializers)
+      if (t.nbytes() >= (64 << 10)) {
+        INFO(t.name);
+        ++big;
+        CHECK(t.bytes.is_mapped() == (spill == 1));
+        CHECK_FALSE(t.bytes.is_resident());
+      }
+    CHECK(big >= 6);
+    const std::string name = spill ? "spill.onnx" : "mem.onnx";
+    save_external(m, dir, name);
+    files[spill][0] = read_all(dir / name);
+    files[spill][1] = read_all(dir / (name + ".data"));
+    if (spill) agree_with_ort(m, random_inputs(m, 4, 5), 1e-4);
+  }
+  CHECK(files[0][1].size() > (256 << 10));
+  CHECK(files[1][0] == files[0][0]);
+  CHECK(files[1][1] == files[0][1]);
+}
+
+TEST_CASE("GPTQ's blocked single-precision factorization matches a double-precision column-by-column GPTQ", "[scale][gptq]") {
+  // 600 columns: three Cholesky blocks and a two-level recursive inverse, none a multiple of 64.
+  const int64_t K = 600, N = 40, T = 64;
+  std::mt19937_64 rng(9);
+  std::normal_distribution<double> nd(0, 1);
+  Eigen::MatrixXd Z(T, K), A(K, K);
+  for (int64_t i = 0; i < T * K; ++i) Z.data()[i] = nd(rng);
+  for (int64_t i = 0; i < K * K; ++i) A.data()[i] = nd(rng) * (i % K < 40 ? 1.0 : 0.05);
+  const Eigen::MatrixXd X = Z * A;
+  using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const MatD G = X.transpose() * X;
+  std::vector<double> xtx(G.data(), G.data() + K * K);
+  std::vector<float> w(static_cast<size_t>(N * K));
+  for (auto& v : w) v = static_cast<float>(nd(rng) * 0.1);
+  quant::QuantLayout l;
+  l.bits = 4;
+  l.scheme = quant::Scheme::Sym;
+  l.granularity = quant::Granularity::Channel;
+  const quant::QuantizedMatrix q = quant::quantize_gptq(w.data(), N, K, l, xtx);
+  // Reference: H = 2G + λI, U = chol_upper(H⁻¹) in double, one column at a time, same scales.
+  MatD H = 2.0 * G;
+  H.diagonal().array() += 0.01 * H.diagonal().mean();
+  const MatD Hinv = H.inverse();
+  const MatD U = Hinv.llt().matrixU();
+  MatD W(N, K);
+  for (int64_t i = 0; i < N * K; ++i) W.data()[i] = w[i];
+  size_t diff = 0;
+  for (int64_t i = 0; i < K; ++i)
+    for (int64_t r = 0; r < N; ++r) {
+      const quant::GroupParams gp{q.scales[q.group_of(r, i)], q.zero_points[q.group_of(r, i)]};
+      const uint8_t c = quant::quantize_code(static_cast<float>(W(r, i)), gp, l.code_max());
+      diff += c != q.codes[r * K + i];
+      const double e = (W(r, i) - gp.scale * (static_cast<double>(c) - gp.zero)) / U(i, i);
+      W.block(r, i + 1, 1, K - i - 1) -= e * U.block(i, i + 1, 1, K - i - 1);
+    }
+  INFO("codes differing from the double reference: " << diff << " of " << q.codes.size());
+  CHECK(diff <= q.codes.size() / 200);  // float rounding flips a few near-ties
+  const double e_rtn = quant::gram_error(w, quant::quantize_rtn(w.data(), N, K, l).dequantize(), N, K, xtx);
+  const double e_gptq = quant::gram_error(w, q.dequantize(), N, K, xtx);
+  CHECK(e_gptq < 0.8 * e_rtn);
 }
