@@ -33,7 +33,7 @@ double ms_since(Clock::time_point t0) {
 
 [[noreturn]] void usage(const std::string& why) {
   throw oc::InvalidArgument(why + " (usage: oc-executor-bench MODEL --data SPEC [--shape NAME=D,D] [--batch B] "
-                                  "[--threads T] [--mode infer|calib] [--samples N] [--repeat R] [--profile])");
+                                  "[--threads T] [--mode infer|calib] [--samples N] [--repeat R] [--profile] [--no-fuse])");
 }
 
 std::vector<int64_t> parse_dims(const std::string& s) {
@@ -71,7 +71,7 @@ int bench(int argc, char** argv) {
   std::map<std::string, std::vector<int64_t>> shapes;
   int64_t batch = 8, samples = 0;
   int threads = 1, repeat = 10;
-  bool profile = false;
+  bool profile = false, fuse = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -90,6 +90,7 @@ int bench(int argc, char** argv) {
     else if (a == "--samples") samples = std::stoll(value());
     else if (a == "--repeat") repeat = std::stoi(value());
     else if (a == "--profile") profile = true;
+    else if (a == "--no-fuse") fuse = false;  // A/B runs of the executor's fusions (engine/fusion.h)
     else if (!a.empty() && a[0] == '-') usage("unknown option " + a);
     else if (model_path.empty()) model_path = a;
     else usage("more than one model");
@@ -108,6 +109,7 @@ int bench(int argc, char** argv) {
   oc::ExecutorOptions eo;
   eo.num_threads = threads;
   eo.profile = profile;
+  eo.fuse = fuse;
 
   nlohmann::json out = {{"model", model_path}, {"mode", mode}, {"threads", threads}};
   if (mode == "infer") {

@@ -19,17 +19,22 @@ namespace oc {
 
 class Executor;
 
-// An activation the executor fused into the Conv that produces its input (engine/fusion.h): the
-// Conv applies it to its output, and the activation node passes that value on unchanged.
-//   Relu max(v, 0)   LeakyRelu v>0 ? v : αv   Clip min(max(v, lo), hi)   Sigmoid 1/(1+e^-v)
+// What the executor fused into the Conv or MatMul that produces a value (engine/fusion.h): the
+// producer adds `bias` (MatMul only: a constant [N] the following Add added) and applies the
+// activation to its output, and the fused nodes pass that value on unchanged.
+//   None v   Relu max(v, 0)   LeakyRelu v>0 ? v : αv   Clip min(max(v, lo), hi)   Sigmoid 1/(1+e^-v)
 //   HardSigmoid clamp(αv+β, 0, 1)   Swish v·Sigmoid(v)   HardSwish v·HardSigmoid(v)
+//   GeluErf ½v(1 + erf(v/√2))   GeluTanh ½v(1 + tanh(√(2/π)(v + 0.044715v³)))   Linear αv + β
 struct FusedActivation {
-  enum class Kind { Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, Swish, HardSwish } kind = Kind::Relu;
-  float alpha = 0;  // LeakyRelu slope; HardSigmoid/HardSwish slope
-  float beta = 0;   // HardSigmoid/HardSwish offset
+  enum class Kind { None, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, Swish, HardSwish, GeluErf, GeluTanh, Linear };
+  Kind kind = Kind::None;
+  float alpha = 0;  // LeakyRelu slope; HardSigmoid/HardSwish slope; Linear scale
+  float beta = 0;   // HardSigmoid/HardSwish/Linear offset
   float lo = 0, hi = 0;  // Clip bounds
+  const Tensor* bias = nullptr;  // MatMul: the constant [N] added before the activation
   float operator()(float v) const {
     switch (kind) {
+      case Kind::None: return v;
       case Kind::Relu: return v > 0 ? v : 0;
       case Kind::LeakyRelu: return v > 0 ? v : alpha * v;
       case Kind::Clip: return v < lo ? lo : v > hi ? hi : v;
@@ -37,6 +42,9 @@ struct FusedActivation {
       case Kind::HardSigmoid: return std::min(1.f, std::max(0.f, alpha * v + beta));
       case Kind::Swish: return v / (1.f + std::exp(-v));
       case Kind::HardSwish: return v * std::min(1.f, std::max(0.f, alpha * v + beta));
+      case Kind::GeluErf: return 0.5f * v * (1.f + std::erf(v * 0.70710678f));
+      case Kind::GeluTanh: return 0.5f * v * (1.f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+      case Kind::Linear: return alpha * v + beta;
     }
     return v;
   }
@@ -77,7 +85,8 @@ struct KernelContext {
   std::vector<uint8_t> in_channels_last = {};
   std::vector<uint8_t> out_channels_last = {};
   bool allow_channels_last = false;
-  // Set for a Conv whose activation the executor fused (engine/fusion.h): apply it to output 0.
+  // Set for a Conv/MatMul whose activation (and MatMul bias) the executor fused (engine/fusion.h):
+  // apply it to output 0.
   const FusedActivation* fused = nullptr;
   // Per input: whether it is an initializer of the model (its storage lives as long as the
   // executor), so what the kernel derives from it may go into `constants`.

@@ -256,3 +256,74 @@ TEST_CASE("Conv applies SiLU, HardSwish, Sigmoid and HardSigmoid itself, with th
       CHECK(max_rel_error(r.out[mode].at(out), ref.at(out)) <= 1e-4);
     }
 }
+
+namespace {
+
+// Linear layers the executor fuses (engine/fusion.h): MatMul + bias Add + GELU (torch's erf form),
+// MatMul + bias Add + Relu, MatMul + scalar Mul; and three that must stay as they are: a bias Add
+// whose MatMul output is also a graph output, an Add of a non-constant value, and a GELU whose
+// Div constant is not √2.
+Model linear_mix(uint64_t seed) {
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  auto w = [&](const std::string& name, std::vector<int64_t> dims) {
+    g.add_initializer(random_tensor(name, std::move(dims), seed++, -0.5f, 0.5f));
+  };
+  auto scalar = [&](const std::string& name, float v) { g.add_initializer(Tensor::from_float(name, {}, {v})); };
+  g.inputs.push_back(tensor_value("x", {2, 5, 12}));
+  g.inputs.push_back(tensor_value("z", {2, 5, 16}));
+  w("w1", {12, 16}); w("b1", {16}); w("w2", {16, 8}); w("b2", {8}); w("w3", {12, 16}); w("w4", {12, 16}); w("b4", {16});
+  w("w5", {12, 16}); w("w6", {12, 16}); w("b6", {16});
+  scalar("sqrt2", 1.41421356f); scalar("one", 1.f); scalar("half", 0.5f); scalar("quarter", 0.25f); scalar("two", 2.f);
+  g.add_node(make_node("MatMul", {"x", "w1"}, {"h1"}));
+  g.add_node(make_node("Add", {"b1", "h1"}, {"h1b"}));
+  g.add_node(make_node("Div", {"h1b", "sqrt2"}, {"d"}));
+  g.add_node(make_node("Erf", {"d"}, {"e"}));
+  g.add_node(make_node("Add", {"e", "one"}, {"e1"}));
+  g.add_node(make_node("Mul", {"h1b", "e1"}, {"m"}));
+  g.add_node(make_node("Mul", {"m", "half"}, {"gelu"}));
+  g.add_node(make_node("MatMul", {"gelu", "w2"}, {"h2"}));
+  g.add_node(make_node("Add", {"h2", "b2"}, {"h2b"}));
+  g.add_node(make_node("Relu", {"h2b"}, {"y"}));
+  g.add_node(make_node("MatMul", {"x", "w3"}, {"h3"}));
+  g.add_node(make_node("Mul", {"h3", "quarter"}, {"scaled"}));
+  g.add_node(make_node("MatMul", {"x", "w4"}, {"h4"}));  // h4 is a graph output: its Add stays
+  g.add_node(make_node("Add", {"h4", "b4"}, {"h4b"}));
+  g.add_node(make_node("MatMul", {"x", "w5"}, {"h5"}));
+  g.add_node(make_node("Add", {"h5", "z"}, {"h5z"}));  // not a constant bias
+  g.add_node(make_node("MatMul", {"x", "w6"}, {"h6"}));
+  g.add_node(make_node("Add", {"h6", "b6"}, {"h6b"}));  // bias fused, the GELU-like chain is not (Div by 2)
+  g.add_node(make_node("Div", {"h6b", "two"}, {"d6"}));
+  g.add_node(make_node("Erf", {"d6"}, {"e6"}));
+  g.add_node(make_node("Add", {"e6", "one"}, {"e61"}));
+  g.add_node(make_node("Mul", {"h6b", "e61"}, {"m6"}));
+  g.add_node(make_node("Mul", {"m6", "half"}, {"not_gelu"}));
+  g.outputs = {tensor_value("y", {2, 5, 8}), tensor_value("scaled", {2, 5, 16}), tensor_value("h4", {2, 5, 16}),
+               tensor_value("h4b", {2, 5, 16}), tensor_value("h5z", {2, 5, 16}), tensor_value("not_gelu", {2, 5, 16})};
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("MatMul applies its bias Add, GELU, Relu and a scale itself, with the unfused numbers",
+          "[executor][ort][layout]") {
+  Model m = linear_mix(11);
+  normalize(m);
+  fs::path p = temp_dir("fuse") / "linear.onnx";
+  save_model(m, p);
+  std::map<std::string, Tensor> in = {{"x", random_tensor("x", {2, 5, 12}, 5, -2.f, 2.f)},
+                                      {"z", random_tensor("z", {2, 5, 16}, 6)}};
+  Runs r = run_all(m, in);
+  // Bias Adds of h1, h2, h6; the GELU's Div, Erf, Add(1) run nowhere and its two Muls hand the value
+  // on; the Relu; the scale Mul.
+  const std::map<std::string, int64_t> none, want = {{"Add", 4}, {"Div", 1}, {"Erf", 1}, {"Mul", 3}, {"Relu", 1}};
+  CHECK(r.fused[0] == none);
+  CHECK(r.fused[2] == want);
+  auto ref = run_ort(p, in);
+  for (int mode = 0; mode < 4; ++mode)
+    for (const char* out : {"y", "scaled", "h4", "h4b", "h5z", "not_gelu"}) {
+      INFO("channels-last " << (mode & 1) << ", fused " << (mode >> 1) << ": " << out);
+      CHECK(max_rel_error(r.out[mode].at(out), r.out[0].at(out)) <= 1e-5);
+      CHECK(max_rel_error(r.out[mode].at(out), ref.at(out)) <= 1e-4);
+    }
+}

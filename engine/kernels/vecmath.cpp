@@ -19,6 +19,36 @@ OC_VEC_CLONES void erf_array(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = verf(x[i]);
 }
 
+OC_VEC_CLONES void clamp_affine_array(const float* x, float* y, int64_t n, float alpha, float beta, float lo,
+                                      float hi, bool gated) {
+  if (gated) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = alpha * x[i] + beta;
+      y[i] = x[i] * (v < lo ? lo : v > hi ? hi : v);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = alpha * x[i] + beta;
+      y[i] = v < lo ? lo : v > hi ? hi : v;
+    }
+  }
+}
+
+OC_VEC_CLONES void leaky_relu_array(const float* x, float* y, int64_t n, float alpha) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : alpha * x[i];
+}
+
+OC_VEC_CLONES void gelu_erf_array(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.f + verf(x[i] * 0.70710678118654752f));
+}
+
+OC_VEC_CLONES void gelu_tanh_array(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    y[i] = 0.5f * v * (1.f + vtanh(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+  }
+}
+
 OC_VEC_CLONES void tanh_array(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = vtanh(x[i]);
 }

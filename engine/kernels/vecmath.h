@@ -49,6 +49,13 @@ inline float vsigmoid(float x) { return 1.f / (1.f + vexp(-x)); }
 void exp_array(const float* x, float* y, int64_t n);
 void erf_array(const float* x, float* y, int64_t n);
 void tanh_array(const float* x, float* y, int64_t n);
+// y = clamp(α·x + β, lo, hi), times x when `gated` (Relu, Clip, HardSigmoid, HardSwish, affine).
+void clamp_affine_array(const float* x, float* y, int64_t n, float alpha, float beta, float lo, float hi, bool gated);
+// y = x > 0 ? x : α·x
+void leaky_relu_array(const float* x, float* y, int64_t n, float alpha);
+// GELU: ½x(1 + erf(x/√2)), and its tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+void gelu_erf_array(const float* x, float* y, int64_t n);
+void gelu_tanh_array(const float* x, float* y, int64_t n);
 void sigmoid_array(const float* x, float* y, int64_t n);
 // y[i] += a · x[i·stride] for n elements (a row of a depthwise convolution).
 void axpy_strided(float* y, const float* x, int64_t n, int64_t stride, float a);
