@@ -8,11 +8,14 @@
 //   DQ x, DQ W int8, DQ b int32 → Conv [→ Relu|Clip]  | QLinearConv         | yes
 //   DQ x, DQ W int8 → MatMul                           | QLinearMatMul       | optional: without
 //                                                      |                     | it MatMulIntegerToFloat
-//   DQ x, DQ W int8, DQ c int32 → Gemm                 | QGemm               | optional
+//   DQ x, DQ W int8, DQ c int32 → Gemm                 | (QGemm: not formed  | – (Gemms stay float,
+//                                                      |  by the CPU EP)     | float weights)
 //   DQ a, DQ b → Add | Mul  (b may be a constant)      | QLinearAdd/Mul      | yes
 //   DQ x_i → Concat                                    | QLinearConcat       | yes
 //   DQ x → AveragePool | GlobalAveragePool | Sigmoid | LeakyRelu | QLinear* | yes
 //   DQ x → MaxPool | Resize | Reshape | Transpose | …  | the op on uint8     | yes, same (s, z) as x
+//   DQ x → HardSigmoid, written Add(x, β/α)            | QLinearAdd          | yes, over [0, 1/α]; its
+//                                                      |                     | DQ scale ×α (see below)
 //
 // A Relu (or Clip from 0) right after such a node is removed by ORT when the output Q's zero point
 // is the type minimum, so the Q goes after the activation, and its range starts at 0. On x86 MLAS
@@ -25,8 +28,9 @@
 // int8 DequantizeLinear are integer; an elementwise op above is integer when every input is an
 // integer op's output (so a CNN is integer from its first Conv on, while a transformer's LayerNorm,
 // Softmax and GELU stay float and its MatMuls read quantized inputs and write float); pass-through
-// ops follow their input. Outputs that nothing integer reads are not quantized (a Conv's always is:
-// QLinearConv needs it), and graph outputs never are.
+// ops follow their input. Outputs that nothing integer reads are not quantized (a Conv's or Gemm's
+// always is: QLinearConv needs it), and graph outputs never are; a Conv writing one, and every Gemm,
+// stays float with float weights (a weight DequantizeLinear there would only cost time).
 #pragma once
 #include <map>
 #include <set>
@@ -51,11 +55,17 @@ struct StaticQdqPlan {
   // Integer Add/Mul/Div with one constant operand (node -> its input index): the constant is stored
   // uint8 behind a DequantizeLinear; a Div becomes a Mul by the reciprocal.
   std::map<std::string, int> constants;
+  // HardSigmoid nodes run as QLinearAdd (node -> its output): clip(αx + β, 0, 1) = α·clip(x + β/α, 0, 1/α),
+  // so the node becomes Add(x, β/α) whose output Q spans [0, 1/α] (saturation is the clip) and whose
+  // DequantizeLinear scale is α times the Q's: readers get the HardSigmoid values, and the x·HardSigmoid(x)
+  // of HardSwish / the squeeze-excite gate's Mul become QLinearMul (ORT has no int8 HardSigmoid).
+  std::map<std::string, std::string> hardsigmoids;
 };
 
 // `layers`: Conv/MatMul/Gemm nodes whose weight is (or will be) int8 symmetric. The weight input
 // may be an initializer (before export) or a DequantizeLinear of one (after).
-StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layers);
+// `hardsigmoid` false leaves HardSigmoid nodes float (how the thin-region rule sees the graph).
+StaticQdqPlan plan_static_qdq(const Model& m, const std::set<std::string>& layers, bool hardsigmoid = true);
 
 struct StaticQdqResult {
   int pairs = 0;          // Q→DQ pairs inserted

@@ -362,3 +362,84 @@ TEST_CASE("int8 leaves convs too thin to pay float, with float weights and a not
   auto ours = agree_with_ort(q, in, 1e-4);
   CHECK(max_rel_error(ours.at("y"), ref, 0.05) < 0.05);
 }
+
+TEST_CASE("int8 on a model whose opset cannot be raised to 13 is refused in one line naming the blocker", "[static_qdq][cli]") {
+  // Upsample was removed at opset 10, so this opset-9 model cannot reach the opset-13 Q/DQ.
+  fs::path dir = temp_dir("sqdq_opset9");
+  Model f = small_cnn(12);
+  f.set_opset("", 9);
+  Graph& g = f.graph;
+  g.nodes.back().outputs = {"pre"};
+  g.add_initializer(Tensor::from_float("up.scales", {2}, {1.f, 1.f}));
+  g.add_node(make_node("Upsample", {"pre", "up.scales"}, {"y"}, "up"));
+  save_model(f, dir / "legacy.onnx");
+  auto r = run_cli({"quantize", (dir / "legacy.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:8:3"});
+  INFO(r.out);
+  CHECK(r.rc != 0);
+  CHECK_THAT(r.out, Catch::Contains("opset 13"));
+  CHECK_THAT(r.out, Catch::Contains("Upsample"));
+  CHECK_THAT(r.out, Catch::Contains("w8"));
+  std::string last = r.out;
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  CHECK(last.find('\n') == std::string::npos);  // one line
+  CHECK(!fs::exists(dir / "q.onnx"));
+  // The weight-only recipe it names works on the same model.
+  auto w8 = run_cli({"compress", (dir / "legacy.onnx").string(), "-o", (dir / "w8.onnx").string(), "--recipe", "w8"});
+  INFO(w8.out);
+  CHECK(w8.rc == 0);
+  CHECK(fs::exists(dir / "w8.onnx"));
+}
+
+TEST_CASE("HardSwish and a HardSigmoid squeeze-excite gate run on uint8: QLinearAdd + QLinearMul", "[static_qdq]") {
+  // x -> Conv -> h = c · HardSigmoid(c) -> GAP -> Conv -> g = HardSigmoid -> s = h · g -> Conv -> y
+  // (MobileNetV3's HardSwish and squeeze-excite as torchvision exports them; ORT has no int8 HardSigmoid).
+  fs::path dir = temp_dir("sqdq_hsig");
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  g.inputs.push_back(tensor_value("x", {1, 16, 8, 8}));
+  g.add_initializer(random_tensor("w1", {32, 16, 3, 3}, 1, -0.2f, 0.2f));
+  g.add_initializer(random_tensor("b1", {32}, 2));
+  g.add_initializer(random_tensor("wse", {32, 32, 1, 1}, 4, -0.3f, 0.3f));
+  g.add_initializer(random_tensor("bse", {32}, 5));
+  g.add_initializer(random_tensor("w2", {32, 32, 1, 1}, 3, -0.3f, 0.3f));
+  Node c1 = make_node("Conv", {"x", "w1", "b1"}, {"c"}, "conv1");
+  c1.set_attr_ints("pads", {1, 1, 1, 1});
+  g.add_node(c1);
+  Node hs = make_node("HardSigmoid", {"c"}, {"hs"}, "hsig");
+  hs.set_attr_float("alpha", 1.f / 6.f);
+  g.add_node(hs);
+  g.add_node(make_node("Mul", {"c", "hs"}, {"h"}));
+  g.add_node(make_node("GlobalAveragePool", {"h"}, {"p"}));
+  g.add_node(make_node("Conv", {"p", "wse", "bse"}, {"e"}, "se"));
+  Node gate = make_node("HardSigmoid", {"e"}, {"gate"}, "gate");
+  gate.set_attr_float("alpha", 1.f / 6.f);
+  g.add_node(gate);
+  g.add_node(make_node("Mul", {"h", "gate"}, {"s"}));
+  g.add_node(make_node("Conv", {"s", "w2"}, {"y"}, "conv2"));
+  g.outputs.push_back(tensor_value("y", {1, 32, 8, 8}));
+  save_model(m, dir / "hs.onnx");
+  auto r = run_cli({"quantize", (dir / "hs.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:16:5"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model q = load_model(dir / "q.onnx");
+  CHECK(count_ops(q, "HardSigmoid") == 0);
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  CHECK(ops["QLinearConv"] == 2);  // conv2 writes the graph output: float, with float weights
+  CHECK(ops["QLinearAdd"] == 2);  // the two HardSigmoids' x + 3
+  CHECK(ops["QLinearMul"] == 2);  // HardSwish's product and the gate
+  CHECK(ops["QLinearGlobalAveragePool"] == 1);
+  CHECK(ops["HardSigmoid"] == 0);
+  CHECK(ops["Mul"] == 0);
+  CHECK(ops["DequantizeLinear"] == 1);  // only conv2's input: nothing float inside
+  quant::DeployCheck d = quant::check_deployment(q);
+  CHECK(d.integer_ops["QLinearConv"] == 2);
+  CHECK(d.weight_only.empty());
+  CHECK(d.float_ops.count("HardSigmoid") == 0);
+  CHECK(d.float_ops.count("Mul") == 0);
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 16, 8, 8}, 8, 0.f, 1.f)}};
+  Tensor ref = run_ort(dir / "hs.onnx", in).at("y");
+  auto ours = agree_with_ort(q, in, 2e-2);
+  CHECK(max_rel_error(ours.at("y"), ref, 0.05) < 0.1);
+}
