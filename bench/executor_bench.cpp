@@ -33,7 +33,7 @@ double ms_since(Clock::time_point t0) {
 
 [[noreturn]] void usage(const std::string& why) {
   throw oc::InvalidArgument(why + " (usage: oc-executor-bench MODEL --data SPEC [--shape NAME=D,D] [--batch B] "
-                                  "[--threads T] [--mode infer|calib] [--samples N] [--repeat R] [--profile] [--no-fuse])");
+                                  "[--threads T] [--mode infer|calib] [--samples N] [--repeat R] [--profile] [--no-fuse] [--gram-max-positions P])");
 }
 
 std::vector<int64_t> parse_dims(const std::string& s) {
@@ -69,7 +69,7 @@ oc::CalibrationPlan full_plan(const oc::Model& m) {
 int bench(int argc, char** argv) {
   std::string model_path, spec, mode = "infer";
   std::map<std::string, std::vector<int64_t>> shapes;
-  int64_t batch = 8, samples = 0;
+  int64_t batch = 8, samples = 0, max_positions = 0;
   int threads = 1, repeat = 10;
   bool profile = false, fuse = true;
   for (int i = 1; i < argc; ++i) {
@@ -90,7 +90,8 @@ int bench(int argc, char** argv) {
     else if (a == "--samples") samples = std::stoll(value());
     else if (a == "--repeat") repeat = std::stoi(value());
     else if (a == "--profile") profile = true;
-    else if (a == "--no-fuse") fuse = false;  // A/B runs of the executor's fusions (engine/fusion.h)
+    else if (a == "--no-fuse") fuse = false;
+    else if (a == "--gram-max-positions") max_positions = std::stoll(value());  // Conv Grams on a subset of positions  // A/B runs of the executor's fusions (engine/fusion.h)
     else if (!a.empty() && a[0] == '-') usage("unknown option " + a);
     else if (model_path.empty()) model_path = a;
     else usage("more than one model");
@@ -139,7 +140,8 @@ int bench(int argc, char** argv) {
     out["to_channels_last_for"] = ex.last_run_stats().to_channels_last_for;
     if (profile) out["op_ms"] = best_profile;
   } else {
-    const oc::CalibrationPlan plan = full_plan(model);
+    oc::CalibrationPlan plan = full_plan(model);
+    plan.gram_max_positions = max_positions;
     const auto t0 = Clock::now();
     oc::CalibrationStats stats = oc::calibrate(model, source, plan, nullptr, eo);
     const double ms = ms_since(t0);
@@ -147,6 +149,7 @@ int bench(int argc, char** argv) {
     out["samples"] = stats.samples;
     out["minmax_values"] = plan.minmax.size();
     out["gram_layers"] = plan.grams.size();
+    out["gram_max_positions"] = max_positions;
     out["seconds"] = ms / 1000.0;
     out["samples_per_s"] = static_cast<double>(stats.samples) / ms * 1000.0;
   }
