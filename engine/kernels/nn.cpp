@@ -793,8 +793,18 @@ void layer_norm(KernelContext& ctx) {
   stat_dims.resize(x.dims.size(), 1);
   float* mean = wants_output(ctx, 1) ? new_f32(ctx, 1, stat_dims).data<float>() : nullptr;
   float* inv = wants_output(ctx, 2) ? new_f32(ctx, 2, stat_dims).data<float>() : nullptr;
-  normalize_rows(x.data<float>(), y.data<float>(), rows, len, ctx.node.attr_float("epsilon", 1e-5f),
-                 [&](int64_t, int64_t i) { return std::pair<float, float>(scale[i], bias[i]); }, mean, inv);
+  const float eps = ctx.node.attr_float("epsilon", 1e-5f);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  // Rows vectorized (kern::layer_norm_row), split across threads.
+  kern::parallel_for(rows, ctx.num_threads, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      float mu = 0;
+      const float is = kern::layer_norm_row(xp + r * len, yp + r * len, len, scale.data(), bias.data(), eps, &mu);
+      if (mean) mean[r] = mu;
+      if (inv) inv[r] = is;
+    }
+  }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(len, 1)));
 }
 
 // GroupNormalization: opset 18 has one scale/bias per group, opset 21 one per channel.

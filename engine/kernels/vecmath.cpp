@@ -65,6 +65,27 @@ OC_VEC_CLONES void axpy_strided(float* y, const float* x, int64_t n, int64_t str
   }
 }
 
+OC_VEC_CLONES float layer_norm_row(const float* x, float* y, int64_t n, const float* scale, const float* bias,
+                                    float eps, float* mean) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const double mu = sum / static_cast<double>(n);
+  double sq = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = x[i] - mu;
+    sq += d * d;
+  }
+  const float inv = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(n) + eps));
+  const float m = static_cast<float>(mu);
+  if (bias) {
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * scale[i] + bias[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * scale[i];
+  }
+  *mean = m;
+  return inv;
+}
+
 OC_VEC_CLONES void softmax_row(const float* x, float* y, int64_t n, bool log) {
   float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)

@@ -59,6 +59,10 @@ void gelu_tanh_array(const float* x, float* y, int64_t n);
 void sigmoid_array(const float* x, float* y, int64_t n);
 // y[i] += a · x[i·stride] for n elements (a row of a depthwise convolution).
 void axpy_strided(float* y, const float* x, int64_t n, int64_t stride, float a);
+// One row of a layer normalization: μ, σ² of x over n values (accumulated in double: inputs can
+// have large offsets), y = (x − μ)/√(σ² + ε) · scale + bias (bias may be null); returns 1/√(σ² + ε)
+// and writes μ to *mean.
+float layer_norm_row(const float* x, float* y, int64_t n, const float* scale, const float* bias, float eps, float* mean);
 // Softmax of one contiguous row: y = e^{x − max} / Σ e^{x − max}; log = true: x − max − log Σ.
 void softmax_row(const float* x, float* y, int64_t n, bool log);
 
