@@ -397,6 +397,13 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
       continue;
     }
     auto [lo, hi] = activation_range(v, stats, method, percentile);
+    // A range that is only rounding noise (an activation constant on the data, e.g. a Relu of a
+    // negative constant) would give a scale so small that the int32 biases of the layers reading it
+    // overflow (the histogram of a constant spans 1e-6, engine/observers.cpp): it is a constant range.
+    if (hi - lo <= 4e-6f * std::max(1.f, std::max(std::fabs(lo), std::fabs(hi)))) {
+      const float c = std::fabs(lo) > std::fabs(hi) ? lo : hi;
+      lo = hi = std::fabs(c) <= 4e-6f ? 0.f : c;
+    }
     const Uint8Params q = uint8_params(lo, hi);
     if (q.constant) res.notes.push_back("activation " + v + " was constant on the calibration data (range " + std::to_string(lo) + ")");
     Params p;

@@ -391,6 +391,34 @@ TEST_CASE("int8 on a model whose opset cannot be raised to 13 is refused in one 
   CHECK(fs::exists(dir / "w8.onnx"));
 }
 
+TEST_CASE("an activation constant on the calibration data gets a note and a model that runs", "[static_qdq]") {
+  // c1's weights are zero and its bias -1, so after the folded BatchNorm the Relu writes 0 everywhere.
+  fs::path dir = temp_dir("sqdq_const");
+  Model f = small_cnn(31);
+  Graph& g = f.graph;
+  auto set = [&](const std::string& name, float v) {
+    Tensor* t = g.initializer(name);
+    REQUIRE(t != nullptr);
+    *t = Tensor::from_float(name, t->dims, std::vector<float>(static_cast<size_t>(t->numel()), v));
+  };
+  set("c1.w", 0.f), set("c1.b", -1.f), set("bn.s", 1.f), set("bn.b", 0.f), set("bn.m", 0.f);
+  save_model(f, dir / "const.onnx");
+  auto r = run_cli({"quantize", (dir / "const.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:8:3", "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  std::ifstream rf(dir / "r.json");
+  const nlohmann::json rj = nlohmann::json::parse(rf);
+  // A constant's histogram spans rounding noise (1e-6): taken as a constant range (scale 1), not as a
+  // scale so small that the next Conv's int32 bias overflows.
+  CHECK_THAT(rj["steps"][0]["details"]["notes"].dump(), Catch::Contains("was constant on the calibration data"));
+  Model q = load_model(dir / "q.onnx");
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 3, 16, 16}, 5, 0.f, 1.f)}};
+  Tensor ref = run_ort(dir / "const.onnx", in).at("y");
+  auto ours = agree_with_ort(q, in, 2e-2);
+  CHECK(max_rel_error(ours.at("y"), ref, 0.05) < 0.08);
+}
+
 TEST_CASE("HardSwish and a HardSigmoid squeeze-excite gate run on uint8: QLinearAdd + QLinearMul", "[static_qdq]") {
   // x -> Conv -> h = c · HardSigmoid(c) -> GAP -> Conv -> g = HardSigmoid -> s = h · g -> Conv -> y
   // (MobileNetV3's HardSwish and squeeze-excite as torchvision exports them; ORT has no int8 HardSigmoid).
