@@ -40,11 +40,16 @@ MODELS = {
     "blazeface_front": ("models/corpus/blazeface_front.onnx", None),
     "blazeface_back": ("models/corpus/blazeface_back.onnx", None),
     "wakeword_hello": ("models/corpus/wakeword_hello.onnx", None),
-    "silero_vad": ("models/corpus/silero_vad.onnx", None),
+    # A tuple: one file per value (a scalar input takes one value per file), so both If branches
+    # (16 and 8 kHz) see data.
+    "silero_vad": ("models/corpus/silero_vad.onnx", {"input": [512], "sr": (16000, 8000)}),
 }
-for z in ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "regnet_y_400mf",
-          "shufflenet_v2_x1_0", "densenet121", "convnext_tiny", "vit_b_16", "swin_t"]:
-    MODELS[z] = (f"models/zoo/{z}.onnx", {"input": [3, 224, 224]})
+for z in ["resnet18", "resnet50", "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
+          "regnet_y_400mf", "shufflenet_v2_x1_0", "densenet121", "convnext_tiny", "vit_b_16", "vit_b_16_heads",
+          "swin_t"]:
+    MODELS[z] = (f"models/zoo/{z.replace('_heads', '')}.onnx", {"input": [3, 224, 224]})
+# Rows that add flags to the default command.
+FLAGS = {"vit_b_16_heads": ["--heads"]}
 SAMPLES = 8
 
 
@@ -61,16 +66,36 @@ def make_data(binary, path, spec, tmp):
     if isinstance(spec, str):
         return os.path.join(ROOT, spec)
     rng = np.random.default_rng(7)
-    arrays = {}
-    for name, dims, dt in onnx_inputs(binary, path):
-        if spec and name in spec:
-            shape = [SAMPLES] + list(spec[name])
-        else:
-            shape = [SAMPLES] + [d or 1 for d in dims[1:]]
-        if np.issubdtype(dt, np.floating):
-            arrays[name] = rng.random(shape, dtype=np.float32).astype(dt)
-        else:  # e.g. silero's sample rate
-            arrays[name] = np.full(shape, 16000 if "sr" in name else 1, dtype=dt)
+    inputs = onnx_inputs(binary, path)
+    per_file = next((v for v in (spec or {}).values() if isinstance(v, tuple)), (None,))
+    files = []
+    for k, value in enumerate(per_file):
+        arrays = {}
+        for name, dims, dt in inputs:
+            if not dims:  # a scalar input: one value for every sample of the file
+                v = spec[name][k] if spec and isinstance(spec.get(name), tuple) else 1
+                arrays[name] = np.array(v, dtype=dt)
+                continue
+            if dims[0] is not None and dims[0] > 1 and not (spec and name in spec):
+                # a fixed leading dim (silero's LSTM state [2, batch, 64]): one zero sample, repeated
+                arrays[name] = np.zeros([d or 1 for d in dims], dtype=dt)
+                continue
+            if spec and name in spec:
+                shape = [SAMPLES // len(per_file)] + list(spec[name])
+            else:
+                shape = [SAMPLES // len(per_file)] + [d or 1 for d in dims[1:]]
+            if np.issubdtype(dt, np.floating):
+                arrays[name] = rng.random(shape, dtype=np.float32).astype(dt)
+            else:
+                arrays[name] = np.full(shape, 1, dtype=dt)
+        files.append(arrays)
+    if len(files) > 1:  # a folder, one file per value
+        d = os.path.join(tmp, os.path.basename(path) + ".calib")
+        os.makedirs(d, exist_ok=True)
+        for k, arrays in enumerate(files):
+            np.savez(os.path.join(d, f"{k}.npz"), **arrays)
+        return d
+    arrays = files[0]
     f = os.path.join(tmp, os.path.basename(path) + (".npz" if len(arrays) > 1 else ".npy"))
     if len(arrays) > 1:
         np.savez(f, **arrays)
@@ -98,9 +123,11 @@ def one(binary, name, path, spec, timeout, tmp):
     data = make_data(binary, src, spec, tmp)
     out = os.path.join(tmp, name + ".pruned.onnx")
     rep = out + ".json"
-    cmd = [binary, "prune", src, "-o", out, "--target-macs", "0.5", "--calib", data, "--report", rep]
+    flags = FLAGS.get(name, [])
+    cmd = [binary, "prune", src, "-o", out, "--target-macs", "0.5", "--calib", data, "--report", rep] + flags
     row["command"] = " ".join(["onnx-compress", "prune", path, "-o", "OUT", "--target-macs", "0.5", "--calib",
-                               os.path.relpath(data, ROOT) if data.startswith(ROOT) else f"DATA({SAMPLES} random)"])
+                               os.path.relpath(data, ROOT) if data.startswith(ROOT) else f"DATA({SAMPLES} random)"] +
+                              flags)
     t0 = time.time()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -123,7 +150,7 @@ def one(binary, name, path, spec, timeout, tmp):
         return row
     row["shapes_match"] = ref == got if ref is not None else None
     notes = [n for st in report.get("steps", []) for n in st.get("details", {}).get("notes", [])]
-    row["why"] = "; ".join(n for n in notes if n.startswith("grouped convs:"))
+    row["why"] = "; ".join(n for n in notes if n.startswith("grouped convs:") or n.startswith("pruned inside"))
     met = row["macs_kept"] is not None and abs(row["macs_kept"] - 0.5) <= 0.03
     row["status"] = "met" if met and row["shapes_match"] else "MISSED" if not met else "shape mismatch"
     return row
@@ -144,7 +171,9 @@ def old_rows():
             cmds.append(ln)
     for name, r in rows.items():
         path = MODELS.get(name, ("?",))[0]
-        r["command"] = next((c for c in cmds if f" {path} " in c), None)
+        flags = " ".join(FLAGS.get(name, []))
+        r["command"] = next((c for c in cmds if f" {path} " in c and (c.endswith(flags) if flags else
+                                                                       not any(c.endswith(" ".join(f)) for f in FLAGS.values()))), None)
     return rows
 
 

@@ -15,6 +15,7 @@
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "graph/shape_inference.h"
+#include "graph/subgraphs.h"
 
 namespace oc {
 namespace fs = std::filesystem;
@@ -188,8 +189,7 @@ std::string unchanged_reason(const std::string& kind, const nlohmann::json& d, c
   if (groups.empty()) {
     int nested = 0;
     for (const auto& n : m.graph.nodes) nested += !n.subgraphs().empty();
-    return nested ? "the model has no prunable channel group in its main graph (groups inside If/Loop/Scan bodies are "
-                    "pruned with --ratio, not for --target-macs/--target-params)"
+    return nested ? "the model has no prunable channel group (its If/Loop/Scan bodies included)"
                   : "the model has no prunable channel group";
   }
   if (left == static_cast<int>(groups.size())) {
@@ -210,6 +210,9 @@ PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOpti
   PipelineResult& res = run.result;
   normalize(original);
   Model m = original;
+  // Weights only one If/Loop/Scan body reads move into it (the model computes the same), so the
+  // steps and their calibration see a body's layers with their own weights (graph/subgraphs.h).
+  localize_subgraph_weights(m.graph);
   ExecutorOptions exec;
   exec.num_threads = opt.threads;
   exec.device = opt.device;

@@ -32,6 +32,8 @@ MODELS = {
     "densenet121": (torchvision.models.densenet121, 7.98e6, 2.83),
     "regnet_y_400mf": (torchvision.models.regnet_y_400mf, 4.34e6, 0.40),
     "shufflenet_v2_x1_0": (torchvision.models.shufflenet_v2_x1_0, 2.28e6, 0.14),
+    "resnext50_32x4d": (torchvision.models.resnext50_32x4d, 25.03e6, 4.23),
+    "swin_t": (torchvision.models.swin_t, 28.29e6, 4.49),
 }
 
 

@@ -21,6 +21,7 @@
 #include "prune/blocks.h"
 #include "prune/cfsp.h"
 #include "prune/rewrite.h"
+#include "graph/subgraphs.h"
 
 namespace oc {
 
@@ -80,23 +81,29 @@ std::string reason_kind(const std::string& r) {
 
 // Why pruning stops at `reachable`: locked groups counted by reason kind, then the rules' caps.
 std::string unreachable_reasons(const ChannelDeps& d, const AllocationRules& rules, const PruneOptions& o,
-                                bool nothing = false) {
+                                bool nothing = false, const BodyPlanner* bodies = nullptr) {
   std::map<std::string, int> kinds;
   int locked = 0, ignored = 0;
-  for (size_t g = 0; g < d.groups.size(); ++g) {
-    const auto& gr = d.groups[g];
-    if (rules.skip[g]) { ++ignored; continue; }
-    if (gr.locked_units == 0) continue;
-    ++locked;
-    std::set<std::string> seen;
-    for (const auto& r : gr.reasons)
-      if (seen.insert(reason_kind(r)).second) ++kinds[reason_kind(r)];
-  }
+  size_t all = d.groups.size();
+  auto count = [&](const ChannelDeps& dd, const AllocationRules& rr) {
+    for (size_t g = 0; g < dd.groups.size(); ++g) {
+      const auto& gr = dd.groups[g];
+      if (rr.skip[g]) { ++ignored; continue; }
+      if (gr.locked_units == 0) continue;
+      ++locked;
+      std::set<std::string> seen;
+      for (const auto& r : gr.reasons)
+        if (seen.insert(reason_kind(r)).second) ++kinds[reason_kind(r)];
+    }
+  };
+  count(d, rules);
+  if (bodies)  // groups inside If/Loop/Scan bodies count with the main graph's
+    for (const auto& b : bodies->bodies) { count(b.deps, b.rules); all += b.deps.groups.size(); }
   std::vector<std::pair<int, std::string>> by_count;
   for (const auto& [k, n] : kinds) by_count.push_back({-n, k});
   std::sort(by_count.begin(), by_count.end());
   std::ostringstream s;
-  s << locked << " of " << d.groups.size() << " channel groups locked";
+  s << locked << " of " << all << " channel groups locked";
   for (size_t i = 0; i < by_count.size() && i < 4; ++i)
     s << (i ? ", " : " — ") << by_count[i].second << " (" << -by_count[i].first << ")";
   if (by_count.size() > 4) s << ", …";
@@ -167,6 +174,7 @@ CalibrationPlan prune_calibration_plan(const Model& m, const PruneOptions& opt) 
   }
   for (const auto& v : vals) n.channels[v] = kAutoAxis;
   n.grams.assign(layers.begin(), layers.end());
+  add_body_calibration(m, opt, n);  // consumers inside If/Loop/Scan bodies (prune/bodies.h)
   return n;
 }
 
@@ -188,6 +196,8 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
 
   PruneReport rep;
   rep.criterion = criterion_name(o.criterion);
+  // Weights only one body reads move into it, so body groups own them (graph/subgraphs.h).
+  if (all_graphs(m.graph).size() > 1) localize_subgraph_weights(m.graph);
   ChannelDeps d = build_channel_deps(m, {o.heads});
   const Criterion scored = cfsp && o.cfsp_obs && compensate ? Criterion::OBS : o.criterion;
   UnitScores us = score_units(m, d, scored, o.aggregate, o.seed, stats, o.damping, o.max_layer_ratio);
@@ -214,6 +224,11 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   rep.macs_before = before.macs;
   rep.bytes_before = model_weight_bytes(m);
   if (need_macs && before.macs <= 0) throw InvalidArgument(macs_unknown_reason(m, o));
+  // Groups inside If/Loop/Scan bodies, planned at the main plan's knob (prune/bodies.h).
+  const BodyPlanner bp = plan_bodies(m, o, stats, compensate);
+  const bool sens_knob = static_cast<bool>(o.sensitivity) && !cfsp && !o.global;  // t in [0, 1]
+  auto body_for = [&](double knob) { return bp.plans(sens_knob ? knob * o.max_layer_ratio : knob); };
+  std::vector<std::vector<std::vector<char>>> body_plan;
 
   // CFSP: block importances from the angle statistics; the knob is P, the mean removed fraction.
   std::vector<Block> blocks;
@@ -261,20 +276,25 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   std::vector<std::vector<char>> plan;
   if (o.ratio >= 0 && !o.global && !sens) {
     plan = plan_for(o.ratio);
+    body_plan = body_for(o.ratio);
   } else {
     // Bisection on the knob; the metric falls as the knob rises.
     // Each try rewrites a copy without the weights' values: the cost of a plan needs only shapes.
     const Model shapes_only = copy_without_weight_data(m);
     double target_frac = o.ratio >= 0 ? 1.0 - o.ratio : (need_macs ? o.target_macs : o.target_params);
-    auto metric = [&](const std::vector<std::vector<char>>& p) -> double {
+    auto metric = [&](const std::vector<std::vector<char>>& p, const std::vector<std::vector<std::vector<char>>>& bpl) -> double {
       if (o.ratio >= 0) {  // global ratio: fraction of all units kept
         int64_t all = 0, kept = 0;
         for (size_t g = 0; g < d.groups.size(); ++g)
           for (char c : p[g]) { ++all; kept += !c; }
+        for (const auto& b : bpl)
+          for (const auto& u : b)
+            for (char c : u) { ++all; kept += !c; }
         return all ? static_cast<double>(kept) / static_cast<double>(all) : 1.0;
       }
       Model c = shapes_only;
       apply_prune(c, d, p);
+      bp.apply(c, bpl);
       Costs k = measure(c, o, need_macs);
       return need_macs ? static_cast<double>(k.macs) / static_cast<double>(before.macs)
                        : static_cast<double>(k.params) / static_cast<double>(before.params);
@@ -289,7 +309,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
         const auto p = allocate_per_group(d, us.score, ratio, rules);
         const double removed = static_cast<double>(std::count(p[g].begin(), p[g].end(), 1));
         if (removed <= 0) continue;
-        saving[g] = (1.0 - metric(p)) / (removed / d.groups[g].num_units);
+        saving[g] = (1.0 - metric(p, body_for(0))) / (removed / d.groups[g].num_units);
         size_t half = 0;
         for (size_t i = 0; i < o.sensitivity_ratios.size(); ++i)
           if (std::fabs(o.sensitivity_ratios[i] - 0.5) < std::fabs(o.sensitivity_ratios[half] - 0.5)) half = i;
@@ -300,34 +320,41 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     }
     double hi = sens ? 1.0 : o.global ? 0 : o.max_layer_ratio;
     if (o.global) for (const auto& s : us.score) for (double x : s) hi = std::max(hi, x * 1.0001 + 1e-12);
+    if (o.global)
+      for (const auto& b : bp.bodies)
+        for (const auto& s : b.scores.score) for (double x : s) hi = std::max(hi, x * 1.0001 + 1e-12);
     double lo = 0;
     auto best_plan = plan_for(lo);
     double best_metric = 1.0;
     auto max_plan = plan_for(hi);
-    double max_metric = metric(max_plan);
+    auto max_body = body_for(hi), best_body = body_for(lo);
+    double max_metric = metric(max_plan, max_body);
     const char* what = need_macs ? "MACs" : o.ratio >= 0 ? "channels" : "parameters";
     const double tol = kPruneTargetTolerance;
     if (max_metric > target_frac + tol) {
       std::string why = "reachable " + fixed(max_metric) + " of " + what + " (target " + fixed(target_frac) + "): " +
-                        unreachable_reasons(d, rules, o);
+                        unreachable_reasons(d, rules, o, false, &bp);
       if (!o.best_effort) throw Error(why + "; --best-effort writes the reachable model");
       rep.target = {{"status", "missed"}, {"note", "best effort: " + why}};
       rep.notes.push_back("best effort: " + why);
       plan = max_plan;
+      body_plan = max_body;
       chosen_knob = hi;
     } else {
       // Only plans at most target + tol qualify; of those the one nearest the target wins.
       best_plan = max_plan;
+      best_body = max_body;
       best_metric = max_metric;
       chosen_knob = hi;
       double above = 1.0;  // the smallest metric seen above the window (what the next coarser step keeps)
       for (int it = 0; it < 22; ++it) {
         double mid = 0.5 * (lo + hi);
         auto p = plan_for(mid);
-        double v = metric(p);
+        auto pb = body_for(mid);
+        double v = metric(p, pb);
         // (--scope global --ratio keeps its nearest-plan search: the window is for MAC/param targets.)
         if ((v <= target_frac + tol || o.ratio >= 0) && std::fabs(v - target_frac) < std::fabs(best_metric - target_frac)) {
-          best_metric = v; best_plan = p; chosen_knob = mid;
+          best_metric = v; best_plan = p; best_body = pb; chosen_knob = mid;
         }
         if (v > target_frac + tol) above = std::min(above, v);
         if (v > target_frac) lo = mid; else hi = mid;
@@ -354,12 +381,13 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
           std::sort(removed.begin(), removed.end(), [&](size_t a, size_t b) { return us.score[g][a] > us.score[g][b]; });
           size_t give = std::min<size_t>(removed.size(), static_cast<size_t>(std::max(1, o.round_to)));
           for (size_t i = 0; i < give; ++i) p[g][removed[i]] = 0;
-          double v = metric(p);
+          double v = metric(p, best_body);
           if (v <= target_frac + tol) { best_plan = std::move(p); best_metric = v; changed = true; }
         }
         if (!changed) break;
       }
       plan = best_plan;
+      body_plan = best_body;
       if (o.ratio >= 0) {
         // a ratio is not a target: nothing to report
       } else if (best_metric < target_frac - tol) {
@@ -415,14 +443,15 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   RewriteStats rs = apply_prune(m, d, plan, comp);
   rep.layers_compensated = rs.layers_compensated;
   if (compensate) rep.compensation = sequential ? "sequential" : "one-shot";
+  // Bodies before the main graph's sequential pass, so its layers see the pruned bodies' outputs;
+  // body layers are compensated one-shot from their own Grams.
+  int body_compensated = 0;
+  const int bodies_pruned = bp.apply(m, body_plan, &body_compensated);
   if (sequential) {
     rep.layers_compensated = o.reconstruct(original, m, layers);
     original = Model();
   }
-  // Groups inside If/Loop/Scan bodies (prune/bodies.h): with a local --ratio only (a MAC or
-  // parameter target is planned on the main graph).
-  BodyPruneResult bodies;
-  if (o.ratio >= 0 && !o.global && !cfsp) bodies = prune_bodies(m, o, stats, static_cast<int>(d.groups.size()));
+  rep.layers_compensated += body_compensated;
   Costs after = measure(m, o, true);
   rep.params_after = after.params;
   rep.macs_after = after.macs;
@@ -452,10 +481,20 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     gp.skip = why;
     rep.groups.push_back(std::move(gp));
   }
-  for (auto& gp : bodies.groups) rep.groups.push_back(std::move(gp));
-  if (bodies.bodies_pruned > 0)
-    rep.notes.push_back("pruned inside " + std::to_string(bodies.bodies_pruned) + " of " + std::to_string(bodies.bodies) +
-                        " If/Loop/Scan bodies (groups that stay inside a body, magnitude-scored there)");
+  for (auto& gp : body_group_reports(bp, body_plan, static_cast<int>(d.groups.size()))) rep.groups.push_back(std::move(gp));
+  if (bodies_pruned > 0) {
+    int aware = 0;
+    std::string blind;
+    for (const auto& b : bp.bodies) {
+      aware += b.data_aware;
+      if (b.data_missing) blind += (blind.empty() ? "" : ", ") + b.path;
+    }
+    std::string how = "groups that stay inside a body; " + std::to_string(aware) + " scored from the calibration data that reached them";
+    if (body_compensated) how += ", " + std::to_string(body_compensated) + " layers compensated one-shot";
+    if (!blind.empty()) how += "; magnitude-scored (no calibration sample reached them): " + blind;
+    rep.notes.push_back("pruned inside " + std::to_string(bodies_pruned) + " of " + std::to_string(bp.bodies.size()) +
+                        " If/Loop/Scan bodies (" + how + ")");
+  }
   if (cfsp) {
     rep.uniform_ratio = chosen_knob;
     std::vector<double> keep = cfsp_keep_fractions(importance, chosen_knob, o.cfsp_sharpness, o.max_layer_ratio, active);

@@ -2,6 +2,10 @@
 // are pruned like main-graph groups; the If's outputs and the outer graph are unchanged.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
+#include "engine/calib_data.h"
+#include "engine/calibrate.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "graph/subgraphs.h"
@@ -92,6 +96,32 @@ void mask_rows(Model& m, const std::string& w, const std::vector<int64_t>& kept)
   *t = Tensor::from_float(t->name, t->dims, v);
 }
 
+// Calibration data for if_mlp: one file per branch (cond is a scalar: each file takes one branch).
+fs::path if_calib(const fs::path& dir, int64_t n, bool both = true) {
+  fs::create_directories(dir);
+  write_npz(dir / "a_then.npz", {random_tensor("x", {n, 8}, 21), bool_scalar("cond", true)}, false);
+  if (both) write_npz(dir / "b_else.npz", {random_tensor("x", {n, 8}, 22), bool_scalar("cond", false)}, false);
+  return dir;
+}
+
+CalibrationStats if_stats(const Model& m, const PruneOptions& o, const fs::path& calib) {
+  CalibrationSource src(calib.string(), m);
+  return calibrate(m, src, prune_calibration_plan(m, o));
+}
+
+double rel_l2(const Tensor& a, const Tensor& b) {
+  auto x = a.to_float(), y = b.to_float();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < x.size(); ++i) num += (x[i] - y[i]) * (x[i] - y[i]), den += y[i] * y[i];
+  return std::sqrt(num / den);
+}
+
+bool noted(const PruneReport& r, const std::string& what) {
+  for (const auto& n : r.notes)
+    if (n.find(what) != std::string::npos) return true;
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("If branches: groups inside each branch are pruned, both branches agree with masking and ORT", "[prune][subgraph]") {
@@ -154,4 +184,106 @@ TEST_CASE("If branches: --ignore applies inside bodies, a branch output keeps it
   CHECK(find_weight(p, "W3")->dims == std::vector<int64_t>{8, 24});  // ignored branch untouched
   CHECK(find_weight(p, "W4")->dims == std::vector<int64_t>{24, 4});
   CHECK(find_weight(p, "W2")->dims[1] == 4);  // the branch output keeps its width
+}
+
+TEST_CASE("If branches: calibration observes the branch that runs; data-aware scores differ from magnitude", "[prune][subgraph]") {
+  Model m = if_mlp();
+  fs::path dir = temp_dir("prune_bodies_calib");
+  PruneOptions o;
+  o.ratio = 0.5;
+  o.round_to = 4;
+  o.criterion = Criterion::Activation;
+  // The plan asks for the branches' consumers by scoped name; each branch sees the file that takes it.
+  CalibrationPlan plan = prune_calibration_plan(m, o);
+  CHECK(plan.channels.count("branch.then_branch::t2"));
+  CHECK(plan.channels.count("branch.else_branch::e2"));
+  CalibrationStats st = if_stats(m, o, if_calib(dir / "both", 12));
+  REQUIRE(st.channels.count("branch.then_branch::t2"));
+  REQUIRE(st.channels.count("branch.else_branch::e2"));
+  CHECK(st.channels.at("branch.then_branch::t2").count == 12);  // rows per channel: one per sample
+  CHECK(st.channels.at("branch.else_branch::e2").count == 12);
+
+  Model a = m, b = m;
+  PruneReport ra = prune_model(a, o, &st);
+  PruneOptions l1 = o;
+  l1.criterion = Criterion::L1;
+  PruneReport rb = prune_model(b, l1);
+  INFO((ra.notes.empty() ? std::string() : ra.notes.back()));
+  CHECK(noted(ra, "pruned inside 2 of 2 If/Loop/Scan bodies"));
+  CHECK(noted(ra, "2 scored from the calibration data that reached them"));
+  REQUIRE(ra.groups.size() == rb.groups.size());
+  int differ = 0;
+  for (size_t g = 0; g < ra.groups.size(); ++g)
+    differ += std::fabs(ra.groups[g].score_max - rb.groups[g].score_max) > 1e-6 ||
+              std::fabs(ra.groups[g].score_min - rb.groups[g].score_min) > 1e-6;
+  CHECK(differ == 2);
+
+  // Data for one branch only: the other is scored by magnitude, and the report names it.
+  CalibrationStats one = if_stats(m, o, if_calib(dir / "then_only", 12, false));
+  CHECK(one.channels.count("branch.then_branch::t2"));
+  CHECK((one.channels.count("branch.else_branch::e2") == 0 || one.channels.at("branch.else_branch::e2").count == 0));
+  Model c = m;
+  PruneReport rc = prune_model(c, o, &one);
+  CHECK(noted(rc, "1 scored from the calibration data"));
+  CHECK(noted(rc, "magnitude-scored (no calibration sample reached them): branch.else_branch"));
+}
+
+TEST_CASE("If branches: compensation from the branch's own Grams lowers its output error", "[prune][subgraph]") {
+  Model m = if_mlp();
+  fs::path dir = temp_dir("prune_bodies_comp");
+  PruneOptions o;
+  o.ratio = 0.5;
+  o.round_to = 4;
+  o.criterion = Criterion::Activation;
+  o.compensate = true;
+  CalibrationStats st = if_stats(m, o, if_calib(dir / "calib", 64));
+  REQUIRE(st.grams.count("then_mm2"));
+  REQUIRE(st.grams.count("else_mm2"));
+  Model with = m, without = m;
+  PruneReport rw = prune_model(with, o, &st);
+  PruneOptions plain = o;
+  plain.compensate = false;
+  prune_model(without, plain, &st);
+  CHECK(rw.layers_compensated == 2);
+  CHECK(noted(rw, "2 layers compensated one-shot"));
+  for (bool cond : {true, false}) {
+    INFO("cond " << cond);
+    std::map<std::string, Tensor> in = {{"x", random_tensor("x", {32, 8}, 99)}, {"cond", bool_scalar("cond", cond)}};
+    const auto ref = agree_with_ort(m, in).at("y");
+    const double ew = rel_l2(agree_with_ort(with, in).at("y"), ref);
+    const double eo = rel_l2(agree_with_ort(without, in).at("y"), ref);
+    CAPTURE(ew, eo);
+    CHECK(ew < 0.8 * eo);  // held-out rows, not the calibration ones
+  }
+}
+
+TEST_CASE("If branches: --target-macs counts and prunes the branches' MACs", "[prune][subgraph]") {
+  Model m = if_mlp();
+  fs::path dir = temp_dir("prune_bodies_target");
+  PruneOptions o;
+  o.target_macs = 0.5;
+  o.round_to = 4;
+  o.input_shapes = {{"x", {4, 8}}};
+  o.criterion = Criterion::Activation;
+  o.compensate = true;
+  CalibrationStats st = if_stats(m, o, if_calib(dir / "calib", 16));
+  Model p = m;
+  PruneReport r = prune_model(p, o, &st);
+  REQUIRE(r.target.is_object());
+  CHECK(r.target["status"] == "met");
+  // An If costs its larger branch: else, 4·(8·24 + 24·4) MACs, halved.
+  CHECK(r.macs_before == 4 * (8 * 24 + 24 * 4));
+  CHECK(std::fabs(r.target["reached"].get<double>() - 0.5) <= 0.03);
+  CHECK(static_cast<double>(r.macs_after) / static_cast<double>(r.macs_before) == Approx(r.target["reached"].get<double>()));
+  for (bool cond : {true, false}) {
+    std::map<std::string, Tensor> in = {{"x", random_tensor("x", {4, 8}, 5)}, {"cond", bool_scalar("cond", cond)}};
+    CHECK(agree_with_ort(p, in).at("y").dims == std::vector<int64_t>{4, 4});
+  }
+  // Out of reach (--max-layer-ratio 0.5 keeps half of each branch): refused with the bound.
+  PruneOptions far = o;
+  far.target_macs = 0.2;
+  far.max_layer_ratio = 0.5;
+  Model q = m;
+  CHECK_THROWS_WITH(prune_model(q, far, &st), Catch::Contains("reachable 0.500 of MACs (target 0.200)") &&
+                                                   Catch::Contains("2 of 4 channel groups locked"));
 }
