@@ -521,10 +521,11 @@ TEST_CASE("layer-streamed output: MatMulNBits layers spilled as they are made sa
         CHECK_FALSE(t.bytes.is_resident());
       }
     CHECK(big >= 6);
-    const std::string name = spill ? "spill.onnx" : "mem.onnx";
-    save_external(m, dir, name);
-    files[spill][0] = read_all(dir / name);
-    files[spill][1] = read_all(dir / (name + ".data"));
+    const fs::path sub = dir / (spill ? "spill" : "mem");  // same file names: the .onnx names its .data
+    fs::create_directories(sub);
+    save_external(m, sub, "q.onnx");
+    files[spill][0] = read_all(sub / "q.onnx");
+    files[spill][1] = read_all(sub / "q.onnx.data");
     if (spill) agree_with_ort(m, random_inputs(m, 4, 5), 1e-4);
   }
   CHECK(files[0][1].size() > (256 << 10));
@@ -572,4 +573,16 @@ TEST_CASE("GPTQ's blocked single-precision factorization matches a double-precis
   const double e_rtn = quant::gram_error(w, quant::quantize_rtn(w.data(), N, K, l).dequantize(), N, K, xtx);
   const double e_gptq = quant::gram_error(w, q.dequantize(), N, K, xtx);
   CHECK(e_gptq < 0.8 * e_rtn);
+}
+
+TEST_CASE("the summary's avg weight bits before is the input's stored width (16 for a float16 model)", "[scale][cli]") {
+  fs::path dir = temp_dir("scale_bits_before");
+  fs::path p = save_external(ffn_model(2, 64, 128, 151, DType::Float16), dir, "m.onnx");
+  auto r = run_cli({"quantize", p.string(), "-o", (dir / "q.onnx").string(), "--bits", "4", "--format", "matmulnbits",
+                    "--no-protect", "--report", (dir / "q.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("| avg weight bits | 16 | 4.00 |") != std::string::npos);
+  const auto j = nlohmann::json::parse(read_all(dir / "q.json"));
+  for (const auto& l : j["layers"]) CHECK(l.value("bits_before", 0.0) == 16.0);
 }
