@@ -29,6 +29,7 @@ int run_quantize(const std::vector<std::string>& args) {
     ("no-protect", po::bool_switch(), "do not keep the first and last weight layers at >= 8 bits")
     ("gram-budget-mib", po::value<S>(), "calibration Grams held at once (default 1024); a model needing more is calibrated block by block (gptq / bias correction, uniform --bits)")
     ("activations", po::value<S>(), "int8: static uint8 QuantizeLinear/DequantizeLinear on layer inputs (needs --calib, --format qdq)")
+    ("smoothquant", po::bool_switch(), "with --activations int8: migrate activation outliers into the weights (SmoothQuant, alpha searched per input)")
     ("calib-method", po::value<S>(), "activation ranges: percentile (default, 0.01%/99.99%), minmax, entropy or mse")
     ("seed", po::value<S>(), "seed of the random scorer");
   po::variables_map vm;
