@@ -217,21 +217,7 @@ std::vector<std::string> node_reads(const Node& n) {
   return r;
 }
 
-struct Frontier {
-  size_t cut = 0;                                      // 0: the calibration batches themselves
-  std::vector<std::map<std::string, Tensor>> batches;  // per batch: the cut's values (cut > 0)
-  std::vector<int64_t> samples;                        // per batch
-  size_t bytes = 0;
-};
-
-// The nodes of `m` from `from` on that the values `need` depend on, as a model of their own whose
-// runtime inputs are values of the cut at `from`.
-struct Segment {
-  Model sub;
-  std::vector<std::string> inputs;  // read from the cut at `from` (or the batch)
-  std::set<std::string> made;       // values of `need` the segment produces
-  std::unique_ptr<Executor> ex;     // null when it has no node
-};
+}  // namespace
 
 std::unique_ptr<Segment> make_segment(const Model& m, size_t from, const std::set<std::string>& need,
                                       const ExecutorOptions& exec) {
@@ -321,6 +307,15 @@ void run_segment(Segment& seg, const std::map<std::string, Tensor>& in, const Va
     else throw Error("sequential reconstruction: value '" + v + "' of the cut was not produced");
   }
 }
+
+namespace {
+
+struct Frontier {
+  size_t cut = 0;                                      // 0: the calibration batches themselves
+  std::vector<std::map<std::string, Tensor>> batches;  // per batch: the cut's values (cut > 0)
+  std::vector<int64_t> samples;                        // per batch
+  size_t bytes = 0;
+};
 
 size_t tensors_bytes(const std::map<std::string, Tensor>& m) {
   size_t b = 0;

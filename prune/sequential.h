@@ -27,10 +27,14 @@
 // by SequentialOptions::cache_bytes; past it a pass keeps the older cut (still exact, just longer).
 #pragma once
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/calibrate.h"
+#include "engine/executor.h"
 #include "graph/ir.h"
 
 namespace oc {
@@ -57,6 +61,24 @@ struct SequentialReport {
 // `original`: the model before pruning; `pruned`: after the rewrite (weights sliced, not
 // compensated), updated in place. Layers that cannot be re-solved (non-float weight, a Gemm with
 // alpha/beta ≠ 1, weight shapes that do not match) are left as they are.
+// ---- segments: part of a model run from cached values (also prune/sensitivity.cpp) ----
+// The nodes of `m` from index `from` on that the values `need` depend on, as a model of their own
+// whose runtime inputs are values of the cut at `from` (values made before `from`, or graph inputs).
+struct Segment {
+  Model sub;
+  std::vector<std::string> inputs;  // read from the cut at `from` (or the batch)
+  std::set<std::string> made;       // values of `need` the segment produces
+  std::unique_ptr<Executor> ex;     // null when it has no node
+};
+std::unique_ptr<Segment> make_segment(const Model& m, size_t from, const std::set<std::string>& need,
+                                      const ExecutorOptions& exec);
+// The values of the cut at `cut`: read by nodes from `cut` on, made before it (or graph inputs).
+std::set<std::string> cut_values(const Graph& g, size_t cut);
+// Runs one batch of a segment from `in` (the cut's values), the hook seeing watched values;
+// `next` receives the values of `carry` (made here or passed through).
+void run_segment(Segment& seg, const std::map<std::string, Tensor>& in, const ValueHook& hook,
+                 const std::set<std::string>& watch, const std::set<std::string>& carry, std::map<std::string, Tensor>* next);
+
 SequentialReport reconstruct_sequential(const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers,
                                         CalibrationSource& source, const SequentialOptions& opt = {});
 

@@ -240,3 +240,38 @@ TEST_CASE("allocation by measured sensitivity meets the target and beats uniform
   INFO("held-out output mse: uniform " << eu << ", sensitivity " << es);
   CHECK(es < eu);
 }
+
+TEST_CASE("sensitivity probes from the cached cut measure what full runs measure", "[prune][obs][sensitivity]") {
+  fs::path dir = temp_dir("obs_sens_cut");
+  const Model m = mlp2(true, 41);
+  write_npy(dir / "calib.npy", random_inputs(m, 8, 96).at("x"));
+  PruneOptions o;
+  o.criterion = Criterion::OBS;
+  o.ratio = 0.5;
+  CalibrationSource src((dir / "calib.npy").string(), m);
+  CalibrationStats stats = calibrate(m, src, prune_calibration_plan(m, o));
+  ChannelDeps d = build_channel_deps(m, {});
+  UnitScores us = score_units(m, d, Criterion::OBS, Aggregate::Mean, 0, &stats, 0.01, 0.9);
+  AllocationRules rules;
+  rules.round_to = 1;
+  rules.skip.assign(d.groups.size(), 0);
+  for (SensitivityLoss loss : {SensitivityLoss::MSE, SensitivityLoss::KL}) {
+    SensitivityOptions cached, full;
+    cached.stats = full.stats = &stats;
+    cached.loss = full.loss = loss;
+    full.cache_bytes = 0;
+    const auto a = measure_group_sensitivity(m, d, us.score, rules, src, cached);
+    const auto b = measure_group_sensitivity(m, d, us.score, rules, src, full);
+    REQUIRE(a.size() == b.size());
+    int measured = 0;
+    for (size_t g = 0; g < a.size(); ++g)
+      for (size_t r = 0; r < a[g].size(); ++r) {
+        INFO("group " << g << " ratio " << r << " loss " << static_cast<int>(loss));
+        CHECK(a[g][r] == Approx(b[g][r]).epsilon(1e-5).margin(1e-12));
+        measured += a[g][r] > 0;
+      }
+    CHECK(measured >= 4);  // both hidden groups at every ratio
+    // More removed, more loss, in the redundant group too.
+    CHECK(a[0][2] > a[0][0]);
+  }
+}
