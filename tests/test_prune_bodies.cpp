@@ -186,7 +186,7 @@ TEST_CASE("If branches: --ignore applies inside bodies, a branch output keeps it
   CHECK(find_weight(p, "W2")->dims[1] == 4);  // the branch output keeps its width
 }
 
-TEST_CASE("If branches: calibration observes the branch that runs; data-aware scores differ from magnitude", "[prune][subgraph]") {
+TEST_CASE("If branches: calibration observes the branch that runs and data-aware scores differ from magnitude", "[prune][subgraph]") {
   Model m = if_mlp();
   fs::path dir = temp_dir("prune_bodies_calib");
   PruneOptions o;

@@ -392,8 +392,9 @@ TEST_CASE("static int8 activation QDQ from calibrated ranges runs in ONNX Runtim
     int qnodes = 0;
     for (const auto& n : q.graph.nodes) qnodes += n.op_type == "QuantizeLinear";
     // x; r1 (c1 → folded BN → Relu); c2 (QLinearConv writes uint8, QLinearAdd reads it); r2
-    // (Add → Relu); gap. flat, behind the Flatten, reuses gap's parameters.
-    CHECK(qnodes == 6);
+    // (Add → Relu); gap. The Gemm keeps float weights and a float input (ORT 1.30 forms no QGemm
+    // from QDQ, quantize/static_qdq.h), so nothing behind the Flatten is quantized.
+    CHECK(qnodes == 5);
     Tensor y = run_ort(out, in).at("y");
     INFO("error " << max_rel_error(y, ref));
     // The KL threshold clips hard on 16 samples of an 8-value pooled vector, so entropy is only

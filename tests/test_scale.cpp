@@ -440,7 +440,7 @@ int64_t rss_file_kib() {
 }
 }  // namespace
 
-TEST_CASE("release_pages drops a read weight's pages from the resident set; a written range keeps its bytes", "[scale]") {
+TEST_CASE("release_pages drops a read weight's pages from the resident set and a written range keeps its bytes", "[scale]") {
   fs::path dir = temp_dir("scale_release");
   // One 16 MiB weight (2048 x 2048 floats).
   fs::path p = save_external(ffn_model(1, 2048, 2048, 131), dir, "m.onnx");

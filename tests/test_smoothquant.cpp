@@ -106,7 +106,7 @@ TEST_CASE("SmoothQuant lowers the W8A8 output error in ONNX Runtime on outlier c
   CHECK(es < 0.7 * ep);
 }
 
-TEST_CASE("--smoothquant without int8 activations is refused in one line", "[quant][smoothquant][cli]") {
+TEST_CASE("quantize --smoothquant without int8 activations is refused in one line", "[quant][smoothquant][cli]") {
   fs::path dir = temp_dir("smoothquant_bad");
   save_model(outlier_ln_mlp(8), dir / "m.onnx");
   auto r = run_cli({"quantize", (dir / "m.onnx").string(), "-o", (dir / "o.onnx").string(), "--bits", "8", "--smoothquant",
