@@ -9,6 +9,26 @@ namespace oc {
 
 namespace {
 
+// A float initializer of one element, or nullopt.
+std::optional<float> scalar_constant(const Graph& g, const std::string& name) {
+  const Tensor* t = g.initializer(name);
+  if (!t || t->dtype != DType::Float || t->numel() != 1) return std::nullopt;
+  return t->to_float()[0];
+}
+
+bool near(std::optional<float> v, float want) { return v && std::abs(*v - want) <= 1e-4f * std::max(1.f, std::abs(want)); }
+
+// The other input of a two-input node, given the index of one of them.
+const std::string& other(const Node& n, int k) { return n.inputs[k == 0 ? 1 : 0]; }
+
+// Index of `v` among a two-input node's inputs, or -1.
+int input_index(const Node& n, const std::string& v) {
+  if (n.inputs.size() != 2) return -1;
+  return n.inputs[0] == v ? 0 : n.inputs[1] == v ? 1 : -1;
+}
+
+bool is_op(const Node& n, const char* op) { return n.op_type == op && n.is_default_domain() && n.outputs.size() == 1; }
+
 // The activation node `n` applies, when it is one a Conv can apply itself.
 std::optional<FusedActivation> activation(const Graph& g, const Node& n, int64_t opset) {
   if (!n.is_default_domain() || n.inputs.empty() || n.outputs.size() != 1) return std::nullopt;
@@ -28,9 +48,9 @@ std::optional<FusedActivation> activation(const Graph& g, const Node& n, int64_t
     } else {
       for (size_t i = 1; i < 3; ++i) {
         if (i >= n.inputs.size() || n.inputs[i].empty()) continue;
-        const Tensor* t = g.initializer(n.inputs[i]);
-        if (!t || t->dtype != DType::Float || t->numel() != 1) return std::nullopt;
-        (i == 1 ? a.lo : a.hi) = t->to_float()[0];
+        const auto bound = scalar_constant(g, n.inputs[i]);
+        if (!bound) return std::nullopt;
+        (i == 1 ? a.lo : a.hi) = *bound;
       }
     }
   } else if (n.op_type == "Sigmoid") {
@@ -68,26 +88,6 @@ std::optional<FusedActivation> gated(const FusedActivation& gate) {
   return std::nullopt;
 }
 
-// A float initializer of one element, or nullopt.
-std::optional<float> scalar_constant(const Graph& g, const std::string& name) {
-  const Tensor* t = g.initializer(name);
-  if (!t || t->dtype != DType::Float || t->numel() != 1) return std::nullopt;
-  return t->to_float()[0];
-}
-
-bool near(std::optional<float> v, float want) { return v && std::abs(*v - want) <= 1e-4f * std::max(1.f, std::abs(want)); }
-
-// The other input of a two-input node, given the index of one of them.
-const std::string& other(const Node& n, int k) { return n.inputs[k == 0 ? 1 : 0]; }
-
-// Index of `v` among a two-input node's inputs, or -1.
-int input_index(const Node& n, const std::string& v) {
-  if (n.inputs.size() != 2) return -1;
-  return n.inputs[0] == v ? 0 : n.inputs[1] == v ? 1 : -1;
-}
-
-bool is_op(const Node& n, const char* op) { return n.op_type == op && n.is_default_domain() && n.outputs.size() == 1; }
-
 }  // namespace
 
 void plan_fusions(const Graph& g, GraphPlan& plan) {
@@ -115,7 +115,6 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
     const bool linear = w && w->dtype == DType::Float && w->dims.size() == 2 && !g.is_graph_input(prod.inputs[1]);
     if (!conv && !linear) continue;
     FusedActivation f;
-    bool fused = false;
     auto pass_on = [&](int node, int input) {
       plan.fused_into[node] = static_cast<int>(p);
       plan.fused_input[node] = static_cast<uint8_t>(input);
@@ -129,15 +128,12 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
       if (b && b->dtype == DType::Float && b->dims.size() == 1 && b->dims[0] == w->dims[1] &&
           !g.is_graph_input(other(add, k))) {
         f.bias = b;
-        fused = true;
+        plan.activation_of[p] = f;  // bias only, unless an activation is recorded below
         pass_on(a, k);
         v = add.outputs[0];
       }
     }
-    if (plan.outputs.count(v)) {
-      if (fused) plan.activation_of[p] = f;
-      continue;
-    }
+    if (plan.outputs.count(v)) continue;
     auto record = [&](FusedActivation a) {
       a.bias = f.bias;
       plan.activation_of[p] = a;
@@ -163,14 +159,10 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
           continue;
         }
       }
-      if (fused) plan.activation_of[p] = f;
       continue;
     }
     auto rd = readers.find(v);
-    if (uses(v) != 2 || rd == readers.end() || rd->second.size() != 2) {
-      if (fused) plan.activation_of[p] = f;
-      continue;
-    }
+    if (uses(v) != 2 || rd == readers.end() || rd->second.size() != 2) continue;
     // v · act(v): v read by a gate and by one Mul of (v, gate), the gate by that Mul alone.
     bool done = false;
     for (int side = 0; side < 2 && !done; ++side) {
@@ -214,7 +206,6 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
       pass_on(hi, mk);                    // ... to the node whose output the GELU is
       done = true;
     }
-    if (!done && fused) plan.activation_of[p] = f;
   }
 }
 
