@@ -168,7 +168,9 @@ std::vector<int64_t> spatial(const std::vector<int64_t>& d) { return {d.begin() 
 // ---------------------------------------------------------------- Conv / ConvTranspose
 
 void dnnl_matmul(const dnnl::memory::desc& a_md, const void* a, const dnnl::memory::desc& b_md, const void* b,
-                 const dnnl::memory::desc& c_md, void* c, const std::string& k);
+                 const dnnl::memory::desc& c_md, void* c, const std::string& k,
+                 const dnnl::memory::desc& bias_md = {}, const void* bias = nullptr,
+                 const dnnl::primitive_attr& attr = {});
 
 // A primitive created with format_tag::any and the layouts it chose.
 struct LayoutPrimitive {
@@ -492,15 +494,20 @@ void conv_transpose(KernelContext& ctx) {
 
 // ---------------------------------------------------------------- MatMul / Gemm
 
-// dst[batch, M, N] = src[batch, M, K] · wei[batch, K, N]; descriptors carry broadcast batch dims
-// (size 1) and any strides (transposes).
+// dst[batch, M, N] = src[batch, M, K] · wei[batch, K, N] (+ bias, broadcast, when given), then the
+// attribute's post-ops; descriptors carry broadcast batch dims (size 1) and any strides (transposes).
+// `k` must name everything the primitive depends on (shapes, bias, post-ops).
 void dnnl_matmul(const dnnl::memory::desc& a_md, const void* a, const dnnl::memory::desc& b_md, const void* b,
-                 const dnnl::memory::desc& c_md, void* c, const std::string& k) {
+                 const dnnl::memory::desc& c_md, void* c, const std::string& k, const dnnl::memory::desc& bias_md,
+                 const void* bias, const dnnl::primitive_attr& attr) {
   dnnl::primitive p = cached(k, [&] {
-    dnnl::matmul::desc d(a_md, b_md, c_md);
-    return dnnl::matmul(dnnl::matmul::primitive_desc(d, engine()));
+    dnnl::matmul::desc d(a_md, b_md, bias_md, c_md);
+    return dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, engine()));
   });
-  run(p, {{DNNL_ARG_SRC, wrap(a_md, a)}, {DNNL_ARG_WEIGHTS, wrap(b_md, b)}, {DNNL_ARG_DST, wrap(c_md, c)}});
+  std::unordered_map<int, dnnl::memory> args = {
+      {DNNL_ARG_SRC, wrap(a_md, a)}, {DNNL_ARG_WEIGHTS, wrap(b_md, b)}, {DNNL_ARG_DST, wrap(c_md, c)}};
+  if (bias) args[DNNL_ARG_BIAS] = wrap(bias_md, bias);
+  run(p, args);
 }
 
 void matmul(KernelContext& ctx) {
@@ -568,15 +575,9 @@ void matmul(KernelContext& ctx) {
   FusedActivation bias_only;
   bias_only.bias = bias;
   const FusedActivation* post = own_gelu ? &bias_only : ctx.fused;
-  dnnl::primitive p = cached(key("matmul", dims_key(a2), dims_key(b2), fused_key(post)), [&] {
-    dnnl::matmul::desc d(a_md, b_md, bias_md, c_md);
-    return dnnl::matmul(dnnl::matmul::primitive_desc(d, fused_attr(post), engine()));
-  });
-  std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(a_md, A.bytes.data())},
-                                                {DNNL_ARG_WEIGHTS, wrap(b_md, B.bytes.data())},
-                                                {DNNL_ARG_DST, wrap(c_md, Y.bytes.data())}};
-  if (bias) args[DNNL_ARG_BIAS] = wrap(bias_md, bias->bytes.data());
-  run(p, args);
+  dnnl_matmul(a_md, A.bytes.data(), b_md, B.bytes.data(), c_md, Y.bytes.data(),
+              key("matmul", dims_key(a2), dims_key(b2), fused_key(post)), bias_md,
+              bias ? bias->bytes.data() : nullptr, fused_attr(post));
   if (own_gelu) {
     float* y = Y.data<float>();
     const bool erf = ctx.fused->kind == Act::GeluErf;
