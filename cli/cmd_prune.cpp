@@ -40,6 +40,8 @@ int run_prune(const std::vector<std::string>& args) {
     ("cfsp-sharpness", po::value<S>(), "cfsp: a in sigmoid(a*z), how far block ratios spread (default 1, 0 = uniform)")
     ("stats", po::value<S>(), "calib (default) or batchnorm: score and compensate from statistics predicted from BatchNorm, no data")
     ("recalibrate-bn", po::value<S>(), "N: re-measure BatchNorm statistics on the pruned model in N calibration passes (default 0 = off)")
+    ("gram-budget-mib", po::value<S>(), "calibration Grams held at once (default 1024); a model needing more is calibrated block by block")
+    ("stream-above-mib", po::value<S>(), "models with more weights (default 1024 MiB) are calibrated block by block and their pruned tensors written to a temporary file as they are made")
     ("seed", po::value<S>(), "seed of the random criterion");
   po::variables_map vm;
   if (!parse_args(args, kUsage, opts, {{"model", 1}}, vm)) return 0;

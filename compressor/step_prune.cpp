@@ -1,11 +1,18 @@
 // The `prune` step: structured group pruning (prune/prune.h) with its calibration needs.
 #include <nlohmann/json.hpp>
+#include <functional>
+#include <memory>
+#include <set>
 #include <sstream>
 #include <tuple>
 
 #include "compressor/options.h"
 #include "compressor/steps.h"
 #include "engine/calibrate.h"
+#include "engine/segmented_calibrate.h"
+#include "graph/onnx_io.h"
+#include "graph/spill.h"
+#include "prune/obs_select.h"
 #include "prune/moments.h"
 #include "prune/prune.h"
 #include "prune/sensitivity.h"
@@ -81,6 +88,14 @@ class PruneStep : public Step {
       if (*v != "mse" && *v != "kl") throw InvalidArgument("prune: --sensitivity-loss must be mse or kl");
       sens_loss_ = *v == "kl" ? SensitivityLoss::KL : SensitivityLoss::MSE;
     }
+    if (auto gb = r.integer("gram-budget-mib")) {
+      if (*gb < 1) throw InvalidArgument("prune: --gram-budget-mib must be at least 1");
+      gram_budget_ = static_cast<size_t>(*gb) << 20;
+    }
+    if (auto v = r.integer("stream-above-mib")) {
+      if (*v < 0) throw InvalidArgument("prune: --stream-above-mib must be >= 0");
+      stream_above_ = static_cast<size_t>(*v) << 20;
+    }
     if (auto v = r.text("blocks")) o_.blocks = *v;
     if (auto v = r.number("cfsp-sharpness")) o_.cfsp_sharpness = *v;
     if (auto v = r.text("cfsp-scores")) {
@@ -140,6 +155,13 @@ class PruneStep : public Step {
     } else {
       method = data_free ? "statistics predicted from BatchNorm (--stats batchnorm)" : "as given";
     }
+    // Models larger than memory (issue 18): sliced and re-solved tensors go to a temporary file as
+    // they are made (prune/rewrite.h, prune/sequential.h), and the save streams them from there.
+    std::unique_ptr<SpillFile> spill;
+    if (model_weight_bytes(m) > stream_above_) {
+      spill = std::make_unique<SpillFile>();
+      o.spill = spill.get();
+    }
     bool stat_based = o.criterion == Criterion::Activation || criterion_uses_grams(o.criterion) ||
                       o.criterion == Criterion::CFSP || o.compensate;
     if (data_free && stat_based) {
@@ -154,9 +176,26 @@ class PruneStep : public Step {
                               (o.compensate ? " with --compensate" : "") + " needs calibration data (--calib SPEC)");
       CalibrationPlan plan = prune_calibration_plan(m, o);
       ctx.calib->rewind();
-      stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
+      const bool seq = sequential_ && (o.compensate || criterion_uses_grams(o.criterion));
+      const auto reduce = gram_reducer(m, o, seq);
+      if ((plan_gram_bytes(m, plan) > gram_budget_ || model_weight_bytes(m) > stream_above_) && segmentable(m, plan)) {
+        // Models whose Grams (or weights) do not fit at once are calibrated one graph segment at a
+        // time (engine/segmented_calibrate.h), each segment's Grams reduced to what the plan uses
+        // before the next one's exist: ffn671m's ten 8192² Grams (5 GiB) one at a time.
+        SegmentedCalibrationOptions so;
+        so.gram_bytes = gram_budget_;
+        so.reduce = reduce;
+        so.progress = ctx.progress;
+        so.exec = ctx.exec;
+        SegmentedCalibrationReport sr;
+        stats = calibrate_by_segments(m, *ctx.calib, plan, so, &sr);
+        segments_ = sr.segments;
+      } else {
+        stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
+        reduce(stats);
+      }
       have = &stats;
-      if (sequential_ && (o.compensate || criterion_uses_grams(o.criterion))) {
+      if (seq) {
         // Each compensated layer re-solved against the original model's output of that layer,
         // reading the already pruned model's input (prune/sequential.h).
         CalibrationSource* src = ctx.calib;
@@ -165,6 +204,7 @@ class PruneStep : public Step {
           so.damping = o.damping;
           so.exec = ctx.exec;
           so.progress = ctx.progress;
+          so.spill = o.spill;
           const SequentialReport sr = reconstruct_sequential(original, pruned, layers, *src, so);
           passes_ = sr.passes;
           if (stat_correction_ != "none") {
@@ -218,6 +258,7 @@ class PruneStep : public Step {
       what += stat_correction_ == "variance" ? " + output mean/variance corrected" : " + output means corrected";
     if (recal) what += " + BatchNorm re-estimated (" + std::to_string(recal_bn_) + " passes)";
     if (data_free && r.details.value("batchnorm_corrected", 0) > 0) what += " + BatchNorm statistics corrected";
+    if (segments_ > 0) what += "; statistics gathered block by block (" + std::to_string(segments_) + (segments_ == 1 ? " segment)" : " segments)");
     r.details["method"] = what + ": " + method;
     if (r.details.contains("blocks")) r.blocks = r.details["blocks"];
     return r;
@@ -233,6 +274,38 @@ class PruneStep : public Step {
   }
 
  private:
+  // What each Gram of the statistics is for once they are gathered, so only that is kept: structured
+  // OBS's greedy reads the full Gram of the layers it can take (at most kObsMaxFeatures features),
+  // obs-diag and the wider layers only its diagonal; one-shot compensation and sensitivity probes
+  // read every full Gram; sequential reconstruction gathers its own (prune/sequential.h), so with it
+  // magnitude and activation criteria keep none. The diagonal is the Gram's own, so scores are the same.
+  // Layers inside If/Loop/Scan bodies keep theirs (bodies are compensated one-shot: prune/bodies.h).
+  std::function<void(CalibrationStats&)> gram_reducer(const Model& m, const PruneOptions& o, bool sequential) const {
+    const bool all = !sequential || allocate_ == "sensitivity" || default_sensitivity_;
+    const bool greedy = o.criterion == Criterion::OBS || (o.criterion == Criterion::CFSP && o.cfsp_obs && o.compensate);
+    const bool diagonal = greedy || o.criterion == Criterion::OBSDiag;
+    std::set<std::string> main_layers;
+    for (const auto& n : m.graph.nodes) main_layers.insert(n.name);
+    return [all, greedy, diagonal, main_layers](CalibrationStats& st) {
+      if (all) return;
+      for (auto it = st.grams.begin(); it != st.grams.end();) {
+        if (!main_layers.count(it->first) || (greedy && it->second.groups == 1 && it->second.features <= kObsMaxFeatures)) {
+          ++it;
+          continue;
+        }
+        if (diagonal) st.columns[it->first] = gram_diagonal(it->second);
+        it = st.grams.erase(it);
+      }
+    };
+  }
+
+  // --stream-above-mib: models with more weights are calibrated block by block whatever their Grams
+  // (each segment's weight pages leave the resident set after its run) and their pruned tensors are
+  // written to a temporary file as they are made, like quantize's MatMulNBits output.
+  size_t stream_above_ = size_t(1) << 30;
+  size_t gram_budget_ = size_t(1) << 30;  // --gram-budget-mib: calibration Grams held at once
+  int segments_ = 0;                      // segments of the last block-sequential calibration (0: whole model)
+
   // BatchNorm running statistics re-measured on the pruned model: one calibration pass per BatchNorm
   // depth would be exact; passes in graph order converge in a few (each reads the ones before it).
   int recalibrate_batchnorm(Model& m, CalibrationSource& src, StepContext& ctx, int passes) {

@@ -51,6 +51,8 @@ int axis_for(const Graph& root, const std::string& scoped, int axis) {
   return a < 0 ? kAutoAxis : a;
 }
 
+}  // namespace
+
 ColumnStat gram_diagonal(const GramStat& g) {
   ColumnStat c;
   c.features = g.features;
@@ -61,8 +63,6 @@ ColumnStat gram_diagonal(const GramStat& g) {
     for (int64_t j = 0; j < g.features; ++j) c.sum_sq[static_cast<size_t>(gi * g.features + j)] = g.at(gi, j, j);
   return c;
 }
-
-}  // namespace
 
 std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const CalibrationPlan& plan,
                                                       std::vector<ObserverAlias>* aliases, bool on_device) {

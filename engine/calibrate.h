@@ -32,6 +32,10 @@ std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const 
                                                       std::vector<ObserverAlias>* aliases = nullptr,
                                                       bool on_device = false);
 
+// The Gram's diagonal as column squares (what a ColumnSquaresObserver of the same layer gives, to
+// the Gram's rounding).
+ColumnStat gram_diagonal(const GramStat& g);
+
 // `model` must be normalized. The source is rewound and read to its end.
 CalibrationStats calibrate(const Model& model, CalibrationSource& source, const CalibrationPlan& plan,
                            const ProgressFn& progress = nullptr, const ExecutorOptions& exec = {});

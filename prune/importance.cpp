@@ -2,6 +2,7 @@
 #include "prune/importance.h"
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <random>
 
@@ -35,21 +36,23 @@ SliceSums slice_sums(const Tensor& t, int axis) {
 }
 
 // Σ_i Σ_{f∈c} W_if²·H_ff for a consumer weight (Conv [Cout, Cin, k..]: axis 1; Gemm/MatMul K axis).
-std::vector<double> obs_scores(const Tensor& t, int axis, const GramStat& gs) {
+// H_ff from the Gram, or from its diagonal alone (block-sequential calibration keeps only that of
+// layers too wide for structured OBS: compressor/step_prune.cpp).
+std::vector<double> obs_scores(const Tensor& t, int axis, int64_t features, const std::function<double(int64_t)>& h_diag) {
   std::vector<float> v = t.to_float();
   int64_t n = t.dims[axis];
   std::vector<double> s(n, 0);
   bool conv = t.dims.size() > 2;
   int64_t per = 1;
   for (size_t i = 2; conv && i < t.dims.size(); ++i) per *= t.dims[i];
-  if (gs.features != n * per) return {};
+  if (features != n * per) return {};
   int64_t rows = conv ? t.dims[0] : t.dims[1 - axis];
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < n; ++c)
       for (int64_t k = 0; k < per; ++k) {
         int64_t f = c * per + k;
         double w = conv ? v[(r * n + c) * per + k] : (axis == 1 ? v[r * n + c] : v[c * rows + r]);
-        s[c] += w * w * gs.xtx[f * gs.features + f];
+        s[c] += w * w * h_diag(f);
       }
   return s;
 }
@@ -102,9 +105,12 @@ UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion crit, Agg
       auto s = obs_greedy_scores(m, d, static_cast<int>(gi), *stats, damping, max_ratio);
       if (!s.empty()) { sc = std::move(s); continue; }
       bool wide = false;  // consumers with Grams, all too wide for the greedy: diagonal OBS below
-      for (const auto& p : gr.params)
-        wide = wide || (p.role == ParamSlice::Role::Consumer && stats->grams.count(g.nodes[p.node].name) &&
-                        stats->grams.at(g.nodes[p.node].name).features > kObsMaxFeatures);
+      for (const auto& p : gr.params) {
+        if (p.role != ParamSlice::Role::Consumer) continue;
+        const std::string& ln = g.nodes[p.node].name;
+        wide = wide || (stats->grams.count(ln) && stats->grams.at(ln).features > kObsMaxFeatures) ||
+               (!stats->grams.count(ln) && stats->columns.count(ln) && stats->columns.at(ln).features > kObsMaxFeatures);
+      }
       if (wide)
         out.notes.push_back("group " + std::to_string(gi) + ": consumers wider than " + std::to_string(kObsMaxFeatures) +
                             " features, scored by obs-diag");
@@ -133,9 +139,16 @@ UnitScores score_units(const Model& m, const ChannelDeps& d, Criterion crit, Agg
         }
         case Criterion::OBS:
         case Criterion::OBSDiag: {
-          auto it = stats->grams.find(n.name);
-          if (p.role != ParamSlice::Role::Consumer || it == stats->grams.end()) return {};
-          return obs_scores(*t, p.axis, it->second);
+          if (p.role != ParamSlice::Role::Consumer) return {};
+          if (auto it = stats->grams.find(n.name); it != stats->grams.end()) {
+            const GramStat& gs = it->second;
+            return obs_scores(*t, p.axis, gs.features, [&](int64_t f) { return gs.xtx[f * gs.features + f]; });
+          }
+          if (auto it = stats->columns.find(n.name); it != stats->columns.end() && it->second.groups == 1) {
+            const ColumnStat& cs = it->second;
+            return obs_scores(*t, p.axis, cs.features, [&](int64_t f) { return cs.sum_sq[static_cast<size_t>(f)]; });
+          }
+          return {};
         }
         default: return {};
       }

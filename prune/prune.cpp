@@ -440,7 +440,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   // constant), and the groups' node indices refer to the graph before it.
   std::vector<std::vector<std::string>> members;
   for (const auto& gr : d.groups) members.push_back(member_nodes(m.graph, gr));
-  RewriteStats rs = apply_prune(m, d, plan, comp);
+  RewriteStats rs = apply_prune(m, d, plan, comp, o.spill);
   rep.layers_compensated = rs.layers_compensated;
   if (compensate) rep.compensation = sequential ? "sequential" : "one-shot";
   // Bodies before the main graph's sequential pass, so its layers see the pruned bodies' outputs;

@@ -12,6 +12,7 @@
 #include "engine/calibration_plan.h"
 #include "engine/statistics.h"
 #include "graph/ir.h"
+#include "graph/spill.h"
 #include "prune/allocate.h"
 #include "prune/importance.h"
 #include "prune/sequential.h"
@@ -49,6 +50,10 @@ struct PruneOptions {
                                                  const std::vector<std::vector<double>>& scores,
                                                  const AllocationRules& rules)> sensitivity;
   std::vector<double> sensitivity_ratios{0.25, 0.5, 0.75};
+  // Layer-streamed output (issue 18): the rewrite moves each sliced tensor to this file as it is
+  // made (prune/rewrite.h); the prune step sets it for models larger than memory and hands the same
+  // file to sequential reconstruction for the tensors it re-solves.
+  SpillFile* spill = nullptr;
 };
 
 // A --target-macs/--target-params fraction is met when the kept fraction is within this (absolute)

@@ -9,7 +9,7 @@
 namespace oc {
 
 RewriteStats apply_prune(Model& m, const ChannelDeps& deps, const std::vector<std::vector<char>>& remove,
-                         const CompensationOptions& comp) {
+                         const CompensationOptions& comp, SpillFile* spill) {
   if (remove.size() != deps.groups.size()) throw InvalidArgument("prune plan does not match the dependency graph");
   for (size_t gi = 0; gi < deps.groups.size(); ++gi) {
     if (static_cast<int>(remove[gi].size()) != deps.groups[gi].num_units)
@@ -47,7 +47,11 @@ RewriteStats apply_prune(Model& m, const ChannelDeps& deps, const std::vector<st
       const std::string& name = g.nodes[p.node].inputs[p.input];
       const Tensor* t = g.initializer(name);
       if (!t) throw UnsupportedError("parameter '" + name + "' of node '" + g.nodes[p.node].name + "' is not a constant");
-      set_node_constant(g, p.node, p.input, slice_axis(*t, p.axis, kept_indices(p, it->second)));
+      const Bytes source = t->bytes;  // shares a mapped range: its pages are dropped once sliced
+      Tensor sliced = slice_axis(*t, p.axis, kept_indices(p, it->second));
+      if (spill && sliced.nbytes() >= kSpillMinBytes && sliced.dtype != DType::String) sliced.bytes = spill->append(sliced.bytes);
+      set_node_constant(g, p.node, p.input, std::move(sliced));
+      if (spill) release_pages(source);
       ++st.params_sliced;
     }
   // Compensation may have given a bias-less layer a new bias (bias correction) after the groups

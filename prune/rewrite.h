@@ -9,6 +9,7 @@
 
 #include "engine/statistics.h"
 #include "graph/channel_deps.h"
+#include "graph/spill.h"
 
 namespace oc {
 
@@ -23,8 +24,14 @@ struct RewriteStats {
   int layers_compensated = 0;
 };
 
+// Sliced tensors of at least this many bytes move to the spill file as they are made.
+inline constexpr size_t kSpillMinBytes = size_t(64) << 10;
+
 // `remove[g][u]`: remove unit u of group g. Locked units must not be set (throws InvalidArgument).
+// With `spill` (models larger than memory, issue 18), each sliced tensor moves to that file as it is
+// made and the pages of the tensor it replaces leave the resident set, so the rewrite holds about
+// one tensor in memory instead of the pruned model.
 RewriteStats apply_prune(Model& m, const ChannelDeps& deps, const std::vector<std::vector<char>>& remove,
-                         const CompensationOptions& comp = {});
+                         const CompensationOptions& comp = {}, SpillFile* spill = nullptr);
 
 }  // namespace oc

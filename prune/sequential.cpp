@@ -5,6 +5,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
@@ -442,6 +443,10 @@ SequentialReport reconstruct_sequential(const Model& original, Model& pruned, co
         done += samples;
         if (opt.progress) opt.progress(done, total);
       }
+      // The weight pages this pass read (mapped input or spilled tensors, shared with the models)
+      // leave the resident set: over all passes they would be both whole models.
+      for (const Segment* sg : {s0.get(), s1.get()})
+        for (const auto& t : sg->sub.graph.initializers) release_pages(t.bytes);
     }
     if (keep) {
       f0 = std::move(n0);
@@ -451,6 +456,8 @@ SequentialReport reconstruct_sequential(const Model& original, Model& pruned, co
     ++rep.passes;
     for (const auto& [l, p] : work) rep.layers += solve_layer(original, pruned, *l, *p, opt.damping) ? 1 : 0;
     pruned.graph.invalidate();
+    if (opt.spill) spill_owned_tensors(pruned.graph, *opt.spill, size_t(64) << 10);
+    if (trace_memory()) std::fprintf(stderr, "[memory] reconstruction stage %d done: %s\n", rep.passes, memory_status_line().c_str());
   }
   return rep;
 }

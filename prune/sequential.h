@@ -36,6 +36,7 @@
 #include "engine/calibrate.h"
 #include "engine/executor.h"
 #include "graph/ir.h"
+#include "graph/spill.h"
 
 namespace oc {
 
@@ -51,6 +52,9 @@ struct SequentialOptions {
   // Bytes of cached cut values (both models, all batches) a pass may keep for the next one;
   // 0 = every pass runs both models from the graph inputs.
   size_t cache_bytes = size_t{512} << 20;
+  // Models larger than memory (issue 18): each re-solved weight moves to this file once its stage
+  // is done (owned tensors of at least 64 KiB), so the pruned model is not held in memory.
+  SpillFile* spill = nullptr;
 };
 
 struct SequentialReport {

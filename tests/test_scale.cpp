@@ -14,10 +14,12 @@
 #include "engine/block_runner.h"
 #include "engine/calibrate.h"
 #include "engine/executor.h"
+#include "engine/segmented_calibrate.h"
 #include "graph/inspect.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "graph/spill.h"
+#include "prune/prune.h"
 #include "quantize/quantize.h"
 #include "support.h"
 
@@ -585,4 +587,136 @@ TEST_CASE("the summary's avg weight bits before is the input's stored width (16 
   CHECK(r.out.find("| avg weight bits | 16 | 4.00 |") != std::string::npos);
   const auto j = nlohmann::json::parse(read_all(dir / "q.json"));
   for (const auto& l : j["layers"]) CHECK(l.value("bits_before", 0.0) == 16.0);
+}
+
+// ---------------------------------------------------------------- pruning models larger than memory
+
+TEST_CASE("block-sequential prune statistics: one segment's Grams at a time give calibrate()'s statistics", "[scale][prune]") {
+  Model m = ffn_model(3, 32, 96, 161);
+  normalize(m);
+  PruneOptions o;  // the data-aware default on this model: cfsp blocks, structured OBS inside them
+  o.criterion = Criterion::CFSP;
+  o.cfsp_obs = true;
+  o.compensate = true;
+  o.ratio = 0.3;
+  const CalibrationPlan plan = prune_calibration_plan(m, o);
+  REQUIRE(plan.grams.size() == 3);
+  REQUIRE(plan.blocks.size() == 3);
+  REQUIRE_FALSE(plan.channels.empty());
+  REQUIRE(segmentable(m, plan));
+  CHECK(plan_gram_bytes(m, plan) == 3 * 96 * 96 * sizeof(double));
+  CalibrationSource cs("random:6:3", m, CalibrationDataOptions(2));  // 3 batches
+  const CalibrationStats whole = calibrate(m, cs, plan);
+  SegmentedCalibrationOptions so;
+  so.gram_bytes = 1;   // every Gram layer opens a segment
+  so.cache_bytes = 0;  // every boundary batch goes to the temporary file
+  int reduced = 0;
+  size_t most_grams = 0;
+  so.reduce = [&](CalibrationStats& st) {
+    ++reduced;
+    most_grams = std::max(most_grams, st.grams.size());
+  };
+  int64_t last_done = -1, last_total = -1;
+  so.progress = [&](int64_t d, int64_t t) { last_done = d, last_total = t; };
+  SegmentedCalibrationReport rep;
+  const CalibrationStats seg = calibrate_by_segments(m, cs, plan, so, &rep);
+  CHECK(rep.segments == 3);
+  CHECK(reduced == 3);
+  CHECK(most_grams == 1);  // one segment's Grams existed at a time
+  CHECK(rep.spilled_bytes > 0);
+  CHECK(last_done == last_total);
+  CHECK(last_total == 3 * 6);
+  CHECK(seg.samples == whole.samples);
+  REQUIRE(seg.grams.size() == whole.grams.size());
+  for (const auto& [name, g] : whole.grams) {
+    INFO(name);
+    REQUIRE(seg.grams.count(name));
+    const GramStat& s = seg.grams.at(name);
+    CHECK(s.rows == g.rows);
+    CHECK(s.xtx == g.xtx);
+    CHECK(s.col_sum == g.col_sum);
+  }
+  REQUIRE(seg.channels.size() == whole.channels.size());
+  for (const auto& [v, c] : whole.channels) {
+    INFO(v);
+    REQUIRE(seg.channels.count(v));
+    CHECK(seg.channels.at(v).axis == c.axis);
+    CHECK(seg.channels.at(v).sum_sq == c.sum_sq);
+    CHECK(seg.channels.at(v).count == c.count);
+  }
+  REQUIRE(seg.blocks.size() == whole.blocks.size());
+  for (const auto& [b, a] : whole.blocks) {
+    INFO(b);
+    REQUIRE(seg.blocks.count(b));
+    CHECK(seg.blocks.at(b).count == a.count);
+    CHECK(seg.blocks.at(b).count > 0);
+    CHECK(seg.blocks.at(b).sum_angle == a.sum_angle);
+  }
+}
+
+TEST_CASE("prune streamed (statistics block by block, tensors spilled as made) writes the in-memory path's file; ORT runs it",
+          "[scale][prune][ort]") {
+  // hidden 96: fc2 is scored by structured OBS from its full Gram; hidden 2304 (> kObsMaxFeatures):
+  // by obs-diag, from the diagonal the block-sequential path keeps of its Gram.
+  for (const int64_t hidden : {int64_t(96), int64_t(2304)}) {
+    INFO("hidden " << hidden);
+    fs::path dir = temp_dir("scale_prune_stream_" + std::to_string(hidden));
+    fs::path p = save_external(ffn_model(3, 32, hidden, 171), dir, "m.onnx");
+    std::map<std::string, std::string> method;
+    for (const std::string tag : {"mem", "stream"}) {
+      fs::create_directories(dir / tag);  // same file names: the .onnx names its .data
+      std::vector<std::string> args = {"prune", p.string(), "-o", (dir / tag / "p.onnx").string(), "--ratio", "0.3",
+                                       "--calib", "random:8:5", "--external-data", "--threads", "1",
+                                       "--report", (dir / (tag + ".json")).string()};
+      // Streamed: a 2304² Gram is 40.5 MiB, so a 41 MiB budget holds one block's.
+      if (tag == "stream") args.insert(args.end(), {"--stream-above-mib", "0", "--gram-budget-mib", "41"});
+      auto r = run_cli(args);
+      INFO(r.out);
+      REQUIRE(r.rc == 0);
+      method[tag] = nlohmann::json::parse(read_all(dir / (tag + ".json")))["steps"][0]["details"].value("method", "");
+    }
+    INFO(method["mem"] << " | " << method["stream"]);
+    CHECK(method["mem"].find("block by block") == std::string::npos);
+    CHECK(method["stream"].find(hidden > 2048 ? "block by block (3 segments)" : "block by block (1 segment)") != std::string::npos);
+    CHECK(method["stream"].find("sequential compensation") != std::string::npos);
+    CHECK(read_all(dir / "stream" / "p.onnx") == read_all(dir / "mem" / "p.onnx"));
+    CHECK(read_all(dir / "stream" / "p.onnx.data") == read_all(dir / "mem" / "p.onnx.data"));
+    Model q = load_model(dir / "stream" / "p.onnx");
+    int64_t kept = 0;  // hidden units over the blocks (cfsp gives each block its own share)
+    for (int b = 0; b < 3; ++b) {
+      const Tensor* w2 = q.graph.initializer("b" + std::to_string(b) + ".w2");
+      REQUIRE(w2);
+      CHECK(w2->dims[1] == 32);
+      kept += w2->dims[0];
+    }
+    CHECK(kept <= 3 * hidden * 3 / 4);
+    agree_with_ort(q, random_inputs(q, 7, 4), 1e-4);
+  }
+}
+
+TEST_CASE("a full disk while pruning, in-memory and streamed: one-line error, no partial output", "[scale][prune][bad_input]") {
+  fs::path dir = temp_dir("scale_prune_full");
+  fs::path p = save_external(ffn_model(2, 256, 512, 181), dir, "m.onnx");  // 2 MiB
+  // A file-size limit stands in for a full disk: writes past 64 KiB fail with EFBIG (SIGXFSZ ignored).
+  // In memory the save fails; streamed, the first sliced tensor written to the temporary file does.
+  for (const std::string mode : {"mem", "stream"}) {
+    INFO(mode);
+    fs::path out = dir / ("prune_" + mode + ".onnx");
+    std::string sh = std::string("trap '' XFSZ; ulimit -f 64; '") + OC_CLI_PATH + "' prune '" + p.string() + "' -o '" +
+                     out.string() + "' --external-data --ratio 0.3 --calib random:4" +
+                     (mode == "stream" ? " --stream-above-mib 0" : "") + " > '" + (dir / "log.txt").string() + "' 2>&1";
+    const int status = std::system(("bash -c \"" + sh + "\"").c_str());
+    CHECK(status != 0);
+    const std::string log = read_all(dir / "log.txt");
+    INFO(log);
+    CHECK(log.find("failed") != std::string::npos);
+    CHECK(std::count(log.begin(), log.end(), '\n') <= 1);
+    for (const auto& e : fs::directory_iterator(dir)) CHECK(e.path().filename().string().rfind("prune_", 0) != 0);
+  }
+  // Without the limit both write a model.
+  auto r = run_cli({"prune", p.string(), "-o", (dir / "ok.onnx").string(), "--external-data", "--ratio", "0.3", "--calib",
+                    "random:4", "--stream-above-mib", "0"});
+  INFO(r.out);
+  CHECK(r.rc == 0);
+  CHECK(fs::exists(dir / "ok.onnx.data"));
 }
