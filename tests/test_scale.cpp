@@ -654,7 +654,7 @@ TEST_CASE("block-sequential prune statistics: one segment's Grams at a time give
   }
 }
 
-TEST_CASE("prune streamed (statistics block by block, tensors spilled as made) writes the in-memory path's file; ORT runs it",
+TEST_CASE("prune streamed (statistics block by block, tensors spilled as made) writes the in-memory path's file, ORT runs it",
           "[scale][prune][ort]") {
   // hidden 96: fc2 is scored by structured OBS from its full Gram; hidden 2304 (> kObsMaxFeatures):
   // by obs-diag, from the diagonal the block-sequential path keeps of its Gram.
