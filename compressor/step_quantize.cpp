@@ -12,6 +12,7 @@
 #include "graph/subgraphs.h"
 #include "quantize/activations.h"
 #include "quantize/calib_plan.h"
+#include "quantize/gemm_as_matmul.h"
 #include "quantize/quantize.h"
 #include "quantize/smoothquant.h"
 #include "quantize/static_qdq.h"
@@ -254,6 +255,9 @@ class QuantizeStep : public Step {
     // Conv and its output Q).
     // Kept in dry runs (which drop the activation pass) so the predicted params match.
     const int folded = fold_batchnorms_ ? fold_batchnorms(m) : 0;
+    // Static int8: Gemms as MatMul + Add, which ORT runs as integer kernels (it forms no QGemm), so
+    // their weights are quantized and stored in 8 bits too.
+    const std::vector<std::string> gemms = activations_ ? quant::gemm_as_matmul(m) : std::vector<std::string>();
     // Branch/body weights move next to their nodes first (graph/subgraphs.h): calibration, the
     // sensitivity scorer and quantize_model then see the same layers.
     localize_subgraph_weights(m.graph);
@@ -355,12 +359,16 @@ class QuantizeStep : public Step {
       }
       const quant::StaticQdqResult a = quant::apply_static_qdq(m, qp, stats, cm);
       restore_int4(m.graph, swaps);
-      const int dynamic = quant::dynamic_int8_matmuls(m);
+      std::set<std::string> from_gemm;
+      for (const auto& name : gemms)
+        if (!name.empty()) from_gemm.insert(name);
+      const int dynamic = quant::dynamic_int8_matmuls(m, from_gemm);
       r.details["activation_qdq"] = {{"pairs", a.pairs},
                                      {"dynamic_matmuls", dynamic},
                                      {"integer_nodes", a.integer_nodes},
                                      {"int32_biases", a.int32_biases},
                                      {"batchnorms_folded", folded},
+                                     {"gemms_as_matmul", gemms.size()},
                                      {"calib_method", settings_.value("calib-method", "percentile")}};
       for (const auto& n : a.notes) r.details["notes"].push_back(n);
     }

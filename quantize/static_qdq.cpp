@@ -537,21 +537,25 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
   return res;
 }
 
-int dynamic_int8_matmuls(Model& m) {
+int dynamic_int8_matmuls(Model& m, const std::set<std::string>& always) {
   Graph& g = m.graph;
   int done = 0;
   std::vector<std::string> candidates;  // Q/DQ scales and zero points of the removed nodes
   // Models with integer Convs (PP-OCRv4 rec, ConvNeXt) keep the measured static form: on ppocr4_rec
-  // the dynamic one cost 0.1 pt of character accuracy (0.9912 -> 0.9901, float 0.9958).
+  // the dynamic one cost 0.1 pt of character accuracy (0.9912 -> 0.9901, float 0.9958). Only the
+  // `always` layers (Gemms written as MatMul) take the dynamic form there.
+  bool integer_convs = false;
   for (const auto& n : g.nodes)
     if (n.op_type == "Conv" && n.inputs.size() > 1) {
       const int p = g.producer(n.input(1));
-      if (p >= 0 && g.nodes[p].op_type == "DequantizeLinear") return 0;
+      integer_convs |= p >= 0 && g.nodes[p].op_type == "DequantizeLinear";
     }
+  if (integer_convs && always.empty()) return 0;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     g.invalidate();
     const Node n = g.nodes[i];
     if (n.op_type != "MatMul" || !n.is_default_domain() || n.inputs.size() != 2) continue;
+    if (integer_convs && !always.count(n.name)) continue;
     const int pw = g.producer(n.input(1)), pa = g.producer(n.input(0));
     if (pw < 0 || pa < 0) continue;
     const Node dqw = g.nodes[pw], dqa = g.nodes[pa];
@@ -568,8 +572,13 @@ int dynamic_int8_matmuls(Model& m) {
       if (std::any_of(zv.begin(), zv.end(), [](int64_t v) { return v != 0; })) continue;
     }
     const int pq = g.producer(dqa.input(0));
-    if (pq < 0 || g.nodes[pq].op_type != "QuantizeLinear") continue;
-    const Node qa = g.nodes[pq];
+    // The activation's own QuantizeLinear goes with it; a DequantizeLinear of another uint8 value
+    // (a pass-through op's output: Flatten after a pool) stays, and its float output is quantized.
+    const bool own_pair = pq >= 0 && g.nodes[pq].op_type == "QuantizeLinear";
+    if (!own_pair && !always.count(n.name)) continue;
+    Node qa;
+    if (own_pair) qa = g.nodes[pq];
+    else qa.inputs = {dqa.outputs[0]};
     // The output must stay float (a QuantizeLinear after it makes it a QLinearMatMul), and the
     // activation's Q/DQ pair must be this MatMul's alone.
     if (g.is_graph_output(n.outputs[0]) || g.is_graph_output(dqa.outputs[0])) continue;
@@ -579,7 +588,7 @@ int dynamic_int8_matmuls(Model& m) {
     bool all_matmul = true;  // q/k/v share one activation pair: it goes once all three are rewritten
     for (int c : g.consumers(dqa.outputs[0])) all_matmul &= g.nodes[c].op_type == "MatMul";
     if (!all_matmul) continue;
-    const bool drop_dqa = g.consumers(dqa.outputs[0]).size() == 1;
+    const bool drop_dqa = own_pair && g.consumers(dqa.outputs[0]).size() == 1;
     const bool drop_qa = drop_dqa && g.consumers(qa.outputs[0]).size() == 1;
     const std::string x = qa.input(0), y = n.outputs[0], w = dqw.input(0), s = dqw.input(1);
     auto name = [&](const std::string& suffix) { return g.unique_name(y + suffix); };
@@ -599,7 +608,9 @@ int dynamic_int8_matmuls(Model& m) {
     if (drop_dqa) gone.push_back(dqa.outputs[0]);
     if (drop_qa) gone.push_back(qa.outputs[0]);
     if (g.consumers(dqw.outputs[0]).size() == 1) gone.push_back(dqw.outputs[0]);
-    for (const Node* d : {&qa, &dqa, &dqw})
+    std::vector<const Node*> scaled = {&dqw};
+    if (own_pair) scaled = {&qa, &dqa, &dqw};
+    for (const Node* d : scaled)
       for (size_t k = 1; k < d->inputs.size(); ++k)
         if (!d->inputs[k].empty() && d->inputs[k] != s) candidates.push_back(d->inputs[k]);
     size_t at = i;

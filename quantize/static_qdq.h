@@ -8,8 +8,9 @@
 //   DQ x, DQ W int8, DQ b int32 → Conv [→ Relu|Clip]  | QLinearConv         | yes
 //   DQ x, DQ W int8 → MatMul                           | QLinearMatMul       | optional: without
 //                                                      |                     | it MatMulIntegerToFloat
-//   DQ x, DQ W int8, DQ c int32 → Gemm                 | (QGemm: not formed  | – (Gemms stay float,
-//                                                      |  by the CPU EP)     | float weights)
+//   DQ x, DQ W int8, DQ c int32 → Gemm                 | (QGemm: not formed  | – (Gemms are written
+//                                                      |  by the CPU EP)     | as MatMul + Add first,
+//                                                      |                     | gemm_as_matmul.h)
 //   DQ a, DQ b → Add | Mul  (b may be a constant)      | QLinearAdd/Mul      | yes
 //   DQ x_i → Concat                                    | QLinearConcat       | yes
 //   DQ x → AveragePool | GlobalAveragePool | Sigmoid | LeakyRelu | QLinear* | yes
@@ -29,8 +30,8 @@
 // integer op's output (so a CNN is integer from its first Conv on, while a transformer's LayerNorm,
 // Softmax and GELU stay float and its MatMuls read quantized inputs and write float); pass-through
 // ops follow their input. Outputs that nothing integer reads are not quantized (a Conv's or Gemm's
-// always is: QLinearConv needs it), and graph outputs never are; a Conv writing one, and every Gemm,
-// stays float with float weights (a weight DequantizeLinear there would only cost time).
+// always is: QLinearConv needs it), and graph outputs never are; a Conv writing one, and a Gemm left
+// as such, stays float with float weights (a weight DequantizeLinear there would only cost time).
 #pragma once
 #include <map>
 #include <set>
@@ -103,7 +104,10 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const Cali
 // interleaved): bert_tiny 1.39× → 1.55× of float, gpt_tiny 1.51× → 1.60×, accuracy/perplexity kept.
 // Only MatMuls whose weight DequantizeLinear reads int8 [K, N] per-column (or per-tensor) symmetric
 // codes, and whose activation pair only MatMuls read, are rewritten (the pair goes with the last);
-// models with integer Convs are left as they are (ppocr4_rec lost 0.1 pt char accuracy). Returns the count.
-int dynamic_int8_matmuls(Model& m);
+// models with integer Convs are left as they are (ppocr4_rec lost 0.1 pt char accuracy), except the
+// `always` layers: Gemms written as MatMul (quantize/gemm_as_matmul.h), whose static QDQ form ORT
+// would turn back into a float Gemm (its level-1 MatMulAddFusion runs before the QDQ fusions), while
+// MatMulInteger is left alone and fused with the bias Add into DynamicQuantizeMatMul. Returns the count.
+int dynamic_int8_matmuls(Model& m, const std::set<std::string>& always = {});
 
 }  // namespace oc::quant

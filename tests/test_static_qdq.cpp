@@ -15,6 +15,7 @@
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "quantize/deploy_check.h"
+#include "quantize/gemm_as_matmul.h"
 #include "support.h"
 
 using namespace oc;
@@ -470,4 +471,65 @@ TEST_CASE("HardSwish and a HardSigmoid squeeze-excite gate run on uint8: QLinear
   Tensor ref = run_ort(dir / "hs.onnx", in).at("y");
   auto ours = agree_with_ort(q, in, 2e-2);
   CHECK(max_rel_error(ours.at("y"), ref, 0.05) < 0.1);
+}
+
+TEST_CASE("Gemm as MatMul + Add computes the same, and leaves Gemms it cannot rewrite", "[static_qdq]") {
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  g.inputs.push_back(tensor_value("x", {2, 6}));
+  g.add_initializer(Tensor::from_float("w1", {5, 6}, random_floats(30, 3)));  // transB: [N, K]
+  g.add_initializer(Tensor::from_float("b1", {5}, random_floats(5, 4)));
+  g.add_initializer(Tensor::from_float("w2", {5, 4}, random_floats(20, 5)));  // [K, N], no bias
+  g.add_initializer(Tensor::from_float("w3", {4, 3}, random_floats(12, 6)));
+  g.add_initializer(Tensor::from_float("b3", {1, 3}, random_floats(3, 7)));
+  Node g1 = make_node("Gemm", {"x", "w1", "b1"}, {"h1"}, "fc1");
+  g1.set_attr_int("transB", 1);
+  Node g3 = make_node("Gemm", {"h2", "w3", "b3"}, {"y"}, "fc3");
+  g3.set_attr_float("alpha", 0.5f);  // a scaled product stays a Gemm
+  g.add_node(g1);
+  g.add_node(make_node("Gemm", {"h1", "w2"}, {"h2"}, "fc2"));
+  g.add_node(g3);
+  g.outputs.push_back(tensor_value("y", {2, 3}));
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {2, 6}, 8)}};
+  const Tensor before = Executor(m).run(in).at("y");
+  Model r = m;
+  const std::vector<std::string> done = quant::gemm_as_matmul(r);
+  CHECK(done == std::vector<std::string>{"fc1", "fc2"});
+  CHECK(count_ops(r, "Gemm") == 1);
+  CHECK(count_ops(r, "MatMul") == 2);
+  CHECK(count_ops(r, "Add") == 1);  // fc2 has no bias
+  CHECK(r.graph.initializer("w1")->dims == std::vector<int64_t>{6, 5});
+  CHECK(max_rel_error(Executor(r).run(in).at("y"), before) < 1e-6);
+}
+
+TEST_CASE("int8 runs a CNN's Gemm head as an integer MatMul with 8-bit weights in ORT", "[static_qdq]") {
+  fs::path dir = temp_dir("sqdq_gemm");
+  Model f = small_cnn(62);
+  save_model(f, dir / "cnn.onnx");
+  auto r = run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:16:3"});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model q = load_model(dir / "q.onnx");
+  CHECK(count_ops(q, "Gemm") == 0);
+  // The head's weight is stored int8 and read by MatMulInteger (the dynamic W8A8 form: a static QDQ
+  // MatMul + bias Add would be turned back into a float Gemm by ORT's MatMulAddFusion).
+  int int8_matmuls = 0;
+  for (const auto& n : q.graph.nodes)
+    if (n.op_type == "MatMulInteger") {
+      const Tensor* w = q.graph.initializer(n.input(1));
+      int8_matmuls += w && w->dtype == DType::Int8;
+    }
+  CHECK(int8_matmuls == 1);
+  quant::DeployCheck d = quant::check_deployment(q);
+  CHECK(d.integer_layers.size() == 3);  // both Convs and the head
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  CHECK(ops["Gemm"] == 0);
+  CHECK(ops["DynamicQuantizeMatMul"] == 1);
+  CHECK(ops["QLinearConv"] == 2);
+  CHECK(ops["DequantizeLinear"] <= 1);  // the pooled features, once, for the dynamic quantization
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 3, 16, 16}, 78, 0.f, 1.f)}};
+  Tensor ref = run_ort(dir / "cnn.onnx", in).at("y");
+  auto ours = agree_with_ort(q, in, 2e-2);
+  CHECK(max_rel_error(ours.at("y"), ref) < 0.08);
 }
