@@ -118,19 +118,38 @@ CalibrationStats calibrate_by_segments(const Model& model, CalibrationSource& so
     weights += weight_at[p];
   }
   if (last >= 0) cuts.push_back(static_cast<size_t>(last) + 1);
-  std::vector<GraphSegment> segs = split_graph(g, cuts);
-  if (last >= 0 && static_cast<size_t>(last) + 1 < order.size() && !segs.empty()) segs.pop_back();  // the tail
+  std::vector<GraphSegment> segs;
+  std::vector<int> seg_of_node;
+  std::vector<std::set<std::string>> visible;  // per segment: values it makes or reads
+  for (;;) {
+    segs = split_graph(g, cuts);
+    if (last >= 0 && static_cast<size_t>(last) + 1 < order.size() && !segs.empty()) segs.pop_back();  // the tail
+    seg_of_node.assign(g.nodes.size(), -1);
+    visible.assign(segs.size(), {});
+    for (size_t s = 0; s < segs.size(); ++s) {
+      visible[s].insert(segs[s].inputs.begin(), segs[s].inputs.end());
+      for (size_t i : segs[s].nodes) {
+        seg_of_node[i] = static_cast<int>(s);
+        for (const auto& o : g.nodes[i].outputs) visible[s].insert(o);
+      }
+    }
+    // A block whose input and output no one segment sees (the input is not read where the output
+    // is made: a --blocks match without a residual Add) loses the cuts between them, so one segment
+    // runs it whole and its observer sees both in each batch.
+    bool merged = false;
+    for (const auto& b : plan.blocks) {
+      bool seen = false;
+      for (const auto& vis : visible) seen = seen || (vis.count(b.input) && vis.count(b.output));
+      if (seen) continue;
+      const int64_t lo = made_at(b.input), hi = made_at(b.output);
+      const auto inside = [&](size_t c) { return static_cast<int64_t>(c) > lo && static_cast<int64_t>(c) <= hi; };
+      cuts.erase(std::remove_if(cuts.begin(), cuts.end(), inside), cuts.end());
+      merged = true;
+    }
+    if (!merged) break;
+  }
 
   // Each statistic to one segment.
-  std::vector<int> seg_of_node(g.nodes.size(), -1);
-  std::vector<std::set<std::string>> visible(segs.size());
-  for (size_t s = 0; s < segs.size(); ++s) {
-    visible[s].insert(segs[s].inputs.begin(), segs[s].inputs.end());
-    for (size_t i : segs[s].nodes) {
-      seg_of_node[i] = static_cast<int>(s);
-      for (const auto& o : g.nodes[i].outputs) visible[s].insert(o);
-    }
-  }
   auto first_seeing = [&](std::initializer_list<std::string> vs) -> int {
     for (size_t s = 0; s < segs.size(); ++s) {
       bool all = true;

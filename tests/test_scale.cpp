@@ -654,6 +654,29 @@ TEST_CASE("block-sequential prune statistics: one segment's Grams at a time give
   }
 }
 
+TEST_CASE("block-sequential statistics: a block whose input is not read where its output is made runs in one segment",
+          "[scale][prune]") {
+  Model m = ffn_model(3, 32, 96, 163);
+  normalize(m);
+  CalibrationPlan plan;
+  plan.grams = {"b0.fc2", "b1.fc2", "b2.fc2"};
+  plan.blocks.push_back({"hidden", "b0.h3", "b1.h3", kAutoAxis});  // b1.fc2 makes b1.h3; nothing there reads b0.h3
+  plan.channels["b2.h2"] = kAutoAxis;
+  CalibrationSource cs("random:4:9", m, CalibrationDataOptions(2));
+  const CalibrationStats whole = calibrate(m, cs, plan);
+  SegmentedCalibrationOptions so;
+  so.gram_bytes = 1;  // would cut before b1.fc2, between the block's ends
+  SegmentedCalibrationReport rep;
+  const CalibrationStats seg = calibrate_by_segments(m, cs, plan, so, &rep);
+  CHECK(rep.segments == 2);  // b0.fc2 .. b1.fc2 together, then b2.fc2
+  REQUIRE(seg.blocks.count("hidden"));
+  CHECK(seg.blocks.at("hidden").count == whole.blocks.at("hidden").count);
+  CHECK(seg.blocks.at("hidden").count > 0);
+  CHECK(seg.blocks.at("hidden").sum_angle == whole.blocks.at("hidden").sum_angle);
+  for (const auto& l : plan.grams) CHECK(seg.grams.at(l).xtx == whole.grams.at(l).xtx);
+  CHECK(seg.channels.at("b2.h2").sum_sq == whole.channels.at("b2.h2").sum_sq);
+}
+
 TEST_CASE("prune streamed (statistics block by block, tensors spilled as made) writes the in-memory path's file, ORT runs it",
           "[scale][prune][ort]") {
   // hidden 96: fc2 is scored by structured OBS from its full Gram; hidden 2304 (> kObsMaxFeatures):
