@@ -62,6 +62,15 @@ uint64_t observed_elements(const CalibrationStats& stats, const std::string& v) 
   return 0;
 }
 
+// Calibration saw one value only: min = max, or every count in one histogram bin (a constant's
+// histogram spans 1e-6 of it, engine/observers.cpp; real data of any magnitude spreads over the bins).
+bool observed_single_value(const CalibrationStats& stats, const std::string& v) {
+  if (auto h = stats.histograms.find(v); h != stats.histograms.end())
+    return std::count_if(h->second.bins.begin(), h->second.bins.end(), [](uint64_t c) { return c > 0; }) <= 1;
+  if (auto mm = stats.minmax.find(v); mm != stats.minmax.end()) return mm->second.min == mm->second.max;
+  return false;
+}
+
 // The int8 codes of a weight DequantizeLinear, dequantized to float (s · (q − z) along `axis`).
 std::optional<Tensor> dequantized_weight(const Graph& g, const Node& dq, const std::string& name) {
   const Tensor* q = g.initializer(dq.input(0));
@@ -400,7 +409,10 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
     // A range that is only rounding noise (an activation constant on the data, e.g. a Relu of a
     // negative constant) would give a scale so small that the int32 biases of the layers reading it
     // overflow (the histogram of a constant spans 1e-6, engine/observers.cpp): it is a constant range.
-    if (hi - lo <= 4e-6f * std::max(1.f, std::max(std::fabs(lo), std::fabs(hi)))) {
+    // Judged against the values' own size, not 1: activations whose every value is tiny (a network with
+    // random weights whose outputs are 1e-8) are a real range, and zeroing them zeroed the output.
+    const float size = std::max(std::fabs(lo), std::fabs(hi));
+    if (observed_single_value(stats, v) || (hi - lo <= 4e-6f * std::max(1.f, size) && hi - lo <= 1e-3f * size)) {
       const float c = std::fabs(lo) > std::fabs(hi) ? lo : hi;
       lo = hi = std::fabs(c) <= 4e-6f ? 0.f : c;
     }

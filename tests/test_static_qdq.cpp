@@ -533,3 +533,46 @@ TEST_CASE("int8 runs a CNN's Gemm head as an integer MatMul with 8-bit weights i
   auto ours = agree_with_ort(q, in, 2e-2);
   CHECK(max_rel_error(ours.at("y"), ref) < 0.08);
 }
+
+TEST_CASE("activations whose every value is tiny are quantized over their range, not taken for constants", "[static_qdq]") {
+  // BatchNorm scale/shift and the later biases scaled by 1e-7: every activation after c1 is ~1e-7
+  // (torchvision's random-weight MobileNets reach 1e-8 at their logits). Judged against 1 instead of
+  // their own size, these ranges were taken for constants and the int8 output was exactly 0.
+  fs::path dir = temp_dir("sqdq_tiny");
+  Model f = small_cnn(32);
+  Graph& g = f.graph;
+  for (const char* name : {"bn.s", "bn.b", "c2.b", "fc.b"}) {
+    Tensor* t = g.initializer(name);
+    REQUIRE(t != nullptr);
+    std::vector<float> v = t->to_float();
+    for (float& x : v) x *= 1e-7f;
+    *t = Tensor::from_float(name, t->dims, v);
+  }
+  save_model(f, dir / "tiny.onnx");
+  auto r = run_cli({"quantize", (dir / "tiny.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:16:3", "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  std::ifstream rf(dir / "r.json");
+  const nlohmann::json rj = nlohmann::json::parse(rf);
+  const nlohmann::json& details = rj["steps"][0]["details"];
+  CHECK_THAT(details.value("notes", nlohmann::json::array()).dump(), !Catch::Contains("was constant on the calibration data"));
+  Model q = load_model(dir / "q.onnx");
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  CHECK(ops["QLinearConv"] == 2);
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 3, 16, 16}, 6, 0.f, 1.f)}};
+  const auto ref = run_ort(dir / "tiny.onnx", in).at("y").to_float();
+  const auto got = run_ort(dir / "q.onnx", in).at("y").to_float();
+  double dot = 0, nr = 0, ng = 0;
+  for (size_t i = 0; i < ref.size(); ++i) dot += double(ref[i]) * got[i], nr += double(ref[i]) * ref[i], ng += double(got[i]) * got[i];
+  INFO("float norm " << std::sqrt(nr) << ", int8 norm " << std::sqrt(ng));
+  REQUIRE(nr > 0);
+  REQUIRE(ng > 0);
+  CHECK(dot / std::sqrt(nr * ng) > 0.99);
+  // Our executor computes the same int8 model.
+  Tensor ours = Executor(q).run(in).at("y");
+  const auto o = ours.to_float();
+  double diff = 0;
+  for (size_t i = 0; i < o.size(); ++i) diff = std::max(diff, std::fabs(double(o[i]) - got[i]));
+  CHECK(diff <= 0.02 * std::sqrt(ng));
+}
