@@ -27,6 +27,7 @@ int run_quantize(const std::vector<std::string>& args) {
     ("keep-float", po::value<std::vector<S>>()->composing(), "leave layers whose node or weight name matches REGEX in float (repeatable)")
     ("bits-for", po::value<std::vector<S>>()->composing(), "REGEX=N: fixed width for matching layers (repeatable)")
     ("no-protect", po::bool_switch(), "do not keep the first and last weight layers at >= 8 bits")
+    ("float-tables", po::bool_switch(), "matmulnbits: keep embedding tables float32 and constant masks as they are (default: tables quantized like layers, masks compacted)")
     ("gram-budget-mib", po::value<S>(), "calibration Grams held at once (default 1024); a model needing more is calibrated block by block (gptq / bias correction, uniform --bits)")
     ("activations", po::value<S>(), "int8: static uint8 QuantizeLinear/DequantizeLinear on layer inputs (needs --calib, --format qdq)")
     ("smoothquant", po::bool_switch(), "with --activations int8: migrate activation outliers into the weights (SmoothQuant, alpha searched per input)")

@@ -67,8 +67,7 @@ quant::WidthSensitivityFn make_sensitivity(const Model& m, CalibrationSource& sr
   }
   return [&m, d, o, exec](const quant::WeightLayer& l, int bits) {
     Model mq = m;
-    quant::QuantLayout lay = quant::effective_layout(l, o.format, o.layout);
-    lay.bits = bits;
+    quant::QuantLayout lay = quant::width_layout(quant::effective_layout(l, o.format, o.layout), bits, o);
     std::vector<float> w = quant::layer_matrix(mq.graph, l);
     // The proxy the allocator uses elsewhere: the clipping search (GPTQ's own result needs a solve).
     quant::QuantizedMatrix q = o.method == quant::Method::RTN ? quant::quantize_rtn(w.data(), l.rows, l.cols, lay)
@@ -201,6 +200,7 @@ class QuantizeStep : public Step {
     if (auto w = r.text("widths")) o_.widths = parse_widths(*w);
     if (auto f = r.text("format")) o_.format = quant::parse_format(*f);
     if (auto s = r.text("scheme")) o_.layout.scheme = quant::parse_scheme(*s);
+    else o_.asym_2bit = true;  // sym by default, asym at 2 bits (quantize.h: QuantizeOptions::asym_2bit)
     auto gran = r.text("granularity");
     o_.layout.granularity = gran ? quant::parse_granularity(*gran)
                                  : (o_.format == quant::Format::MatMulNBits ? quant::Granularity::Block
@@ -221,6 +221,7 @@ class QuantizeStep : public Step {
     o_.keep_float = r.texts("keep-float");
     for (const auto& s : r.texts("bits-for")) o_.bits_for.push_back(parse_bits_for(s));
     o_.protect_ends = !r.flag("no-protect");
+    o_.tables = !r.flag("float-tables");
     if (auto gb = r.integer("gram-budget-mib")) {
       if (*gb < 1) throw InvalidArgument("quantize: --gram-budget-mib must be at least 1");
       o_.sequential_gram_bytes = *gb << 20;

@@ -110,6 +110,7 @@ bool is_metadata_input(const Node& n, size_t i) {
       {"com.microsoft:QuantizeLinear", 1}, {"com.microsoft:QuantizeLinear", 2},
       {"com.microsoft:DequantizeLinear", 1}, {"com.microsoft:DequantizeLinear", 2},
       {"com.microsoft:MatMulNBits", 2}, {"com.microsoft:MatMulNBits", 3},
+      {"com.microsoft:GatherBlockQuantized", 1}, {"com.microsoft:GatherBlockQuantized", 2}, {"com.microsoft:GatherBlockQuantized", 3},
       {"QLinearConv", 1}, {"QLinearConv", 2}, {"QLinearConv", 4}, {"QLinearConv", 5}, {"QLinearConv", 6}, {"QLinearConv", 7},
       {"QLinearMatMul", 1}, {"QLinearMatMul", 2}, {"QLinearMatMul", 4}, {"QLinearMatMul", 5}, {"QLinearMatMul", 6}, {"QLinearMatMul", 7},
   };
@@ -123,6 +124,8 @@ bool is_weight_type(DType t) {
 // Logical parameter count of initializer `t` as input `i` of `n` (packed MatMulNBits weights hold K*N).
 int64_t param_elems(const Node& n, size_t i, const Tensor& t) {
   if (n.key() == "com.microsoft:MatMulNBits" && i == 1) return n.attr_int("K", 0) * n.attr_int("N", 0);
+  // packed codes: 8/bits table entries per byte
+  if (n.key() == "com.microsoft:GatherBlockQuantized" && i == 0 && t.dtype == DType::UInt8) return t.numel() * (8 / std::max<int64_t>(1, n.attr_int("bits", 4)));
   if (t.dtype == DType::Int32 && n.key() == "DequantizeLinear" && i == 0) return t.numel();  // int32 bias
   return is_weight_type(t.dtype) ? t.numel() : 0;
 }

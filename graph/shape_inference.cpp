@@ -641,6 +641,17 @@ void gather_op(Ctx& c) {
     }
   }
 }
+void gather_block_quantized_op(Ctx& c) {
+  // uint8 data (codes packed along the last axis): output = indices' shape + data[1:], last axis
+  // times 8/bits; the type is the scales'.
+  const DType t = c.T(2) != DType::Undefined ? c.T(2) : DType::Float;
+  if (!c.need(0) || !c.need(1) || c.S(0).empty()) { c.set_type(0, t); return; }
+  std::vector<Val> o(c.S(1).begin(), c.S(1).end());
+  o.insert(o.end(), c.S(0).begin() + 1, c.S(0).end());
+  const int64_t bits = c.n.attr_int("bits", 4);
+  if (c.T(0) == DType::UInt8 && !o.empty() && o.back().known && bits > 0 && bits <= 8) o.back() = Val::num(o.back().v * (8 / bits));
+  c.set(0, t, o);
+}
 void gather_elements_op(Ctx& c) {
   if (!c.need(1)) { c.set_type(0, c.T(0)); return; }
   c.set(0, c.T(0), c.S(1));
@@ -1129,6 +1140,7 @@ const std::unordered_map<std::string, Rule>& rules() {
     t["Gemm"] = gemm_op;
     t["MatMul"] = t["MatMulInteger"] = t["QLinearMatMul"] = t["com.microsoft:FusedMatMul"] = matmul_op;
     t["com.microsoft:MatMulNBits"] = matmul_nbits_op;
+    t["com.microsoft:GatherBlockQuantized"] = gather_block_quantized_op;
     t["BatchNormalization"] = batchnorm_op;
     t["LayerNormalization"] = layernorm_op;
     t["Dropout"] = dropout_op;

@@ -42,6 +42,11 @@ int matmulnbits_container_bits(int bits);
 // pattern (DynamicQuantizeLinear + MatMulInteger, fused to DynamicQuantizeMatMul) instead.
 bool matmulnbits_dynamic_int8(int bits);
 
+// MatMulNBits scales are stored as float16 (behind a Cast ONNX Runtime folds at load) when every
+// value is 0 or in float16's normal range; quantize_model rounds them to float16 first, so the
+// stored weights are exactly the ones it reports and corrects biases with.
+bool scales_fit_half(const std::vector<float>& scales);
+
 struct ExportInfo {
   int64_t opset = 0;            // default-domain opset of the result
   std::string dequantize_form;  // "DequantizeLinear", "Cast+Mul" or "" (fake / MatMulNBits only)

@@ -13,6 +13,7 @@
 
 #include "engine/block_runner.h"
 #include "engine/calibrate.h"
+#include "graph/compact_constants.h"
 #include "graph/errors.h"
 #include "graph/onnx_io.h"
 #include "graph/spill.h"
@@ -20,6 +21,7 @@
 #include "graph/subgraphs.h"
 #include "quantize/allocate.h"
 #include "quantize/awq.h"
+#include "quantize/embeddings.h"
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -192,6 +194,12 @@ double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f) {
                   : eff.granularity == Granularity::Channel ? static_cast<double>(l.rows)
                                                             : static_cast<double>(l.rows) * std::ceil(static_cast<double>(l.cols) / static_cast<double>(eff.block_size));
   return std::ceil(static_cast<double>(l.params()) * cb / 8) + groups * 4 + (asym ? std::ceil(groups * cb / 8) : 0);
+}
+
+QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt) {
+  l.bits = bits;
+  if (opt.asym_2bit && bits <= 2) l.scheme = Scheme::Asym;
+  return l;
 }
 
 std::vector<int> stored_widths(Format f) { return f == Format::MatMulNBits ? std::vector<int>{2, 4, 8} : std::vector<int>{4, 8}; }
@@ -384,9 +392,24 @@ void restore_weight_type(Graph& g, const WeightLayer& l, DType dt) {
   g.invalidate();
   const int mm = node_index(g, l.node);
   if (mm >= 0 && g.nodes[mm].op_type == "MatMulNBits") {
-    const Node& n = g.nodes[mm];
-    retype_initializer(g, n.input(2), mm, dt);                           // scales
-    if (n.inputs.size() > 5) retype_initializer(g, n.input(5), mm, dt);  // bias
+    // float16 scales behind a widening Cast (export.cpp): the layer's type reads them directly.
+    const int cast = g.producer(g.nodes[mm].input(2));
+    if (cast >= 0 && g.nodes[cast].op_type == "Cast" && g.consumers(g.nodes[cast].outputs[0]).size() == 1) {
+      const Tensor* s16 = g.initializer(g.nodes[cast].input(0));
+      if (s16 && s16->dtype == DType::Float16) {
+        Tensor t = *s16;
+        if (dt != DType::Float16) t = Tensor::from_float_as(t.name, dt, t.dims, t.to_float());
+        g.add_initializer(t);
+        g.nodes[mm].inputs[2] = t.name;
+        g.remove_node(static_cast<size_t>(cast));
+        g.invalidate();
+        return restore_weight_type(g, l, dt);
+      }
+    }
+    const int mm2 = node_index(g, l.node);
+    const Node& n = g.nodes[mm2];
+    retype_initializer(g, n.input(2), mm2, dt);                           // scales
+    if (n.inputs.size() > 5) retype_initializer(g, n.input(5), mm2, dt);  // bias
     // A broadcast Gemm bias kept as an Add after it (scaled by beta into a new float32 tensor).
     for (int c : g.consumers(n.outputs[0]))
       if (g.nodes[c].op_type == "Add")
@@ -424,6 +447,11 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   // Weights a branch or loop body reads from the enclosing graph move into that body, so each
   // layer's node and weight live in one graph (WeightLayer::graph).
   localize_subgraph_weights(g);
+  // Lossless first (node positions move): duplicate and two-valued constants (attention masks).
+  if (opt.format == Format::MatMulNBits && opt.tables) {
+    const CompactResult cr = compact_constants(m);
+    if (!cr.summary().empty()) rep.notes.push_back(cr.summary());
+  }
   std::map<std::string, DType> half_type;  // node "\n" graph -> float16 / bfloat16
   std::vector<WeightLayer> all = find_layers_any_float(g, &rep.skipped, &half_type);
   auto half_of = [&](const WeightLayer& l) {
@@ -439,6 +467,16 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     bool k = std::any_of(keep.begin(), keep.end(), [&](const std::regex& re) { return matches(re, l); });
     if (k) rep.skipped.push_back({l.node, "--keep-float"});
     else layers.push_back(l);
+  }
+  // Embedding tables (and the constant masks beside them) are stored compactly in MatMulNBits files:
+  // the floats no layer quantizer touches were most of a 2.5-bit gpt_tiny file (docs/QUANTIZATION.md).
+  std::vector<EmbeddingTable> tables;
+  if (opt.format == Format::MatMulNBits && opt.tables) {
+    for (auto& t : find_embedding_tables(g)) {
+      const bool k = std::any_of(keep.begin(), keep.end(), [&](const std::regex& re) { return std::regex_search(t.name, re) || std::regex_search(t.reader, re); });
+      if (k) rep.skipped.push_back({t.reader, "--keep-float (table " + t.name + ")"});
+      else if (!table_widths(t).empty()) tables.push_back(t);
+    }
   }
   // Bits are what the file stores: only the widths the format's containers hold are offered.
   if (opt.target == QuantizeOptions::Target::Uniform) check_width(opt.bits, "--bits", opt.format, {});
@@ -594,13 +632,23 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     if (weights[i].empty()) weights[i] = read_layer_matrix(g, layers[i]);
     return weights[i];
   };
-  // The proxy quantizer for searches (allocation, AWQ): GPTQ's own error needs a solve per width;
-  // the clipped range is a close proxy for ranking.
+  // The proxy quantizer for AWQ's search without GPTQ and for layers without a Gram (the allocator
+  // measures GPTQ layers with GPTQ itself).
   const Method proxy = opt.method == Method::GPTQ ? Method::MSE : opt.method;
   std::vector<int> bits(layers.size());
   std::vector<double> scores(layers.size(), 0.0);
+  // Tables: their float rows, and the quantizer they take (no Gram: the clipping search, which the
+  // layers' searches use as GPTQ's proxy; RTN when RTN was asked for).
+  std::vector<std::vector<float>> table_weights;
+  for (const auto& t : tables) table_weights.push_back(table_matrix(g, t));
+  auto quantize_table = [&](const std::vector<float>& w, const EmbeddingTable& t, const QuantLayout& lb) {
+    return opt.method == Method::RTN ? quantize_rtn(w.data(), t.rows, t.cols, lb) : quantize_mse(w.data(), t.rows, t.cols, lb);
+  };
+  std::vector<int> table_bits(tables.size(), 0);
   if (opt.target == QuantizeOptions::Target::Uniform) {
     rep.target = "bits=" + std::to_string(opt.bits);
+    // Under --bits N a table takes N too (the widths it stores are the MatMulNBits ones).
+    for (size_t t = 0; t < tables.size(); ++t) table_bits[t] = opt.bits;
     for (size_t i = 0; i < layers.size(); ++i) {
       bits[i] = fixed[i] ? fixed[i] : opt.bits;
       if (!fixed[i]) why[i] = "uniform";
@@ -623,8 +671,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       if (fixed[i]) ws = {fixed[i]};
       if (ws.empty()) throw InvalidArgument("layer " + layers[i].node + " (" + layers[i].op + ") stores " + list_widths(lw) + " bits, none of --widths");
       for (int b : ws) {
-        QuantLayout lb = lay[i];
-        lb.bits = b;
+        QuantLayout lb = width_layout(lay[i], b, opt);
         if (!fixed[i]) {
           // err_l(b) measured at every width: the model-output error with only this layer at b
           // (sensitivity), else the layer's own output error on the calibration Gram, else its
@@ -632,7 +679,11 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
           if (measured) {
             items[i].error[b] = opt.score_inputs.sensitivity_at(layers[i], b);
           } else {
-            QuantizedMatrix q = quantize_with(proxy, weight(i), layers[i], lb, nullptr, opt.gptq);
+            // With the method that will run: GPTQ's 2-bit output error is a fraction of MSE's, so an
+            // MSE proxy made every layer look as costly to narrow as an embedding table (gpt_tiny:
+            // the token table went to 2 bits, perplexity 7.07; measured with GPTQ it stays at 4).
+            const Method err_method = opt.method == Method::GPTQ && has_gram(i) ? Method::GPTQ : proxy;
+            QuantizedMatrix q = quantize_with(err_method, weight(i), layers[i], lb, &grams[i], opt.gptq);
             std::vector<float> deq = q.dequantize();
             if (has_gram(i)) {
               const double ref = gram_error(weights[i], std::vector<float>(weights[i].size(), 0.f), layers[i].rows, layers[i].cols, grams[i]);
@@ -650,6 +701,25 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       if (measured) scores[i] = fixed[i] ? opt.score_inputs.sensitivity_at(layers[i], lw.front()) : items[i].error.begin()->second;
       items[i].score = measured ? 0.0 : scores[i];  // measured errors are compared as they are
     }
+    // Tables: err(b) the table's own relative error (each looked-up row enters the residual stream
+    // as it is), scored as an average layer (w = 1).
+    double mean_score = 0;
+    for (const auto& it : items) mean_score += it.score / static_cast<double>(std::max<size_t>(1, items.size()));
+    for (size_t t = 0; t < tables.size(); ++t) {
+      AllocItem it;
+      it.name = tables[t].name;
+      it.score = mean_score;
+      params += static_cast<double>(tables[t].params());
+      for (int b : table_widths(tables[t])) {
+        if (std::find(offered.begin(), offered.end(), b) == offered.end()) continue;
+        QuantLayout lb = width_layout(table_layout(tables[t], opt.layout), b, opt);
+        it.error[b] = relative_error(table_weights[t], quantize_table(table_weights[t], tables[t], lb).dequantize());
+        it.cost[b] = opt.target == QuantizeOptions::Target::AvgBits ? static_cast<double>(b) * static_cast<double>(tables[t].params())
+                                                                    : table_bytes(tables[t], lb);
+      }
+      if (it.error.empty()) throw InvalidArgument("table " + tables[t].name + " stores none of the allowed widths");
+      items.push_back(it);
+    }
     if (opt.target == QuantizeOptions::Target::AvgBits) {
       rep.target = "avg-bits=" + std::to_string(opt.avg_bits);
       budget = opt.avg_bits * params;
@@ -658,12 +728,15 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       // Weights that stay float count against the budget too.
       double float_bytes = static_cast<double>(model_weight_bytes(m));
       for (const auto& l : layers) float_bytes -= 4.0 * static_cast<double>(l.params());
+      for (const auto& t : tables) float_bytes -= 4.0 * static_cast<double>(t.params());
       budget = static_cast<double>(opt.max_bytes) - float_bytes;
     }
     std::vector<int> wl = offered;
     for (int f : fixed)
       if (f) wl.push_back(f);
     bits = allocate_bits(items, wl, budget);
+    table_bits.assign(bits.begin() + static_cast<std::ptrdiff_t>(layers.size()), bits.end());
+    bits.resize(layers.size());
     for (size_t i = 0; i < layers.size(); ++i)
       if (!fixed[i]) why[i] = "allocation";
   }
@@ -712,8 +785,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       const int64_t per = l0.op == "Conv" ? l0.cols / l0.weight_dims[1] : 1;
       std::vector<AwqMember> members;
       for (size_t i : idx) {
-        QuantLayout lb = lay[i];
-        lb.bits = bits[i];
+        QuantLayout lb = width_layout(lay[i], bits[i], opt);
         members.push_back({&weight(i), layers[i].rows, lb});
       }
       search_gram = &grams[idx[0]];
@@ -757,14 +829,18 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   double bit_sum = 0;
   int n_awq = 0, n_bias = 0, n_gptq = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
-    QuantLayout lb = lay[i];
-    lb.bits = bits[i];
+    QuantLayout lb = width_layout(lay[i], bits[i], opt);
     Method meth = opt.method;
     std::string meth_name = method_name(meth);
     if (meth == Method::GPTQ && opt.gptq.act_order) meth_name = "gptq act-order";
     ensure_gram(i);
     if (meth == Method::GPTQ && !has_gram(i)) meth = Method::MSE, meth_name = "mse (no Gram statistics for gptq)";
     QuantizedMatrix q = quantize_with(meth, weight(i), layers[i], lb, &grams[i], opt.gptq);
+    // MatMulNBits stores 2/4-bit scales as float16 (export.h). Below 8 bits every format takes
+    // float16 values (a relative change of at most 2^-11 per scale), so report, bias correction,
+    // file and a fake or QDQ export of the same plan all hold the same weights.
+    if (bits[i] < 8 && scales_fit_half(q.scales))
+      for (float& s : q.scales) s = half_to_float(float_to_half(s));
     n_gptq += meth == Method::GPTQ;
     if (opt.progress) opt.progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(layers.size()));
     LayerReport r;
@@ -818,6 +894,28 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       out.pop_back();
       if (spill) spill_owned_tensors(layer_graph(g, layers[i]), *spill, size_t(64) << 10);
     }
+  }
+  for (size_t t = 0; t < tables.size(); ++t) {
+    QuantLayout lb = width_layout(table_layout(tables[t], opt.layout), table_bits[t], opt);
+    QuantizedMatrix q = quantize_table(table_weights[t], tables[t], lb);
+    LayerReport r;
+    r.node = tables[t].reader;
+    r.op = tables[t].gathered ? "Gather" : "Add";
+    r.weight = tables[t].name;
+    r.rows = tables[t].rows;
+    r.cols = tables[t].cols;
+    r.bits = r.storage_bits = table_bits[t];
+    r.decided_by = opt.target == QuantizeOptions::Target::Uniform ? "uniform" : "allocation";
+    r.method = std::string(opt.method == Method::RTN ? "rtn" : "mse") + " (table)";
+    r.scheme = scheme_name(lb.scheme);
+    r.granularity = granularity_name(lb.granularity);
+    r.block_size = lb.block_size;
+    r.rel_error = quantized_rel_error(table_weights[t], q);
+    r.sqnr_db = r.rel_error > 0 ? -10.0 * std::log10(r.rel_error) : std::numeric_limits<double>::infinity();
+    rep.layers.push_back(r);
+    bit_sum += static_cast<double>(table_bits[t]) * static_cast<double>(tables[t].params());
+    rep.quantized_params += tables[t].params();
+    export_embedding_table(m, tables[t], q);
   }
   rep.avg_bits = bit_sum / static_cast<double>(rep.quantized_params);
   {

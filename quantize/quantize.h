@@ -30,12 +30,20 @@ struct QuantizeOptions {
   // Widths the allocator may choose; empty = every width the format stores (stored_widths).
   std::vector<int> widths;
   QuantLayout layout;       // scheme, granularity, block size (bits set per layer)
+  // 2-bit layers (and tables) take asymmetric zero points whatever `layout.scheme` says: symmetric
+  // 2-bit codes with a max|w| scale round most weights to zero (relative error ~1 on gpt_tiny's
+  // layers, measured). The CLI sets it when --scheme is not given.
+  bool asym_2bit = false;
   Method method = Method::RTN;
   std::string scorer = "zd";
   Format format = Format::QDQ;
   std::vector<std::string> keep_float;               // ECMAScript regexes on node or weight names
   std::vector<std::pair<std::string, int>> bits_for;  // regex -> fixed width
   bool protect_ends = true;  // first and last weight layer at >= protect_bits
+  // MatMulNBits files: embedding tables quantized too (quantize/embeddings.h: GatherBlockQuantized,
+  // counted in --avg-bits / --max-bytes and the report like layers) and constant masks compacted
+  // (graph/compact_constants.h). Other formats keep standard ops only and leave both as they are.
+  bool tables = true;
   int protect_bits = 8;
   ScoreInputs score_inputs;  // calibration statistics, sensitivity hook, seed
   GptqOptions gptq;
@@ -103,6 +111,10 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt);
 // simulates QDQ): int4 and int8.
 std::vector<int> stored_widths(const WeightLayer& l, Format f);
 std::vector<int> stored_widths(Format f);  // for MatMul/Gemm layers
+
+// The layout a layer (or table) gets at width `bits`: `l` with bits set, asym at 2 bits under
+// QuantizeOptions::asym_2bit.
+QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt);
 
 // Bytes a layer takes at `bits` in format `f` (packed codes, scales, zero points).
 double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f);

@@ -195,6 +195,16 @@ std::vector<float> random_floats(size_t n, uint64_t seed, float lo, float hi) {
   return v;
 }
 
+void add_gaussian_initializer(Graph& g, std::mt19937_64& rng, const std::string& name, std::vector<int64_t> dims,
+                              float scale, float mean) {
+  std::normal_distribution<float> d(mean, scale);
+  int64_t n = 1;
+  for (auto x : dims) n *= x;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = d(rng);
+  g.add_initializer(Tensor::from_float(name, std::move(dims), v));
+}
+
 Tensor random_tensor(const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo, float hi) {
   int64_t n = 1;
   for (auto d : dims) n *= d;

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,10 @@ bool bitwise_equal(const Tensor& a, const Tensor& b);
 void write_npz(const fs::path& path, const std::vector<Tensor>& arrays, bool compress);
 
 // ---- building small models ----
+// Adds initializer `name` of `dims` drawn from N(mean, scale²) with `rng` (the quantization tests'
+// Gaussian weights; callers scale them ~1/sqrt(K) to keep activations O(1)).
+void add_gaussian_initializer(Graph& g, std::mt19937_64& rng, const std::string& name, std::vector<int64_t> dims,
+                              float scale, float mean = 0.f);
 Node make_node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
                const std::string& name = "");
 ValueInfo tensor_value(const std::string& name, std::vector<int64_t> dims, DType t = DType::Float);

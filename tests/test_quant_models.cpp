@@ -12,14 +12,7 @@ Model quant_mlp(uint64_t seed) {
   Model m = new_model(13);
   Graph& g = m.graph;
   std::mt19937_64 rng(seed);
-  auto w = [&](const std::string& name, std::vector<int64_t> dims, float scale) {
-    std::normal_distribution<float> d(0.f, scale);
-    int64_t n = 1;
-    for (auto x : dims) n *= x;
-    std::vector<float> v(static_cast<size_t>(n));
-    for (auto& x : v) x = d(rng);
-    g.add_initializer(Tensor::from_float(name, dims, v));
-  };
+  auto w = [&](const std::string& name, std::vector<int64_t> dims, float scale) { add_gaussian_initializer(g, rng, name, std::move(dims), scale); };
   g.inputs.push_back(tensor_value("x", {4, 32}));
   w("w1", {32, 256}, 0.18f); w("b1", {256}, 0.1f);
   w("w2", {256, 256}, 0.09f); w("b2", {256}, 0.1f);

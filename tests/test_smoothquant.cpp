@@ -23,12 +23,7 @@ Model outlier_ln_mlp(uint64_t seed) {
   Graph& g = m.graph;
   std::mt19937_64 rng(seed);
   auto w = [&](const std::string& name, std::vector<int64_t> dims, float scale, float mean = 0.f) {
-    std::normal_distribution<float> d(mean, scale);
-    int64_t n = 1;
-    for (auto x : dims) n *= x;
-    std::vector<float> v(static_cast<size_t>(n));
-    for (auto& x : v) x = d(rng);
-    g.add_initializer(Tensor::from_float(name, dims, v));
+    add_gaussian_initializer(g, rng, name, std::move(dims), scale, mean);
   };
   g.inputs.push_back(tensor_value("x", {4, 32}));
   std::vector<float> gamma(32, 1.f), beta(32, 0.05f);

@@ -3,6 +3,7 @@
 //
 //   QuantizeLinear:    q = saturate(round_half_even(x / s) + z)
 //   DequantizeLinear:  x = (q − z) · s       s, z per tensor, per `axis`, or per `block_size` block
+//   GatherBlockQuantized: Y = rows idx of the table, (code − z) · s per block of the last axis
 //   MatMulNBits:       Y = A · Wᵀ + bias,    W[n,k] = (code[n,k] − z[n,k/bs]) · s[n,k/bs]
 //                      (codes packed low bits first along K, `bits` per code; default z = 2^(bits−1))
 //   DynamicQuantizeLinear: s = (max(x,0) − min(x,0)) / 255, z = round(−min/s), q = uint8 quantize
@@ -400,6 +401,55 @@ void qlinear_conv(KernelContext& ctx) {
   requantize(ctx, acc, ydims, scale_input(ctx, 1).to_float().at(0), ws.to_float(), S, M, 6, 7);
 }
 
+// ---------------------------------------------------------------- GatherBlockQuantized
+// ONNX Runtime's quantized lookup (uint8 data, the form quantize/embeddings.h writes):
+//   Y[idx..., rest..., c] = (code[i, rest..., c] − z[i, rest..., c/bs]) · s[i, rest..., c/bs],  i = idx
+// codes `bits` wide, low bits first along the last axis; z packed the same way, default 2^(bits−1).
+void gather_block_quantized(KernelContext& ctx) {
+  const Tensor& D = ctx.input(0);
+  const Tensor& I = ctx.input(1);
+  const Tensor& S = scale_input(ctx, 2);
+  const int bits = static_cast<int>(ctx.node.attr_int("bits", 4));
+  const int64_t bs = ctx.node.attr_int("block_size", 128);
+  const int64_t rank = static_cast<int64_t>(D.dims.size());
+  int64_t qaxis = ctx.node.attr_int("quantize_axis", 1), gaxis = ctx.node.attr_int("gather_axis", 0);
+  if (qaxis < 0) qaxis += rank;
+  if (gaxis < 0) gaxis += rank;
+  if (D.dtype != DType::UInt8) ctx.unsupported("data of type " + dtype_name(D.dtype) + " (uint8 only)");
+  if (rank < 2 || gaxis != 0 || qaxis != rank - 1) ctx.unsupported("gather_axis must be 0 and quantize_axis the last axis");
+  if ((bits != 2 && bits != 4 && bits != 8) || bs < 16 || (bs & (bs - 1)) != 0)
+    ctx.unsupported("bits " + std::to_string(bits) + " / block_size " + std::to_string(bs));
+  const int64_t rows = D.dims[0], C = D.dims.back() * (8 / bits), inner = D.numel() / rows / D.dims.back();
+  const int64_t nb = (C + bs - 1) / bs, zrow = (nb * bits + 7) / 8;
+  if (S.numel() != rows * inner * nb) ctx.unsupported("scales " + shape_str(S.dims) + " do not match the data blocks");
+  const bool has_z = ctx.has_input(3);
+  if (has_z && (ctx.input(3).dtype != DType::UInt8 || ctx.input(3).numel() != rows * inner * zrow))
+    ctx.unsupported("zero_points " + shape_str(ctx.input(3).dims));
+  const std::vector<float> sv = S.to_float();
+  const std::vector<int64_t> idx = I.to_int64();
+  std::vector<int64_t> ydims = I.dims;
+  ydims.insert(ydims.end(), D.dims.begin() + 1, D.dims.end());
+  ydims.back() = C;
+  std::vector<float> y(static_cast<size_t>(numel(ydims)));
+  const int64_t row_bytes = inner * D.dims.back();
+  for (size_t n = 0; n < idx.size(); ++n) {
+    int64_t r = idx[n] < 0 ? idx[n] + rows : idx[n];
+    if (r < 0 || r >= rows) ctx.unsupported("index " + std::to_string(idx[n]) + " out of range [" + std::to_string(-rows) + ", " + std::to_string(rows) + ")");
+    for (int64_t in = 0; in < inner; ++in) {
+      const uint8_t* codes = D.bytes.data() + r * row_bytes + in * D.dims.back();
+      const int64_t g = (r * inner + in) * nb;
+      const uint8_t* zp = has_z ? ctx.input(3).bytes.data() + (r * inner + in) * zrow : nullptr;
+      float* out = y.data() + (static_cast<int64_t>(n) * inner + in) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t b = c / bs;
+        const float z = zp ? static_cast<float>(unpack_code(zp, b, bits)) : static_cast<float>(1 << (bits - 1));
+        out[c] = (static_cast<float>(unpack_code(codes, c, bits)) - z) * sv[g + b];
+      }
+    }
+  }
+  ctx.output(0) = Tensor::from_float(ctx.node.outputs[0], ydims, y);
+}
+
 using dnnl_util::guarded;
 
 }  // namespace
@@ -415,6 +465,7 @@ void register_quant_kernels(KernelRegistry& r) {
       {"ConvInteger", "", conv_integer},
       {"QLinearConv", "", qlinear_conv},
       {"MatMulNBits", "com.microsoft", matmul_nbits},
+      {"GatherBlockQuantized", "com.microsoft", gather_block_quantized},
       // ONNX Runtime's quantizer also writes Q/DQ in its own domain with the same semantics.
       {"QuantizeLinear", "com.microsoft", quantize_linear},
       {"DequantizeLinear", "com.microsoft", dequantize_linear},
