@@ -25,6 +25,7 @@ int run_prune(const std::vector<std::string>& args) {
     ("stat-correction", po::value<S>(), "after sequential reconstruction: none, mean (output means moved to the original's; MatMul+Add bias) or variance (also Conv/Gemm output variance)")
     ("allocate", po::value<S>(), "uniform (the --scope/--criterion allocation) or sensitivity (per group loss measured at 0.25/0.5/0.75 on --calib, solved for the target)")
     ("sensitivity-samples", po::value<S>(), "--allocate sensitivity: calibration samples each probe runs (default 32)")
+    ("sensitivity-ratios", po::value<S>(), "--allocate sensitivity: comma-separated ratios each group is probed at (default 0.25,0.5,0.75)")
     ("sensitivity-loss", po::value<S>(), "--allocate sensitivity: mse (relative squared output error) or kl (softmax KL over the last axis of logits outputs)")
     ("aggregate", po::value<S>(), "combine group members' scores: mean (default), sum, max")
     ("compensate", po::bool_switch(), "re-solve kept weights by least squares on calibration data")

@@ -49,7 +49,7 @@ struct PruneOptions {
   std::function<std::vector<std::vector<double>>(const Model& m, const ChannelDeps& d,
                                                  const std::vector<std::vector<double>>& scores,
                                                  const AllocationRules& rules)> sensitivity;
-  std::vector<double> sensitivity_ratios{0.25, 0.5, 0.75};
+  std::vector<double> sensitivity_ratios = kDefaultSensitivityRatios;
   // Layer-streamed output (issue 18): the rewrite moves each sliced tensor to this file as it is
   // made (prune/rewrite.h); the prune step sets it for models larger than memory and hands the same
   // file to sequential reconstruction for the tensors it re-solves.

@@ -1,6 +1,6 @@
 // Allocation by measured sensitivity (issue 15 point 4).
 //
-// Per prunable group g and a few ratios r (default 0.25, 0.5, 0.75): the model with only group g
+// Per prunable group g and a few ratios r (default kDefaultSensitivityRatios, eighths): the model with only group g
 // pruned at r (its lowest-scored units, the consumers compensated one-shot from the calibration
 // Grams) is run on the first calibration samples, and its loss of fidelity is
 //     S_g(r) = Σ (y' − y)² / Σ y²     over every float graph output, y the original model's.
@@ -28,7 +28,7 @@ namespace oc {
 enum class SensitivityLoss { MSE, KL };
 
 struct SensitivityOptions {
-  std::vector<double> ratios{0.25, 0.5, 0.75};
+  std::vector<double> ratios = kDefaultSensitivityRatios;
   // Calibration samples per measurement: gpt_tiny 60% MACs 6.5243 ppl at 32 as at 128 (6.524), 122 s
   // against 1016 s in all (docs/PRUNING.md).
   int64_t max_samples = 32;

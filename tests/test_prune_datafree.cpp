@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -181,4 +182,64 @@ TEST_CASE("fashion_cnn at half the MACs without calibration data keeps most of i
   CHECK(a >= 0.6);
   CHECK(a > b + 0.2);
   agree_with_ort(load_model(dir / "p.onnx"), {{"x", first_rows(x, 8)}});
+}
+
+TEST_CASE("prune defaults with a MAC target: structured OBS, sequential compensation, sensitivity allocation", "[prune][datafree][pipeline]") {
+  // docs/PRUNING.md "Default method": with --calib and a MAC/param target every model gets
+  // structured OBS selection, sequential reconstruction and allocation by measured sensitivity,
+  // probed at kDefaultSensitivityRatios.
+  // Targets on the models' own steps: small_cnn's one group of 8 keeps 5 channels at 0.45 of the
+  // MACs, attention_block one of its 2 heads at 0.5.
+  auto details = [&](const Model& m, double target) {
+    Recipe recipe = parse_recipe({{"name", "p"}, {"steps", {{{"prune", {{"target-macs", target}, {"round-to", 1}, {"heads", true}}}}}}});
+    PipelineOptions opt;
+    opt.calib_spec = "random:8:2";
+    opt.eval_on_calib = false;
+    PipelineResult r = run_pipeline(m, recipe, opt);
+    return r.report.steps.at(0)["details"];
+  };
+  for (bool bn : {false, true}) {
+    const nlohmann::json d = bn ? details(small_cnn(), 0.45) : details(attention_block(), 0.5);
+    const std::string method = d.value("method", "");
+    INFO(method);
+    CHECK_THAT(method, Catch::StartsWith("obs (with sequential compensation), allocation by measured sensitivity: data-aware default"));
+    CHECK_THAT(method, Catch::Contains(bn ? "a BatchNorm model" : "no BatchNorm"));
+    CHECK(d.value("allocation", "") == "sensitivity");
+    CHECK(d.value("reconstruction_passes", 0) >= 1);
+    // Every prunable group probed at each default ratio.
+    REQUIRE(d.contains("sensitivity"));
+    int probed = 0;
+    for (const auto& g : d["sensitivity"]) {
+      if (g.size() != kDefaultSensitivityRatios.size()) continue;
+      bool any = false;
+      for (const auto& s : g) any |= s.get<double>() > 0;
+      probed += any;
+    }
+    CHECK(probed >= 1);
+    CHECK(d["target"].value("status", "") == "met");
+  }
+}
+
+TEST_CASE("prune --sensitivity-ratios: the probed ratios are the ones given, bad lists refused in one line", "[prune][datafree][cli]") {
+  fs::path dir = temp_dir("sens_ratios");
+  save_model(small_cnn(5), dir / "m.onnx");
+  auto run = [&](const std::string& ratios) {
+    return run_cli({"prune", (dir / "m.onnx").string(), "-o", (dir / "p.onnx").string(), "--target-macs", "0.45", "--round-to", "1",
+                    "--calib", "random:8:3", "--sensitivity-ratios", ratios, "--report", (dir / "r.json").string()});
+  };
+  auto ok = run("0.2,0.6");
+  INFO(ok.out);
+  REQUIRE(ok.rc == 0);
+  std::ifstream report(dir / "r.json");
+  const auto j = nlohmann::json::parse(report);
+  for (const auto& g : j["steps"][0]["details"]["sensitivity"]) CHECK(g.size() == 2);
+  fs::remove(dir / "p.onnx");
+  for (const char* bad : {"0.5,0.25", "0.5,1.5", "0,0.5", "x"}) {
+    auto r = run(bad);
+    INFO(bad << ": " << r.out);
+    CHECK(r.rc == 2);
+    CHECK_THAT(r.out, Catch::Contains("--sensitivity-ratios takes increasing fractions in (0, 1)"));
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+    CHECK_FALSE(fs::exists(dir / "p.onnx"));
+  }
 }
