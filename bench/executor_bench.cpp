@@ -9,6 +9,8 @@
 // calib: one calibration pass over N samples in batches of B with min/max on every float
 //        activation and XᵀX on every Conv/MatMul/Gemm that has a Gram (calibrate()); samples/s =
 //        N / wall time of the pass, primitive creation included (a real pass pays for it too).
+//        --gram-max-positions P: Conv Grams on about P positions per sample (default: the
+//        CalibrationPlan default; 0 = every position).
 // Prints one JSON line; peak_rss_bytes is the process's (getrusage), so run one mode per process.
 #include <algorithm>
 #include <chrono>
@@ -69,7 +71,7 @@ oc::CalibrationPlan full_plan(const oc::Model& m) {
 int bench(int argc, char** argv) {
   std::string model_path, spec, mode = "infer";
   std::map<std::string, std::vector<int64_t>> shapes;
-  int64_t batch = 8, samples = 0, max_positions = 0;
+  int64_t batch = 8, samples = 0, max_positions = oc::CalibrationPlan{}.gram_max_positions;
   int threads = 1, repeat = 10;
   bool profile = false, fuse = true;
   for (int i = 1; i < argc; ++i) {
@@ -91,7 +93,7 @@ int bench(int argc, char** argv) {
     else if (a == "--repeat") repeat = std::stoi(value());
     else if (a == "--profile") profile = true;
     else if (a == "--no-fuse") fuse = false;
-    else if (a == "--gram-max-positions") max_positions = std::stoll(value());  // Conv Grams on a subset of positions  // A/B runs of the executor's fusions (engine/fusion.h)
+    else if (a == "--gram-max-positions") max_positions = std::stoll(value());  // Conv Grams on a subset of positions (0: all)
     else if (!a.empty() && a[0] == '-') usage("unknown option " + a);
     else if (model_path.empty()) model_path = a;
     else usage("more than one model");

@@ -137,6 +137,10 @@ CalibrationStats calibrate(const Model& model, CalibrationSource& source, const 
       by_value[v].push_back(o.get());
       watch.insert(v);
     }
+  // Values only order-free observers watch take channels-last values without an N,C,H,W copy.
+  std::set<std::string> any_order;
+  for (const auto& [v, list] : by_value)
+    if (std::all_of(list.begin(), list.end(), [](const Observer* o) { return o->order_free(); })) any_order.insert(v);
   // An empty watch set means "every value" to the executor: pass no hook instead.
   ValueHook hook;
   if (!watch.empty())
@@ -165,7 +169,7 @@ CalibrationStats calibrate(const Model& model, CalibrationSource& source, const 
   if (progress) progress(0, total);
   std::map<std::string, Tensor> batch;
   while (source.next(batch)) {
-    ex.run(batch, hook, watch, device_hook);
+    ex.run(batch, hook, watch, device_hook, any_order);
     for (auto& o : observers) o->end_batch();
     done += source.last_batch_samples();
     if (progress) progress(done, total);

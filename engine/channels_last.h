@@ -14,7 +14,8 @@
 //   ShapeOnly   — reads only the dims (Shape, Size): inputs as they are, outputs plain.
 //   Plain       — everything else: the executor converts its channels-last inputs to N,C,H,W first
 //                 (once per value: the stored value itself is converted).
-// Graph outputs, hooks and subgraph reads always see N,C,H,W.
+// Graph outputs and subgraph reads always see N,C,H,W; a value hook sees an N,C,H,W copy, or the
+// value as stored where its statistic ignores element order (Executor::run's any_order).
 #pragma once
 #include "graph/ir.h"
 

@@ -145,9 +145,11 @@ struct GraphRun {
   int threads = 1;
   ValueHook hook;
   const std::set<std::string>* watch = nullptr;
-  // Channels-last values (engine/channels_last.h): allowed in plain runs of the main graph only.
+  // Channels-last values (engine/channels_last.h): allowed in runs of the main graph only.
   bool allow_channels_last = false;
-  bool fuse = false;  // plan.activation_of applies (no hook: nobody sees the value before the activation)
+  const std::set<std::string>* any_order = nullptr;  // watched values the hook takes as stored
+  bool fuse = false;  // plan.activation_of applies, except at the producers in `unfused`
+  std::vector<uint8_t> unfused;  // per node: a fusion a hook would see through (it watches a skipped value)
   ConstantCache* constants = nullptr;
   std::unordered_set<std::string> channels_last;  // names of held values whose bytes are N,H,W,C
   // Subgraphs read outer values through this, always as N,C,H,W.
@@ -278,7 +280,7 @@ struct GraphRun {
   std::vector<Tensor> compute(size_t i, const Node& node, const std::vector<const Tensor*>& in,
                           const std::unordered_map<std::string, int>& uses) {
     std::vector<Tensor> outs(node.outputs.size());
-    if (fuse && plan.fused_away[i]) {  // the gate of v·act(v): its Conv applied the product
+    if (fuse && plan.fused_away[i] && !unfused[i]) {  // the gate of v·act(v): its Conv applied the product
       ++stats.fused_activations[node.op_type];
       for (Tensor& t : outs) t = Tensor::from_float("", {}, {0.f});  // a placeholder the Mul never reads
       return outs;
@@ -300,7 +302,7 @@ struct GraphRun {
       auto o = owned.find(name);
       if (u != uses.end() && u->second == 1 && o != owned.end() && !plan.outputs.count(name)) ctx.movable[j] = &o->second;
     }
-    if (fuse) {
+    if (fuse && !unfused[i]) {
       if (auto a = plan.activation_of.find(i); a != plan.activation_of.end()) ctx.fused = &a->second;
       if (plan.fused_into[i] >= 0) {  // its producer applied it: pass the value on
         ++stats.fused_activations[node.op_type];
@@ -336,7 +338,32 @@ struct GraphRun {
       throw Error("node '" + node.name + "' (" + node.op_type + ") produced " + std::to_string(t.bytes.size()) +
                   " bytes for output '" + name + "' of shape " + shape_str(t.dims));
     t.name = name;
-    if (hook && (watch->empty() || watch->count(name))) hook(name, t);
+    if (!hook || !(watch->empty() || watch->count(name))) return;
+    if (channels_last.count(name) && !any_order->count(name)) {
+      Tensor plain = t;  // the hook sees N,C,H,W; the run goes on with the channels-last value
+      channels_last_to_plain(plain);
+      hook(name, plain);
+      return;
+    }
+    hook(name, t);
+  }
+
+  // The fusions a hook would see through: a fused producer's output (and, for v·act(v), the
+  // act(v) never computed) is never materialized, so watching it keeps the pattern unfused.
+  void settle_fusions() {
+    unfused.assign(g.nodes.size(), 0);
+    if (!fuse || !hook) return;
+    auto watched = [&](const std::string& v) { return watch->empty() || watch->count(v) > 0; };
+    for (const auto& [p, act] : plan.activation_of) {
+      bool seen = false;
+      for (const auto& o : g.nodes[p].outputs) seen = seen || (!o.empty() && watched(o));
+      for (int c : g.consumers(g.nodes[p].outputs[0]))
+        if (plan.fused_away[static_cast<size_t>(c)])
+          for (const auto& o : g.nodes[static_cast<size_t>(c)].outputs) seen = seen || watched(o);
+      if (!seen) continue;
+      unfused[p] = 1;
+      for (int c : g.consumers(g.nodes[p].outputs[0])) unfused[static_cast<size_t>(c)] = 1;
+    }
   }
 
   size_t keep(const std::string& name, Tensor&& t) {
@@ -349,14 +376,18 @@ struct GraphRun {
   size_t live_values() const { return owned.size(); }
 
   void execute(Executor* executor, int nthreads, const ValueHook& h, const std::set<std::string>& w,
-               bool channels_last_ok = false, bool fuse_ok = false, ConstantCache* cache = nullptr) {
+               bool channels_last_ok = false, bool fuse_ok = false, ConstantCache* cache = nullptr,
+               const std::set<std::string>* order_free = nullptr) {
+    static const std::set<std::string> none;
     ex = executor;
-    allow_channels_last = channels_last_ok && !h && !outer;
-    fuse = fuse_ok && !h && !outer;
+    allow_channels_last = channels_last_ok && !outer;
+    fuse = fuse_ok && !outer;
     constants = cache;
     threads = nthreads;
     hook = h;
     watch = &w;
+    any_order = order_free ? order_free : &none;
+    settle_fusions();
     run_plan<const Tensor>(g, plan, *this, stats);
   }
 
@@ -401,7 +432,8 @@ void check_inputs(const Graph& g, const std::map<std::string, Tensor>& inputs) {
 }  // namespace
 
 std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook,
-                                            const std::set<std::string>& watch, const DeviceValueHook& device_hook) {
+                                            const std::set<std::string>& watch, const DeviceValueHook& device_hook,
+                                            const std::set<std::string>& any_order) {
   const Graph& g = model_.graph;
   check_inputs(g, inputs);
   if (device_) {
@@ -422,7 +454,7 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
     r.feeds[name] = &t;
     if (hook && (watch.empty() || watch.count(name))) hook(name, t);
   }
-  r.execute(this, threads_, hook, watch, opt_.channels_last, opt_.fuse, &impl_->constants);
+  r.execute(this, threads_, hook, watch, opt_.channels_last, opt_.fuse, &impl_->constants, &any_order);
   stats_ = r.stats;
   std::map<std::string, Tensor> out;
   for (const auto& o : g.outputs) out[o.name] = r.take_output(o.name);

@@ -23,10 +23,11 @@ struct ExecutorOptions {
   int num_threads = 0;         // 0 = number of cores
   std::string device = "cpu";  // "cpu" or "cuda"
   bool profile = false;        // time each operator type (RunStats::op_ms)
-  // Convolution chains keep their activations channels-last (engine/channels_last.h) in runs
-  // without a value hook; false runs every kernel on N,C,H,W values.
+  // Convolution chains keep their activations channels-last (engine/channels_last.h); a hook
+  // sees N,C,H,W copies of watched ones. false runs every kernel on N,C,H,W values.
   bool channels_last = true;
-  // Relu / LeakyRelu / Clip after a Conv run inside it (engine/fusion.h), in runs without a hook.
+  // Relu / LeakyRelu / Clip after a Conv run inside it (engine/fusion.h), where no hook watches
+  // the values the fusion skips.
   bool fuse = true;
 };
 
@@ -142,8 +143,12 @@ class Executor {
   // Values of nested graphs (If branches that run, Loop/Scan bodies at every iteration) reach the
   // hook as "<path>::<value>" (graph/subgraphs.h) when `watch` names them (CPU only); so do the
   // outer-scope values a nested graph reads, each time it runs, under that graph's path.
+  // Watched values in `any_order` may reach the hook with their elements in storage order (bytes
+  // N,H,W,C under the logical N,C,H,W dims): for statistics that do not depend on element order
+  // (min/max, histograms), which then skip the N,C,H,W copy.
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook = nullptr,
-                                    const std::set<std::string>& watch = {}, const DeviceValueHook& device_hook = nullptr);
+                                    const std::set<std::string>& watch = {}, const DeviceValueHook& device_hook = nullptr,
+                                    const std::set<std::string>& any_order = {});
 
   // Runs a subgraph (If branch, Loop body) with the given inputs and outer-scope lookup.
   std::vector<Tensor> run_subgraph(const Graph& g, const std::vector<const Tensor*>& inputs,

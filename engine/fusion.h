@@ -8,8 +8,9 @@
 // one pass over the output on the kernel's own paths). The activation node (for v·act(v): the Mul)
 // hands the value on and the Sigmoid/HardSigmoid inside v·act(v) is never run. It applies when the
 // Conv's output is read by those nodes alone and none of the values is a graph output, the
-// activation's parameters are constants, and the run has no value hook (nobody may see the values
-// in between); the plan records the pattern, the run decides (GraphRun::fuse).
+// activation's parameters are constants, and no value hook of the run watches the values in
+// between (the Conv's output, the act(v)); the plan records the pattern, the run decides
+// (GraphRun::settle_fusions).
 #pragma once
 #include "engine/executor.h"
 

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <set>
 
+#include "engine/kernels/vecmath.h"
 #include "graph/conv_geometry.h"
 #include "graph/errors.h"
 
@@ -74,15 +75,10 @@ void MinMaxObserver::observe(const std::string&, const Tensor& t) {
   const float* x = as_float(t, scratch);
   const int64_t n = t.numel();
   if (n == 0) return;
-  // Vectorizable pass: comparisons with NaN are false, so NaNs never enter mn/mx; they are counted.
-  float mn = INFINITY, mx = -INFINITY;
-  int64_t nans = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    mn = v < mn ? v : mn;
-    mx = v > mx ? v : mx;
-    nans += v != v;
-  }
+  // One vector pass: NaNs never enter mn/mx; they are counted.
+  float mn, mx;
+  int64_t nans;
+  kern::min_max_array(x, n, &mn, &mx, &nans);
   if (std::isfinite(mn) && std::isfinite(mx)) {
     if (stat_.count == 0) stat_.min = mn, stat_.max = mx;
     stat_.min = std::min(stat_.min, mn);
@@ -398,6 +394,7 @@ void GramObserver::observe(const std::string&, const Tensor& t) {
     if (gi == 0) rows += n;
   });
   rows_ += rows;
+  seen_rows_ += rows;
 }
 
 // Gathers X (im2col for Conv, optionally a subset of positions) feature-major, block by block:
@@ -443,16 +440,19 @@ void GramObserver::observe_fast(const Tensor& t) {
       }
     total_rows = static_cast<int64_t>(row_base.size());
     samples_ += N;
+    seen_rows_ += N * P;
   } else if (in_.kind == LayerInput::Kind::Rows) {
     if (t.dims.empty() || t.dims.back() != F)
       throw InvalidArgument("layer input '" + in_.value + "' has shape " + shape_str(t.dims) + " but the layer reads " +
                             std::to_string(F) + " features on its last axis");
     total_rows = t.numel() / F;
+    seen_rows_ += total_rows;
   } else {
     if (t.dims.size() != 2 || t.dims[0] != F)
       throw InvalidArgument("Gemm input '" + in_.value + "' (transA) has shape " + shape_str(t.dims) + ", expected [" +
                             std::to_string(F) + ",M]");
     total_rows = t.dims[1];
+    seen_rows_ += total_rows;
   }
 
   for (int64_t gi = 0; gi < in_.groups; ++gi)
@@ -560,7 +560,7 @@ void GramObserver::finish(size_t gi, const double* h, double* out) const {
   const int64_t F = features_;
   const float* sh = shift_[gi].empty() ? nullptr : shift_[gi].data();
   const double* d = sum_[gi].data();
-  const double n = static_cast<double>(rows_);
+  const double n = static_cast<double>(rows_), scale = subsample_scale();
   constexpr int64_t B = 64;
   const int nt = gram_threads(F * F);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
@@ -573,6 +573,7 @@ void GramObserver::finish(size_t gi, const double* h, double* out) const {
         for (int64_t i = std::max(I, j); i < ie; ++i) {
           double v = h[j * F + i];  // (i, j), i ≥ j
           if (sh) v += sh[i] * dj + d[i] * sj + n * sh[i] * sj;
+          v *= scale;
           out[j * F + i] = v;
           out[i * F + j] = v;
         }
@@ -585,7 +586,8 @@ GramStat GramObserver::stat() const {
   GramStat s;
   s.features = features_;
   s.groups = in_.groups;
-  s.rows = rows_;
+  s.rows = seen_rows_;
+  s.sampled_rows = rows_;
   const size_t F = static_cast<size_t>(features_);
   s.xtx.resize(h_.size() * F * F);
   s.col_sum.resize(h_.size() * F);
@@ -602,6 +604,7 @@ void GramObserver::col_sum(size_t gi, double* out) const {
   sum = sum_[gi];
   if (!shift_[gi].empty())
     sum += static_cast<double>(rows_) * Eigen::Map<const Eigen::VectorXf>(shift_[gi].data(), features_).cast<double>();
+  sum *= subsample_scale();
 }
 
 void GramObserver::store(CalibrationStats& out) const {
@@ -613,7 +616,8 @@ void GramObserver::store(CalibrationStats& out) const {
   GramStat s;
   s.features = features_;
   s.groups = 1;
-  s.rows = rows_;
+  s.rows = seen_rows_;
+  s.sampled_rows = rows_;
   s.col_sum.resize(static_cast<size_t>(features_));
   col_sum(0, s.col_sum.data());
   finish(0, h_[0].data(), h_[0].data());

@@ -38,6 +38,9 @@ class Observer {
   virtual void observe(const std::string& name, const Tensor& t) = 0;
   // After each executor run.
   virtual void end_batch() {}
+  // True when the statistic does not depend on the order of the elements (min/max, histograms):
+  // the executor may then hand over values in their storage order (Executor::run's any_order).
+  virtual bool order_free() const { return false; }
   // Copies the accumulated statistic into `out` under the observer's key.
   virtual void store(CalibrationStats& out) const = 0;
   // Device observers (CUDA builds, engine/cuda/observers.cpp) take values the CUDA backend
@@ -50,6 +53,7 @@ class MinMaxObserver : public Observer {
  public:
   explicit MinMaxObserver(std::string value) : value_(std::move(value)) {}
   std::vector<std::string> watched() const override { return {value_}; }
+  bool order_free() const override { return true; }
   void observe(const std::string& name, const Tensor& t) override;
   void store(CalibrationStats& out) const override { out.minmax[value_] = stat_; }
   const MinMaxStat& stat() const { return stat_; }
@@ -65,6 +69,7 @@ class HistogramObserver : public Observer {
  public:
   explicit HistogramObserver(std::string value, int bins = 2048);
   std::vector<std::string> watched() const override { return {value_}; }
+  bool order_free() const override { return true; }
   void observe(const std::string& name, const Tensor& t) override;
   void store(CalibrationStats& out) const override { out.histograms[value_] = stat(); }
   HistogramStat stat() const;
@@ -126,8 +131,9 @@ struct LayerInput {
 // How a GramObserver accumulates.
 struct GramOptions {
   // Conv layers with more output positions per sample than this use a deterministic pseudo-random
-  // subset of about this many positions per sample (every row the same chance, so H/rows stays an
-  // unbiased estimate); 0 = every position.
+  // subset of about this many positions per sample (every row the same chance); the sums are then
+  // scaled by read rows / kept rows, so XᵀX, Σx and rows estimate those over every position and
+  // layers compare on one scale whatever their subsampling; 0 = every position.
   int64_t max_positions = 0;
   // Layers with fewer features are accumulated in double directly (exact to double rounding and
   // as fast at that size); wider ones take the fp32 GEMM path below.
@@ -164,7 +170,12 @@ class GramObserver : public Observer {
   LayerInput in_;
   GramOptions opt_;
   bool fast_ = false;
-  int64_t features_ = 0, rows_ = 0, samples_ = 0;
+  // Rows accumulated, and rows the layer read (more when positions were subsampled).
+  int64_t features_ = 0, rows_ = 0, seen_rows_ = 0, samples_ = 0;
+  // Subsampled sums scaled to estimates of the sums over every row (ratio estimator).
+  double subsample_scale() const {
+    return rows_ > 0 && seen_rows_ != rows_ ? static_cast<double>(seen_rows_) / static_cast<double>(rows_) : 1.0;
+  }
   // Per group, F × F column-major, lower triangle valid (fast: of the centred rows); mutable:
   // store() moves it out.
   mutable std::vector<std::vector<double>> h_;

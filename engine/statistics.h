@@ -61,7 +61,10 @@ struct ChannelStat {
 struct GramStat {
   int64_t features = 0;
   int64_t groups = 1;
-  int64_t rows = 0;             // number of X rows accumulated
+  int64_t rows = 0;             // number of X rows the layer read
+  // Rows actually accumulated: fewer than `rows` when Conv positions were subsampled
+  // (GramOptions::max_positions), xtx and col_sum then being scaled by rows / sampled_rows.
+  int64_t sampled_rows = 0;
   std::vector<double> xtx;      // groups x features x features, row-major, symmetric
   std::vector<double> col_sum;  // Σ_rows X[:, j] (bias correction needs the mean input)
   // H[i][j] of group gi.

@@ -2,6 +2,8 @@
 // layout-aware and elementwise kernels, and every reader that wants N,C,H,W gets it converted.
 // Each case runs the same model with channels_last on and off and against ONNX Runtime.
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <set>
 
 #include "engine/executor.h"
 #include "graph/normalize.h"
@@ -172,21 +174,74 @@ TEST_CASE("torchvision CNNs run channels-last with the plain layout's numbers", 
   }
 }
 
-TEST_CASE("a value hook sees every value in N,C,H,W: hooked runs do not go channels-last", "[executor][layout]") {
+TEST_CASE("a value hook sees every value in N,C,H,W while the run stays channels-last", "[executor][layout]") {
   Model m = small_cnn(4);
   normalize(m);
   auto in = random_inputs(m, 2);
   Executor ex(m, ExecutorOptions{1, "cpu", false, true, true});
   std::map<std::string, Tensor> seen;
   ex.run(in, [&](const std::string& n, const Tensor& t) { seen[n] = t; });
-  CHECK(ex.last_run_stats().channels_last_values == 0);
+  CHECK(ex.last_run_stats().channels_last_values > 0);  // the hook got N,C,H,W copies
   Executor plain(m, ExecutorOptions{1, "cpu", false, false, false});
   std::map<std::string, Tensor> want;
   plain.run(in, [&](const std::string& n, const Tensor& t) { want[n] = t; });
   REQUIRE(seen.size() == want.size());
-  for (const auto& [k, t] : want) CHECK(bitwise_equal(seen.at(k), t));
+  // Same layout; the numbers of the channels-last kernels (checked against ONNX Runtime above).
+  for (const auto& [k, t] : want) CHECK(max_rel_error(seen.at(k), t) <= 1e-4);
+  // Values the hook takes in any order arrive as stored: the same elements, N,H,W,C bytes.
+  std::set<std::string> every;
+  for (const auto& [k, t] : want) every.insert(k);
+  std::map<std::string, Tensor> stored;
+  ex.run(in, [&](const std::string& n, const Tensor& t) { stored[n] = t; }, every, nullptr, every);
+  REQUIRE(stored.size() == want.size());
+  size_t reordered = 0;
+  for (const auto& [k, t] : seen) {
+    std::vector<float> a = stored.at(k).to_float(), b = t.to_float();
+    reordered += a != b;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    CHECK(a == b);
+  }
+  CHECK(reordered > 0);
+}
+
+TEST_CASE("a hook keeps the Conv fusions whose skipped values it does not watch", "[executor][layout]") {
+  Model m = layout_mix(5);
+  normalize(m);
+  std::map<std::string, Tensor> in = {{"x", random_tensor("x", {2, 8, 13, 13}, 3)},
+                                      {"z", random_tensor("z", {2, 16, 7, 7}, 5)}};
+  Tensor flag;
+  flag.name = "flag";
+  flag.dtype = DType::Bool;
+  flag.bytes = std::vector<uint8_t>{1};
+  in["flag"] = flag;
+  ExecutorOptions fused_opt;
+  fused_opt.num_threads = 1;
+  Executor ex(m, fused_opt);
   ex.run(in);
-  CHECK(ex.last_run_stats().channels_last_values > 0);
+  const auto plain_fused = ex.last_run_stats().fused_activations;  // c1+Relu, dw+Clip, se+Sigmoid
+  REQUIRE(plain_fused.count("Relu"));
+  ExecutorOptions unfused_opt = fused_opt;
+  unfused_opt.fuse = false;
+  Executor ref(m, unfused_opt);
+  std::map<std::string, Tensor> want, seen;
+  ref.run(in, [&](const std::string& n, const Tensor& t) { want[n] = t; });
+  auto hook = [&](const std::string& n, const Tensor& t) { seen[n] = t; };
+  // Watching only what the fusions produce: every fusion stays, with the unfused numbers.
+  ex.run(in, hook, {"r1", "dwc", "r2", "gate"});
+  CHECK(ex.last_run_stats().fused_activations == plain_fused);
+  for (const char* v : {"r1", "dwc", "r2", "gate"}) CHECK(max_rel_error(seen.at(v), want.at(v)) <= 1e-5);
+  // Watching a Conv output the Relu would have been applied to: that one fusion is undone, and
+  // the hook sees the Conv's own output (negative values included).
+  seen.clear();
+  ex.run(in, hook, {"c1", "r1"});
+  auto expect = plain_fused;
+  if (--expect["Relu"] == 0) expect.erase("Relu");
+  CHECK(ex.last_run_stats().fused_activations == expect);
+  CHECK(max_rel_error(seen.at("c1"), want.at("c1")) <= 1e-5);
+  const std::vector<float> c1 = seen.at("c1").to_float();
+  CHECK(*std::min_element(c1.begin(), c1.end()) < 0.f);
+  CHECK(max_rel_error(seen.at("r1"), want.at("r1")) <= 1e-5);
 }
 
 namespace {

@@ -164,19 +164,34 @@ TEST_CASE("Conv Gram position subsampling keeps about max_positions rows per sam
   again.observe("x", x);
   const GramStat a = full.stat(), b = sub.stat();
   CHECK(a.rows == N * S * S);
-  // Binomial(4096, 1/4): mean 1024, sd ~28.
-  CHECK(b.rows > 900);
-  CHECK(b.rows < 1150);
+  CHECK(a.sampled_rows == a.rows);
+  // The subset's sums are scaled to every position: rows as read, Binomial(4096, 1/4) rows kept
+  // (mean 1024, sd ~28).
+  CHECK(b.rows == a.rows);
+  CHECK(b.sampled_rows > 900);
+  CHECK(b.sampled_rows < 1150);
   CHECK(again.stat().xtx == b.xtx);  // deterministic
-  // The normalized Grams agree to sampling error.
+  // XᵀX and Σx (not only XᵀX/rows) agree with the full ones to sampling error, so layers
+  // subsampled differently compare on one scale.
   double num = 0, den = 0;
   for (size_t i = 0; i < a.xtx.size(); ++i) {
-    const double u = a.xtx[i] / static_cast<double>(a.rows), w = b.xtx[i] / static_cast<double>(b.rows);
-    num += (u - w) * (u - w);
-    den += u * u;
+    num += (a.xtx[i] - b.xtx[i]) * (a.xtx[i] - b.xtx[i]);
+    den += a.xtx[i] * a.xtx[i];
   }
   CHECK(std::sqrt(num / den) < 0.05);
   CHECK(std::sqrt(num / den) > 0);  // it did subsample
+  double snum = 0, sden = 0;
+  for (size_t j = 0; j < a.col_sum.size(); ++j) {
+    snum += (a.col_sum[j] - b.col_sum[j]) * (a.col_sum[j] - b.col_sum[j]);
+    sden += a.col_sum[j] * a.col_sum[j];
+  }
+  CHECK(std::sqrt(snum / sden) < 0.05);
+  // store() (the accumulator handed over in place) gives the same statistic as stat().
+  CalibrationStats stored;
+  sub.store(stored);
+  CHECK(stored.grams.at("conv").xtx == b.xtx);
+  CHECK(stored.grams.at("conv").col_sum == b.col_sum);
+  CHECK(stored.grams.at("conv").sampled_rows == b.sampled_rows);
   // A feature map at or under the limit is read whole.
   GramOptions big;
   big.max_positions = S * S;
@@ -198,4 +213,28 @@ TEST_CASE("MinMax skips NaN and ±inf and counts only finite values", "[calib][g
   CHECK(mm.stat().count == 6);
   CHECK(mm.stat().min == -7.f);
   CHECK(mm.stat().max == 4.f);
+}
+
+TEST_CASE("MinMax over long arrays matches a scalar pass at every lane and tail position", "[calib][gram]") {
+  // Lengths around the 16-lane blocks; the extremes and NaNs placed in lanes and in the tail.
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-3.f, 3.f);
+  for (int64_t n : {int64_t{15}, int64_t{16}, int64_t{17}, int64_t{1000}, int64_t{4099}}) {
+    for (int64_t where : {int64_t{0}, n / 2, n - 1}) {
+      std::vector<float> v(static_cast<size_t>(n));
+      for (float& x : v) x = u(rng);
+      v[static_cast<size_t>(where)] = -50.f;
+      v[static_cast<size_t>((where + 5) % n)] = 60.f;
+      v[static_cast<size_t>((where + 3) % n)] = NAN;
+      float mn = INFINITY, mx = -INFINITY;
+      int64_t finite = 0;
+      for (float x : v)
+        if (!std::isnan(x)) mn = std::min(mn, x), mx = std::max(mx, x), ++finite;
+      MinMaxObserver mm("a");
+      mm.observe("a", Tensor::from_float("a", {n}, v));
+      CHECK(mm.stat().min == mn);
+      CHECK(mm.stat().max == mx);
+      CHECK(mm.stat().count == finite);
+    }
+  }
 }

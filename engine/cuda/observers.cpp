@@ -173,7 +173,7 @@ class CudaGramObserver : public Observer {
       const auto hd = h_.download(static_cast<size_t>(G * F * F));
       st.features = F;
       st.groups = G;
-      st.rows = rows_;
+      st.rows = st.sampled_rows = rows_;
       st.xtx.resize(hd.size());
       st.col_sum = sum_.download(static_cast<size_t>(G * F));
       // Column-major lower triangle -> full symmetric row-major.
@@ -193,6 +193,7 @@ class CudaGramObserver : public Observer {
         for (size_t i = 0; i < st.xtx.size(); ++i) st.xtx[i] += hs.xtx[i];
         for (size_t i = 0; i < st.col_sum.size(); ++i) st.col_sum[i] += hs.col_sum[i];
         st.rows += hs.rows;
+        st.sampled_rows += hs.sampled_rows;
       }
     }
     out.grams[key_] = std::move(st);

@@ -1,6 +1,7 @@
 // Array loops of vecmath.h, one clone per ISA (GCC target_clones, resolved once at load time).
 #include "engine/kernels/vecmath.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace oc::kern {
@@ -32,6 +33,40 @@ OC_VEC_CLONES void clamp_affine_array(const float* x, float* y, int64_t n, float
       y[i] = v < lo ? lo : v > hi ? hi : v;
     }
   }
+}
+
+OC_VEC_CLONES void min_max_array(const float* x, int64_t n, float* min, float* max, int64_t* nans) {
+  // GCC vector types: sixteen lanes whatever the clone's width (the compiler does not vectorize
+  // the scalar form of this reduction). Comparisons with NaN are false, so a NaN never replaces
+  // a lane's min or max; v != v is -1 in the NaN lanes.
+  typedef float F16 __attribute__((vector_size(64)));
+  typedef int32_t I16 __attribute__((vector_size(64)));
+  constexpr int64_t kLanes = 16;
+  F16 lo, hi;
+  for (int l = 0; l < kLanes; ++l) lo[l] = __builtin_inff(), hi[l] = -__builtin_inff();
+  int64_t total_bad = 0, i = 0;
+  constexpr int64_t kChunk = int64_t{1} << 24;  // NaN counts per chunk fit 32 bits
+  while (i + kLanes <= n) {
+    I16 bad = {};
+    const int64_t end = i + std::min<int64_t>(kChunk, (n - i) / kLanes * kLanes);
+    for (; i < end; i += kLanes) {
+      F16 v;
+      std::memcpy(&v, x + i, sizeof v);
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+      bad -= (v != v);
+    }
+    for (int l = 0; l < kLanes; ++l) total_bad += bad[l];
+  }
+  float mn = __builtin_inff(), mx = -__builtin_inff();
+  for (int l = 0; l < kLanes; ++l) mn = lo[l] < mn ? lo[l] : mn, mx = hi[l] > mx ? hi[l] : mx;
+  for (; i < n; ++i) {
+    const float v = x[i];
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+    total_bad += v != v;
+  }
+  *min = mn, *max = mx, *nans = total_bad;
 }
 
 OC_VEC_CLONES void leaky_relu_array(const float* x, float* y, int64_t n, float alpha) {

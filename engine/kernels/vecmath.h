@@ -51,6 +51,9 @@ void erf_array(const float* x, float* y, int64_t n);
 void tanh_array(const float* x, float* y, int64_t n);
 // y = clamp(α·x + β, lo, hi), times x when `gated` (Relu, Clip, HardSigmoid, HardSwish, affine).
 void clamp_affine_array(const float* x, float* y, int64_t n, float alpha, float beta, float lo, float hi, bool gated);
+// Min and max of the non-NaN values of x[0..n) (±inf included: +inf, −inf when all are NaN or
+// n = 0), and how many are NaN. Sixteen independent lanes, so it runs at vector width.
+void min_max_array(const float* x, int64_t n, float* min, float* max, int64_t* nans);
 // y = x > 0 ? x : α·x
 void leaky_relu_array(const float* x, float* y, int64_t n, float alpha);
 // GELU: ½x(1 + erf(x/√2)), and its tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
