@@ -43,23 +43,6 @@ std::vector<char> remove_in_order(const ChannelDeps& d, int g, const std::vector
   return out;
 }
 
-namespace {
-
-// Removes the `remove` lowest-scoring unlocked units of group g.
-std::vector<char> lowest(const ChannelDeps& d, int g, const std::vector<double>& s, int64_t remove) {
-  std::vector<int> idx;
-  for (int u = 0; u < d.groups[g].num_units; ++u) if (!d.unit_locked(g, u)) idx.push_back(u);
-  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return s[a] < s[b]; });
-  return remove_in_order(d, g, idx, remove);
-}
-
-// Fewest units the group may keep: the locked ones, max_layer_ratio, and at least one.
-int64_t min_keep(const ChannelGroup& gr, const AllocationRules& r) {
-  int64_t n = gr.num_units;
-  int64_t cap = static_cast<int64_t>(std::floor(r.max_layer_ratio * static_cast<double>(n)));
-  return std::max<int64_t>({1, gr.locked_units, n - cap});
-}
-
 // Rounding is about the widths of the weights a group slices. A unit that holds w channels of every
 // weight it touches (a head: Dh columns of Q/K/V, Dh rows of O) already keeps widths in steps of w,
 // so its unit count rounds to round_to / gcd(round_to, w).
@@ -75,6 +58,23 @@ int unit_round_to(const ChannelDeps& d, int g, int round_to) {
   }
   int64_t rt = std::max(1, round_to);
   return static_cast<int>(rt / std::gcd(rt, std::max<int64_t>(1, width)));
+}
+
+namespace {
+
+// Removes the `remove` lowest-scoring unlocked units of group g.
+std::vector<char> lowest(const ChannelDeps& d, int g, const std::vector<double>& s, int64_t remove) {
+  std::vector<int> idx;
+  for (int u = 0; u < d.groups[g].num_units; ++u) if (!d.unit_locked(g, u)) idx.push_back(u);
+  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return s[a] < s[b]; });
+  return remove_in_order(d, g, idx, remove);
+}
+
+// Fewest units the group may keep: the locked ones, max_layer_ratio, and at least one.
+int64_t min_keep(const ChannelGroup& gr, const AllocationRules& r) {
+  int64_t n = gr.num_units;
+  int64_t cap = static_cast<int64_t>(std::floor(r.max_layer_ratio * static_cast<double>(n)));
+  return std::max<int64_t>({1, gr.locked_units, n - cap});
 }
 
 std::vector<std::vector<char>> finish(const ChannelDeps& d, const std::vector<std::vector<double>>& scores,

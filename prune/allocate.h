@@ -21,6 +21,11 @@ struct AllocationRules {
 // Kept count for a group of n units that wants to keep `want`, under the rules.
 int64_t rounded_keep(int64_t n, int64_t min_keep, double want, int round_to);
 
+// The step, in units, by which group g's kept count moves under --round-to: round_to / gcd(round_to, w)
+// where every unit holds w channels of each weight it slices (a head of width 64 at --round-to 8:
+// 1 head; a plain channel: 8).
+int unit_round_to(const ChannelDeps& d, int g, int round_to);
+
 // Removes up to `count` unlocked units of group g, taking them in `order`, skipping any whose
 // removal would leave a member value (a Concat input, a Split output) with no channel.
 std::vector<char> remove_in_order(const ChannelDeps& d, int g, const std::vector<int>& order, int64_t count);

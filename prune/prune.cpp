@@ -226,7 +226,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   if (need_macs && before.macs <= 0) throw InvalidArgument(macs_unknown_reason(m, o));
   // Groups inside If/Loop/Scan bodies, planned at the main plan's knob (prune/bodies.h).
   const BodyPlanner bp = plan_bodies(m, o, stats, compensate);
-  const bool sens_knob = static_cast<bool>(o.sensitivity) && !cfsp && !o.global;  // t in [0, 1]
+  bool sens_knob = static_cast<bool>(o.sensitivity) && !cfsp && !o.global;  // t in [0, 1]
   auto body_for = [&](double knob) { return bp.plans(sens_knob ? knob * o.max_layer_ratio : knob); };
   std::vector<std::vector<std::vector<char>>> body_plan;
 
@@ -251,13 +251,25 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   }
   // Sensitivity allocation: S_g(r) measured per group; the knob t in [0, 1] is the multiplier
   // λ = λ0·t/(1−t) (t = 1: as far as the rules allow), λ0 = Σ S_g(0.5) / Σ saving_g·0.5.
-  const bool sens = static_cast<bool>(o.sensitivity) && !cfsp && !o.global;
+  bool sens = static_cast<bool>(o.sensitivity) && !cfsp && !o.global;
   std::vector<double> saving;
   double lambda0 = 1;
   if (sens) {
     if (o.ratio >= 0) throw InvalidArgument("allocation by sensitivity needs --target-macs or --target-params");
     rep.sensitivity = o.sensitivity(m, d, us.score, rules);
     rep.allocation = "sensitivity";
+    // No probe changed the outputs (a model whose outputs do not depend on the input, e.g. a
+    // zero-initialized classifier): S_g ≡ 0 makes every group free at any λ > 0, so the knob jumps
+    // from nothing to everything. Such data ranks nothing; allocate uniformly instead.
+    bool any_signal = false;
+    for (const auto& row : rep.sensitivity)
+      for (double v : row) any_signal = any_signal || v > 0;
+    if (!any_signal) {
+      sens = sens_knob = false;
+      rep.allocation = "uniform";
+      rep.notes.push_back("sensitivity: no probe changed the outputs on the calibration data (outputs constant?), "
+                          "so nothing ranks the groups; allocated uniformly");
+    }
   } else {
     rep.allocation = cfsp ? "cfsp" : o.global ? "global" : "uniform";
   }
@@ -363,7 +375,8 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
       // Every group steps by --round-to at the same knob values, so the bisection can jump over the
       // window; then give back round_to units at a time (a group's best-scored removed ones, groups
       // with the best such units first) while the plan stays at most target + tol.
-      for (int pass = 0; pass < 4 && o.ratio < 0 && best_metric < target_frac - tol; ++pass) {
+      // (Passes until none helps: one step per group each, fine steps may need many.)
+      for (int pass = 0; pass < 64 && o.ratio < 0 && best_metric < target_frac - tol; ++pass) {
         std::vector<std::pair<double, size_t>> order;
         for (size_t g = 0; g < d.groups.size(); ++g) {
           double best = -1;
@@ -379,7 +392,9 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
           std::vector<size_t> removed;
           for (size_t u = 0; u < p[g].size(); ++u) if (p[g][u]) removed.push_back(u);
           std::sort(removed.begin(), removed.end(), [&](size_t a, size_t b) { return us.score[g][a] > us.score[g][b]; });
-          size_t give = std::min<size_t>(removed.size(), static_cast<size_t>(std::max(1, o.round_to)));
+          // One rounding step of this group: round_to channels, which is one unit where a unit is
+          // a head or a conv group of round_to or more channels.
+          size_t give = std::min<size_t>(removed.size(), static_cast<size_t>(unit_round_to(d, static_cast<int>(g), o.round_to)));
           for (size_t i = 0; i < give; ++i) p[g][removed[i]] = 0;
           double v = metric(p, best_body);
           if (v <= target_frac + tol) { best_plan = std::move(p); best_metric = v; changed = true; }
