@@ -9,9 +9,9 @@ export CCACHE_BASEDIR="$(dirname "$PWD")"
 bash scripts/setup.sh
 bash models/fetch-corpus.sh
 echo "== torchvision zoo (models/zoo, made once per checkout; the zoo tests fail without it)"
-# The small exports only (about 12 s): resnet50 (100 MB) and vit_b_16 (350 MB) would add about a
+# The small exports only (about 15 s; regnet_y_400mf: the grouped-conv masking test): resnet50 (100 MB) and vit_b_16 (350 MB) would add about a
 # minute to the export and the ASan suite, over the CI budget; their tests show as Skipped.
-zoo=(resnet18 mobilenet_v2 mobilenet_v3_large efficientnet_b0)
+zoo=(resnet18 mobilenet_v2 mobilenet_v3_large efficientnet_b0 regnet_y_400mf)
 if ! /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1; then
   apt-get install -y --no-install-recommends python3-torch python3-torchvision >/dev/null
 fi

@@ -6,10 +6,15 @@
 
 #include "engine/calib_data.h"
 #include "engine/calibrate.h"
+#include "engine/executor.h"
+#include "graph/channel_deps.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "graph/subgraphs.h"
+#include "prune/bodies.h"
 #include "prune/prune.h"
+#include "prune/rewrite.h"
+#include "prune_check.h"
 #include "support.h"
 
 using namespace oc;
@@ -286,4 +291,61 @@ TEST_CASE("If branches: --target-macs counts and prunes the branches' MACs", "[p
   Model q = m;
   CHECK_THROWS_WITH(prune_model(q, far, &st), Catch::Contains("reachable 0.500 of MACs (target 0.200)") &&
                                                    Catch::Contains("2 of 4 channel groups locked"));
+}
+
+TEST_CASE("silero_vad: random plans inside its If branches and in the main graph equal masking, in ORT and on our executor",
+          "[prune][subgraph][mask]") {
+  // The corpus' body model (trained weights): every group inside each branch (prune/bodies.h) and
+  // in the main graph loses a random third of its units; the original with those units zeroed where
+  // they are read must give the same outputs at both sample rates (one If branch each).
+  Model m = load_model(corpus_model("silero_vad.onnx"));
+  normalize(m);
+  localize_subgraph_weights(m.graph);
+  PruneOptions o;
+  const BodyPlanner bp = plan_bodies(m, o, nullptr, false);
+  std::vector<std::vector<std::vector<char>>> plans;
+  int64_t removed = 0, body_groups = 0;
+  for (size_t i = 0; i < bp.bodies.size(); ++i) {
+    plans.push_back(random_plan(bp.bodies[i].deps, 11 + i, 0.3));
+    removed += removed_units(plans.back());
+    for (const auto& g : bp.bodies[i].deps.groups) body_groups += g.prunable();
+  }
+  INFO(bp.bodies.size() << " bodies, " << body_groups << " prunable groups, removing " << removed << " units");
+  REQUIRE(body_groups >= 4);
+  REQUIRE(removed > 0);
+  const ChannelDeps d = build_channel_deps(m);
+  const auto main_plan = random_plan(d, 3, 0.3);
+  Model pruned = m;
+  apply_prune(pruned, d, main_plan);
+  REQUIRE(bp.apply(pruned, plans) >= 2);  // both branches of the If
+  Model ref = masked(m, d, main_plan);
+  for (size_t i = 0; i < bp.bodies.size(); ++i) {
+    Graph* body = graph_at(ref.graph, bp.bodies[i].path);
+    REQUIRE(body);
+    mask_graph(*body, bp.bodies[i].deps, plans[i]);
+  }
+  CHECK(model_weight_bytes(pruned) < model_weight_bytes(m));
+  check_interface(m, pruned);
+  const fs::path dir = temp_dir("silero_mask");
+  save_model(pruned, dir / "pruned.onnx");
+  save_model(ref, dir / "masked.onnx");
+  Executor on_pruned(pruned), on_masked(ref);
+  for (int64_t sr : {16000, 8000}) {
+    std::map<std::string, Tensor> in = {{"input", random_tensor("input", {2, 512}, 5, -0.3f, 0.3f)},
+                                        {"sr", Tensor::from_int64("sr", {}, {sr})},
+                                        {"h", random_tensor("h", {2, 2, 64}, 6, -0.5f, 0.5f)},
+                                        {"c", random_tensor("c", {2, 2, 64}, 7, -0.5f, 0.5f)}};
+    const auto a = run_ort(dir / "pruned.onnx", in), b = run_ort(dir / "masked.onnx", in);
+    const auto ours = on_pruned.run(in), ours_masked = on_masked.run(in);
+    for (const char* out : {"output", "hn", "cn"}) {
+      INFO("sr " << sr << ", output " << out);
+      REQUIRE(a.count(out));
+      double scale = 0;
+      for (float v : b.at(out).to_float()) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+      REQUIRE(scale > 0.05);
+      CHECK(max_rel_error(a.at(out), b.at(out)) <= 1e-5);
+      CHECK(max_rel_error(ours.at(out), ours_masked.at(out)) <= 1e-5);
+      CHECK(max_rel_error(ours.at(out), b.at(out)) <= 1e-4);
+    }
+  }
 }

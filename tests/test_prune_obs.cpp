@@ -241,6 +241,39 @@ TEST_CASE("allocation by measured sensitivity meets the target and beats uniform
   CHECK(es < eu);
 }
 
+TEST_CASE("sensitivity allocation on outputs that no probe changes falls back to uniform and meets the target",
+          "[prune][obs][sensitivity]") {
+  // torchvision's ViT with random weights: a zero-initialized classifier, logits 0 for every input.
+  // Every probe measured S_g = 0, every group was free at any λ > 0 and the plan jumped from all to
+  // as far as the rules allow (vit_b_16 --heads --target-macs 0.5 was refused at 0.436 / 1.000).
+  fs::path dir = temp_dir("obs_sens_flat");
+  Model m = mlp2(false, 41);
+  for (const char* name : {"w2", "b2"}) {
+    Tensor* t = m.graph.initializer(name);
+    REQUIRE(t);
+    *t = Tensor::from_float(t->name, t->dims, std::vector<float>(static_cast<size_t>(t->numel()), 0.f));
+  }
+  write_npy(dir / "calib.npy", random_inputs(m, 6, 64).at("x"));
+  PruneOptions o;
+  o.criterion = Criterion::OBS;
+  o.target_params = 0.6;
+  o.round_to = 1;
+  PruneReport r = prune_with(m, o, dir / "calib.npy", true);
+  REQUIRE(!r.sensitivity.empty());
+  for (const auto& row : r.sensitivity)
+    for (double v : row) CHECK(v == 0.0);
+  CHECK(r.allocation == "uniform");
+  bool noted = false;
+  for (const auto& n : r.notes) noted = noted || n.find("no probe changed the outputs") != std::string::npos;
+  CHECK(noted);
+  CHECK(r.target.value("status", "") == "met");
+  CHECK(std::fabs(r.target.value("reached", 0.0) - 0.6) <= kPruneTargetTolerance + 1e-9);
+  // Uniform: both hidden groups lose units.
+  REQUIRE(r.groups.size() >= 2);
+  CHECK(r.groups[0].units_after < r.groups[0].units_before);
+  CHECK(r.groups[1].units_after < r.groups[1].units_before);
+}
+
 TEST_CASE("sensitivity probes from the cached cut measure what full runs measure", "[prune][obs][sensitivity]") {
   fs::path dir = temp_dir("obs_sens_cut");
   const Model m = mlp2(true, 41);

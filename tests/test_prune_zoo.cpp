@@ -13,45 +13,40 @@ using namespace oc::test;
 
 namespace {
 
-// With random weights the MobileNets' and EfficientNet's logits collapse to ~0 (ReLU6/SiLU/SE
-// saturation), so masking cannot be compared on them: there the pruned model must be smaller, keep
-// its interface and run in ONNX Runtime with the original's output shape.
-void zoo_prune(const std::string& name, uint64_t seed, bool outputs_carry_signal) {
+// Masking equivalence on the torchvision exports (issue 16 point 7's sample), at 96x96 (the
+// graphs end in a global pool, so any size runs; a fifth of the MACs at 224) and batch 2. With
+// random weights the MobileNets' and EfficientNet's logits vanish (~1e-10) and RegNet's are ~0.02,
+// so (except on the ResNets) every Conv is first
+// rescaled to unit-variance outputs on the test input (normalize_activations): the outputs then
+// carry signal and a wrong slice shows. Checked in ONNX Runtime and on our executor.
+void zoo_prune(const std::string& name, uint64_t seed, bool normalize = true, size_t grouped_convs = 0) {
   fs::path p = zoo_model(name);
   if (p.empty()) return;
   Model m = load_norm(p);
+  set_input_dims(m, "input", {2, 3, 96, 96});
+  auto in = random_inputs(m, seed, 2, {{"input", {2, 3, 96, 96}}});
+  if (normalize) normalize_activations(m, in);  // ResNets carry signal as exported
   ChannelDeps d = build_channel_deps(m, {true});
   int prunable = 0;
   for (const auto& g : d.groups) prunable += g.prunable();
   INFO(name << ": " << prunable << " prunable groups of " << d.groups.size());
   CHECK(prunable > 5);
-  auto in = random_inputs(m, seed, 1, {{"input", {1, 3, 224, 224}}});
-  if (outputs_carry_signal) {
-    prune_equals_mask(m, "zoo_" + name, seed, in, 0.2, {true});
-    return;
-  }
-  auto plan = random_plan(d, seed, 0.2);
-  REQUIRE(removed_units(plan) > 0);
-  Model pruned = m;
-  apply_prune(pruned, d, plan);
-  check_interface(m, pruned);
-  CHECK(model_weight_bytes(pruned) < model_weight_bytes(m));
-  fs::path dir = temp_dir("zoo_" + name);
-  save_model(pruned, dir / "pruned.onnx");
-  auto out = run_ort(dir / "pruned.onnx", in);
-  CHECK(out.at("logits").dims == std::vector<int64_t>{1, 1000});
+  CHECK(d.whole_group_convs.size() == grouped_convs);  // grouped convs whose units are whole groups
+  prune_equals_mask(m, d, random_plan(d, seed, 0.2), "zoo_" + name, in);
 }
 
 }  // namespace
 
-TEST_CASE("prune equals masking on torchvision resnet18", "[prune][zoo]") { zoo_prune("resnet18", 1, true); }
-TEST_CASE("prune equals masking on torchvision resnet50", "[prune][zoo]") { zoo_prune("resnet50", 2, true); }
-TEST_CASE("prune runs on torchvision mobilenet_v2", "[prune][zoo]") { zoo_prune("mobilenet_v2", 3, false); }
-TEST_CASE("prune runs on torchvision mobilenet_v3_large", "[prune][zoo]") {
-  zoo_prune("mobilenet_v3_large", 4, false);
+TEST_CASE("prune equals masking on torchvision resnet18", "[prune][zoo][mask]") { zoo_prune("resnet18", 1, false); }
+TEST_CASE("prune equals masking on torchvision resnet50", "[prune][zoo][mask]") { zoo_prune("resnet50", 2, false); }
+TEST_CASE("prune equals masking on torchvision mobilenet_v2", "[prune][zoo][mask]") { zoo_prune("mobilenet_v2", 3); }
+TEST_CASE("prune equals masking on torchvision mobilenet_v3_large", "[prune][zoo][mask]") {
+  zoo_prune("mobilenet_v3_large", 4);
 }
-TEST_CASE("prune runs on torchvision efficientnet_b0", "[prune][zoo]") {
-  zoo_prune("efficientnet_b0", 5, false);
+TEST_CASE("prune equals masking on torchvision efficientnet_b0", "[prune][zoo][mask]") { zoo_prune("efficientnet_b0", 5); }
+// Grouped convs (group width 8) lose whole groups.
+TEST_CASE("prune equals masking on torchvision regnet_y_400mf", "[prune][zoo][mask][grouped]") {
+  zoo_prune("regnet_y_400mf", 6, true, 16);
 }
 
 TEST_CASE("vit_b_16 with heads: MLP groups and the 12 heads of every attention layer are prunable", "[prune][zoo][heads]") {
