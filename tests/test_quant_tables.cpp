@@ -140,6 +140,13 @@ TEST_CASE("MatMulNBits --avg-bits 2.5 file is at most 2.5/4 of the 4-bit file (+
   CHECK(double(s25) <= 2.5 / 4 * 1.1 * double(s4));
   CHECK(d25["avg_bits"].get<double>() <= 2.5);
   CHECK(d25["avg_bits"].get<double>() > 2.0);
+  // Without --scheme: sym by default, asym at 2 bits (docs/QUANTIZATION.md).
+  int two = 0;
+  for (const auto& l : d25["layers"]) {
+    if (l["bits"] == 2) ++two;
+    CHECK(l["scheme"] == (l["bits"] == 2 ? "asym" : "sym"));
+  }
+  CHECK(two > 0);
 
   // The tables are layers of the report and of the budget, and stored quantized in the file.
   for (const auto& d : {d4, d25}) {
