@@ -125,30 +125,56 @@ std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const 
   return obs;
 }
 
+ObserverSet::ObserverSet(const Model& model, const CalibrationPlan& plan, bool on_device)
+    : observers_(make_observers(model, plan, &aliases_, on_device)) {
+  for (auto& o : observers_)
+    for (const auto& v : o->watched()) {
+      by_value_[v].push_back(o.get());
+      watch_.insert(v);
+    }
+}
+
+ValueHook ObserverSet::hook() {
+  if (watch_.empty()) return nullptr;
+  return [this](const std::string& name, const Tensor& t) {
+    auto it = by_value_.find(name);
+    if (it != by_value_.end())
+      for (Observer* o : it->second) o->observe(name, t);
+  };
+}
+
+void ObserverSet::end_batch() {
+  for (auto& o : observers_) o->end_batch();
+}
+
+CalibrationStats ObserverSet::store() {
+  CalibrationStats stats;
+  for (auto& o : observers_) {
+    o->store(stats);
+    o.reset();
+  }
+  for (const auto& a : aliases_) {
+    if (a.gram) stats.grams[a.layer] = stats.grams.at(a.source);
+    else if (a.from_gram) stats.columns[a.layer] = gram_diagonal(stats.grams.at(a.source));
+    else stats.columns[a.layer] = stats.columns.at(a.source);
+  }
+  observers_.clear();
+  by_value_.clear();
+  watch_.clear();
+  return stats;
+}
+
 CalibrationStats calibrate(const Model& model, CalibrationSource& source, const CalibrationPlan& plan,
                            const ProgressFn& progress, const ExecutorOptions& exec) {
-  std::vector<ObserverAlias> aliases;
   const bool on_device = exec.device == "cuda" && cuda_usable();
-  auto observers = make_observers(model, plan, &aliases, on_device);
-  std::unordered_map<std::string, std::vector<Observer*>> by_value;
-  std::set<std::string> watch;
-  for (auto& o : observers)
-    for (const auto& v : o->watched()) {
-      by_value[v].push_back(o.get());
-      watch.insert(v);
-    }
+  ObserverSet set(model, plan, on_device);
+  const auto& by_value = set.by_value();
+  const auto& watch = set.watch();
   // Values only order-free observers watch take channels-last values without an N,C,H,W copy.
   std::set<std::string> any_order;
   for (const auto& [v, list] : by_value)
     if (std::all_of(list.begin(), list.end(), [](const Observer* o) { return o->order_free(); })) any_order.insert(v);
-  // An empty watch set means "every value" to the executor: pass no hook instead.
-  ValueHook hook;
-  if (!watch.empty())
-    hook = [&](const std::string& name, const Tensor& t) {
-      auto it = by_value.find(name);
-      if (it != by_value.end())
-        for (Observer* o : it->second) o->observe(name, t);
-    };
+  const ValueHook hook = set.hook();
 
   // On the GPU, a value whose observers all work on the device is never copied to the host.
   DeviceValueHook device_hook;
@@ -170,23 +196,13 @@ CalibrationStats calibrate(const Model& model, CalibrationSource& source, const 
   std::map<std::string, Tensor> batch;
   while (source.next(batch)) {
     ex.run(batch, hook, watch, device_hook, any_order);
-    for (auto& o : observers) o->end_batch();
+    set.end_batch();
     done += source.last_batch_samples();
     if (progress) progress(done, total);
   }
 
-  CalibrationStats stats;
+  CalibrationStats stats = set.store();
   stats.samples = done;
-  // Each observer is freed once stored, so its accumulator and the stored copy overlap one at a time.
-  for (auto& o : observers) {
-    o->store(stats);
-    o.reset();
-  }
-  for (const auto& a : aliases) {
-    if (a.gram) stats.grams[a.layer] = stats.grams.at(a.source);
-    else if (a.from_gram) stats.columns[a.layer] = gram_diagonal(stats.grams.at(a.source));
-    else stats.columns[a.layer] = stats.columns.at(a.source);
-  }
   return stats;
 }
 

@@ -3,7 +3,9 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/calib_data.h"
@@ -31,6 +33,28 @@ struct ObserverAlias {
 std::vector<std::unique_ptr<Observer>> make_observers(const Model& model, const CalibrationPlan& plan,
                                                       std::vector<ObserverAlias>* aliases = nullptr,
                                                       bool on_device = false);
+
+// A plan's observers by the values they watch, with the hook that feeds them: what every calibration
+// loop (whole model, by segments, GPTQ's sequential stages) builds around its runs.
+class ObserverSet {
+ public:
+  ObserverSet(const Model& model, const CalibrationPlan& plan, bool on_device = false);
+  const std::set<std::string>& watch() const { return watch_; }
+  const std::unordered_map<std::string, std::vector<Observer*>>& by_value() const { return by_value_; }
+  // Feeds a value to its observers; empty when nothing is watched (an empty watch set means "every
+  // value" to the executor, so a loop passes no hook instead).
+  ValueHook hook();
+  void end_batch();
+  // Each observer's statistic, with the aliased layers' copies; an observer is freed once stored, so
+  // its accumulator and the stored copy overlap one at a time. The set is empty afterwards.
+  CalibrationStats store();
+
+ private:
+  std::vector<ObserverAlias> aliases_;  // before observers_: make_observers fills it while they are built
+  std::vector<std::unique_ptr<Observer>> observers_;
+  std::unordered_map<std::string, std::vector<Observer*>> by_value_;
+  std::set<std::string> watch_;
+};
 
 // The Gram's diagonal as column squares (what a ColumnSquaresObserver of the same layer gives, to
 // the Gram's rounding).

@@ -200,35 +200,16 @@ CalibrationStats calibrate_by_segments(const Model& model, CalibrationSource& so
   rep.segments = static_cast<int>(segs.size());
   for (size_t s = 0; s < segs.size(); ++s) {
     BlockRunner runner(model, segs[s], opt.exec);
-    std::vector<ObserverAlias> aliases;
-    auto observers = make_observers(runner.model(), sub[s], &aliases);
-    std::unordered_map<std::string, std::vector<Observer*>> by_value;
-    std::set<std::string> watch;
-    for (auto& o : observers)
-      for (const auto& v : o->watched()) by_value[v].push_back(o.get()), watch.insert(v);
-    const ValueHook hook = [&](const std::string& name, const Tensor& t) {
-      auto it = by_value.find(name);
-      if (it != by_value.end())
-        for (Observer* o : it->second) o->observe(name, t);
-    };
+    ObserverSet set(runner.model(), sub[s]);
     size_t b = 0;
-    cache = runner.run(cache, hook, watch, [&] {
-      for (auto& o : observers) o->end_batch();
+    cache = runner.run(cache, set.hook(), set.watch(), [&] {
+      set.end_batch();
       done += b < batch_samples.size() ? batch_samples[b] : 0;
       ++b;
       if (opt.progress) opt.progress(std::min(done, total), total);
     }, opt.cache_bytes);
     rep.spilled_bytes = std::max<uint64_t>(rep.spilled_bytes, cache.spilled_bytes());
-    CalibrationStats st;
-    for (auto& o : observers) {
-      o->store(st);
-      o.reset();
-    }
-    for (const auto& a : aliases) {
-      if (a.gram) st.grams[a.layer] = st.grams.at(a.source);
-      else if (a.from_gram) st.columns[a.layer] = gram_diagonal(st.grams.at(a.source));
-      else st.columns[a.layer] = st.columns.at(a.source);
-    }
+    CalibrationStats st = set.store();
     if (opt.reduce) opt.reduce(st);
     merge_into(stats.minmax, st.minmax);
     merge_into(stats.histograms, st.histograms);

@@ -109,22 +109,20 @@ void export_embedding_table(Model& m, const EmbeddingTable& t, const QuantizedMa
     zdims.insert(zdims.begin(), 1);
   }
   const std::string dn = g.unique_name(t.name + "_q"), sn = g.unique_name(t.name + "_scales");
-  Tensor td;
-  td.name = dn;
-  td.dtype = DType::UInt8;
-  td.dims = ddims;
-  td.bytes = std::move(data);
-  g.add_initializer(std::move(td));
+  auto add_packed = [&](const std::string& name, std::vector<int64_t> dims, std::vector<uint8_t>& bytes) {
+    Tensor p;
+    p.name = name;
+    p.dtype = DType::UInt8;
+    p.dims = std::move(dims);
+    p.bytes = std::move(bytes);
+    g.add_initializer(std::move(p));
+  };
+  add_packed(dn, ddims, data);
   g.add_initializer(Tensor::from_float(sn, sdims, q.scales));
   std::string zn;
   if (asym) {
     zn = g.unique_name(t.name + "_zero_points");
-    Tensor tz;
-    tz.name = zn;
-    tz.dtype = DType::UInt8;
-    tz.dims = zdims;
-    tz.bytes = std::move(zp_bytes);
-    g.add_initializer(std::move(tz));
+    add_packed(zn, zdims, zp_bytes);
   }
   auto make = [&](const std::string& name, const std::string& indices, const std::string& out) {
     Node n;

@@ -592,28 +592,12 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       Segment& sg = segments[next_segment++];
       CalibrationPlan plan;
       for (size_t l : sg.layers) plan.grams.push_back(layers[l].node);
-      std::vector<ObserverAlias> aliases;
-      auto observers = make_observers(sg.runner->model(), plan, &aliases);
-      std::map<std::string, std::vector<Observer*>> by_value;
-      std::set<std::string> watch;
-      for (auto& o : observers)
-        for (const auto& v : o->watched()) by_value[v].push_back(o.get()), watch.insert(v);
-      const ValueHook hook = [&](const std::string& name, const Tensor& t) {
-        auto it = by_value.find(name);
-        if (it != by_value.end())
-          for (Observer* o : it->second) o->observe(name, t);
-      };
-      boundary = sg.runner->run(boundary, hook, watch, [&] { for (auto& o : observers) o->end_batch(); },
+      ObserverSet set(sg.runner->model(), plan);
+      boundary = sg.runner->run(boundary, set.hook(), set.watch(), [&] { set.end_batch(); },
                                 opt.sequential_cache_bytes);
       sg.runner.reset();  // its copies of the segment's weights (and their mappings) go
       if (trace_memory()) std::fprintf(stderr, "[memory] segment %zu calibrated: %s\n", next_segment - 1, memory_status_line().c_str());
-      CalibrationStats st;
-      for (auto& o : observers) {
-        o->store(st);
-        o.reset();
-      }
-      for (const auto& a : aliases)
-        if (a.gram) st.grams[a.layer] = st.grams.at(a.source);
+      CalibrationStats st = set.store();
       for (size_t l : sg.layers) {
         auto it = st.grams.find(layers[l].node);
         if (it == st.grams.end() || it->second.features != layers[l].cols || it->second.rows <= 0 || it->second.groups > 1) continue;
