@@ -100,6 +100,17 @@ std::string read_all(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
+// Runs the CLI with `args` (already quoted) under a 64 KiB file-size limit with SIGXFSZ ignored, so
+// writes past it fail with EFBIG as on a full disk; returns the exit status, the output in `log`.
+int run_cli_on_full_disk(const std::string& args, const fs::path& dir, std::string& log) {
+  const fs::path log_file = dir / "log.txt";
+  const std::string sh = std::string("trap '' XFSZ; ulimit -f 64; '") + OC_CLI_PATH + "' " + args + " > '" +
+                         log_file.string() + "' 2>&1";
+  const int status = std::system(("bash -c \"" + sh + "\"").c_str());
+  log = read_all(log_file);
+  return status;
+}
+
 }  // namespace
 
 TEST_CASE("external data is mapped lazily: load, inspect and to_float keep no weight bytes resident", "[scale]") {
@@ -239,13 +250,12 @@ TEST_CASE("a full disk while writing external data: one-line error, no partial o
   for (const char* cmd : {"convert", "quantize"}) {
     INFO(cmd);
     fs::path out = dir / (std::string(cmd) + ".onnx");
-    std::string sh = std::string("trap '' XFSZ; ulimit -f 64; '") + OC_CLI_PATH + "' " + cmd + " '" + p.string() +
-                     "' -o '" + out.string() + "' --external-data" +
-                     (std::string(cmd) == "quantize" ? " --bits 8 --format matmulnbits" : "") + " > '" +
-                     (dir / "log.txt").string() + "' 2>&1";
-    const int status = std::system(("bash -c \"" + sh + "\"").c_str());
+    std::string log;
+    const int status = run_cli_on_full_disk(std::string(cmd) + " '" + p.string() + "' -o '" + out.string() +
+                                                "' --external-data" +
+                                                (std::string(cmd) == "quantize" ? " --bits 8 --format matmulnbits" : ""),
+                                            dir, log);
     CHECK(status != 0);
-    const std::string log = read_all(dir / "log.txt");
     INFO(log);
     CHECK(log.find("failed") != std::string::npos);
     CHECK(std::count(log.begin(), log.end(), '\n') <= 1);
@@ -725,12 +735,12 @@ TEST_CASE("a full disk while pruning, in-memory and streamed: one-line error, no
   for (const std::string mode : {"mem", "stream"}) {
     INFO(mode);
     fs::path out = dir / ("prune_" + mode + ".onnx");
-    std::string sh = std::string("trap '' XFSZ; ulimit -f 64; '") + OC_CLI_PATH + "' prune '" + p.string() + "' -o '" +
-                     out.string() + "' --external-data --ratio 0.3 --calib random:4" +
-                     (mode == "stream" ? " --stream-above-mib 0" : "") + " > '" + (dir / "log.txt").string() + "' 2>&1";
-    const int status = std::system(("bash -c \"" + sh + "\"").c_str());
+    std::string log;
+    const int status = run_cli_on_full_disk("prune '" + p.string() + "' -o '" + out.string() +
+                                                "' --external-data --ratio 0.3 --calib random:4" +
+                                                (mode == "stream" ? " --stream-above-mib 0" : ""),
+                                            dir, log);
     CHECK(status != 0);
-    const std::string log = read_all(dir / "log.txt");
     INFO(log);
     CHECK(log.find("failed") != std::string::npos);
     CHECK(std::count(log.begin(), log.end(), '\n') <= 1);
