@@ -6,6 +6,9 @@
 // user + system, ms): cpu_median_ms / cpu_min_ms. At 1 thread (the pool does not spin) that is the
 // run's own work, steady when the shared machine's load stretches the wall times; at 2 threads it is
 // the work of both threads, not a latency.
+// `--batch N`: every input the shapes above do not set gets N for its first axis when that axis is
+// symbolic (other symbolic axes stay 1), e.g. gpt_tiny / bert_tiny tokens [N, 128]; int64 inputs are 0
+// as in random_feeds.js, float ones seeded uniform [0,1).
 'use strict';
 const path = require('path');
 const rf = require(path.join(__dirname, '..', 'tests', 'node', 'random_feeds'));
@@ -13,9 +16,13 @@ const ort = require(path.join(__dirname, '..', 'tests', 'node', 'node_modules', 
 
 const shapes = {};
 const rest = [];
+let batch = 1;
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i++) {
-  if (args[i] === '--shape') {
+  if (args[i] === '--batch') {
+    batch = Number(args[++i]);
+    if (!(batch >= 1)) { console.error('ort_latency_shaped: --batch needs a positive count'); process.exit(2); }
+  } else if (args[i] === '--shape') {
     const [name, dims] = args[++i].split('=');
     shapes[name] = dims.split(',').map(Number);
   } else rest.push(args[i]);
@@ -25,12 +32,17 @@ rf.randomFeeds = (session, seed, feeds = {}) => {
   let a = seed | 0;   // mulberry32, as random_feeds.js
   const rnd = () => { a = a + 0x6D2B79F5 | 0; let t = Math.imul(a ^ a >>> 15, 1 | a);
     t = t + Math.imul(t ^ t >>> 7, 61 | t) ^ t; return ((t ^ t >>> 14) >>> 0) / 4294967296; };
-  for (const name of session.inputNames) {
-    const dims = shapes[name];
-    if (!dims || feeds[name]) continue;
+  session.inputMetadata.forEach((meta) => {
+    const name = meta.name;
+    let dims = shapes[name];
+    if (!dims && batch > 1 && meta.shape.length && !(typeof meta.shape[0] === 'number' && meta.shape[0] > 0))
+      dims = meta.shape.map((d, k) => (typeof d === 'number' && d > 0) ? d : (k === 0 ? batch : 1));
+    if (!dims || feeds[name]) return;
     const n = dims.reduce((x, y) => x * y, 1);
-    feeds[name] = new ort.Tensor('float32', Float32Array.from({ length: n }, rnd), dims);
-  }
+    if ((meta.type || 'float32') === 'int64')
+      feeds[name] = new ort.Tensor('int64', new BigInt64Array(n), dims);
+    else feeds[name] = new ort.Tensor('float32', Float32Array.from({ length: n }, rnd), dims);
+  });
   return original(session, seed, feeds);
 };
 

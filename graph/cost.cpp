@@ -111,6 +111,7 @@ bool is_metadata_input(const Node& n, size_t i) {
       {"com.microsoft:DequantizeLinear", 1}, {"com.microsoft:DequantizeLinear", 2},
       {"com.microsoft:MatMulNBits", 2}, {"com.microsoft:MatMulNBits", 3},
       {"com.microsoft:GatherBlockQuantized", 1}, {"com.microsoft:GatherBlockQuantized", 2}, {"com.microsoft:GatherBlockQuantized", 3},
+      {"BitShift", 1}, {"Mod", 1},  // shift amounts and modulus of codes unpacked at load (quantize/embeddings.h)
       {"QLinearConv", 1}, {"QLinearConv", 2}, {"QLinearConv", 4}, {"QLinearConv", 5}, {"QLinearConv", 6}, {"QLinearConv", 7},
       {"QLinearMatMul", 1}, {"QLinearMatMul", 2}, {"QLinearMatMul", 4}, {"QLinearMatMul", 5}, {"QLinearMatMul", 6}, {"QLinearMatMul", 7},
   };
@@ -163,6 +164,9 @@ class Counter {
         if (attributed.count(v)) continue;
         attributed.insert(v);
         own[v] = param_elems(n, i, *s.init(v));
+        // codes packed 8/b to a byte, unpacked by BitShift with one shift per code (quantize/embeddings.h)
+        if (n.key() == "BitShift" && i == 0 && n.inputs.size() > 1 && s.init(n.inputs[1]) && s.init(v)->dtype == DType::UInt8)
+          own[v] *= s.init(n.inputs[1])->numel();
         nc.params += own[v];
       }
       auto rule = mac_rules().find(nc.op_type);

@@ -2,6 +2,7 @@
 // selectors (qdq_selectors.cc) for the CPU EP on x86, where QDQIsInt8Allowed() is false.
 #include "quantize/deploy_check.h"
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -171,9 +172,18 @@ DeployCheck check_deployment(const Model& m) {
   }
   if (!r.integer_layers.empty()) {
     // Float ops of an integer model: everything but the compute layers ORT fuses, their Relu/Clip
-    // and the ops that only move data.
+    // and the ops that only move data. Nodes computed from initializers alone (a table dequantized
+    // at load, float16 scales widened) are constant-folded by ORT at session start: not run either.
+    std::set<std::string> folded;
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const Node& n = g.nodes[i];
+      const bool constant = !n.inputs.empty() && std::all_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& in) {
+        return in.empty() || g.is_initializer(in) || folded.count(in);
+      });
+      if (constant && n.subgraphs().empty()) {
+        folded.insert(n.outputs.begin(), n.outputs.end());
+        continue;
+      }
       if (integer_idx.count(i) || kStructural.count(n.op_type) || n.op_type == "MatMulNBits") continue;
       // Ops with their own QLinear kernel when wrapped in DQ → op → Q.
       bool wrapped = !n.outputs.empty() && !g.is_graph_output(n.outputs[0]);

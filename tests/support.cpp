@@ -420,4 +420,19 @@ void write_npz(const fs::path& path, const std::vector<Tensor>& arrays, bool com
   std::ofstream(path, std::ios::binary) << out;
 }
 
+std::map<std::string, int> ort_optimized_ops(const fs::path& model) {
+  const fs::path out = temp_dir("ort_opt") / "optimized.onnx";
+  std::string cmd = "node '" + source_path("tests/node/ort_optimize.js").string() + "' '" + model.string() + "' '" +
+                    out.string() + "' 2>&1";
+  std::string text;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && std::fgets(buf.data(), buf.size(), p)) text += buf.data();
+  const int rc = p ? ::pclose(p) : -1;
+  if (rc != 0) FAIL("ort_optimize.js failed on " << model << ": " << text);
+  std::map<std::string, int> ops;
+  for (const auto& n : load_model(out).graph.nodes) ++ops[n.op_type];
+  return ops;
+}
+
 }  // namespace oc::test

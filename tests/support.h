@@ -27,6 +27,9 @@ void skip_test(const std::string& why);
 // with OC_REQUIRE_ZOO=1, or a comma-separated list naming it (CI), an absent model fails the test.
 fs::path zoo_model(const std::string& name);
 
+// Operator counts of the graph ONNX Runtime runs for `model` (its level-2 fusions and constant
+// folding, written by tests/node/ort_optimize.js).
+std::map<std::string, int> ort_optimized_ops(const fs::path& model);
 // Runs `model` in onnxruntime-node on `inputs`; returns outputs by name.
 std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std::string, Tensor>& inputs);
 

@@ -23,22 +23,6 @@ using namespace oc::test;
 
 namespace {
 
-// Operator counts of the graph ONNX Runtime runs for `model` (after its QDQ fusions).
-std::map<std::string, int> ort_optimized_ops(const fs::path& model) {
-  const fs::path out = temp_dir("ort_opt") / "optimized.onnx";
-  std::string cmd = "node '" + source_path("tests/node/ort_optimize.js").string() + "' '" + model.string() + "' '" +
-                    out.string() + "' 2>&1";
-  std::string text;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (p && std::fgets(buf.data(), buf.size(), p)) text += buf.data();
-  const int rc = p ? ::pclose(p) : -1;
-  if (rc != 0) FAIL("ort_optimize.js failed on " << model << ": " << text);
-  std::map<std::string, int> ops;
-  for (const auto& n : load_model(out).graph.nodes) ++ops[n.op_type];
-  return ops;
-}
-
 int count_ops(const Model& m, const std::string& op) {
   int c = 0;
   for (const auto& n : m.graph.nodes) c += n.op_type == op;
