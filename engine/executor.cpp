@@ -429,36 +429,70 @@ void check_inputs(const Graph& g, const std::map<std::string, Tensor>& inputs) {
                             " (inputs: " + expected + ")");
 }
 
+// The first symbolic dim two inputs of one run give different values, as a clause naming both
+// inputs, their shapes and the axes ("" when they all agree). Consulted only once a run has failed:
+// models name dims of independent inputs alike (every dim "N", test models and some exporters), so
+// a difference alone is no error; a failing run with one is most likely the data's fault (silero
+// VAD's audio [batch, T] against its LSTM state [2, batch, 64] fed at another batch).
+std::string symbolic_dim_disagreement(const Graph& g, const std::map<std::string, Tensor>& inputs) {
+  struct Seen { const ValueInfo* v; const Tensor* t; size_t axis; };
+  std::map<std::string, Seen> first;  // dim name -> first input axis that gives it
+  for (const ValueInfo* v : g.runtime_inputs()) {
+    auto it = inputs.find(v->name);
+    if (!v->has_shape || it == inputs.end() || it->second.dims.size() != v->shape.size()) continue;
+    const Tensor& t = it->second;
+    for (size_t a = 0; a < v->shape.size(); ++a) {
+      const Dim& d = v->shape[a];
+      if (d.known() || d.param.empty()) continue;
+      auto [f, fresh] = first.try_emplace(d.param, Seen{v, &t, a});
+      if (fresh || f->second.t->dims[f->second.axis] == t.dims[a]) continue;
+      const Seen& s = f->second;
+      return "inputs '" + s.v->name + "' " + shape_str(s.t->dims) + " and '" + v->name + "' " + shape_str(t.dims) +
+             " give the symbolic dim '" + d.param + "' different values (" + std::to_string(s.t->dims[s.axis]) +
+             " at axis " + std::to_string(s.axis) + ", " + std::to_string(t.dims[a]) + " at axis " + std::to_string(a) + ")";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
+// A run that fails on inputs giving one symbolic dim different values says so first, naming the
+// inputs and their dims, then the failing node (symbolic_dim_disagreement).
 std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& inputs, const ValueHook& hook,
                                             const std::set<std::string>& watch, const DeviceValueHook& device_hook,
                                             const std::set<std::string>& any_order) {
   const Graph& g = model_.graph;
   check_inputs(g, inputs);
-  if (device_) {
-    stats_ = RunStats{};
-    return device_->run(inputs, hook, watch, device_hook, stats_);
-  }
+  try {
+    if (device_) {
+      stats_ = RunStats{};
+      return device_->run(inputs, hook, watch, device_hook, stats_);
+    }
 #ifdef _OPENMP
-  omp_set_num_threads(threads_);
+    omp_set_num_threads(threads_);
 #endif
-  GraphRun r(g, impl_->plan(g), nullptr);
-  r.profile = opt_.profile;
-  struct Active {  // run_subgraph sees the hook while this run lasts
-    Executor& e;
-    ~Active() { e.run_hook_ = nullptr, e.run_watch_ = nullptr; }
-  } active{*this};
-  if (hook && !watch.empty()) run_hook_ = &hook, run_watch_ = &watch;
-  for (const auto& [name, t] : inputs) {
-    r.feeds[name] = &t;
-    if (hook && (watch.empty() || watch.count(name))) hook(name, t);
+    GraphRun r(g, impl_->plan(g), nullptr);
+    r.profile = opt_.profile;
+    struct Active {  // run_subgraph sees the hook while this run lasts
+      Executor& e;
+      ~Active() { e.run_hook_ = nullptr, e.run_watch_ = nullptr; }
+    } active{*this};
+    if (hook && !watch.empty()) run_hook_ = &hook, run_watch_ = &watch;
+    for (const auto& [name, t] : inputs) {
+      r.feeds[name] = &t;
+      if (hook && (watch.empty() || watch.count(name))) hook(name, t);
+    }
+    r.execute(this, threads_, hook, watch, opt_.channels_last, opt_.fuse, &impl_->constants, &any_order);
+    stats_ = r.stats;
+    std::map<std::string, Tensor> out;
+    for (const auto& o : g.outputs) out[o.name] = r.take_output(o.name);
+    return out;
+  } catch (const InvalidArgument& e) {
+    const std::string why = symbolic_dim_disagreement(g, inputs);
+    if (why.empty()) throw;
+    throw InvalidArgument(why + " — the run fails at " + e.what());
   }
-  r.execute(this, threads_, hook, watch, opt_.channels_last, opt_.fuse, &impl_->constants, &any_order);
-  stats_ = r.stats;
-  std::map<std::string, Tensor> out;
-  for (const auto& o : g.outputs) out[o.name] = r.take_output(o.name);
-  return out;
 }
 
 std::vector<Tensor> Executor::run_subgraph(const Graph& g, const std::vector<const Tensor*>& inputs,

@@ -240,3 +240,28 @@ TEST_CASE("inspect --json reports weights by dtype - heaviest layers and externa
   CHECK_THAT(t.out, Catch::Contains("external") && Catch::Contains("m.onnx.data"));
   CHECK_THAT(t.out, Catch::Contains("heaviest") && Catch::Contains("float32"));
 }
+
+TEST_CASE("calibration data giving silero VAD's batch two values is one line naming the inputs and the dims", "[errors][cli][corpus]") {
+  // silero's audio is [batch, T] and its LSTM state h, c [2, batch, 64]: a state at batch 3 beside
+  // audio samples of batch 1 cannot run; the error says so before the LSTM node's own complaint.
+  const fs::path dir = temp_dir("badin_silero_batch");
+  const fs::path model = corpus_model("silero_vad.onnx");
+  const std::vector<float> zeros(2 * 3 * 64, 0.f);
+  write_npz(dir / "bad.npz",
+            {random_tensor("input", {4, 512}, 1, -0.3f, 0.3f), Tensor::from_int64("sr", {}, {16000}),
+             Tensor::from_float("h", {2, 3, 64}, zeros), Tensor::from_float("c", {2, 3, 64}, zeros)},
+            false);
+  for (const char* cmd : {"prune", "quantize"}) {
+    const fs::path out = dir / (std::string(cmd) + ".onnx");
+    std::vector<std::string> args = {cmd, model.string(), "-o", out.string(), "--calib", (dir / "bad.npz").string()};
+    if (std::string(cmd) == "prune") args.insert(args.end(), {"--target-macs", "0.95"});
+    else args.insert(args.end(), {"--bits", "8", "--activations", "int8"});
+    const CliResult r = run_cli(args);
+    INFO(cmd << ": " << r.out);
+    CHECK(r.rc == 2);  // bad input, as the CLI exits for any
+    CHECK(lines(r.out) == 1);
+    CHECK_THAT(r.out, Catch::Contains("inputs 'input' [1,512] and 'h' [2,3,64] give the symbolic dim 'batch' different values "
+                                      "(1 at axis 0, 3 at axis 1)"));
+    CHECK_FALSE(fs::exists(out));
+  }
+}

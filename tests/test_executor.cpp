@@ -529,6 +529,44 @@ TEST_CASE("bad inputs and unsupported operators give errors that say what is exp
                     Catch::Contains("Add_z") && Catch::Contains("do not broadcast"));
 }
 
+TEST_CASE("a run that fails on inputs giving one symbolic dim two values names the inputs and the dims", "[executor]") {
+  // Two inputs [B,3] (same dim name) added; a third [B,4] read by its own Relu (independent of the
+  // others however its dim is named, as in models that call every dim "N").
+  auto sym = [](const std::string& name, const std::string& dim, int64_t width) {
+    ValueInfo v = tensor_value(name, {1, width});
+    v.shape[0] = Dim::sym(dim);
+    return v;
+  };
+  Model m = new_model(13);
+  m.graph.inputs = {sym("a", "B", 3), sym("b", "B", 3), sym("c", "B", 4)};
+  add(m.graph, "Add", {"a", "b"}, {"s"});
+  add(m.graph, "Relu", {"c"}, {"r"});
+  outputs(m.graph, {"s", "r"});
+  Executor ex(m);
+  auto run = [&](int64_t na, int64_t nb, int64_t nc) {
+    return ex.run({{"a", rand_input("a", {na, 3}, 1)}, {"b", rand_input("b", {nb, 3}, 2)}, {"c", rand_input("c", {nc, 4}, 3)}});
+  };
+  // Not an error by itself: 'c' at another B, and 'a' at 1 against 'b' at 3 (Add broadcasts), run.
+  auto out = run(2, 2, 5);
+  CHECK(out.at("s").dims == std::vector<int64_t>{2, 3});
+  CHECK(out.at("r").dims == std::vector<int64_t>{5, 4});
+  CHECK(run(1, 3, 2).at("s").dims == std::vector<int64_t>{3, 3});
+  // A failing run says which inputs disagree on B, with their shapes and axes, then the node.
+  CHECK_THROWS_WITH(run(2, 3, 2), Catch::StartsWith("inputs 'a' [2,3] and 'b' [3,3] give the symbolic dim 'B' different "
+                                                    "values (2 at axis 0, 3 at axis 0)") &&
+                                      Catch::Contains("node 'Add_s' (Add)") && Catch::Contains("do not broadcast"));
+  // The same failure with the dims named apart is the node's error alone: the names are what tie them.
+  Model apart = m;
+  apart.graph.inputs[1].shape[0] = Dim::sym("B2");
+  Executor ex2(apart);
+  try {
+    ex2.run({{"a", rand_input("a", {2, 3}, 1)}, {"b", rand_input("b", {3, 3}, 2)}, {"c", rand_input("c", {2, 4}, 3)}});
+    FAIL("no error");
+  } catch (const InvalidArgument& e) {
+    CHECK_THAT(e.what(), Catch::StartsWith("node 'Add_s' (Add)") && Catch::Contains("do not broadcast"));
+  }
+}
+
 TEST_CASE("run CLI writes each output as a safely named .npy file", "[executor][cli]") {
   fs::path src = corpus_model("blazeface_front.onnx");
   Model m = load_model(src);
