@@ -178,12 +178,9 @@ void export_as_gather_block_quantized(Model& m, const EmbeddingTable& t, const Q
 
 bool dequantizes_at_load(const EmbeddingTable& t, const QuantLayout& layout) {
   if (layout.granularity == Granularity::Tensor) return false;
-  QuantizedMatrix probe;
-  probe.layout = layout;
-  probe.rows = t.rows;
-  probe.cols = t.cols;
-  const int64_t nb = probe.nblocks();
-  return nb == 1 || t.cols % nb == 0;
+  // one block for the whole row, or whole blocks: the codes reshape to [rows, C / block, block]
+  const int64_t block = layout.group_cols(t.cols);
+  return block > 0 && (block >= t.cols || t.cols % block == 0);
 }
 
 void export_embedding_table(Model& m, const EmbeddingTable& t, const QuantizedMatrix& q) {
