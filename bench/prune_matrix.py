@@ -180,7 +180,15 @@ def old_rows():
 # Hand-written findings, kept in the doc on every regeneration (update them with the rows).
 FINDINGS = (
     "Findings: every model prunes or refuses with its reason, and every pruned output runs in ONNX Runtime "
-    "with the original's output shapes. Rows at 02ea108 and 65fb426 were rerun on 2 Dec 2026, 06:06-07:30 UTC, "
+    "with the original's output shapes. Rows at ed06dda were rerun on 2 Dec 2026, 13:42-15:10 UTC, with the "
+    "binary of main at ed06dda (today's defaults: sensitivity allocation, sequential reconstruction) on the "
+    "shared 2-core machine at load 9-18 (six engineers building and benchmarking): seconds are 10-20x a quiet "
+    "run (ppocr2_cls 133 s, against 6.6 s at 02ea108). convnext_tiny was tried at ed06dda and timed out at "
+    "1800 s having had 7.5 minutes of CPU (load 14), so its 0dc2c2c row stays; the other 0dc2c2c rows "
+    "(resnet18, resnet50, densenet121, vit_b_16, swin_t) and the remaining 02ea108 rows were not reached in "
+    "that sitting and are still to rerun (vit_b_16 and swin_t need "
+    "`/usr/bin/python3 models/export_torchvision.py vit_b_16 swin_t` first). "
+    "Rows at 02ea108 and 65fb426 were rerun on 2 Dec 2026, 06:06-07:30 UTC, "
     "on the shared 2-core machine at load 12-19 (seconds are 5-10x a quiet run); 65fb426 is 02ea108 plus the "
     "uniform fallback below (landed on main as 8dd7aa9). Rows at 02ea108 predate 31e6ab6, which made sensitivity "
     "allocation the default for BatchNorm CNNs too: their MACs kept may move a little under it. resnext50_32x4d "
