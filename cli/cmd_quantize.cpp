@@ -31,13 +31,14 @@ int run_quantize(const std::vector<std::string>& args) {
     ("gram-budget-mib", po::value<S>(), "calibration Grams held at once (default 1024); a model needing more is calibrated block by block (gptq / bias correction, uniform --bits)")
     ("activations", po::value<S>(), "int8: static uint8 QuantizeLinear/DequantizeLinear on layer inputs (needs --calib, --format qdq)")
     ("smoothquant", po::bool_switch(), "with --activations int8: migrate activation outliers into the weights (SmoothQuant, alpha searched per input)")
+    ("act16", po::value<S>(), "with --activations int8: none (default) or N, keep the N activations whose 8 bits cost the most measured output fidelity at uint16 (opset 21; ORT runs their nodes in float)")
     ("calib-method", po::value<S>(), "activation ranges: percentile (default, 0.01%/99.99%), minmax, entropy or mse")
     ("seed", po::value<S>(), "seed of the random scorer");
   po::variables_map vm;
   if (!parse_args(args,
                   "onnx-compress quantize MODEL -o OUT [--bits N | --avg-bits B | --max-bytes N] [--widths LIST] "
                   "[--scheme sym|asym] [--granularity tensor|channel|block] [--block-size N] [--method rtn|mse|gptq] [--awq] [--act-order] [--bias-correction] "
-                  "[--scorer NAME|FILE.json] [--format qdq|matmulnbits|fake] [--activations int8] [--report FILE.json]",
+                  "[--scorer NAME|FILE.json] [--format qdq|matmulnbits|fake] [--activations int8 [--act16 N]] [--report FILE.json]",
                   opts, {{"model", 1}}, vm))
     return 0;
   return run_step_command("quantize", vm);

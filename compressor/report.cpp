@@ -205,6 +205,12 @@ std::string report_summary(const Report& r) {
     if (wo) o << "; " << wo << " weight-only DequantizeLinear (dequantized on every run: smaller, not faster)";
     if (uf) o << "; " << uf << " QDQ layers left float, first " << d["unfused"][0].value("node", "") << " ("
               << d["unfused"][0].value("why", "") << ")";
+    // --act16: which tensors got 16 bits (ORT runs their layers in float, counted in `unfused`).
+    const json wide = d.value("activations_16bit", json::array());
+    if (!wide.empty()) {
+      o << "; " << wide.size() << " activations at 16 bits:";
+      for (const auto& v : wide) o << " " << v.get<std::string>();
+    }
     o << "\n";
   }
   // A pruning target that was overshot or (with --best-effort) missed is said here, not only in the JSON.

@@ -10,6 +10,8 @@
 #include "engine/shape_eval.h"
 #include "graph/fold_batchnorm.h"
 #include "graph/subgraphs.h"
+#include "graph/opset_convert.h"
+#include "quantize/act16.h"
 #include "quantize/activations.h"
 #include "quantize/calib_plan.h"
 #include "quantize/gemm_as_matmul.h"
@@ -232,6 +234,11 @@ class QuantizeStep : public Step {
       activations_ = fold_batchnorms_ = true;
       if (o_.format != quant::Format::QDQ) throw InvalidArgument("quantize: --activations int8 needs --format qdq");
     }
+    if (auto a = r.text("act16")) {
+      act16_ = quant::parse_act16(*a);
+      if (act16_ > 0 && !activations_)
+        throw InvalidArgument("quantize: --act16 needs --activations int8 (it keeps some of the static activations at 16 bits)");
+    }
     if (smoothquant_ && !activations_) throw InvalidArgument("quantize: --smoothquant needs --activations int8 (it migrates activation outliers into the weights)");
     // Percentile is the default: the best or level with the best of the four on every model measured
     // (docs/QUANTIZATION.md, "Activation ranges").
@@ -358,8 +365,17 @@ class QuantizeStep : public Step {
         stats = shape_statistics(m, values, ctx.input_shapes);
         cm = quant::CalibMethod::MinMax;
       }
-      const quant::StaticQdqResult a = quant::apply_static_qdq(m, qp, stats, cm);
+      // --act16 N: the N activations whose 8-bit ranges cost the most output fidelity, measured on the
+      // calibration data, are stored as uint16 (quantize/act16.h). Not in dry runs (no data to measure).
+      quant::Act16Choice wide;
+      if (act16_ > 0 && !dry_run_ && ctx.calib)
+        wide = quant::choose_act16(m, qp, stats, cm, quant::kMinInt8MacsPerElement, *ctx.calib, act16_, 8, ctx.exec);
+      const std::set<std::string> wide_set(wide.chosen.begin(), wide.chosen.end());
+      const quant::StaticQdqResult a =
+          quant::apply_static_qdq(m, qp, stats, cm, 0.9999, quant::kMinInt8MacsPerElement, wide_set);
       restore_int4(m.graph, swaps);
+      // uint16 QuantizeLinear/DequantizeLinear are ONNX from opset 21.
+      if (!wide_set.empty() && m.opset() < 21) convert_opset(m, 21);
       std::set<std::string> from_gemm;
       for (const auto& name : gemms)
         if (!name.empty()) from_gemm.insert(name);
@@ -372,6 +388,28 @@ class QuantizeStep : public Step {
                                      {"gemms_as_matmul", gemms.size()},
                                      {"calib_method", settings_.value("calib-method", "percentile")}};
       for (const auto& n : a.notes) r.details["notes"].push_back(n);
+      if (act16_ > 0) {
+        nlohmann::json ranked = nlohmann::json::array();
+        for (const auto& c : wide.ranked) ranked.push_back({{"value", c.value}, {"output_error", c.error}});
+        r.details["act16"] = {{"requested", act16_},
+                              {"tensors", wide.chosen},
+                              {"output_error_all_8bit", wide.error_all8},
+                              {"output_error_chosen", wide.error_chosen},
+                              {"samples", wide.samples},
+                              {"candidates", ranked}};
+        r.details["method"] = r.details["method"].get<std::string>() + ", " + std::to_string(wide.chosen.size()) +
+                              " activation(s) at 16 bits";
+        r.details["notes"].push_back(
+            std::to_string(wide.chosen.size()) + " of " + std::to_string(act16_) +
+            " requested activations stored as uint16 (opset 21; calibration output error " +
+            std::to_string(wide.error_all8) + " at all 8 bits -> " + std::to_string(wide.error_chosen) +
+            "): ONNX Runtime's CPU EP runs the nodes reading or writing them in float" +
+            (wide.chosen.empty() ? "" : [&] {
+              std::string names;
+              for (const auto& v : wide.chosen) names += (names.empty() ? ": " : ", ") + v;
+              return names;
+            }()));
+      }
     }
     return r;
   }
@@ -396,7 +434,8 @@ class QuantizeStep : public Step {
   bool activations_ = false;
   bool dry_run_ = false;  // static int8 without data (drop_calibration): statistics from shapes
   bool method_given_ = false;
-  bool smoothquant_ = false;  // SmoothQuant migration before the activation ranges (quantize/smoothquant.h)
+  bool smoothquant_ = false;
+  int act16_ = 0;  // --act16: activations kept at 16 bits (quantize/act16.h)  // SmoothQuant migration before the activation ranges (quantize/smoothquant.h)
   bool fold_batchnorms_ = false;
   quant::CalibMethod calib_method_ = quant::CalibMethod::Percentile;
   nlohmann::json settings_;

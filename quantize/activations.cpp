@@ -69,23 +69,27 @@ std::pair<float, float> activation_range(const std::string& v, const Calibration
   return {std::max(h.lo, -t), std::min(h.hi, t)};
 }
 
-Uint8Params uint8_params(float lo, float hi) {
+UintParams uint_params(float lo, float hi, int bits) {
+  if (bits != 8 && bits != 16) throw InvalidArgument("activation quantization: " + std::to_string(bits) + " bits (8 or 16)");
+  const float top = bits == 8 ? 255.f : 65535.f;
   lo = std::min(lo, 0.f);
   hi = std::max(hi, 0.f);
-  Uint8Params p;
+  UintParams p;
+  p.bits = bits;
   p.constant = !(hi > lo);
-  p.scale = p.constant ? 1.f : (hi - lo) / 255.f;
-  p.zero_point = static_cast<uint8_t>(std::clamp(std::round(-lo / p.scale), 0.f, 255.f));
+  p.scale = p.constant ? 1.f : (hi - lo) / top;
+  p.zero_point = static_cast<uint16_t>(std::clamp(std::round(-lo / p.scale), 0.f, top));
   return p;
 }
 
-std::pair<std::string, std::string> add_uint8_params(Graph& g, const std::string& base, const Uint8Params& p) {
+std::pair<std::string, std::string> add_uint_params(Graph& g, const std::string& base, const UintParams& p) {
   const std::string sn = g.unique_name(base + "_scale"), zn = g.unique_name(base + "_zero_point");
   g.add_initializer(Tensor::from_float(sn, {}, {p.scale}));
   Tensor zt;
   zt.name = zn;
-  zt.dtype = DType::UInt8;
-  zt.bytes = {p.zero_point};
+  zt.dtype = p.bits == 16 ? DType::UInt16 : DType::UInt8;
+  if (p.bits == 16) zt.bytes = {static_cast<uint8_t>(p.zero_point & 0xff), static_cast<uint8_t>(p.zero_point >> 8)};  // little-endian
+  else zt.bytes = {static_cast<uint8_t>(p.zero_point)};
   g.add_initializer(zt);
   return {sn, zn};
 }

@@ -34,20 +34,44 @@ const Node* dq_of(const Graph& g, const std::string& v) {
   return p >= 0 && g.nodes[p].op_type == "DequantizeLinear" ? &g.nodes[p] : nullptr;
 }
 
-// The single QuantizeLinear reading node `n`'s output, directly or behind one Relu/Clip.
-bool output_quantized(const Graph& g, const Node& n) {
+// The single QuantizeLinear reading node `n`'s output, directly or behind one Relu/Clip (nullptr if none).
+const Node* output_quantizer(const Graph& g, const Node& n) {
   const std::string& y = n.outputs[0];
-  if (g.is_graph_output(y)) return false;
+  if (g.is_graph_output(y)) return nullptr;
   const auto& c = g.consumers(y);
-  if (c.size() != 1) return false;
+  if (c.size() != 1) return nullptr;
   const Node* next = &g.nodes[c[0]];
   if (next->op_type == "Relu" || next->op_type == "Clip") {
-    if (g.is_graph_output(next->outputs[0])) return false;
+    if (g.is_graph_output(next->outputs[0])) return nullptr;
     const auto& c2 = g.consumers(next->outputs[0]);
-    if (c2.size() != 1) return false;
+    if (c2.size() != 1) return nullptr;
     next = &g.nodes[c2[0]];
   }
-  return next->op_type == "QuantizeLinear";
+  return next->op_type == "QuantizeLinear" ? next : nullptr;
+}
+
+bool output_quantized(const Graph& g, const Node& n) { return output_quantizer(g, n) != nullptr; }
+
+// The element type a QuantizeLinear writes: its zero point's, uint8 without one.
+DType q_output_type(const Graph& g, const Node& q) {
+  if (q.inputs.size() > 2 && !q.inputs[2].empty())
+    if (const Tensor* z = g.initializer(q.inputs[2])) return z->dtype;
+  return DType::UInt8;
+}
+
+bool is_16bit(DType t) { return t == DType::UInt16 || t == DType::Int16; }
+constexpr const char* kNo16BitKernels = "ORT's CPU EP has no 16-bit QLinear kernels, so it runs the layer in float";
+
+// A node wrapped in DQ → op → Q whose codes are all 8-bit (what ORT's QLinear* kernels take).
+bool wrapped_in_8bit(const Graph& g, const Node& n) {
+  if (n.outputs.empty() || g.is_graph_output(n.outputs[0])) return false;
+  for (const auto& in : n.inputs) {
+    if (in.empty() || g.is_initializer(in)) continue;
+    const Node* dq = dq_of(g, in);
+    if (!dq || is_16bit(dq_input_type(g, *dq))) return false;
+  }
+  const Node* q = output_quantizer(g, n);
+  return q && !is_16bit(q_output_type(g, *q));
 }
 
 int64_t weight_dim(const Graph& g, const std::string& w, size_t axis) {
@@ -78,6 +102,8 @@ DeployCheck check_deployment(const Model& m) {
   const Graph& g = m.graph;
   DeployCheck r;
   std::set<size_t> integer_idx;
+  for (const auto& n : g.nodes)
+    if (n.op_type == "QuantizeLinear" && is_16bit(q_output_type(g, n))) r.wide_activations.push_back(n.input(0));
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     if (n.op_type == "MatMulNBits" && n.domain == "com.microsoft") {
@@ -143,7 +169,11 @@ DeployCheck check_deployment(const Model& m) {
     }
     std::string why;
     const DType at = dq_input_type(g, *a), wt = dq_input_type(g, *w);
-    if (at == DType::Int8) why = "int8 activations (ORT on x86 fuses uint8 activations only)";
+    const Node* out_quantizer = output_quantizer(g, n);
+    if (is_16bit(at)) why = std::string("16-bit activation input (--act16): ") + kNo16BitKernels;
+    else if (out_quantizer && is_16bit(q_output_type(g, *out_quantizer)))
+      why = std::string("16-bit output QuantizeLinear (--act16): ") + kNo16BitKernels;
+    else if (at == DType::Int8) why = "int8 activations (ORT on x86 fuses uint8 activations only)";
     else if (at != DType::UInt8) why = "activation DequantizeLinear does not read 8-bit codes";
     else if (wt != DType::Int8 && wt != DType::UInt8) why = "weight is not 8-bit (" + dtype_name(wt) + ")";
     else if (w->has_attr("block_size")) why = "blocked weight quantization";
@@ -186,18 +216,16 @@ DeployCheck check_deployment(const Model& m) {
       }
       if (integer_idx.count(i) || kStructural.count(n.op_type) || n.op_type == "MatMulNBits") continue;
       // Ops with their own QLinear kernel when wrapped in DQ → op → Q.
-      bool wrapped = !n.outputs.empty() && !g.is_graph_output(n.outputs[0]);
-      for (const auto& in : n.inputs)
-        if (!in.empty() && !g.is_initializer(in) && !dq_of(g, in)) wrapped = false;
-      if (wrapped && !n.outputs.empty()) wrapped = output_quantized(g, n);
-      if (wrapped && (n.op_type == "Add" || n.op_type == "Mul" || n.op_type == "AveragePool" ||
+      if (wrapped_in_8bit(g, n) && (n.op_type == "Add" || n.op_type == "Mul" || n.op_type == "AveragePool" ||
                       n.op_type == "GlobalAveragePool" || n.op_type == "Sigmoid" || n.op_type == "LeakyRelu" ||
                       n.op_type == "MaxPool" || n.op_type == "Resize"))
         continue;
       if (n.op_type == "Relu" || n.op_type == "Clip") {
         // Before a Q whose zero point is the type minimum ORT removes it (ReluQuantFusion).
         const auto& c = g.consumers(n.outputs[0]);
-        if (c.size() == 1 && g.nodes[c[0]].op_type == "QuantizeLinear" && !g.is_graph_output(n.outputs[0])) continue;
+        if (c.size() == 1 && g.nodes[c[0]].op_type == "QuantizeLinear" && !is_16bit(q_output_type(g, g.nodes[c[0]])) &&
+            !g.is_graph_output(n.outputs[0]))
+          continue;
       }
       ++r.float_ops[n.key()];
     }
@@ -219,7 +247,8 @@ nlohmann::json DeployCheck::to_json() const {
           {"unfused", findings(unfused)},
           {"unaligned", findings(unaligned)},
           {"matmulnbits", findings(nbits)},
-          {"float_ops", float_ops}};
+          {"float_ops", float_ops},
+          {"activations_16bit", wide_activations}};
 }
 
 std::string DeployCheck::summary() const {
@@ -250,6 +279,10 @@ std::string DeployCheck::summary() const {
         return std::string();
       }();
     o << ")";
+  }
+  if (!wide_activations.empty()) {
+    o << "\n  " << wide_activations.size() << " activations at 16 bits (uint16 Q/DQ, float in ORT's CPU EP):";
+    for (const auto& v : wide_activations) o << " " << v;
   }
   if (!float_ops.empty()) {
     o << "\n  float ops between integer layers:";

@@ -12,6 +12,8 @@
 //   unaligned     channel counts (N or K) that are not multiples of 8: integer and SIMD kernels
 //                 pad them
 //   float_ops     in a model that has integer layers: the float operators left between them
+//   16-bit      activations stored as uint16/int16 codes (--act16): the layers and ops around them run
+//               in float (ORT 1.30 CPU has no 16-bit QLinear kernels)
 //   matmulnbits   each com.microsoft MatMulNBits node with how ORT's MLAS runs it at its bits and
 //                 accuracy_level ("float speed", or "slower than float" with the measured ratio)
 // MatMulInteger reading a DynamicQuantizeLinear (dynamic W8A8, ORT's DynamicQuantizeMatMul) counts as
@@ -37,6 +39,9 @@ struct DeployCheck {
   std::map<std::string, int> integer_ops;  // what ORT makes of them: QLinearConv, MatMulIntegerToFloat, ...
   std::vector<DeployFinding> weight_only, unfused, unaligned, nbits;
   std::map<std::string, int> float_ops;    // op type -> count, only when integer_layers is not empty
+  // Activations stored as 16-bit codes (--act16, quantize/act16.h): ORT's CPU EP has no 16-bit QLinear
+  // kernels, so the layers reading or writing them are listed in `unfused` and their ops in `float_ops`.
+  std::vector<std::string> wide_activations;
   nlohmann::json to_json() const;
   std::string summary() const;             // a few lines for the terminal
 };

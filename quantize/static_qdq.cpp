@@ -309,7 +309,7 @@ std::vector<std::vector<std::string>> slow_int8_regions(const Model& m, const St
 }
 
 StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const CalibrationStats& stats, CalibMethod method,
-                                 double percentile, double min_macs_per_element) {
+                                 double percentile, double min_macs_per_element, const std::set<std::string>& wide) {
   if (m.opset() < 13) {
     // The weights' export raises the opset where it can, so here it could not: say what blocks it.
     std::string why = "it cannot be raised";
@@ -375,6 +375,7 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
   struct Params {
     std::string scale, zero_point;
     float s = 1;
+    int bits = 8;
     std::string dq_scale;  // the DequantizeLinear's, when it differs (a HardSigmoid's Add)
   };
   std::map<std::string, Params> params;  // quantized value -> its Q/DQ parameters
@@ -416,11 +417,12 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
       const float c = std::fabs(lo) > std::fabs(hi) ? lo : hi;
       lo = hi = std::fabs(c) <= 4e-6f ? 0.f : c;
     }
-    const Uint8Params q = uint8_params(lo, hi);
+    const UintParams q = uint_params(lo, hi, wide.count(v) ? 16 : 8);
     if (q.constant) res.notes.push_back("activation " + v + " was constant on the calibration data (range " + std::to_string(lo) + ")");
     Params p;
     p.s = q.scale;
-    std::tie(p.scale, p.zero_point) = add_uint8_params(g, v + "_act", q);
+    p.bits = q.bits;
+    std::tie(p.scale, p.zero_point) = add_uint_params(g, v + "_act", q);
     params[v] = p;
   }
   for (const auto& [v, root] : plan.tied) params[v] = params.at(root);
@@ -435,6 +437,9 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
     const Tensor* b = g.initializer(bias);
     const int wp = g.producer(n.input(1));
     if (px == params.end() || !b || b->dtype != DType::Float || b->dims.size() != 1 || wp < 0) continue;
+    // A 16-bit input: ORT runs the layer in float, and b / (s_x·s_w) with s_x 256 times finer would
+    // overflow int32 for ordinary biases, so the bias stays float.
+    if (px->second.bits != 8) continue;
     if (n.op_type == "Gemm" && (n.attr_float("alpha", 1) != 1.f || n.attr_float("beta", 1) != 1.f)) continue;
     const Tensor* ws = g.initializer(g.nodes[wp].input(1));
     if (!ws) continue;
@@ -582,6 +587,11 @@ int dynamic_int8_matmuls(Model& m, const std::set<std::string>& always) {
       if (!z) continue;
       const auto zv = z->to_int64();
       if (std::any_of(zv.begin(), zv.end(), [](int64_t v) { return v != 0; })) continue;
+    }
+    // A 16-bit activation pair (--act16) stays: the dynamic form would quantize it to 8 bits.
+    if (dqa.inputs.size() > 2) {
+      const Tensor* za = g.initializer(dqa.input(2));
+      if (za && za->dtype != DType::UInt8) continue;
     }
     const int pq = g.producer(dqa.input(0));
     // The activation's own QuantizeLinear goes with it; a DequantizeLinear of another uint8 value

@@ -91,10 +91,15 @@ std::vector<std::vector<std::string>> slow_int8_regions(const Model& m, const St
 // Inserts the pairs and the int32 biases of `plan` into `m` (weights already exported as QDQ).
 // Regions slow_int8_regions finds stay float: their weights are stored float (dequantized from the
 // int8 codes, so the numbers are the int8 layer's) and the plan is made again without them;
-// min_macs_per_element 0 keeps every region. Throws InvalidArgument naming a value without statistics.
+// min_macs_per_element 0 keeps every region. `wide`: plan values (and so the pass-through outputs tied
+// to them) quantized as uint16 instead (s = (hi − lo)/65535; quantize/act16.h chooses them): ONNX
+// needs opset 21 for them (the caller raises it), ORT's CPU EP runs the nodes reading or writing them
+// in float (no 16-bit QLinear kernels), so a Conv/MatMul reading one keeps a float bias.
+// Throws InvalidArgument naming a value without statistics.
 StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& plan, const CalibrationStats& stats,
                                  CalibMethod method, double percentile = 0.9999,
-                                 double min_macs_per_element = kMinInt8MacsPerElement);
+                                 double min_macs_per_element = kMinInt8MacsPerElement,
+                                 const std::set<std::string>& wide = {});
 
 // Integer MatMuls that read a float activation (ORT would run them as MatMulIntegerToFloat on a
 // static uint8 QuantizeLinear of it: transformers' Q/K/V/O/FFN layers) rewritten to ORT's dynamic
