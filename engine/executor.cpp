@@ -280,9 +280,22 @@ struct GraphRun {
   std::vector<Tensor> compute(size_t i, const Node& node, const std::vector<const Tensor*>& in,
                           const std::unordered_map<std::string, int>& uses) {
     std::vector<Tensor> outs(node.outputs.size());
-    if (fuse && plan.fused_away[i] && !unfused[i]) {  // the gate of v·act(v): its Conv applied the product
+    if (fuse && plan.fused_away[i] >= 0 && !unfused[i]) {  // the gate of v·act(v): its Conv applied the product
       ++stats.fused_activations[node.op_type];
       for (Tensor& t : outs) t = Tensor::from_float("", {}, {0.f});  // a placeholder the Mul never reads
+      return outs;
+    }
+    // A node its producer applied (engine/fusion.h) passes the value on in the layout it has.
+    if (fuse && !unfused[i] && plan.fused_into[i] >= 0) {
+      ++stats.fused_activations[node.op_type];
+      const size_t j = plan.fused_input[i];
+      auto o = owned.find(node.inputs[j]);
+      auto u = uses.find(node.inputs[j]);
+      if (u != uses.end() && u->second == 1 && o != owned.end() && !plan.outputs.count(node.inputs[j]))
+        outs[0] = std::move(o->second);
+      else
+        outs[0] = *in[j];
+      if (channels_last.count(node.inputs[j])) channels_last.insert(node.outputs[0]), ++stats.channels_last_values;
       return outs;
     }
     std::vector<const Tensor*> args = in;
@@ -302,17 +315,18 @@ struct GraphRun {
       auto o = owned.find(name);
       if (u != uses.end() && u->second == 1 && o != owned.end() && !plan.outputs.count(name)) ctx.movable[j] = &o->second;
     }
-    if (fuse && !unfused[i]) {
-      if (auto a = plan.activation_of.find(i); a != plan.activation_of.end()) ctx.fused = &a->second;
-      if (plan.fused_into[i] >= 0) {  // its producer applied it: pass the value on
-        ++stats.fused_activations[node.op_type];
-        const size_t j = plan.fused_input[i];
-        if (Tensor* own = ctx.movable_input(j)) outs[0] = std::move(*own);
-        else outs[0] = *args[j];
-        if (passes_cl) channels_last.insert(node.outputs[0]), ++stats.channels_last_values;
-        return outs;
+    if (fuse && !unfused[i])
+      if (auto a = plan.activation_of.find(i); a != plan.activation_of.end()) {
+        ctx.fused = &a->second;
+        if (a->second.residual) {
+          const std::string& r = plan.residual_of.at(i);
+          ctx.residual = find(r);
+          ctx.residual_channels_last = channels_last.count(r) > 0;
+          auto u = uses.find(r);
+          auto o = owned.find(r);
+          if (u != uses.end() && u->second == 1 && o != owned.end() && !plan.outputs.count(r)) ctx.residual_movable = &o->second;
+        }
       }
-    }
     const auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {
       (*plan.kernels[i])(ctx);
@@ -324,6 +338,9 @@ struct GraphRun {
       throw Error("node '" + node.name + "' (" + node.op_type + "): " + e.what());
     }
     restore_dims(node, layouts, outs);
+    if (ctx.residual_declined)  // the Add and the activation run as nodes of their own
+      for (size_t c = 0; c < g.nodes.size(); ++c)
+        if (plan.fused_into[c] == static_cast<int>(i) || plan.fused_away[c] == static_cast<int>(i)) unfused[c] = 1;
     if (profile)
       stats.op_ms[node.op_type] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     for (size_t k = 0; k < node.outputs.size(); ++k) {
@@ -355,14 +372,20 @@ struct GraphRun {
     if (!fuse || !hook) return;
     auto watched = [&](const std::string& v) { return watch->empty() || watch->count(v) > 0; };
     for (const auto& [p, act] : plan.activation_of) {
+      const int producer = static_cast<int>(p);
+      // The nodes the producer applied: passed on (fused_into) or never run (fused_away).
+      auto member = [&](size_t c) { return plan.fused_into[c] == producer || plan.fused_away[c] == producer; };
       bool seen = false;
       for (const auto& o : g.nodes[p].outputs) seen = seen || (!o.empty() && watched(o));
-      for (int c : g.consumers(g.nodes[p].outputs[0]))
-        if (plan.fused_away[static_cast<size_t>(c)])
-          for (const auto& o : g.nodes[static_cast<size_t>(c)].outputs) seen = seen || watched(o);
+      // Every value among them but the last holds the end result or nothing, not its own.
+      for (size_t c = 0; c < g.nodes.size(); ++c)
+        if (member(c))
+          for (const auto& o : g.nodes[c].outputs)
+            for (int r : g.consumers(o)) seen = seen || (member(static_cast<size_t>(r)) && watched(o));
       if (!seen) continue;
       unfused[p] = 1;
-      for (int c : g.consumers(g.nodes[p].outputs[0])) unfused[static_cast<size_t>(c)] = 1;
+      for (size_t c = 0; c < g.nodes.size(); ++c)
+        if (member(c)) unfused[c] = 1;
     }
   }
 

@@ -58,8 +58,9 @@ struct GraphPlan {
   // none), and per producer the activation it applies.
   std::vector<int> fused_into;
   std::vector<uint8_t> fused_input;  // which input such a node passes on (a Mul of v·act(v): v's)
-  std::vector<uint8_t> fused_away;   // the act(v) of v·act(v): computed by the producer, never run
+  std::vector<int> fused_away;       // the act(v) of v·act(v): computed by this producer, never run (-1: none)
   std::unordered_map<size_t, FusedActivation> activation_of;
+  std::unordered_map<size_t, std::string> residual_of;  // per Conv with FusedActivation::residual: the value added
 
   // A produced value worth keeping: a graph output or read by some node (else dropped at once).
   bool kept(const std::string& v) const { return outputs.count(v) || uses.count(v); }

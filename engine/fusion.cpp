@@ -93,7 +93,7 @@ std::optional<FusedActivation> gated(const FusedActivation& gate) {
 void plan_fusions(const Graph& g, GraphPlan& plan) {
   plan.fused_into.assign(g.nodes.size(), -1);
   plan.fused_input.assign(g.nodes.size(), 0);
-  plan.fused_away.assign(g.nodes.size(), 0);
+  plan.fused_away.assign(g.nodes.size(), -1);
   std::unordered_map<std::string, std::vector<size_t>> readers;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (const auto& v : g.nodes[i].inputs) readers[v].push_back(i);
@@ -106,6 +106,17 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
     auto r = readers.find(v);
     if (plan.outputs.count(v) || uses(v) != 1 || r == readers.end() || r->second.size() != 1) return -1;
     return static_cast<int>(r->second[0]);
+  };
+  // Position of each node in the run, and of each node output's producer: a residual can be added
+  // inside a Conv only when it exists before that Conv runs.
+  std::vector<size_t> position(g.nodes.size(), 0);
+  for (size_t k = 0; k < plan.order.size(); ++k) position[plan.order[k]] = k;
+  std::unordered_map<std::string, size_t> produced_by;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const auto& o : g.nodes[i].outputs) produced_by[o] = i;
+  auto exists_before = [&](const std::string& r, size_t node) {
+    if (auto it = produced_by.find(r); it != produced_by.end()) return position[it->second] < position[node];
+    return g.is_graph_input(r) && !g.initializer(r);
   };
   for (size_t p = 0; p < g.nodes.size(); ++p) {
     const Node& prod = g.nodes[p];
@@ -120,6 +131,19 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
       plan.fused_input[node] = static_cast<uint8_t>(input);
     };
     std::string v = prod.outputs[0];
+    // Conv → Add(v, r): r (a residual branch) computed before the Conv runs; the Conv adds it as
+    // oneDNN's sum post-op, before any activation below (the Relu after ResNet's shortcut Add).
+    if (int a = conv ? sole_reader(v) : -1; a >= 0 && is_op(g.nodes[a], "Add") && plan.fused_into[a] < 0) {
+      const Node& add = g.nodes[a];
+      const int k = input_index(add, v);
+      if (k >= 0 && other(add, k) != v && exists_before(other(add, k), p)) {
+        f.residual = true;
+        plan.residual_of[p] = other(add, k);
+        plan.activation_of[p] = f;
+        pass_on(a, k);
+        v = add.outputs[0];
+      }
+    }
     // MatMul → Add(v, b): b a constant [N].
     if (int a = linear ? sole_reader(v) : -1; a >= 0 && is_op(g.nodes[a], "Add")) {
       const Node& add = g.nodes[a];
@@ -136,6 +160,7 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
     if (plan.outputs.count(v)) continue;
     auto record = [&](FusedActivation a) {
       a.bias = f.bias;
+      a.residual = f.residual;
       plan.activation_of[p] = a;
     };
     // act(v)
@@ -174,7 +199,7 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
       const int vi = input_index(g.nodes[mi], v);
       if (vi < 0 || other(g.nodes[mi], vi) != gate.outputs[0]) continue;
       record(*product);
-      plan.fused_away[gi] = 1;
+      plan.fused_away[gi] = static_cast<int>(p);
       pass_on(static_cast<int>(mi), vi);
       done = true;
     }
@@ -201,7 +226,7 @@ void plan_fusions(const Graph& g, GraphPlan& plan) {
       FusedActivation a;
       a.kind = FusedActivation::Kind::GeluErf;
       record(a);
-      plan.fused_away[di] = plan.fused_away[ei] = plan.fused_away[ai] = 1;
+      plan.fused_away[di] = plan.fused_away[ei] = plan.fused_away[ai] = static_cast<int>(p);
       pass_on(static_cast<int>(mi), vi);  // the last reader of v hands it on ...
       pass_on(hi, mk);                    // ... to the node whose output the GELU is
       done = true;

@@ -3,6 +3,8 @@
 //   y = act(Conv(x, W, b))  with act ∈ {Relu, LeakyRelu(α), Clip(lo, hi), Sigmoid, HardSigmoid(α, β)}
 //   y = v · Sigmoid(v)      (SiLU / Swish, as exporters write it),  v = Conv(x, W, b)
 //   y = v · HardSigmoid(v)  with α = 1/6, β = 1/2 (HardSwish as torch exports it at opset < 14)
+//   y = act(Conv(x, W, b) + r)   Conv → Add(v, r) → act, r computed before the Conv runs (a residual
+//                                shortcut): oneDNN's sum post-op, the Conv's output written over r's copy
 //
 // runs as one Conv whose kernel applies the activation to its output (oneDNN eltwise post-ops, or
 // one pass over the output on the kernel's own paths). The activation node (for v·act(v): the Mul)

@@ -32,6 +32,7 @@ struct FusedActivation {
   float beta = 0;   // HardSigmoid/HardSwish/Linear offset
   float lo = 0, hi = 0;  // Clip bounds
   const Tensor* bias = nullptr;  // MatMul: the constant [N] added before the activation
+  bool residual = false;  // Conv: adds KernelContext::residual (what the following Add adds) before the activation
   float operator()(float v) const {
     switch (kind) {
       case Kind::None: return v;
@@ -88,6 +89,15 @@ struct KernelContext {
   // Set for a Conv/MatMul whose activation (and MatMul bias) the executor fused (engine/fusion.h):
   // apply it to output 0.
   const FusedActivation* fused = nullptr;
+  // With fused->residual: the value to add to output 0 before the activation (its bytes N,H,W,C
+  // when residual_channels_last), and the executor's own copy when nothing reads it after this
+  // node but the fused Add (the kernel may take its storage). A kernel that cannot add it (other
+  // dims, a layout its path does not take) sets residual_declined and applies no activation:
+  // the executor then runs the Add and the activation as nodes of their own.
+  const Tensor* residual = nullptr;
+  bool residual_channels_last = false;
+  Tensor* residual_movable = nullptr;
+  bool residual_declined = false;
   // Per input: whether it is an initializer of the model (its storage lives as long as the
   // executor), so what the kernel derives from it may go into `constants`.
   std::vector<uint8_t> in_constant = {};

@@ -13,8 +13,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "engine/channels_last.h"
 #include "engine/kernel.h"
@@ -279,6 +281,7 @@ dnnl::primitive_attr fused_attr(const FusedActivation* fused) {
   if (!fused) return attr;
   const FusedActivation& a = *fused;
   dnnl::post_ops po;
+  if (a.residual) po.append_sum(1.f);  // dst = conv + dst, dst holding the residual on entry
   using K = FusedActivation::Kind;
   using alg = dnnl::algorithm;
   switch (a.kind) {
@@ -295,14 +298,14 @@ dnnl::primitive_attr fused_attr(const FusedActivation* fused) {
     case K::GeluErf: po.append_eltwise(1.f, alg::eltwise_gelu_erf, 0.f, 0.f); break;
     case K::GeluTanh: po.append_eltwise(1.f, alg::eltwise_gelu_tanh, 0.f, 0.f); break;
     case K::Linear: po.append_eltwise(1.f, alg::eltwise_linear, a.alpha, a.beta); break;
-    case K::None: return attr;
+    case K::None: break;
   }
-  attr.set_post_ops(po);
+  if (po.len() > 0) attr.set_post_ops(po);
   return attr;
 }
 std::string fused_key(const FusedActivation* f) {
   if (!f) return "-";
-  return key(static_cast<int>(f->kind), f->alpha, f->beta, f->lo, f->hi, f->bias != nullptr);
+  return key(static_cast<int>(f->kind), f->alpha, f->beta, f->lo, f->hi, f->bias != nullptr, f->residual);
 }
 dnnl::primitive_attr fused_attr(const KernelContext& ctx) { return fused_attr(ctx.fused); }
 std::string fused_key(const KernelContext& ctx) { return fused_key(ctx.fused); }
@@ -330,6 +333,18 @@ void conv(KernelContext& ctx) {
   // any but a 1x1 conv on plain data (it would reorder anyway), so chains stay channels-last.
   const bool in_cl = ctx.channels_last(0);
   const bool out_cl = ctx.allow_channels_last && ydims.size() == 4 && (in_cl || !pointwise);
+  // A fused residual Add (engine/fusion.h) needs r at the output's dims; the plain-layout paths
+  // below take it only as N,C,H,W bytes (oneDNN's path reorders it as needed).
+  const Tensor* residual = ctx.fused && ctx.fused->residual ? ctx.residual : nullptr;
+  const bool matmul_path = pointwise && !in_cl && !out_cl;
+  const bool depthwise_path = g == C && M == C && in.size() == 2 && !in_cl && !out_cl;
+  if (ctx.fused && ctx.fused->residual) {
+    if (!residual || residual->dtype != DType::Float || residual->dims != ydims ||
+        ((matmul_path || depthwise_path) && ctx.residual_channels_last)) {
+      ctx.residual_declined = true;
+      ctx.fused = nullptr, residual = nullptr;
+    }
+  }
   // Not zeroed: every path below writes each element (oneDNN primitives, the 1x1 matmul, the
   // depthwise loop's bias fill), and a pooled buffer's old bytes would cost a pass to clear.
   Tensor& y = new_f32(ctx, 0, ydims, /*zero=*/false);
@@ -343,21 +358,25 @@ void conv(KernelContext& ctx) {
   const auto src_md = plain_desc(to_dims(x.dims)), w_md = plain_desc(to_dims(wdims)), dst_md = plain_desc(to_dims(ydims));
   const auto b_md = b ? plain_desc({M}) : dnnl::memory::desc();
   if (b && b->numel() != M) ctx.unsupported("bias " + shape_str(b->dims) + " for " + std::to_string(M) + " output channels");
-  if (pointwise && !in_cl && !out_cl) {
+  if (matmul_path) {
     // A 1x1 conv on NCHW is a matrix product per image, y[n] (M×HW) = W (M×C) · x[n] (C×HW),
     // run as one batched matmul in the tensors' own layout, the bias added after.
     const int64_t HW = numel(in);
     const auto a_md = plain_desc({1, M, C}), x_md = plain_desc({N, C, HW}), y_md = plain_desc({N, M, HW});
     dnnl_matmul(a_md, w.bytes.data(), x_md, x.bytes.data(), y_md, y.bytes.data(), key("pwconv", N, M, C, HW));
-    if (b) {
-      const float* bp = b->data<float>();
+    if (b || residual) {
+      const float* bp = b ? b->data<float>() : nullptr;
+      const float* rp = residual ? residual->data<float>() : nullptr;
       float* yp = y.data<float>();
       const FusedActivation* act = ctx.fused;
       kern::parallel_for(N * M, ctx.num_threads, [&](int64_t begin, int64_t end) {
         for (int64_t nm = begin; nm < end; ++nm) {
-          const float bias = bp[nm % M];
+          const float bias = bp ? bp[nm % M] : 0.f;
           float* row = yp + nm * HW;
-          for (int64_t i = 0; i < HW; ++i) row[i] += bias;
+          if (rp)
+            for (int64_t i = 0; i < HW; ++i) row[i] += bias + rp[nm * HW + i];
+          else
+            for (int64_t i = 0; i < HW; ++i) row[i] += bias;
           if (act) apply_fused_span(*act, row, HW);
         }
       }, std::max<int64_t>(2, kern::kParallelGrain / std::max<int64_t>(HW, 1)));
@@ -366,8 +385,15 @@ void conv(KernelContext& ctx) {
     }
     return;
   }
-  if (g == C && M == C && in.size() == 2 && !in_cl && !out_cl) {
+  if (depthwise_path) {
     depthwise_nchw(ctx, x, w, b, win, y);
+    if (residual) {
+      float* yp = y.data<float>();
+      const float* rp = residual->data<float>();
+      kern::parallel_for(y.numel(), ctx.num_threads, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) yp[i] += rp[i];
+      });
+    }
     apply_fused(ctx, y);
     return;
   }
@@ -380,11 +406,20 @@ void conv(KernelContext& ctx) {
   // are reordered in and the result reordered back (docs/BENCHMARKS.md, executor table).
   const LayoutPrimitive& lp = cached_value<LayoutPrimitive>(k, [&] {
     auto any = [](const std::vector<int64_t>& d) { return dnnl::memory::desc(to_dims(d), dt::f32, tag::any); };
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                      in_cl ? x_md : any(x.dims), any(wdims), b_md, out_cl ? y_md : any(ydims),
-                                      to_dims(win.strides),
-                                      to_dims(minus_one(win.dilations)), to_dims(win.pad_l), to_dims(pr));
-    dnnl::convolution_forward::primitive_desc pd(d, fused_attr(ctx), engine());
+    auto make = [&](const dnnl::memory::desc& src, const dnnl::memory::desc& dst) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                                        any(wdims), b_md, dst, to_dims(win.strides),
+                                        to_dims(minus_one(win.dilations)), to_dims(win.pad_l), to_dims(pr));
+      return dnnl::convolution_forward::primitive_desc(d, fused_attr(ctx), engine());
+    };
+    dnnl::convolution_forward::primitive_desc pd = make(in_cl ? x_md : any(x.dims), out_cl ? y_md : any(ydims));
+    // Some shapes have no jit kernel on N,H,W,C data (AVX2's first layer, 3 input channels, only
+    // writes nChw8c): oneDNN's reference loop there is ~100x slower than a jit kernel in its own
+    // layouts behind two reorders (resnet50's 7x7 stem on AVX2: 4 s against 3 ms per image).
+    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0 && (in_cl || out_cl)) {
+      dnnl::convolution_forward::primitive_desc own = make(any(x.dims), any(ydims));
+      if (std::string(own.impl_info_str()).rfind("ref", 0) != 0) pd = own;
+    }
     return LayoutPrimitive{dnnl::convolution_forward(pd), pd.src_desc(), pd.weights_desc(), pd.dst_desc()};
   });
   dnnl::primitive prim = lp.prim;
@@ -402,6 +437,16 @@ void conv(KernelContext& ctx) {
     wei = in_layout(w_md, w.bytes.data(), layouts.weights, 1, k + "wei");
   }
   void* dst = layouts.dst == y_md ? static_cast<void*>(y.bytes.data()) : scratch(2, layouts.dst.get_size());
+  if (residual) {  // the sum post-op adds the convolution to what dst holds: the residual
+    const auto r_md = ctx.residual_channels_last ? nhwc(ydims) : dst_md;
+    if (r_md == layouts.dst && dst == y.bytes.data() && ctx.residual_movable)
+      std::swap(y.bytes, ctx.residual_movable->bytes);  // written in place: r is read by no one after
+    else if (r_md == layouts.dst)
+      std::memcpy(dst, residual->bytes.data(), layouts.dst.get_size());
+    else
+      reorder(r_md, residual->bytes.data(), layouts.dst, dst, k + "res");
+    dst = layouts.dst == y_md ? static_cast<void*>(y.bytes.data()) : dst;
+  }
   std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(layouts.src, src)},
                                                 {DNNL_ARG_WEIGHTS, wrap(layouts.weights, wei)},
                                                 {DNNL_ARG_DST, wrap(layouts.dst, dst)}};
