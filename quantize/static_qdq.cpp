@@ -327,29 +327,54 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
   // Regions too thin for int8 stay float: their weights become float again (no DequantizeLinear left
   // to run on every inference) and the plan is made again without them.
   StaticQdqPlan plan = given;
+  std::set<std::string> float_convs;  // layers the speed rules below keep float
+  std::vector<std::string> float_notes;
   if (min_macs_per_element > 0) {
-    // Judged on the regions without the HardSigmoid rewrite: it joins every squeeze-excite block into
+    // Grouped convs that are not depthwise (Cin/group > 1) stay float: MLAS's symmetric int8 conv kernel
+    // takes group 1 or depthwise only (MlasConvSymPackWSize), so ORT runs them as one small QGEMM per group
+    // (N = Cout/group) with an im2col each, slower than its float NCHWc conv. regnet_y_400mf's 16 grouped
+    // 3x3 convs (8 channels per group) took 2.7x their float time in ORT's profile; kept float, the model
+    // went from 0.93x to 1.10x of float (docs/BENCHMARKS.md, deployment speed).
+    const std::set<std::string> integer(given.integer_nodes.begin(), given.integer_nodes.end());
+    for (const auto& n : g.nodes) {
+      if (!integer.count(n.name) || n.op_type != "Conv" || n.attr_int("group", 1) == 1) continue;
+      const int p = g.producer(n.input(1));
+      const Tensor* w = p >= 0 ? g.initializer(g.nodes[p].input(0)) : g.initializer(n.input(1));
+      if (w && w->dims.size() >= 2 && w->dims[1] > 1) float_convs.insert(n.name);  // dims[1] = Cin/group
+    }
+    if (!float_convs.empty())
+      float_notes.push_back("int8 kept " + std::to_string(float_convs.size()) +
+                            " grouped conv(s) float (weights stored float): ONNX Runtime's integer kernel for a "
+                            "grouped conv that is not depthwise is slower than its float conv (docs/BENCHMARKS.md, "
+                            "deployment speed)");
+    // Thin regions are judged without the HardSigmoid rewrite: it joins every squeeze-excite block into
     // one region, where mobilenet_v3_large's thin first blocks (16-72 channels at 112-56 px) ran
     // 0.4-0.8x of float as int8 while its wide later blocks gained 1.3-1.9x (ORT profile per block).
-    const std::set<std::string> names(given.integer_nodes.begin(), given.integer_nodes.end());
-    const auto slow = slow_int8_regions(m, plan_static_qdq(m, names, false), stats, min_macs_per_element);
-    if (!slow.empty()) {
-      std::set<std::string> drop;
-      for (const auto& r : slow) drop.insert(r.begin(), r.end());
+    const auto slow = slow_int8_regions(m, plan_static_qdq(m, integer, false), stats, min_macs_per_element);
+    if (!slow.empty() || !float_convs.empty()) {
+      std::set<std::string> thin;
+      for (const auto& r : slow)
+        for (const auto& l : r)
+          if (!float_convs.count(l)) thin.insert(l);
+      std::set<std::string> drop = float_convs;
+      drop.insert(thin.begin(), thin.end());
       std::set<std::string> keep;
       for (const auto& n : g.nodes)
         if ((n.op_type == "Conv" || n.op_type == "MatMul" || n.op_type == "Gemm") && !drop.count(n.name) &&
             std::find(given.integer_nodes.begin(), given.integer_nodes.end(), n.name) != given.integer_nodes.end())
           keep.insert(n.name);
-      const int restored = restore_float_weights(g, drop);
+      restore_float_weights(g, float_convs);
+      const int restored = restore_float_weights(g, thin);
       plan = plan_static_qdq(m, keep);
       res.float_layers.assign(drop.begin(), drop.end());
-      res.notes.push_back("int8 kept float in " + std::to_string(slow.size()) + " region(s) of " +
-                          std::to_string(drop.size()) + " layers (" + std::to_string(restored) +
-                          " weights stored float again): their Convs average fewer than " +
-                          std::to_string(static_cast<int>(min_macs_per_element)) +
-                          " MACs per output element, where ONNX Runtime's integer kernels plus the Q/DQ around them "
-                          "run slower than float (docs/BENCHMARKS.md, deployment speed)");
+      if (!slow.empty())
+        res.notes.push_back("int8 kept float in " + std::to_string(slow.size()) + " region(s) of " +
+                            std::to_string(thin.size()) + " layers (" + std::to_string(restored) +
+                            " weights stored float again): their Convs average fewer than " +
+                            std::to_string(static_cast<int>(min_macs_per_element)) +
+                            " MACs per output element, where ONNX Runtime's integer kernels plus the Q/DQ around "
+                            "them run slower than float (docs/BENCHMARKS.md, deployment speed)");
+      res.notes.insert(res.notes.end(), float_notes.begin(), float_notes.end());
     }
   }
   // Layers with an int8 weight that ORT will not run as integer kernels (Gemm, a Conv writing a

@@ -91,6 +91,8 @@ std::vector<std::vector<std::string>> slow_int8_regions(const Model& m, const St
 // Inserts the pairs and the int32 biases of `plan` into `m` (weights already exported as QDQ).
 // Regions slow_int8_regions finds stay float: their weights are stored float (dequantized from the
 // int8 codes, so the numbers are the int8 layer's) and the plan is made again without them;
+// Grouped convs that are not depthwise stay float the same way (ORT's integer kernel for them is slower
+// than its float conv: one small QGEMM per group).
 // min_macs_per_element 0 keeps every region. `wide`: plan values (and so the pass-through outputs tied
 // to them) quantized as uint16 instead (s = (hi − lo)/65535; quantize/act16.h chooses them): ONNX
 // needs opset 21 for them (the caller raises it), ORT's CPU EP runs the nodes reading or writing them

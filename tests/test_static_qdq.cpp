@@ -560,3 +560,62 @@ TEST_CASE("activations whose every value is tiny are quantized over their range,
   for (size_t i = 0; i < o.size(); ++i) diff = std::max(diff, std::fabs(double(o[i]) - got[i]));
   CHECK(diff <= 0.02 * std::sqrt(ng));
 }
+
+TEST_CASE("int8 keeps grouped convs that are not depthwise float; depthwise and dense convs stay integer",
+          "[static_qdq]") {
+  // MLAS's symmetric int8 conv kernel takes group 1 or depthwise only, so ORT runs a grouped conv as one
+  // small QGEMM per group, slower than its float conv (regnet_y_400mf, docs/BENCHMARKS.md).
+  fs::path dir = temp_dir("sqdq_grouped");
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  std::mt19937_64 rng(17);
+  g.inputs.push_back(tensor_value("x", {1, 32, 8, 8}));
+  add_gaussian_initializer(g, rng, "w1", {32, 32, 1, 1}, 0.18f);
+  add_gaussian_initializer(g, rng, "wg", {32, 8, 3, 3}, 0.12f);  // 4 groups of 8 channels
+  add_gaussian_initializer(g, rng, "w3", {32, 32, 1, 1}, 0.18f);
+  add_gaussian_initializer(g, rng, "wd", {32, 1, 3, 3}, 0.33f);  // depthwise
+  auto conv = [&](const std::string& in, const std::string& w, const std::string& out, int64_t group, int64_t k) {
+    Node n = make_node("Conv", {in, w}, {out + "_c"}, out);
+    n.set_attr_int("group", group);
+    if (k == 3) n.set_attr_ints("pads", {1, 1, 1, 1});
+    g.add_node(n);
+    g.add_node(make_node("Relu", {out + "_c"}, {out}));
+  };
+  conv("x", "w1", "a", 1, 1);
+  conv("a", "wg", "b", 4, 3);
+  conv("b", "w3", "c", 1, 1);
+  conv("c", "wd", "d", 32, 3);
+  g.add_node(make_node("GlobalAveragePool", {"d"}, {"y"}));
+  g.outputs.push_back(tensor_value("y", {1, 32, 1, 1}));
+  save_model(m, dir / "grouped.onnx");
+  auto r = run_cli({"quantize", (dir / "grouped.onnx").string(), "-o", (dir / "q.onnx").string(), "--bits", "8",
+                    "--activations", "int8", "--calib", "random:16:5", "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  Model q = load_model(dir / "q.onnx");
+  for (const auto& n : q.graph.nodes) {
+    if (n.op_type != "Conv") continue;
+    INFO(n.name);
+    const Tensor* w = q.graph.initializer(n.input(1));
+    if (n.name == "b") {
+      REQUIRE(w != nullptr);  // float weights: no DequantizeLinear to run on every inference
+      CHECK(w->dtype == DType::Float);
+    } else {
+      CHECK(w == nullptr);  // read through an int8 DequantizeLinear
+    }
+  }
+  std::ifstream rf(dir / "r.json");
+  const nlohmann::json rj = nlohmann::json::parse(rf);
+  CHECK_THAT(rj["steps"][0]["details"]["notes"].dump(), Catch::Contains("1 grouped conv(s) float"));
+  quant::DeployCheck d = quant::check_deployment(q);
+  CHECK(d.compute_layers == 4);
+  CHECK(d.integer_layers.size() == 3);
+  CHECK(d.weight_only.empty());
+  auto ops = ort_optimized_ops(dir / "q.onnx");
+  CHECK(ops["QLinearConv"] == 3);
+  CHECK(ops["Conv"] + ops["FusedConv"] == 1);
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 32, 8, 8}, 8, 0.f, 1.f)}};
+  Tensor ref = run_ort(dir / "grouped.onnx", in).at("y");
+  auto ours = agree_with_ort(q, in, 2e-2);
+  CHECK(max_rel_error(ours.at("y"), ref) < 0.08);
+}
