@@ -334,7 +334,9 @@ StaticQdqResult apply_static_qdq(Model& m, const StaticQdqPlan& given, const Cal
     // takes group 1 or depthwise only (MlasConvSymPackWSize), so ORT runs them as one small QGEMM per group
     // (N = Cout/group) with an im2col each, slower than its float NCHWc conv. regnet_y_400mf's 16 grouped
     // 3x3 convs (8 channels per group) took 2.7x their float time in ORT's profile; kept float, the model
-    // went from 0.93x to 1.10x of float (docs/BENCHMARKS.md, deployment speed).
+    // went from 0.93x to 1.10x of float (docs/BENCHMARKS.md, deployment speed). There a squeeze-excite
+    // gate (float once its input is) reads each one; where an integer conv reads a grouped conv directly,
+    // the QuantizeLinear after it lets ORT's WeightBiasQuantization quantize the float weights back.
     const std::set<std::string> integer(given.integer_nodes.begin(), given.integer_nodes.end());
     for (const auto& n : g.nodes) {
       if (!integer.count(n.name) || n.op_type != "Conv" || n.attr_int("group", 1) == 1) continue;

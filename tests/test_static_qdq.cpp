@@ -583,7 +583,12 @@ TEST_CASE("int8 keeps grouped convs that are not depthwise float; depthwise and 
   };
   conv("x", "w1", "a", 1, 1);
   conv("a", "wg", "b", 4, 3);
-  conv("b", "w3", "c", 1, 1);
+  // A squeeze-excite gate reads the grouped conv, as in RegNetY: float ops after it, so no QuantizeLinear
+  // follows it (with one, ORT's WeightBiasQuantization would quantize its float weights itself).
+  g.add_node(make_node("GlobalAveragePool", {"b"}, {"s"}));
+  g.add_node(make_node("Sigmoid", {"s"}, {"sg"}));
+  g.add_node(make_node("Mul", {"b", "sg"}, {"bm"}));
+  conv("bm", "w3", "c", 1, 1);
   conv("c", "wd", "d", 32, 3);
   g.add_node(make_node("GlobalAveragePool", {"d"}, {"y"}));
   g.outputs.push_back(tensor_value("y", {1, 32, 1, 1}));
@@ -616,6 +621,6 @@ TEST_CASE("int8 keeps grouped convs that are not depthwise float; depthwise and 
   CHECK(ops["Conv"] + ops["FusedConv"] == 1);
   std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 32, 8, 8}, 8, 0.f, 1.f)}};
   Tensor ref = run_ort(dir / "grouped.onnx", in).at("y");
-  auto ours = agree_with_ort(q, in, 2e-2);
+  auto ours = agree_with_ort(q, in, 3e-2);  // one uint8 step of the gate's product
   CHECK(max_rel_error(ours.at("y"), ref) < 0.08);
 }
