@@ -42,6 +42,7 @@ int run_prune(const std::vector<std::string>& args) {
     ("stats", po::value<S>(), "calib (default) or batchnorm: score and compensate from statistics predicted from BatchNorm, no data")
     ("recalibrate-bn", po::value<S>(), "N: re-measure BatchNorm statistics on the pruned model in N calibration passes (default 0 = off)")
     ("gram-budget-mib", po::value<S>(), "calibration Grams held at once (default 1024); a model needing more is calibrated block by block")
+    ("gram-max-positions", po::value<S>(), "Conv Grams from about N output positions per sample (a fixed pseudo-random subset of larger feature maps, sums scaled to every position; default 0 = every position)")
     ("stream-above-mib", po::value<S>(), "models with more weights (default 1024 MiB) are calibrated block by block and their pruned tensors written to a temporary file as they are made")
     ("seed", po::value<S>(), "seed of the random criterion");
   po::variables_map vm;

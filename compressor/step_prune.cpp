@@ -107,6 +107,10 @@ class PruneStep : public Step {
       if (*gb < 1) throw InvalidArgument("prune: --gram-budget-mib must be at least 1");
       gram_budget_ = static_cast<size_t>(*gb) << 20;
     }
+    if (auto v = r.integer("gram-max-positions")) {
+      if (*v < 0) throw InvalidArgument("prune: --gram-max-positions must be >= 0 (0 = every position)");
+      gram_max_positions_ = *v;
+    }
     if (auto v = r.integer("stream-above-mib")) {
       if (*v < 0) throw InvalidArgument("prune: --stream-above-mib must be >= 0");
       stream_above_ = static_cast<size_t>(*v) << 20;
@@ -191,6 +195,7 @@ class PruneStep : public Step {
         throw InvalidArgument(std::string("prune: --criterion ") + criterion_name(o.criterion) +
                               (o.compensate ? " with --compensate" : "") + " needs calibration data (--calib SPEC)");
       CalibrationPlan plan = prune_calibration_plan(m, o);
+      plan.gram_max_positions = gram_max_positions_;
       ctx.calib->rewind();
       const bool seq = sequential_ && (o.compensate || criterion_uses_grams(o.criterion));
       const auto reduce = gram_reducer(m, o, seq);
@@ -320,6 +325,7 @@ class PruneStep : public Step {
   // written to a temporary file as they are made, like quantize's MatMulNBits output.
   size_t stream_above_ = size_t(1) << 30;
   size_t gram_budget_ = size_t(1) << 30;  // --gram-budget-mib: calibration Grams held at once
+  int64_t gram_max_positions_ = 0;        // --gram-max-positions: Conv Gram positions per sample (0: all)
   int segments_ = 0;                      // segments of the last block-sequential calibration (0: whole model)
 
   // BatchNorm running statistics re-measured on the pruned model: one calibration pass per BatchNorm

@@ -1,8 +1,7 @@
 // Least-squares re-solve of a layer's kept weights and bias (see compensate.h).
 #include "prune/compensate.h"
 
-#include <Eigen/Dense>
-
+#include "engine/dense_solve.h"
 #include "graph/channel_deps.h"
 
 namespace oc {
@@ -28,7 +27,7 @@ bool compensate_layer(Graph& g, int node, int weight_input, int in_axis, const s
   int64_t F = cin * per;
   if (gs.features != F || gs.rows <= 0 || static_cast<int64_t>(gs.xtx.size()) != F * F) return false;
   std::vector<float> wv = wt->to_float();
-  using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Mat = RowMatrixD;
   Mat W(rows, F + 1);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t f = 0; f < F; ++f)
@@ -64,11 +63,7 @@ bool compensate_layer(Graph& g, int node, int weight_input, int in_axis, const s
     for (int64_t j = 0; j < nall; ++j) B(i, j) = H(S[i], j);
   }
   // W'ᵀ = A⁻¹ · H[S, :] · Wᵀ  (A is symmetric positive definite after damping).
-  Mat rhs = B * W.leftCols(nall).transpose();
-  // Cholesky (blocked, GEMM-bound) rather than LDLT (unblocked, GEMV-bound: most of a ResNet-50
-  // compensation's time at 3000+ kept features); LDLT only if damping left A not numerically PD.
-  Eigen::LLT<Mat> llt(A);
-  Mat sol = llt.info() == Eigen::Success ? Mat(llt.solve(rhs)) : Mat(A.ldlt().solve(rhs));  // ns x rows
+  const Mat sol = spd_solve_product(A, B, W.leftCols(nall));  // ns x rows
   for (int64_t i = 0; i < ns; ++i)
     for (int64_t r = 0; r < rows; ++r) W(r, S[i]) = sol(i, r);
 

@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include "engine/dense_solve.h"
+
 namespace oc {
 
 namespace {
@@ -22,9 +24,7 @@ MatD damped_inverse(const ObsLayer& l, double damping) {
   double lambda = damping * mean;
   if (!(lambda > 0)) lambda = 1e-8;
   H.diagonal().array() += lambda;
-  Eigen::LLT<MatD> llt(H);
-  if (llt.info() == Eigen::Success) return llt.solve(MatD::Identity(F, F));
-  return H.ldlt().solve(MatD::Identity(F, F));
+  return spd_inverse(H);
 }
 
 // E of removing features `u` given the current W and H⁻¹: tr(W_U (H⁻¹_UU)⁻¹ W_Uᵀ).

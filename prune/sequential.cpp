@@ -1,8 +1,6 @@
 // Sequential reconstruction (see sequential.h).
 #include "prune/sequential.h"
 
-#include <dnnl.h>
-
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cstdio>
@@ -11,6 +9,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "engine/dense_solve.h"
 #include "engine/executor.h"
 #include "engine/observers.h"
 #include "graph/channel_deps.h"
@@ -76,18 +75,28 @@ bool weight_of(const Graph& g, const Node& n, Weight& out) {
   return true;
 }
 
-// Rows × features of one layer input for one batch, im2col'd as its Gram is (LayerInput).
-MatF layer_rows(const LayerInput& in, const Tensor& x) {
+// Rows × features of one layer input for one batch, im2col'd as its Gram is (LayerInput), in
+// `out` (resized; the caller's buffer is reused across batches). Returns the row count.
+int64_t layer_rows(const LayerInput& in, const Tensor& x, std::vector<float>& out) {
   const int64_t F = in.features_for(x);
-  std::vector<float> all;
+  out.clear();
   int64_t rows = 0;
   in.for_each_block(x, [&](int64_t, const float* p, int64_t n) {
-    all.insert(all.end(), p, p + n * F);
+    out.insert(out.end(), p, p + n * F);
     rows += n;
   }, 1024);
-  MatF m(rows, F);
-  if (rows) std::copy(all.begin(), all.end(), m.data());
-  return m;
+  return rows;
+}
+
+// Floats of one sample's rows × features as `in` reads them (im2col for Conv).
+int64_t floats_per_sample(const LayerInput& in, const Tensor& x) {
+  const int64_t N = x.dims.empty() ? 1 : std::max<int64_t>(x.dims[0], 1);
+  if (in.kind != LayerInput::Kind::Conv || x.dims.size() < 3) return x.numel() / N;
+  const size_t rank = x.dims.size();
+  const int64_t sz[2] = {rank == 4 ? x.dims[2] : 1, x.dims[rank - 1]};
+  int64_t pb[2], out[2];
+  in.conv_window(sz, pb, out);
+  return out[0] * out[1] * in.features_for(x) * in.groups;
 }
 
 // Accumulators for one distinct (original input, pruned input) pair.
@@ -97,34 +106,58 @@ struct Pair {
   MatD g;   // X̂ᵀX̂   (f1 × f1)
   MatD c;   // X̂ᵀX   (f1 × f0)
   Eigen::VectorXd s0, s1;  // column sums of X and X̂
-  void add(const Tensor& x0, const Tensor& x1) {
-    const MatF a = layer_rows(in1, x1), b = layer_rows(in0, x0);
-    if (a.rows() != b.rows())
-      throw Error("sequential reconstruction: input '" + in1.value + "' has " + std::to_string(a.rows()) +
-                  " rows in the pruned model and " + std::to_string(b.rows()) + " in the original");
+  std::vector<float> rows0, rows1, gb, cb;  // scratch, kept across batches
+
+  // One batch of the layer's input in the original (x0) and the pruned model (x1), a few samples
+  // (leading axis) at a time, so the im2col'd copies stay within chunk_bytes whatever the batch.
+  // The sums are the same (to fp32 block rounding) however the batch is split.
+  void add(const Tensor& x0, const Tensor& x1, size_t chunk_bytes) {
+    const int64_t N = x1.dims.empty() ? 0 : x1.dims[0];
+    const bool by_sample = N > 1 && !x0.dims.empty() && x0.dims[0] == N && x0.dtype == DType::Float &&
+                           x1.dtype == DType::Float && in0.kind != LayerInput::Kind::TransposedRows &&
+                           in1.kind != LayerInput::Kind::TransposedRows;
+    const int64_t per = by_sample ? 4 * (floats_per_sample(in0, x0) + floats_per_sample(in1, x1)) : 0;
+    const int64_t k = per > 0 ? std::max<int64_t>(1, static_cast<int64_t>(chunk_bytes) / per) : N;
+    if (!by_sample || k >= N) {
+      add_rows(x0, x1);
+      return;
+    }
+    for (int64_t b0 = 0; b0 < N; b0 += k) {
+      std::vector<int64_t> keep;
+      for (int64_t b = b0; b < std::min(N, b0 + k); ++b) keep.push_back(b);
+      add_rows(slice_axis(x0, 0, keep), slice_axis(x1, 0, keep));
+    }
+  }
+
+  void add_rows(const Tensor& x0, const Tensor& x1) {
+    const int64_t ra = layer_rows(in1, x1, rows1), rb = layer_rows(in0, x0, rows0);
+    if (ra != rb)
+      throw Error("sequential reconstruction: input '" + in1.value + "' has " + std::to_string(ra) +
+                  " rows in the pruned model and " + std::to_string(rb) + " in the original");
     if (f1 < 0) {
-      f1 = a.cols(), f0 = b.cols();
+      f1 = in1.features_for(x1), f0 = in0.features_for(x0);
       g = MatD::Zero(f1, f1), c = MatD::Zero(f1, f0);
       s0 = Eigen::VectorXd::Zero(f0), s1 = Eigen::VectorXd::Zero(f1);
+      gb.resize(static_cast<size_t>(f1 * f1));
+      cb.resize(static_cast<size_t>(f1 * f0));
     }
+    const Eigen::Map<const MatF> a(rows1.data(), ra, f1), b(rows0.data(), rb, f0);
     // fp32 GEMMs (oneDNN sgemm: the executor's threads, the CPU's widest vectors) over blocks of
     // rows, each block product added into double at once (fp32 rounding covers one block).
     constexpr int64_t kBlock = 2048;
-    std::vector<float> gb(static_cast<size_t>(f1 * f1)), cb(static_cast<size_t>(f1 * f0));
-    for (int64_t r0 = 0; r0 < a.rows(); r0 += kBlock) {
-      const int64_t m = std::min<int64_t>(kBlock, a.rows() - r0);
+    for (int64_t r0 = 0; r0 < ra; r0 += kBlock) {
+      const int64_t m = std::min<int64_t>(kBlock, ra - r0);
       const float* pa = a.data() + r0 * f1;
       const float* pb = b.data() + r0 * f0;
       // Row-major C = Aᵀ·B with A (m × f1), B (m × f0) row-major.
-      if (dnnl_sgemm('T', 'N', f1, f1, m, 1.f, pa, f1, pa, f1, 0.f, gb.data(), f1) != dnnl_success ||
-          dnnl_sgemm('T', 'N', f1, f0, m, 1.f, pa, f1, pb, f0, 0.f, cb.data(), f0) != dnnl_success)
-        throw Error("sequential reconstruction: oneDNN sgemm failed on '" + in1.value + "'");
+      sgemm('T', 'N', f1, f1, m, 1.f, pa, f1, pa, f1, 0.f, gb.data(), f1, "sequential reconstruction");
+      sgemm('T', 'N', f1, f0, m, 1.f, pa, f1, pb, f0, 0.f, cb.data(), f0, "sequential reconstruction");
       g.noalias() += Eigen::Map<const MatF>(gb.data(), f1, f1).cast<double>();
       c.noalias() += Eigen::Map<const MatF>(cb.data(), f1, f0).cast<double>();
       s1 += a.middleRows(r0, m).colwise().sum().transpose().cast<double>();
       s0 += b.middleRows(r0, m).colwise().sum().transpose().cast<double>();
     }
-    n += a.rows();
+    n += ra;
   }
 };
 
@@ -167,9 +200,7 @@ bool solve_layer(const Model& original, Model& pruned, const SequentialLayer& la
     for (int64_t f = 0; f < F0; ++f) T(k, f) = wv[static_cast<size_t>(w0.row_major ? r * F0 + f : f * w0.rows + r)];
     if (bias) T(k, F0) = w0.b ? bv[static_cast<size_t>(r)] : 0.0;
   }
-  const MatD rhs = B * T.transpose();  // n1 × R
-  Eigen::LLT<MatD> llt(A);
-  const MatD sol = llt.info() == Eigen::Success ? MatD(llt.solve(rhs)) : MatD(A.ldlt().solve(rhs));
+  const MatD sol = spd_solve_product(A, B, T);  // n1 × R
   if (!sol.allFinite()) return false;
 
   Graph& g = pruned.graph;
@@ -389,7 +420,7 @@ SequentialReport reconstruct_sequential(const Model& original, Model& pruned, co
     const ValueHook hook0 = [&](const std::string& name, const Tensor& t) { seen0[name] = t; };
     const ValueHook hook1 = [&](const std::string& name, const Tensor& t) {
       for (auto& p : pairs)
-        if (p->in1.value == name) p->add(seen0.at(p->in0.value), t);
+        if (p->in1.value == name) p->add(seen0.at(p->in0.value), t, opt.chunk_bytes);
     };
     // This pass runs each model from its cached cut; unless it is the last, it also keeps the cut
     // at this stage's first node for the next pass (within the cache budget).

@@ -52,6 +52,9 @@ struct SequentialOptions {
   // Bytes of cached cut values (both models, all batches) a pass may keep for the next one;
   // 0 = every pass runs both models from the graph inputs.
   size_t cache_bytes = size_t{512} << 20;
+  // Bytes of im2col'd layer input rows (both models) formed at once: a batch is taken a few
+  // samples at a time past it (ResNet-50's layer1 3x3 convs read 7 MB a sample per model).
+  size_t chunk_bytes = size_t{32} << 20;
   // Models larger than memory (issue 18): each re-solved weight moves to this file once its stage
   // is done (owned tensors of at least 64 KiB), so the pruned model is not held in memory.
   SpillFile* spill = nullptr;

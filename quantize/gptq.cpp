@@ -6,13 +6,12 @@
 // batch once per batch (W[:, after] −= E · U[batch, after]), which keeps the work cache-friendly.
 // Block granularity fits each group's (s, z) when its first column is reached, from the weights as
 // already updated by earlier errors (the "groupsize" variant).
-#include <dnnl.h>
-
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "engine/dense_solve.h"
 #include "graph/errors.h"
 #include "quantize/quantizers.h"
 
@@ -20,79 +19,6 @@ namespace oc::quant {
 
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-namespace {
-
-// C = alpha·op(A)·op(B) + beta·C, row-major, on oneDNN's sgemm (its JIT kernels and threads: the
-// build has no -march, so Eigen's own products run at SSE2 width; issue 18 measured GPTQ on
-// ffn671m at 822 s of CPU in double-precision Eigen).
-void gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-          int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M <= 0 || N <= 0 || K <= 0) return;
-  if (dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
-    throw UnsupportedError("gptq: oneDNN sgemm failed");
-}
-
-// Lower Cholesky factor of the n×n row-major `a` (leading dimension n) in place, blocked
-// right-looking: each diagonal block by Eigen, the panel below it as A21·L11⁻ᵀ and the trailing
-// lower block columns updated by sgemm. The strict upper triangle is zeroed. False if not
-// positive definite.
-bool cholesky_lower(float* a, int64_t n) {
-  constexpr int64_t nb = 256;
-  using Strided = Eigen::Map<MatF, 0, Eigen::OuterStride<>>;
-  MatF panel;
-  for (int64_t k0 = 0; k0 < n; k0 += nb) {
-    const int64_t kb = std::min(nb, n - k0);
-    Strided a11(a + k0 * n + k0, kb, kb, Eigen::OuterStride<>(n));
-    MatF d = a11;
-    Eigen::LLT<MatF> llt(d);
-    if (llt.info() != Eigen::Success) return false;
-    MatF l11 = llt.matrixL();
-    a11 = l11;
-    const int64_t m = n - k0 - kb;
-    if (m == 0) break;
-    MatF linv = MatF::Identity(kb, kb);
-    l11.triangularView<Eigen::Lower>().solveInPlace(linv);
-    // L21 = A21 · L11⁻ᵀ
-    float* a21 = a + (k0 + kb) * n + k0;
-    panel.resize(m, kb);
-    gemm('N', 'T', m, kb, kb, 1.f, a21, n, linv.data(), kb, 0.f, panel.data(), kb);
-    for (int64_t r = 0; r < m; ++r) std::copy(panel.data() + r * kb, panel.data() + (r + 1) * kb, a21 + r * n);
-    // A22 −= L21·L21ᵀ on the lower block columns.
-    for (int64_t j0 = k0 + kb; j0 < n; j0 += nb) {
-      const int64_t jb = std::min(nb, n - j0);
-      gemm('N', 'T', n - j0, jb, kb, -1.f, a + j0 * n + k0, n, a + j0 * n + k0, n, 1.f, a + j0 * n + j0, n);
-    }
-  }
-  for (int64_t r = 0; r < n; ++r) std::fill(a + r * n + r + 1, a + (r + 1) * n, 0.f);
-  return true;
-}
-
-// L⁻¹ in place for the lower-triangular n×n block at `a` (leading dimension lda, zero above the
-// diagonal), recursively: [L11 0; L21 L22]⁻¹ = [L11⁻¹ 0; −L22⁻¹·L21·L11⁻¹ L22⁻¹], the two products
-// by sgemm.
-void invert_lower(float* a, int64_t n, int64_t lda) {
-  using Strided = Eigen::Map<MatF, 0, Eigen::OuterStride<>>;
-  if (n <= 256) {
-    Strided L(a, n, n, Eigen::OuterStride<>(lda));
-    MatF X = MatF::Identity(n, n);
-    MatF l = L;
-    l.triangularView<Eigen::Lower>().solveInPlace(X);
-    L = X.triangularView<Eigen::Lower>();
-    return;
-  }
-  const int64_t n1 = (n / 2 + 63) / 64 * 64, n2 = n - n1;
-  float* l11 = a;
-  float* l21 = a + n1 * lda;
-  float* l22 = a + n1 * lda + n1;
-  invert_lower(l11, n1, lda);
-  invert_lower(l22, n2, lda);
-  MatF t(n2, n1);
-  gemm('N', 'N', n2, n1, n2, 1.f, l22, lda, l21, lda, 0.f, t.data(), n1);
-  gemm('N', 'N', n2, n1, n1, -1.f, t.data(), n1, l11, lda, 0.f, l21, lda);
-}
-
-}  // namespace
 
 QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const QuantLayout& l,
                               const std::vector<double>& xtx, const GptqOptions& opt) {
@@ -183,7 +109,7 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
     }
     // The batch's errors onto every later column at once: W[:, i2:] −= Err · U[i1:i2, i2:].
     if (i2 < cols)
-      gemm('N', 'N', rows, cols - i2, cnt, -1.f, Err.data(), B, U.data() + i1 * cols + i2, cols, 1.f, W.data() + i2, cols);
+      sgemm('N', 'N', rows, cols - i2, cnt, -1.f, Err.data(), B, U.data() + i1 * cols + i2, cols, 1.f, W.data() + i2, cols, "gptq");
   }
   return m;
 }

@@ -2,7 +2,11 @@
 // model's output of that layer from the already pruned model's input.
 #include <catch2/catch.hpp>
 
+#include <Eigen/Dense>
+#include <random>
+
 #include "engine/calib_data.h"
+#include "engine/dense_solve.h"
 #include "engine/executor.h"
 #include "engine/npy.h"
 #include "graph/channel_deps.h"
@@ -115,6 +119,82 @@ TEST_CASE("sequential reconstruction equals one-shot when only one layer is re-s
   const Tensor* bb = b.model.graph.initializer(b.model.graph.nodes[2].input(2));
   REQUIRE((ba && bb));
   CHECK(max_rel_error(*bb, *ba, 1e-2) < 1e-3);
+}
+
+TEST_CASE("sequential reconstruction gives the same weights when batches are split by samples", "[prune][sequential]") {
+  // Batches of 16 samples, each taken whole and one sample at a time (chunk_bytes 1): the Grams
+  // sum the same rows, so the re-solved weights agree to fp32 rounding; a chunk lost, repeated or
+  // misaligned between the two models would move them far more.
+  fs::path dir = temp_dir("seq_chunk");
+  Model m = mlp(3, 21);
+  write_npy(dir / "calib.npy", random_inputs(m, 7, 64).at("x"));
+  auto pruned = [&](size_t chunk_bytes) {
+    PruneOptions o;
+    o.criterion = Criterion::L2;
+    o.compensate = true;
+    o.ratio = 0.5;
+    o.round_to = 1;
+    CalibrationDataOptions co;
+    co.batch_size = 16;
+    CalibrationSource src((dir / "calib.npy").string(), m, co);
+    CalibrationStats stats = calibrate(m, src, prune_calibration_plan(m, o));
+    o.reconstruct = [&src, chunk_bytes](const Model& a, Model& b, const std::vector<SequentialLayer>& layers) {
+      SequentialOptions so;
+      so.chunk_bytes = chunk_bytes;
+      return reconstruct_sequential(a, b, layers, src, so).layers;
+    };
+    Model p = m;
+    const PruneReport r = prune_model(p, o, &stats);
+    CHECK(r.layers_compensated == 3);
+    return p;
+  };
+  const Model whole = pruned(SequentialOptions{}.chunk_bytes), split = pruned(1);
+  int compared = 0;
+  for (size_t i = 0; i < whole.graph.nodes.size(); ++i) {
+    if (whole.graph.nodes[i].op_type != "Gemm") continue;
+    for (int in = 1; in <= 2; ++in) {
+      const Tensor* a = whole.graph.initializer(whole.graph.nodes[i].input(in));
+      const Tensor* b = split.graph.initializer(split.graph.nodes[i].input(in));
+      REQUIRE((a && b));
+      REQUIRE(a->dims == b->dims);
+      CHECK(max_rel_error(*b, *a, 1e-2) < 1e-4);
+      ++compared;
+    }
+  }
+  CHECK(compared == 8);
+}
+
+TEST_CASE("least-squares solve and inverse in single precision agree with double Cholesky", "[prune][sequential][solve]") {
+  // X = A⁻¹·B·Tᵀ with A = XᵀX + λI of correlated features, as compensation forms it: at 600
+  // unknowns (past kSinglePrecisionSolveMin) on sgemm in fp32, at 100 by Eigen in double.
+  for (const int64_t n : {int64_t{600}, int64_t{100}}) {
+    const int64_t rows = 3 * n / 2, k = n + 1, r = 40;
+    std::mt19937_64 rng(static_cast<uint64_t>(n));
+    std::normal_distribution<double> nd(0.0, 1.0);
+    RowMatrixD X(rows, n), B(n, k), T(r, k);
+    for (int64_t i = 0; i < rows; ++i) {
+      double common = nd(rng);
+      for (int64_t j = 0; j < n; ++j) X(i, j) = 0.7 * common + nd(rng) + 0.5;  // shared mean and factor
+    }
+    RowMatrixD A = X.transpose() * X;
+    A.diagonal().array() += 0.01 * A.diagonal().mean();
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) B(i, j) = j < n ? A(i, j) : 0.3 * nd(rng);
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t j = 0; j < k; ++j) T(i, j) = nd(rng);
+    const RowMatrixD ref = Eigen::LLT<RowMatrixD>(A).solve(B * T.transpose());
+    const RowMatrixD got = spd_solve_product(A, B, T);
+    REQUIRE(got.rows() == n);
+    REQUIRE(got.cols() == r);
+    const double rel = (got - ref).norm() / ref.norm();
+    INFO("n = " << n << ", relative error " << rel);
+    CHECK(rel < (n >= kSinglePrecisionSolveMin ? 1e-3 : 1e-10));
+    // The fit it is for: the output error ‖X·(got − ref)‖ against the output ‖X·ref‖.
+    CHECK((X * (got - ref)).norm() / (X * ref).norm() < (n >= kSinglePrecisionSolveMin ? 1e-4 : 1e-10));
+    // Structured OBS's damped H⁻¹ the same way.
+    const RowMatrixD inv_ref = Eigen::LLT<RowMatrixD>(A).solve(RowMatrixD::Identity(n, n));
+    CHECK((spd_inverse(A) - inv_ref).norm() / inv_ref.norm() < (n >= kSinglePrecisionSolveMin ? 1e-3 : 1e-10));
+  }
 }
 
 TEST_CASE("sequential reconstruction beats one-shot on held-out inputs of a deep MLP", "[prune][sequential][ort]") {
