@@ -234,6 +234,12 @@ class QuantizeStep : public Step {
       activations_ = fold_batchnorms_ = true;
       if (o_.format != quant::Format::QDQ) throw InvalidArgument("quantize: --activations int8 needs --format qdq");
     }
+    // Weight range (QuantizeOptions::reduced_range): reduced wherever ORT multiplies the 8-bit
+    // weights with uint8 activations in integer kernels.
+    const auto range = r.text("weight-range");
+    if (range && *range != "reduced" && *range != "full")
+      throw InvalidArgument("quantize: --weight-range must be reduced or full, not '" + *range + "'");
+    o_.reduced_range = range ? *range == "reduced" : activations_ || o_.format == quant::Format::MatMulNBits;
     if (auto a = r.text("act16")) {
       act16_ = quant::parse_act16(*a);
       if (act16_ > 0 && !activations_)

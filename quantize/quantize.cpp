@@ -196,8 +196,8 @@ double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f) {
   return std::ceil(static_cast<double>(l.params()) * cb / 8) + groups * 4 + (asym ? std::ceil(groups * cb / 8) : 0);
 }
 
-QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt) {
-  l.bits = bits;
+QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt, bool weight_only) {
+  l.bits = bits == 8 && opt.reduced_range && !weight_only ? 7 : bits;  // still the int8 container
   if (opt.asym_2bit && bits <= 2) l.scheme = Scheme::Asym;
   return l;
 }
@@ -696,7 +696,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
       params += static_cast<double>(tables[t].params());
       for (int b : table_widths(tables[t])) {
         if (std::find(offered.begin(), offered.end(), b) == offered.end()) continue;
-        QuantLayout lb = width_layout(table_layout(tables[t], opt.layout), b, opt);
+        QuantLayout lb = width_layout(table_layout(tables[t], opt.layout), b, opt, true);
         it.error[b] = relative_error(table_weights[t], quantize_table(table_weights[t], tables[t], lb).dequantize());
         it.cost[b] = opt.target == QuantizeOptions::Target::AvgBits ? static_cast<double>(b) * static_cast<double>(tables[t].params())
                                                                     : table_bytes(tables[t], lb);
@@ -880,7 +880,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     }
   }
   for (size_t t = 0; t < tables.size(); ++t) {
-    QuantLayout lb = width_layout(table_layout(tables[t], opt.layout), table_bits[t], opt);
+    QuantLayout lb = width_layout(table_layout(tables[t], opt.layout), table_bits[t], opt, true);
     QuantizedMatrix q = quantize_table(table_weights[t], tables[t], lb);
     LayerReport r;
     r.node = tables[t].reader;
@@ -909,6 +909,8 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     if (opt.awq) s += ", awq scales on " + std::to_string(n_awq) + " layers";
     if (opt.bias_correction) s += ", bias correction on " + std::to_string(n_bias) + " layers";
     if (sequential) s += "; Grams gathered block by block (" + std::to_string(segments.size()) + " segments)";
+    if (opt.reduced_range && std::count(bits.begin(), bits.end(), 8) > 0)
+      s += "; 8-bit weights in [-64, 63] (--weight-range reduced)";
     rep.method_summary = s;
   }
   for (auto& ql : out) refresh(ql);

@@ -40,6 +40,14 @@ struct QuantizeOptions {
   std::vector<std::string> keep_float;               // ECMAScript regexes on node or weight names
   std::vector<std::pair<std::string, int>> bits_for;  // regex -> fixed width
   bool protect_ends = true;  // first and last weight layer at >= protect_bits
+  // 8-bit weights span [−64, 63] (7 bits of range in the int8 container) instead of [−128, 127].
+  // ONNX Runtime's x86 AVX2 integer kernels (MLAS u8·s8: vpmaddubsw) add two uint8 × int8
+  // products into a saturating int16: 2·255·128 overflows it, 2·255·64 does not. Full-range weights
+  // there cost fashion_cnn W8A8 a 1e-2 logit error energy against 2e-4 for the exact arithmetic
+  // (docs/QUANTIZATION.md, "Weight range"); AVX-512 VNNI and ARM accumulate in int32 and are exact
+  // either way. The CLI sets it where ORT multiplies the weights with uint8 activations in integer
+  // kernels: --activations int8 (static and dynamic W8A8) and the 8-bit layers of MatMulNBits files.
+  bool reduced_range = false;
   // MatMulNBits files: embedding tables quantized too (quantize/embeddings.h: GatherBlockQuantized,
   // counted in --avg-bits / --max-bytes and the report like layers) and constant masks compacted
   // (graph/compact_constants.h). Other formats keep standard ops only and leave both as they are.
@@ -113,8 +121,9 @@ std::vector<int> stored_widths(const WeightLayer& l, Format f);
 std::vector<int> stored_widths(Format f);  // for MatMul/Gemm layers
 
 // The layout a layer (or table) gets at width `bits`: `l` with bits set, asym at 2 bits under
-// QuantizeOptions::asym_2bit.
-QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt);
+// QuantizeOptions::asym_2bit, 8 bits at 7 bits of range under QuantizeOptions::reduced_range
+// unless `weight_only` (embedding tables: dequantized, never in an integer kernel).
+QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt, bool weight_only = false);
 
 // Bytes a layer takes at `bits` in format `f` (packed codes, scales, zero points).
 double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f);
