@@ -623,6 +623,7 @@ TEST_CASE("int8 keeps grouped convs that are not depthwise float; depthwise and 
   Tensor ref = run_ort(dir / "grouped.onnx", in).at("y");
   auto ours = agree_with_ort(q, in, 3e-2);  // one uint8 step of the gate's product
   CHECK(max_rel_error(ours.at("y"), ref) < 0.08);
+}
 
 TEST_CASE("8-bit weights multiplied with uint8 activations span [-64, 63] unless --weight-range full", "[static_qdq][cli]") {
   // ONNX Runtime's x86 AVX2 integer kernels add two uint8 x int8 products into a saturating int16
