@@ -239,7 +239,8 @@ class QuantizeStep : public Step {
     const auto range = r.text("weight-range");
     if (range && *range != "reduced" && *range != "full")
       throw InvalidArgument("quantize: --weight-range must be reduced or full, not '" + *range + "'");
-    o_.reduced_range = range ? *range == "reduced" : activations_ || o_.format == quant::Format::MatMulNBits;
+    if (range) o_.reduced_range = *range == "reduced";
+    else if (activations_) o_.reduced_range = true;
     if (auto a = r.text("act16")) {
       act16_ = quant::parse_act16(*a);
       if (act16_ > 0 && !activations_)

@@ -197,7 +197,7 @@ double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f) {
 }
 
 QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt, bool weight_only) {
-  l.bits = bits == 8 && opt.reduced_range && !weight_only ? 7 : bits;  // still the int8 container
+  l.bits = bits == 8 && opt.reduces_range() && !weight_only ? 7 : bits;  // still the int8 container
   if (opt.asym_2bit && bits <= 2) l.scheme = Scheme::Asym;
   return l;
 }
@@ -909,9 +909,9 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     if (opt.awq) s += ", awq scales on " + std::to_string(n_awq) + " layers";
     if (opt.bias_correction) s += ", bias correction on " + std::to_string(n_bias) + " layers";
     if (sequential) s += "; Grams gathered block by block (" + std::to_string(segments.size()) + " segments)";
-    if (opt.reduced_range && std::count(bits.begin(), bits.end(), 8) > 0)
-      s += "; 8-bit weights in [-64, 63] (--weight-range reduced)";
     rep.method_summary = s;
+    if (opt.reduces_range() && std::count(bits.begin(), bits.end(), 8) > 0)
+      rep.notes.push_back("8-bit weights in [-64, 63] (--weight-range reduced: exact in ONNX Runtime's x86 AVX2 integer kernels)");
   }
   for (auto& ql : out) refresh(ql);
   // DequantizeLinear computes in its scale's type; float16/bfloat16 scales need opset 19.

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,8 +47,10 @@ struct QuantizeOptions {
   // there cost fashion_cnn W8A8 a 1e-2 logit error energy against 2e-4 for the exact arithmetic
   // (docs/QUANTIZATION.md, "Weight range"); AVX-512 VNNI and ARM accumulate in int32 and are exact
   // either way. The CLI sets it where ORT multiplies the weights with uint8 activations in integer
-  // kernels: --activations int8 (static and dynamic W8A8) and the 8-bit layers of MatMulNBits files.
-  bool reduced_range = false;
+  // kernels: --activations int8 (static and dynamic W8A8; the quantize step sets it) and the 8-bit
+  // layers of MatMulNBits files (unset: reduced for Format::MatMulNBits only).
+  std::optional<bool> reduced_range;
+  bool reduces_range() const { return reduced_range.value_or(format == Format::MatMulNBits); }
   // MatMulNBits files: embedding tables quantized too (quantize/embeddings.h: GatherBlockQuantized,
   // counted in --avg-bits / --max-bytes and the report like layers) and constant masks compacted
   // (graph/compact_constants.h). Other formats keep standard ops only and leave both as they are.

@@ -89,7 +89,7 @@ Model outlier_cnn() {
 
 }  // namespace
 
-TEST_CASE("--act16 picks the activation whose 8 bits hurt: uint16 in the file, ORT runs it, output error drops",
+TEST_CASE("act16 picks the activation whose 8 bits hurt: uint16 in the file, ORT runs it, output error drops",
           "[act16][static_qdq]") {
   const fs::path dir = temp_dir("act16_outlier");
   save_model(outlier_cnn(), dir / "f.onnx");
@@ -130,7 +130,7 @@ TEST_CASE("--act16 picks the activation whose 8 bits hurt: uint16 in the file, O
   agree_with_ort(q16, in, 1e-2);
 }
 
-TEST_CASE("--act16 on fashion_cnn: the chosen tensors are uint16 in the file, ORT runs it, accuracy kept",
+TEST_CASE("act16 on fashion_cnn: the chosen tensors are uint16 in the file, ORT runs it, accuracy kept",
           "[act16][static_qdq]") {
   const fs::path dir = temp_dir("act16_fashion");
   const fs::path model = source_path("models/fashion_cnn/model.onnx");

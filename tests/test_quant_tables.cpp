@@ -212,7 +212,7 @@ TEST_CASE("MatMulNBits --avg-bits 2.5 file is at most 2.5/4 of the 4-bit file (+
   CHECK(double(fs::file_size(dir / "b4f.onnx")) > double(s4) + 0.8 * table_and_mask_floats);
 }
 
-TEST_CASE("a table whose rows the blocks do not tile keeps the GatherBlockQuantized lookup; whole blocks dequantize at load", "[quant][tables]") {
+TEST_CASE("a table whose rows the blocks do not tile keeps the GatherBlockQuantized lookup, whole blocks dequantize at load", "[quant][tables]") {
   // tokens [1, 64] -> Gather(tok [64, 96]) -> MatMul(head [96, 64]): 96 columns are 3 blocks of 32
   // but 1.5 blocks of 64.
   Model f = new_model(17);
