@@ -435,4 +435,18 @@ std::map<std::string, int> ort_optimized_ops(const fs::path& model) {
   return ops;
 }
 
+double top1_accuracy(const Tensor& logits, const Tensor& labels) {
+  const auto y = logits.to_float();
+  const auto l = labels.to_int64();
+  const int64_t n = logits.dims[0], k = logits.dims[1];
+  int64_t right = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; ++j)
+      if (y[i * k + j] > y[i * k + best]) best = j;
+    right += best == l[i];
+  }
+  return static_cast<double>(right) / static_cast<double>(n);
+}
+
 }  // namespace oc::test

@@ -48,6 +48,8 @@ Model quant_mlp(uint64_t seed);
 struct CliResult { int rc; std::string out; };
 // Runs the onnx-compress binary with `args` (shell-quoted here); captures stdout+stderr.
 CliResult run_cli(const std::vector<std::string>& args);
+// Share of rows of [n, k] logits whose arg-max is the int64 label.
+double top1_accuracy(const Tensor& logits, const Tensor& labels);
 
 // Seeded inputs matching the model's runtime inputs (symbolic dims become `dyn`).
 std::map<std::string, Tensor> random_inputs(const Model& m, uint64_t seed, int64_t dyn = 1,

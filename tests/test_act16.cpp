@@ -19,20 +19,6 @@ using namespace oc::test;
 
 namespace {
 
-double accuracy(const Tensor& logits, const Tensor& labels) {
-  const auto y = logits.to_float();
-  const auto l = labels.to_int64();
-  const int64_t n = logits.dims[0], k = logits.dims[1];
-  int64_t right = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < k; ++j)
-      if (y[i * k + j] > y[i * k + best]) best = j;
-    right += best == l[i];
-  }
-  return static_cast<double>(right) / static_cast<double>(n);
-}
-
 // ‖a − b‖² / ‖b‖².
 double relative_sq_error(const Tensor& a, const Tensor& b) {
   const auto x = a.to_float(), y = b.to_float();
@@ -162,7 +148,7 @@ TEST_CASE("act16 on fashion_cnn: the chosen tensors are uint16 in the file, ORT 
   CHECK(d.integer_layers.size() < static_cast<size_t>(d.compute_layers));
   const Tensor x = read_npy(source_path("models/fashion_cnn/test_x.npy"));
   const Tensor y = read_npy(source_path("models/fashion_cnn/test_y.npy"));
-  const double a16 = accuracy(run_ort(dir / "q16.onnx", {{"x", x}}).at("logits"), y);
+  const double a16 = top1_accuracy(run_ort(dir / "q16.onnx", {{"x", x}}).at("logits"), y);
   INFO("ORT accuracy with " << chosen.size() << " tensors at 16 bits: " << a16);
   CHECK(a16 > 0.9);
 }

@@ -29,20 +29,6 @@ int count_ops(const Model& m, const std::string& op) {
   return c;
 }
 
-double accuracy(const Tensor& logits, const Tensor& labels) {
-  const auto y = logits.to_float();
-  const auto l = labels.to_int64();
-  const int64_t n = logits.dims[0], k = logits.dims[1];
-  int64_t right = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < k; ++j)
-      if (y[i * k + j] > y[i * k + best]) best = j;
-    right += best == l[i];
-  }
-  return static_cast<double>(right) / static_cast<double>(n);
-}
-
 }  // namespace
 
 TEST_CASE("BatchNormalization folds into the Conv before it with the same outputs", "[static_qdq]") {
@@ -136,8 +122,8 @@ TEST_CASE("int8 recipe on fashion_cnn: ORT fuses what the deployment check predi
   // Accuracy in ONNX Runtime on the 1500 held-out images.
   Tensor x = read_npy(source_path("models/fashion_cnn/test_x.npy"));
   Tensor y = read_npy(source_path("models/fashion_cnn/test_y.npy"));
-  const double a_float = accuracy(run_ort(model, {{"x", x}}).at("logits"), y);
-  const double a_int8 = accuracy(run_ort(dir / "q.onnx", {{"x", x}}).at("logits"), y);
+  const double a_float = top1_accuracy(run_ort(model, {{"x", x}}).at("logits"), y);
+  const double a_int8 = top1_accuracy(run_ort(dir / "q.onnx", {{"x", x}}).at("logits"), y);
   INFO("float " << a_float << ", int8 " << a_int8);
   CHECK(a_float > 0.9);
   CHECK(a_int8 >= a_float - 0.003);
