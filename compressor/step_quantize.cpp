@@ -234,8 +234,8 @@ class QuantizeStep : public Step {
       activations_ = fold_batchnorms_ = true;
       if (o_.format != quant::Format::QDQ) throw InvalidArgument("quantize: --activations int8 needs --format qdq");
     }
-    // Weight range (QuantizeOptions::reduced_range): reduced wherever ORT multiplies the 8-bit
-    // weights with uint8 activations in integer kernels.
+    // Weight range (QuantizeOptions::reduced_range): static W8A8 multiplies the 8-bit weights with
+    // uint8 activations in ORT's integer kernels, so it takes the reduced range unless told otherwise.
     const auto range = r.text("weight-range");
     if (range && *range != "reduced" && *range != "full")
       throw InvalidArgument("quantize: --weight-range must be reduced or full, not '" + *range + "'");
@@ -441,8 +441,8 @@ class QuantizeStep : public Step {
   bool activations_ = false;
   bool dry_run_ = false;  // static int8 without data (drop_calibration): statistics from shapes
   bool method_given_ = false;
-  bool smoothquant_ = false;
-  int act16_ = 0;  // --act16: activations kept at 16 bits (quantize/act16.h)  // SmoothQuant migration before the activation ranges (quantize/smoothquant.h)
+  bool smoothquant_ = false;  // SmoothQuant migration before the activation ranges (quantize/smoothquant.h)
+  int act16_ = 0;             // --act16: activations kept at 16 bits (quantize/act16.h)
   bool fold_batchnorms_ = false;
   quant::CalibMethod calib_method_ = quant::CalibMethod::Percentile;
   nlohmann::json settings_;

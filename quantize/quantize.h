@@ -46,9 +46,8 @@ struct QuantizeOptions {
   // products into a saturating int16: 2·255·128 overflows it, 2·255·64 does not. Full-range weights
   // there cost fashion_cnn W8A8 a 1e-2 logit error energy against 2e-4 for the exact arithmetic
   // (docs/QUANTIZATION.md, "Weight range"); AVX-512 VNNI and ARM accumulate in int32 and are exact
-  // either way. The CLI sets it where ORT multiplies the weights with uint8 activations in integer
-  // kernels: --activations int8 (static and dynamic W8A8; the quantize step sets it) and the 8-bit
-  // layers of MatMulNBits files (unset: reduced for Format::MatMulNBits only).
+  // either way. Unset: reduced for Format::MatMulNBits (its 8-bit layers are written as dynamic
+  // W8A8), full otherwise; the quantize step sets it for --activations int8 and from --weight-range.
   std::optional<bool> reduced_range;
   bool reduces_range() const { return reduced_range.value_or(format == Format::MatMulNBits); }
   // MatMulNBits files: embedding tables quantized too (quantize/embeddings.h: GatherBlockQuantized,

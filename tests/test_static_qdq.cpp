@@ -646,7 +646,8 @@ TEST_CASE("8-bit weights multiplied with uint8 activations span [-64, 63] unless
   CHECK(std::max(-full[0], full[1]) == 127);
   // Weight-only 8 bits: dequantized to float in ORT, nothing saturates, so the full range is the default.
   quantize("w8.onnx", {});
-  CHECK(std::max(-weight_codes(load_model(dir / "w8.onnx"))[0], weight_codes(load_model(dir / "w8.onnx"))[1]) == 127);
+  const auto w8 = weight_codes(load_model(dir / "w8.onnx"));
+  CHECK(std::max(-w8[0], w8[1]) == 127);
   auto bad = run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", (dir / "x.onnx").string(), "--weight-range", "7bit"});
   CHECK(bad.rc != 0);
   CHECK_THAT(bad.out, Catch::Contains("--weight-range must be reduced or full"));
