@@ -356,7 +356,9 @@ void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
 //   DynamicQuantizeLinear(x) -> xq, xs, xz;  MatMulInteger(xq, Wq[K,N] int8, xz) -> int32
 //   Cast -> float;  Mul(xs, ws[N]) -> m;  y = Mul(cast, m) (+ bias Add)
 // Wq/ws: symmetric per output channel, re-quantized from the layer's planned 8-bit codes (ŵ), so the
-// file's weights are the int8 grid nearest to ŵ (the extra error is below half an 8-bit step).
+// file's weights are the int8 grid nearest to ŵ (the extra error is below half a step). The grid keeps
+// the planned range: 7-bit codes ([-63, 63], QuantizeOptions::reduced_range) stay exact in ORT's AVX2
+// u8·s8 kernel, whose int16 pair sums saturate at full range.
 void export_dynamic_int8(Model& m, const QuantizedLayer& ql) {
   Graph& g = layer_graph(m.graph, ql.layer);
   const WeightLayer& l = ql.layer;
@@ -366,15 +368,16 @@ void export_dynamic_int8(Model& m, const QuantizedLayer& ql) {
   const float alpha = orig.op_type == "Gemm" ? orig.attr_float("alpha", 1.f) : 1.f;
   const float beta = orig.op_type == "Gemm" ? orig.attr_float("beta", 1.f) : 1.f;
   const std::vector<float> w = ql.q.dequantize();  // [N, K]
+  const float qmax = static_cast<float>((1 << (ql.q.layout.bits - 1)) - 1);
   std::vector<float> ws(static_cast<size_t>(N));
   std::vector<int> codes(static_cast<size_t>(N * K));  // [K, N]
   for (int64_t n = 0; n < N; ++n) {
     float amax = 0;
     for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(w[n * K + k]));
-    const float s = amax > 0 ? amax / 127.f : 1.f;
+    const float s = amax > 0 ? amax / qmax : 1.f;
     ws[n] = s * alpha;
     for (int64_t k = 0; k < K; ++k)
-      codes[k * N + n] = static_cast<int>(std::clamp(std::nearbyint(w[n * K + k] / s), -127.f, 127.f));
+      codes[k * N + n] = static_cast<int>(std::clamp(std::nearbyint(w[n * K + k] / s), -qmax, qmax));
   }
   const std::string base = l.weight, y = orig.outputs[0];
   auto name = [&](const std::string& suffix) { return g.unique_name(y + suffix); };
