@@ -37,16 +37,6 @@ std::string cell(const std::string& key, double v) {
   return buf;
 }
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char ch : s) {
-    if (ch == '<') o += "&lt;";
-    else if (ch == '>') o += "&gt;";
-    else if (ch == '&') o += "&amp;";
-    else o += ch;
-  }
-  return o;
-}
 
 }  // namespace
 
@@ -143,10 +133,10 @@ std::string comparison_html(const Comparison& c) {
        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f2f2f2}"
        "td:first-child{text-align:left}.best{background:#dff0d8;font-weight:600}</style></head><body>"
        "<h1>onnx-compress: runs side by side</h1><table><tr><th>run</th>";
-  for (const auto& col : c.columns) o << "<th>" << esc(col.title) << (col.lower_is_better ? " &darr;" : " &uarr;") << "</th>";
+  for (const auto& col : c.columns) o << "<th>" << html_escape(col.title) << (col.lower_is_better ? " &darr;" : " &uarr;") << "</th>";
   o << "</tr>";
   for (size_t i = 0; i < c.labels.size(); ++i) {
-    o << "<tr><td>" << esc(c.labels[i]) << "</td>";
+    o << "<tr><td>" << html_escape(c.labels[i]) << "</td>";
     for (size_t k = 0; k < c.columns.size(); ++k) {
       const std::string& key = c.columns[k].key;
       const double v = c.values[i][k];
@@ -161,21 +151,21 @@ std::string comparison_html(const Comparison& c) {
         std::snprintf(buf, sizeof buf, " (%.2fx of %.2f)", v / c.latency_reference[i], c.latency_reference[i]);
         extra = buf;
       }
-      o << "<td" << (c.best[k] == static_cast<int>(i) ? " class='best'" : "") << ">" << esc(cell(key, v) + extra) << "</td>";
+      o << "<td" << (c.best[k] == static_cast<int>(i) ? " class='best'" : "") << ">" << html_escape(cell(key, v) + extra) << "</td>";
     }
     o << "</tr>";
   }
   o << "</table><p>Highlighted: best in column (&darr; lower is better, &uarr; higher is better). Accuracy: change in points from "
        "the run's input model; latency: median ms per batch on our executor, as a ratio of the input model's.</p>";
-  for (const auto& n : c.notes) o << "<p>" << esc(n) << "</p>";
+  for (const auto& n : c.notes) o << "<p>" << html_escape(n) << "</p>";
   if (c.diff_a >= 0) {
-    o << "<h2>Per layer: " << esc(c.labels[static_cast<size_t>(c.diff_a)]) << " vs " << esc(c.labels[static_cast<size_t>(c.diff_b)])
+    o << "<h2>Per layer: " << html_escape(c.labels[static_cast<size_t>(c.diff_a)]) << " vs " << html_escape(c.labels[static_cast<size_t>(c.diff_b)])
       << "</h2><table><tr><th>layer</th><th>bits A</th><th>bits B</th><th>sparsity A</th><th>sparsity B</th></tr>";
     for (const auto& l : c.layers) {
       char buf[128];
       std::snprintf(buf, sizeof buf, "<td>%.0f</td><td>%.0f</td><td>%.1f%%</td><td>%.1f%%</td>", l.bits_a, l.bits_b,
                     100 * l.sparsity_a, 100 * l.sparsity_b);
-      o << "<tr><td>" << esc(l.name) << "</td>" << buf << "</tr>";
+      o << "<tr><td>" << html_escape(l.name) << "</td>" << buf << "</tr>";
     }
     o << "</table>";
   }

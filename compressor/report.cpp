@@ -227,10 +227,7 @@ std::string report_summary(const Report& r) {
   return o.str();
 }
 
-// ---------------- HTML ----------------
-namespace {
-
-std::string esc(const std::string& s) {
+std::string html_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
@@ -243,6 +240,10 @@ std::string esc(const std::string& s) {
   }
   return o;
 }
+
+// ---------------- HTML ----------------
+namespace {
+
 
 std::string fmt(double v, int prec = 2) {
   char buf[64];
@@ -261,17 +262,17 @@ std::string bar_chart(const std::string& title, const std::vector<std::pair<std:
   const int row_h = 16, label_w = 260, bar_w = 420;
   int h = static_cast<int>(rows.size()) * row_h + 28;
   std::ostringstream o;
-  o << "<figure><figcaption>" << esc(title) << "</figcaption><svg xmlns='http://www.w3.org/2000/svg' width='"
-    << label_w + bar_w + 90 << "' height='" << h << "' role='img' aria-label='" << esc(title) << "'>";
+  o << "<figure><figcaption>" << html_escape(title) << "</figcaption><svg xmlns='http://www.w3.org/2000/svg' width='"
+    << label_w + bar_w + 90 << "' height='" << h << "' role='img' aria-label='" << html_escape(title) << "'>";
   int y = 4;
   for (const auto& [label, v] : rows) {
     double w = std::max(0.0, v) / maxv * bar_w;
     std::string lab = label.size() > 40 ? "…" + label.substr(label.size() - 39) : label;
-    o << "<text x='" << label_w - 6 << "' y='" << y + 12 << "' text-anchor='end' font-size='11'>" << esc(lab) << "</text>"
+    o << "<text x='" << label_w - 6 << "' y='" << y + 12 << "' text-anchor='end' font-size='11'>" << html_escape(lab) << "</text>"
       << "<rect x='" << label_w << "' y='" << y + 2 << "' width='" << fmt(w, 1) << "' height='" << row_h - 4
-      << "' fill='" << color << "'><title>" << esc(label) << ": " << fmt(v, 3) << unit << "</title></rect>"
+      << "' fill='" << color << "'><title>" << html_escape(label) << ": " << fmt(v, 3) << unit << "</title></rect>"
       << "<text x='" << label_w + w + 4 << "' y='" << y + 12 << "' font-size='10' fill='#444'>" << fmt(v, v < 10 ? 2 : 0)
-      << esc(unit) << "</text>";
+      << html_escape(unit) << "</text>";
     y += row_h;
   }
   o << "</svg></figure>\n";
@@ -284,11 +285,11 @@ std::string accuracy_html(const Report& r) {
   const std::string name = r.accuracy.value("metric", std::string("accuracy"));
   const double a = r.accuracy.value("reference", 0.0), b = r.accuracy.value("candidate", 0.0);
   std::ostringstream o;
-  o << "<h2>Accuracy</h2><table><tr><th>metric</th><th>before</th><th>after</th><th>change</th></tr><tr><td>" << esc(name)
+  o << "<h2>Accuracy</h2><table><tr><th>metric</th><th>before</th><th>after</th><th>change</th></tr><tr><td>" << html_escape(name)
     << "</td><td>" << fmt(100 * a, 2) << "%</td><td>" << fmt(100 * b, 2) << "%</td><td>" << (b >= a ? "+" : "")
     << fmt(100 * (b - a), 2) << " pt</td></tr></table>";
   const std::string from = r.accuracy.value("labels_from", std::string());
-  if (!from.empty()) o << "<p class='muted'>labels from the " << esc(from) << "</p>";
+  if (!from.empty()) o << "<p class='muted'>labels from the " << html_escape(from) << "</p>";
   if (r.latency_ms.contains("reference") && r.latency_ms["reference"].is_number()) {
     const double lr = r.latency_ms.value("reference", 0.0), lc = r.latency_ms.value("candidate", 0.0);
     o << "<p class='muted'>latency per batch on our executor: " << fmt(lr, 2) << " ms before, " << fmt(lc, 2) << " ms after</p>";
@@ -307,8 +308,8 @@ std::string layer_error_html(const Report& r) {
     for (const auto& l : d["layers"]) {
       if (!l.is_object() || !l.contains("rel_error")) continue;
       const std::string node = l.value("node", std::string());
-      rows << "<tr><td>" << esc(node) << "</td><td>" << esc(st.value("kind", std::string())) << "</td><td>" << l.value("bits", 0)
-           << "</td><td>" << esc(l.value("method", std::string())) << "</td><td>" << fmt(l.value("rel_error", 0.0), 6) << "</td><td>"
+      rows << "<tr><td>" << html_escape(node) << "</td><td>" << html_escape(st.value("kind", std::string())) << "</td><td>" << l.value("bits", 0)
+           << "</td><td>" << html_escape(l.value("method", std::string())) << "</td><td>" << fmt(l.value("rel_error", 0.0), 6) << "</td><td>"
            << fmt(l.value("sqnr_db", 0.0), 1) << "</td></tr>";
       sqnr.push_back({node, std::max(0.0, l.value("sqnr_db", 0.0))});
     }
@@ -323,20 +324,20 @@ std::string layer_error_html(const Report& r) {
 
 std::string report_html(const Report& r) {
   std::ostringstream o;
-  o << "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>onnx-compress report: " << esc(r.input.name)
+  o << "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>onnx-compress report: " << html_escape(r.input.name)
     << "</title><style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}"
        "table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
        "th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}figure{margin:12px 0}"
        "figcaption{font-weight:600;margin-bottom:4px}h1{font-size:20px}h2{font-size:16px;margin-top:28px}"
        ".muted{color:#666}</style></head><body>\n";
-  o << "<h1>onnx-compress " << esc(r.command) << ": " << esc(r.input.name) << " &rarr; " << esc(r.output.name) << "</h1>\n";
-  o << "<p class='muted'>onnx-compress " << esc(r.tool_version) << ", " << esc(r.created) << ", input sha256 "
-    << esc(r.input.sha256.substr(0, 16)) << "…, " << fmt(r.seconds) << " s, peak memory "
-    << esc(human_bytes(static_cast<double>(r.peak_rss_bytes))) << "</p>\n";
+  o << "<h1>onnx-compress " << html_escape(r.command) << ": " << html_escape(r.input.name) << " &rarr; " << html_escape(r.output.name) << "</h1>\n";
+  o << "<p class='muted'>onnx-compress " << html_escape(r.tool_version) << ", " << html_escape(r.created) << ", input sha256 "
+    << html_escape(r.input.sha256.substr(0, 16)) << "…, " << fmt(r.seconds) << " s, peak memory "
+    << html_escape(human_bytes(static_cast<double>(r.peak_rss_bytes))) << "</p>\n";
   o << "<h2>Totals</h2><table><tr><th></th><th>before</th><th>after</th><th>ratio</th></tr>";
   auto row = [&](const std::string& k, double b, double a, bool bytes) {
-    o << "<tr><td>" << k << "</td><td>" << esc(bytes ? human_bytes(b) : human_count(b)) << "</td><td>"
-      << esc(bytes ? human_bytes(a) : human_count(a)) << "</td><td>" << (b > 0 ? fmt(a / b, 3) + "x" : "") << "</td></tr>";
+    o << "<tr><td>" << k << "</td><td>" << html_escape(bytes ? human_bytes(b) : human_count(b)) << "</td><td>"
+      << html_escape(bytes ? human_bytes(a) : human_count(a)) << "</td><td>" << (b > 0 ? fmt(a / b, 3) + "x" : "") << "</td></tr>";
   };
   row("file size", static_cast<double>(r.before.file_bytes), static_cast<double>(r.after.file_bytes), true);
   row("weights", static_cast<double>(r.before.weight_bytes), static_cast<double>(r.after.weight_bytes), true);
@@ -348,30 +349,30 @@ std::string report_html(const Report& r) {
     o << "<h2>Fidelity</h2><table><tr><th>output</th><th>cosine</th><th>SQNR dB</th><th>max abs err</th><th>top-1 agreement</th></tr>";
     for (auto it = r.fidelity.begin(); it != r.fidelity.end(); ++it)
       if (it->is_object())
-        o << "<tr><td>" << esc(it.key()) << "</td><td>" << fmt(it->value("cosine", 0.0), 5) << "</td><td>"
+        o << "<tr><td>" << html_escape(it.key()) << "</td><td>" << fmt(it->value("cosine", 0.0), 5) << "</td><td>"
           << fmt(it->value("sqnr_db", 0.0), 1) << "</td><td>" << fmt(it->value("max_abs", 0.0), 4) << "</td><td>"
           << fmt(100 * it->value("top1_agreement", 0.0), 1) << "%</td></tr>";
     o << "</table>\n";
   }
   if (r.deployment.contains("compute_layers")) {
     const json& d = r.deployment;
-    o << "<h2>Deployment check</h2><p>" << esc(d.value("runtime", std::string())) << ": <b>" << d.value("integer_layers", 0)
+    o << "<h2>Deployment check</h2><p>" << html_escape(d.value("runtime", std::string())) << ": <b>" << d.value("integer_layers", 0)
       << " of " << d.value("compute_layers", 0) << "</b> Conv/MatMul/Gemm layers run as integer kernels";
     const json ops = d.value("integer_ops", json::object());
-    for (auto it = ops.begin(); it != ops.end(); ++it) o << " · " << it.value().get<int>() << " " << esc(it.key());
+    for (auto it = ops.begin(); it != ops.end(); ++it) o << " · " << it.value().get<int>() << " " << html_escape(it.key());
     o << "</p>";
     bool any = false;
     for (const char* kind : {"weight_only", "unfused", "unaligned"})
       for (const auto& f : d.value(kind, json::array())) {
         if (!any) o << "<table><tr><th>finding</th><th>node</th><th>op</th><th>why</th></tr>", any = true;
-        o << "<tr><td>" << kind << "</td><td>" << esc(f.value("node", "")) << "</td><td>" << esc(f.value("op", ""))
-          << "</td><td>" << esc(f.value("why", "")) << "</td></tr>";
+        o << "<tr><td>" << kind << "</td><td>" << html_escape(f.value("node", "")) << "</td><td>" << html_escape(f.value("op", ""))
+          << "</td><td>" << html_escape(f.value("why", "")) << "</td></tr>";
       }
     if (any) o << "</table>";
     if (!d.value("float_ops", json::object()).empty()) {
       o << "<p>Float operators between integer layers:";
       for (auto it = d["float_ops"].begin(); it != d["float_ops"].end(); ++it)
-        o << " " << esc(it.key()) << " " << it.value().get<int>();
+        o << " " << html_escape(it.key()) << " " << it.value().get<int>();
       o << "</p>";
     }
   }
@@ -417,11 +418,11 @@ std::string report_html(const Report& r) {
     return s;
   };
   for (const auto& l : r.layers)
-    o << "<tr><td>" << esc(l.name) << "</td><td>" << esc(l.op) << "</td><td>" << dims(l.weight_shape_before) << "</td><td>"
-      << dims(l.weight_shape_after) << "</td><td>" << esc(human_count(static_cast<double>(l.params_after))) << "</td><td>"
-      << esc(human_count(static_cast<double>(l.macs_after))) << "</td><td>" << fmt(l.bits, 0) << "</td><td>"
+    o << "<tr><td>" << html_escape(l.name) << "</td><td>" << html_escape(l.op) << "</td><td>" << dims(l.weight_shape_before) << "</td><td>"
+      << dims(l.weight_shape_after) << "</td><td>" << html_escape(human_count(static_cast<double>(l.params_after))) << "</td><td>"
+      << html_escape(human_count(static_cast<double>(l.macs_after))) << "</td><td>" << fmt(l.bits, 0) << "</td><td>"
       << fmt(100 * l.sparsity, 1) << "%</td></tr>";
-  o << "</table>\n<h2>Settings</h2><pre>" << esc(r.settings.dump(2)) << "</pre>\n</body></html>\n";
+  o << "</table>\n<h2>Settings</h2><pre>" << html_escape(r.settings.dump(2)) << "</pre>\n</body></html>\n";
   return o.str();
 }
 

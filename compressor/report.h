@@ -76,6 +76,7 @@ void fill_report_models(Report& r, const Model& before, const std::filesystem::p
 
 std::string report_summary(const Report& r);  // short Markdown table for the terminal
 std::string report_html(const Report& r);     // one self-contained page, inline SVG, no scripts
+std::string html_escape(const std::string& s);  // <, >, & and " as entities (text and attribute values)
 
 std::string sha256_file(const std::filesystem::path& p);
 uint64_t peak_rss_bytes();

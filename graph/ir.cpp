@@ -139,6 +139,11 @@ Tensor* Graph::initializer(const std::string& name) {
   auto it = init_index_.find(name);
   return it == init_index_.end() ? nullptr : &initializers[it->second];
 }
+int Graph::node_index(const std::string& node_name) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].name == node_name) return static_cast<int>(i);
+  return -1;
+}
 int Graph::producer(const std::string& value) const {
   build_index();
   auto it = producer_.find(value);

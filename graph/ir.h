@@ -120,6 +120,8 @@ struct Graph {
   bool is_initializer(const std::string& name) const { return initializer(name) != nullptr; }
   // Index of the node producing `value`, or -1 (graph input, initializer, or outer-scope value).
   int producer(const std::string& value) const;
+  // Index of the first node named `node_name`, or -1 (a linear scan: names are not indexed).
+  int node_index(const std::string& node_name) const;
   // Indices of nodes consuming `value` (each node once).
   const std::vector<int>& consumers(const std::string& value) const;
   bool is_graph_output(const std::string& value) const;

@@ -419,7 +419,7 @@ Model load_model_from_bytes(const std::string& bytes, const fs::path& base_dir, 
     throw LoadError("not an ONNX model: no graph or IR version in the file");
   if (mp.ir_version() > 12)
     throw UnsupportedError("IR version " + std::to_string(mp.ir_version()) + " is newer than this toolkit knows (3-10)");
-  Reader r{base_dir, opt, ""};
+  Reader r{base_dir, opt, "", {}};
   Model m;
   m.ir_version = mp.ir_version();
   for (const auto& o : mp.opset_import()) m.opset_imports.push_back({o.domain(), o.version()});
@@ -464,7 +464,7 @@ Tensor load_tensor_file(const fs::path& path) {
   onnx::TensorProto tp;
   if (bytes.size() > static_cast<size_t>(INT_MAX) || !tp.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     throw LoadError(path.filename().string() + ": not a TensorProto (protobuf parsing failed)");
-  Reader r{path.parent_path(), LoadOptions{}, ""};
+  Reader r{path.parent_path(), LoadOptions{}, "", {}};
   return r.tensor(tp);
 }
 

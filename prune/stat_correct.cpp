@@ -50,11 +50,6 @@ int match_row_moments(std::vector<double>& w, std::vector<double>& b, int64_t ro
 
 namespace {
 
-int node_index(const Graph& g, const std::string& name) {
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].name == name) return static_cast<int>(i);
-  return -1;
-}
 
 }  // namespace
 
@@ -73,8 +68,8 @@ int correct_output_statistics(const Model& original, Model& pruned, const std::v
   for (const auto& l : layers) {
     Target t;
     t.layer = &l;
-    t.node = node_index(g, l.node);
-    if (t.node < 0 || node_index(original.graph, l.node) < 0) continue;
+    t.node = g.node_index(l.node);
+    if (t.node < 0 || original.graph.node_index(l.node) < 0) continue;
     const Node& n = g.nodes[static_cast<size_t>(t.node)];
     t.value = n.outputs.at(0);
     if (n.op_type == "MatMul") {

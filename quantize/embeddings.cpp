@@ -12,11 +12,6 @@ namespace {
 
 constexpr int64_t kMinTableElems = 4096;
 
-int64_t pow2_ceil(int64_t v) {
-  int64_t p = 1;
-  while (p < v) p <<= 1;
-  return p;
-}
 
 }  // namespace
 

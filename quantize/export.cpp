@@ -46,11 +46,6 @@ bool matmulnbits_dynamic_int8(int bits) { return matmulnbits_container_bits(bits
 namespace {
 
 bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
-int64_t pow2_ceil(int64_t v) {
-  int64_t p = 1;
-  while (p < v) p <<= 1;
-  return p;
-}
 bool uses_matmulnbits(const WeightLayer& l, Format f) { return f == Format::MatMulNBits && l.op != "Conv"; }
 
 // Removes a weight that nothing reads any more (and its stale graph-input entry).

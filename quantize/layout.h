@@ -73,6 +73,12 @@ struct QuantizedMatrix {
 // Little-endian bit stream: value i occupies bits [i·bits, (i+1)·bits). Values must be < 2^bits.
 std::vector<uint8_t> pack_bits(const uint8_t* values, size_t n, int bits);
 std::vector<uint8_t> unpack_bits(const uint8_t* packed, size_t n, int bits);
+// Smallest power of two >= v (1 for v <= 1): block and table sizes.
+inline int64_t pow2_ceil(int64_t v) {
+  int64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
 // Bytes of n values packed at `bits` bits.
 inline size_t packed_size(size_t n, int bits) { return (n * static_cast<size_t>(bits) + 7) / 8; }
 

@@ -171,11 +171,6 @@ double sampled_output_error(const std::vector<float>& w, const std::vector<float
   return gram_error(ws, qs, n, cols, xtx) / std::max(ref, 1e-30);
 }
 
-int64_t pow2_ceil(int64_t v) {
-  int64_t p = 1;
-  while (p < v) p <<= 1;
-  return p;
-}
 
 }  // namespace
 
@@ -239,11 +234,6 @@ std::vector<double> input_mean(const GramStat& gs) {
   return mu;
 }
 
-int node_index(const Graph& g, const std::string& name) {
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].name == name) return static_cast<int>(i);
-  return -1;
-}
 
 // A float initializer that only `node` reads (safe to rewrite in place).
 Tensor* own_initializer(Graph& g, const std::string& name, const std::string& node) {
@@ -258,7 +248,7 @@ Tensor* own_initializer(Graph& g, const std::string& name, const std::string& no
 // LayerNormalization's scale and bias when it writes the activation for these layers only, else a
 // Mul by 1/s in front of them. Returns how it was applied.
 std::string apply_input_scale(Graph& g, const std::vector<const WeightLayer*>& group, const std::vector<double>& s) {
-  const int first = node_index(g, group.front()->node);
+  const int first = g.node_index(group.front()->node);
   const std::string x = g.nodes[first].input(0);
   std::set<std::string> names;
   for (const auto* l : group) names.insert(l->node);
@@ -306,7 +296,7 @@ std::string apply_input_scale(Graph& g, const std::vector<const WeightLayer*>& g
 // b += δ: into the layer's bias (added when a Conv/Gemm has none), or the constant of the Add that
 // alone reads a MatMul's output. False when there is nowhere to put it.
 bool add_to_bias(Graph& g, const WeightLayer& l, const std::vector<double>& delta) {
-  const int i = node_index(g, l.node);
+  const int i = g.node_index(l.node);
   if (i < 0) return false;
   const int64_t N = l.rows;
   auto add = [&](Tensor* t) {
@@ -390,7 +380,7 @@ void retype_initializer(Graph& g, const std::string& name, int reader, DType dt)
 // After export: the float32 tensors written for layer `l` become `dt` (see above).
 void restore_weight_type(Graph& g, const WeightLayer& l, DType dt) {
   g.invalidate();
-  const int mm = node_index(g, l.node);
+  const int mm = g.node_index(l.node);
   if (mm >= 0 && g.nodes[mm].op_type == "MatMulNBits") {
     // float16 scales behind a widening Cast (export.cpp): the layer's type reads them directly.
     const int cast = g.producer(g.nodes[mm].input(2));
@@ -406,7 +396,7 @@ void restore_weight_type(Graph& g, const WeightLayer& l, DType dt) {
         return restore_weight_type(g, l, dt);
       }
     }
-    const int mm2 = node_index(g, l.node);
+    const int mm2 = g.node_index(l.node);
     const Node& n = g.nodes[mm2];
     retype_initializer(g, n.input(2), mm2, dt);                           // scales
     if (n.inputs.size() > 5) retype_initializer(g, n.input(5), mm2, dt);  // bias
@@ -731,7 +721,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     std::map<std::string, std::vector<size_t>> by_input;
     for (size_t i = 0; i < layers.size(); ++i) {
       const Graph& lg = layer_graph(g, layers[i]);
-      const int ni = node_index(lg, layers[i].node);
+      const int ni = lg.node_index(layers[i].node);
       if (ni >= 0) by_input[scoped_value(layers[i].graph, lg.nodes[ni].input(0))].push_back(i);
     }
     // The search runs the method that will quantize (GPTQ on the Gram of x / s), on a coarser α
@@ -749,7 +739,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     };
     for (const auto& [scoped_x, idx] : by_input) {
       Graph& xg = layer_graph(g, layers[idx[0]]);
-      const std::string x = xg.nodes[node_index(xg, layers[idx[0]].node)].input(0);
+      const std::string x = xg.nodes[xg.node_index(layers[idx[0]].node)].input(0);
       bool ok = true, low = false;
       for (size_t i : idx) {
         // (a float16 input would need its Mul in float16: those layers keep plain scales)
@@ -797,7 +787,7 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
   // look them up again by name.
   auto refresh = [&](QuantizedLayer& ql) {
     const Graph& lg = layer_graph(g, ql.layer);
-    const int ni = node_index(lg, ql.layer.node);
+    const int ni = lg.node_index(ql.layer.node);
     if (ni < 0) return;
     ql.layer.index = ni;
     if (ql.layer.op != "MatMul") {

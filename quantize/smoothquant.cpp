@@ -14,11 +14,6 @@ namespace oc::quant {
 
 namespace {
 
-int node_index(const Graph& g, const std::string& name) {
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].name == name) return static_cast<int>(i);
-  return -1;
-}
 
 // A float initializer only node `reader` reads.
 Tensor* own_float(Graph& g, const std::string& name, int reader) {
@@ -87,7 +82,7 @@ std::vector<SmoothGroup> smooth_groups(const Model& m) {
   std::set<std::string> bad;
   for (const WeightLayer& l : find_weight_layers(g)) {
     if (!l.graph.empty() || (l.op != "MatMul" && l.op != "Gemm")) continue;
-    const Node& n = g.nodes[node_index(g, l.node)];
+    const Node& n = g.nodes[g.node_index(l.node)];
     const std::string& x = n.input(0);
     SmoothGroup& sg = by_input[x];
     sg.input = x;
@@ -231,7 +226,7 @@ SmoothQuantResult smooth_quant(Model& m, CalibrationSource& src, const SmoothQua
       mul.outputs = {out};
       int at = static_cast<int>(g.nodes.size());
       for (const auto& name : sg.layers) {
-        const int i = node_index(g, name);
+        const int i = g.node_index(name);
         g.nodes[i].inputs[0] = out;
         at = std::min(at, i);
       }

@@ -53,6 +53,7 @@ mutations=(
   "bn ranks by the wrong sign|prune/importance.cpp|return std::vector<double>(v.begin(), v.end());|{ std::vector<double> r(v.begin(), v.end()); for (auto& x : r) x = 1.0 / (1e-9 + std::fabs(x)); return r; }|[criteria]"
   "compensation sign flipped|prune/compensate.cpp|Mat rhs = B * W.leftCols(nall).transpose();|Mat rhs = -(B * W.leftCols(nall).transpose());|prune compensation reduces the output error,compensation damping*"
   "QDQ scale off by 10%|quantize/export.cpp|std::vector<float> scales = q.scales;|std::vector<float> scales = q.scales; for (auto& s : scales) s *= 1.1f;|small_cnn quantized in every format*,recipe int8 on fashion_cnn"
+  "dynamic int8 re-quantized at full range|quantize/export.cpp|const float qmax = static_cast<float>((1 << (ql.q.layout.bits - 1)) - 1);|const float qmax = 127.f;|MatMulNBits format: 4-bit layers ask for fp32 compute*"
   "int8 weights at full range for AVX2|quantize/quantize.cpp|l.bits = bits == 8 && opt.reduces_range() && !weight_only ? 7 : bits;|l.bits = bits;|8-bit weights multiplied with uint8 activations*"
 )
 

@@ -275,6 +275,10 @@ Node make_node(const std::string& op, std::vector<std::string> in, std::vector<s
   return n;
 }
 
+Node& add_node(Graph& g, const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
+  return g.add_node(make_node(op, std::move(in), std::move(out)));
+}
+
 ValueInfo tensor_value(const std::string& name, std::vector<int64_t> dims, DType t) {
   ValueInfo v;
   v.name = name;

@@ -79,6 +79,8 @@ void add_gaussian_initializer(Graph& g, std::mt19937_64& rng, const std::string&
                               float scale, float mean = 0.f);
 Node make_node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
                const std::string& name = "");
+// Appends make_node(op, in, out) to g and returns it.
+Node& add_node(Graph& g, const std::string& op, std::vector<std::string> in, std::vector<std::string> out);
 ValueInfo tensor_value(const std::string& name, std::vector<int64_t> dims, DType t = DType::Float);
 Model new_model(int64_t opset = 13);
 // A graph-valued attribute (If then_branch / else_branch, Loop and Scan body) holding `g`.

@@ -56,9 +56,6 @@ void add_w(Graph& g, const std::string& name, std::vector<int64_t> dims, uint64_
 void add_i(Graph& g, const std::string& name, std::vector<int64_t> dims, std::vector<int64_t> v) {
   g.add_initializer(Tensor::from_int64(name, std::move(dims), std::move(v)));
 }
-Node& add(Graph& g, const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
-  return g.add_node(make_node(op, std::move(in), std::move(out)));
-}
 
 // x [2,4,9,9], q [2,3,4,5]: convolutions of each kind, pooling, normalizations, activations,
 // data movement, matrix products with broadcasting, reductions, and one op without a device
@@ -69,78 +66,78 @@ Model device_ops_graph() {
   g.inputs = {tensor_value("x", {2, 4, 9, 9}), tensor_value("q", {2, 3, 4, 5})};
   add_w(g, "w1", {6, 4, 3, 3}, 1);
   add_w(g, "b1", {6}, 2);
-  add(g, "Conv", {"x", "w1", "b1"}, {"c1"}).set_attr_ints("pads", {1, 1, 1, 1});
+  add_node(g, "Conv", {"x", "w1", "b1"}, {"c1"}).set_attr_ints("pads", {1, 1, 1, 1});
   add_w(g, "wd", {6, 1, 3, 3}, 3);
-  Node& dw = add(g, "Conv", {"c1", "wd"}, {"c2"});
+  Node& dw = add_node(g, "Conv", {"c1", "wd"}, {"c2"});
   dw.set_attr_int("group", 6);
   dw.set_attr_ints("strides", {2, 2});
   dw.set_attr_ints("pads", {1, 1, 1, 1});
   add_w(g, "wg", {4, 3, 1, 1}, 4);
-  add(g, "Conv", {"c2", "wg"}, {"c3"}).set_attr_int("group", 2);
+  add_node(g, "Conv", {"c2", "wg"}, {"c3"}).set_attr_int("group", 2);
   add_w(g, "ws", {4, 4, 3, 3}, 5);
-  Node& same = add(g, "Conv", {"x", "ws"}, {"c4"});
+  Node& same = add_node(g, "Conv", {"x", "ws"}, {"c4"});
   same.set_attr_string("auto_pad", "SAME_UPPER");
   same.set_attr_ints("strides", {2, 2});
-  Node& mp = add(g, "MaxPool", {"c3"}, {"p1"});
+  Node& mp = add_node(g, "MaxPool", {"c3"}, {"p1"});
   mp.set_attr_ints("kernel_shape", {2, 2});
   mp.set_attr_ints("strides", {2, 2});
   mp.set_attr_int("ceil_mode", 1);
-  Node& ap = add(g, "AveragePool", {"c1"}, {"p2"});
+  Node& ap = add_node(g, "AveragePool", {"c1"}, {"p2"});
   ap.set_attr_ints("kernel_shape", {3, 3});
   ap.set_attr_ints("strides", {2, 2});
   ap.set_attr_ints("pads", {1, 1, 1, 1});
   ap.set_attr_int("count_include_pad", 1);
   for (const char* n : {"bn_s", "bn_b", "bn_m"}) add_w(g, n, {6}, n[3]);
   g.add_initializer(Tensor::from_float("bn_v", {6}, {0.5f, 1.f, 2.f, 0.1f, 1.5f, 3.f}));
-  add(g, "BatchNormalization", {"p2", "bn_s", "bn_b", "bn_m", "bn_v"}, {"bn"});
-  add(g, "HardSwish", {"bn"}, {"hs"});
-  add(g, "LeakyRelu", {"hs"}, {"lr"}).set_attr_float("alpha", 0.2f);
+  add_node(g, "BatchNormalization", {"p2", "bn_s", "bn_b", "bn_m", "bn_v"}, {"bn"});
+  add_node(g, "HardSwish", {"bn"}, {"hs"});
+  add_node(g, "LeakyRelu", {"hs"}, {"lr"}).set_attr_float("alpha", 0.2f);
   g.add_initializer(Tensor::from_float("lo", {}, {-0.3f}));
   g.add_initializer(Tensor::from_float("hi", {}, {0.4f}));
-  add(g, "Clip", {"c4", "lo", "hi"}, {"clip"});
-  add(g, "Sigmoid", {"clip"}, {"sig"});
-  add(g, "Mul", {"sig", "c4"}, {"gate"});
+  add_node(g, "Clip", {"c4", "lo", "hi"}, {"clip"});
+  add_node(g, "Sigmoid", {"clip"}, {"sig"});
+  add_node(g, "Mul", {"sig", "c4"}, {"gate"});
   add_i(g, "pads", {8}, {0, 0, 1, 2, 0, 0, 2, 1});
-  add(g, "Pad", {"c3", "pads"}, {"pad"}).set_attr_string("mode", "reflect");
+  add_node(g, "Pad", {"c3", "pads"}, {"pad"}).set_attr_string("mode", "reflect");
   add_i(g, "st", {2}, {1, 8});
   add_i(g, "en", {2}, {6, 0});
   add_i(g, "ax", {2}, {1, 3});
   add_i(g, "sp", {2}, {2, -2});
-  add(g, "Slice", {"c1", "st", "en", "ax", "sp"}, {"slice"});
-  add(g, "Transpose", {"slice"}, {"tr"}).set_attr_ints("perm", {0, 2, 3, 1});
-  add(g, "Concat", {"c2", "c2"}, {"cat"}).set_attr_int("axis", 1);
-  add(g, "Split", {"cat"}, {"s1", "s2"}).set_attr_int("axis", 1);
-  add(g, "GlobalAveragePool", {"s2"}, {"gap"});
-  add(g, "Flatten", {"c3"}, {"flat"});
+  add_node(g, "Slice", {"c1", "st", "en", "ax", "sp"}, {"slice"});
+  add_node(g, "Transpose", {"slice"}, {"tr"}).set_attr_ints("perm", {0, 2, 3, 1});
+  add_node(g, "Concat", {"c2", "c2"}, {"cat"}).set_attr_int("axis", 1);
+  add_node(g, "Split", {"cat"}, {"s1", "s2"}).set_attr_int("axis", 1);
+  add_node(g, "GlobalAveragePool", {"s2"}, {"gap"});
+  add_node(g, "Flatten", {"c3"}, {"flat"});
   add_w(g, "gw", {7, 100}, 6);
   add_w(g, "gc", {7}, 7);
-  Node& gm = add(g, "Gemm", {"flat", "gw", "gc"}, {"gemm"});
+  Node& gm = add_node(g, "Gemm", {"flat", "gw", "gc"}, {"gemm"});
   gm.set_attr_int("transB", 1);
   gm.set_attr_float("alpha", 0.5f);
-  add(g, "Softmax", {"gemm"}, {"sm"});
+  add_node(g, "Softmax", {"gemm"}, {"sm"});
   add_w(g, "mw", {2, 3, 5, 6}, 8);
-  add(g, "MatMul", {"q", "mw"}, {"mm"});
+  add_node(g, "MatMul", {"q", "mw"}, {"mm"});
   add_w(g, "bw", {5, 6}, 9);
-  add(g, "MatMul", {"q", "bw"}, {"mm2"});
+  add_node(g, "MatMul", {"q", "bw"}, {"mm2"});
   add_i(g, "rs", {4}, {2, 1, 12, 5});
-  add(g, "Reshape", {"q", "rs"}, {"qr"});
+  add_node(g, "Reshape", {"q", "rs"}, {"qr"});
   add_w(g, "bw3", {3, 5, 2}, 10);
-  add(g, "MatMul", {"qr", "bw3"}, {"mm3"});  // [2,1,12,5] x [3,5,2] -> [2,3,12,2]
+  add_node(g, "MatMul", {"qr", "bw3"}, {"mm3"});  // [2,1,12,5] x [3,5,2] -> [2,3,12,2]
   add_w(g, "ln_s", {6}, 11);
   add_w(g, "ln_b", {6}, 12);
-  add(g, "LayerNormalization", {"mm", "ln_s", "ln_b"}, {"ln"});
-  add(g, "ReduceMean", {"ln"}, {"rm"}).set_attr_ints("axes", {1, 3});
-  add(g, "Tanh", {"mm2"}, {"th"});
-  add(g, "Less", {"mm2", "th"}, {"less"});
-  add(g, "Where", {"less", "mm2", "th"}, {"where"});
-  add(g, "Gelu", {"where"}, {"gelu"});  // opset 20 op, but the kernels do not check
-  add(g, "Erf", {"gelu"}, {"erf"});
+  add_node(g, "LayerNormalization", {"mm", "ln_s", "ln_b"}, {"ln"});
+  add_node(g, "ReduceMean", {"ln"}, {"rm"}).set_attr_ints("axes", {1, 3});
+  add_node(g, "Tanh", {"mm2"}, {"th"});
+  add_node(g, "Less", {"mm2", "th"}, {"less"});
+  add_node(g, "Where", {"less", "mm2", "th"}, {"where"});
+  add_node(g, "Gelu", {"where"}, {"gelu"});  // opset 20 op, but the kernels do not check
+  add_node(g, "Erf", {"gelu"}, {"erf"});
   add_i(g, "gi", {3}, {2, 0, 1});
-  add(g, "Gather", {"q", "gi"}, {"gat"}).set_attr_int("axis", 2);
+  add_node(g, "Gather", {"q", "gi"}, {"gat"}).set_attr_int("axis", 2);
   add_i(g, "ex", {5}, {2, 2, 6, 1, 3});
-  add(g, "Expand", {"gap", "ex"}, {"exp"});
+  add_node(g, "Expand", {"gap", "ex"}, {"exp"});
   add_w(g, "wt", {4, 3, 3, 3}, 13);
-  Node& ct = add(g, "ConvTranspose", {"c3", "wt", "b3"}, {"ct"});
+  Node& ct = add_node(g, "ConvTranspose", {"c3", "wt", "b3"}, {"ct"});
   add_w(g, "b3", {6}, 14);
   ct.inputs[2] = "b3";
   ct.set_attr_int("group", 2);
@@ -148,8 +145,8 @@ Model device_ops_graph() {
   ct.set_attr_ints("pads", {1, 0, 1, 1});
   ct.set_attr_ints("output_padding", {1, 0});
   g.add_initializer(Tensor::from_float("rz_scales", {4}, {1.f, 1.f, 2.f, 1.5f}));
-  add(g, "Resize", {"c3", "", "rz_scales"}, {"rz"});
-  add(g, "Shape", {"rz"}, {"rz_shape"});
+  add_node(g, "Resize", {"c3", "", "rz_scales"}, {"rz"});
+  add_node(g, "Shape", {"rz"}, {"rz_shape"});
   for (const char* o : {"p1", "lr", "gate", "pad", "tr", "s1", "sm", "mm3", "rm", "erf", "gat", "exp", "ct", "rz", "rz_shape"}) {
     ValueInfo v;
     v.name = o;

@@ -26,9 +26,6 @@ void add_init(Graph& g, const std::string& name, std::vector<int64_t> dims, cons
 void add_finit(Graph& g, const std::string& name, std::vector<int64_t> dims, uint64_t seed, float lo = -1, float hi = 1) {
   g.add_initializer(random_tensor(name, dims, seed, lo, hi));
 }
-Node& add(Graph& g, const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
-  return g.add_node(make_node(op, std::move(in), std::move(out)));
-}
 void set_strings(Node& n, const std::string& name, std::vector<std::string> v) {
   Attribute a;
   a.name = name;
@@ -64,49 +61,49 @@ TEST_CASE("unary and broadcast binary elementwise kernels agree with ONNX Runtim
   std::vector<std::string> outs;
   for (const char* op : {"Relu", "Sigmoid", "Tanh", "Erf", "Exp", "Neg", "Abs", "Floor", "Ceil", "Round", "Sign", "Sin",
                          "Cos", "Softplus", "HardSwish", "Elu", "Selu", "Softsign"}) {
-    add(g, op, {"a"}, {std::string("u_") + op});
+    add_node(g, op, {"a"}, {std::string("u_") + op});
     outs.push_back(std::string("u_") + op);
   }
-  add(g, "LeakyRelu", {"a"}, {"leaky"}).set_attr_float("alpha", 0.3f);
-  Node& hs = add(g, "HardSigmoid", {"a"}, {"hsig"});
+  add_node(g, "LeakyRelu", {"a"}, {"leaky"}).set_attr_float("alpha", 0.3f);
+  Node& hs = add_node(g, "HardSigmoid", {"a"}, {"hsig"});
   hs.set_attr_float("alpha", 0.25f);
   hs.set_attr_float("beta", 0.4f);
-  add(g, "Abs", {"a"}, {"abs_a"});
+  add_node(g, "Abs", {"a"}, {"abs_a"});
   g.add_initializer(Tensor::from_float("one", {}, {1.f}));
-  add(g, "Add", {"abs_a", "one"}, {"pos"});  // > 0 for Log/Sqrt/Pow
-  add(g, "Log", {"pos"}, {"log"});
-  add(g, "Sqrt", {"pos"}, {"sqrt"});
-  add(g, "Reciprocal", {"pos"}, {"recip"});
-  add(g, "Add", {"a", "b"}, {"add"});   // [2,3,4,5] + [3,1,5]
-  add(g, "Sub", {"b", "a"}, {"sub"});
-  add(g, "Mul", {"a", "c"}, {"mul"});   // trailing-axis broadcast
-  add(g, "Div", {"b", "pos"}, {"div"});
-  add(g, "Pow", {"pos", "c"}, {"pow"});
+  add_node(g, "Add", {"abs_a", "one"}, {"pos"});  // > 0 for Log/Sqrt/Pow
+  add_node(g, "Log", {"pos"}, {"log"});
+  add_node(g, "Sqrt", {"pos"}, {"sqrt"});
+  add_node(g, "Reciprocal", {"pos"}, {"recip"});
+  add_node(g, "Add", {"a", "b"}, {"add"});   // [2,3,4,5] + [3,1,5]
+  add_node(g, "Sub", {"b", "a"}, {"sub"});
+  add_node(g, "Mul", {"a", "c"}, {"mul"});   // trailing-axis broadcast
+  add_node(g, "Div", {"b", "pos"}, {"div"});
+  add_node(g, "Pow", {"pos", "c"}, {"pow"});
   g.add_initializer(Tensor::from_float("two", {}, {2.f}));
-  add(g, "Pow", {"a", "two"}, {"square"});
-  add(g, "Max", {"a", "b", "c"}, {"max3"});
-  add(g, "Min", {"a", "c"}, {"min2"});
-  add(g, "Sum", {"a", "b", "c"}, {"sum3"});
-  add(g, "Mean", {"a", "b"}, {"mean2"});
-  add(g, "Mod", {"a", "pos"}, {"fmod"}).set_attr_int("fmod", 1);
+  add_node(g, "Pow", {"a", "two"}, {"square"});
+  add_node(g, "Max", {"a", "b", "c"}, {"max3"});
+  add_node(g, "Min", {"a", "c"}, {"min2"});
+  add_node(g, "Sum", {"a", "b", "c"}, {"sum3"});
+  add_node(g, "Mean", {"a", "b"}, {"mean2"});
+  add_node(g, "Mod", {"a", "pos"}, {"fmod"}).set_attr_int("fmod", 1);
   add_finit(g, "slope", {3, 1, 1}, 11);
-  add(g, "PRelu", {"a", "slope"}, {"prelu"});
+  add_node(g, "PRelu", {"a", "slope"}, {"prelu"});
   g.add_initializer(Tensor::from_float("lo", {}, {-0.5f}));
   g.add_initializer(Tensor::from_float("hi", {}, {0.7f}));
-  add(g, "Clip", {"a", "lo", "hi"}, {"clip"});
-  add(g, "Clip", {"a", "", "hi"}, {"clip_hi"});
-  add(g, "Less", {"a", "b"}, {"less"});
-  add(g, "Greater", {"a", "c"}, {"greater"});
-  add(g, "GreaterOrEqual", {"b", "c"}, {"ge"});
-  add(g, "LessOrEqual", {"a", "b"}, {"le"});
-  add(g, "Floor", {"b"}, {"fb"});
-  add(g, "Floor", {"c"}, {"fc"});
-  add(g, "Equal", {"fb", "fc"}, {"eq"});
-  add(g, "And", {"less", "greater"}, {"and"});
-  add(g, "Or", {"less", "greater"}, {"or"});
-  add(g, "Xor", {"less", "greater"}, {"xor"});
-  add(g, "Not", {"less"}, {"not"});
-  add(g, "Where", {"less", "a", "c"}, {"where"});
+  add_node(g, "Clip", {"a", "lo", "hi"}, {"clip"});
+  add_node(g, "Clip", {"a", "", "hi"}, {"clip_hi"});
+  add_node(g, "Less", {"a", "b"}, {"less"});
+  add_node(g, "Greater", {"a", "c"}, {"greater"});
+  add_node(g, "GreaterOrEqual", {"b", "c"}, {"ge"});
+  add_node(g, "LessOrEqual", {"a", "b"}, {"le"});
+  add_node(g, "Floor", {"b"}, {"fb"});
+  add_node(g, "Floor", {"c"}, {"fc"});
+  add_node(g, "Equal", {"fb", "fc"}, {"eq"});
+  add_node(g, "And", {"less", "greater"}, {"and"});
+  add_node(g, "Or", {"less", "greater"}, {"or"});
+  add_node(g, "Xor", {"less", "greater"}, {"xor"});
+  add_node(g, "Not", {"less"}, {"not"});
+  add_node(g, "Where", {"less", "a", "c"}, {"where"});
   outs.insert(outs.end(), {"leaky", "hsig", "log", "sqrt", "recip", "add", "sub", "mul", "div", "pow", "square", "max3",
                            "min2", "sum3", "mean2", "fmod", "prelu", "clip", "clip_hi", "less", "greater", "ge", "le",
                            "eq", "and", "or", "xor", "not", "where"});
@@ -119,15 +116,15 @@ TEST_CASE("integer arithmetic and Gelu behave as ONNX specifies", "[executor][or
   Model m = new_model(20);
   Graph& g = m.graph;
   g.inputs = {tensor_value("x", {3, 4}), tensor_value("i", {3, 4}, DType::Int64)};
-  add(g, "Gelu", {"x"}, {"gelu"});
-  add(g, "Gelu", {"x"}, {"gelu_tanh"}).set_attr_string("approximate", "tanh");
+  add_node(g, "Gelu", {"x"}, {"gelu"});
+  add_node(g, "Gelu", {"x"}, {"gelu_tanh"}).set_attr_string("approximate", "tanh");
   add_init(g, "k", {4}, {3, -3, 5, 7});
-  add(g, "Div", {"i", "k"}, {"idiv"});
-  add(g, "Mod", {"i", "k"}, {"imod"});
-  add(g, "Mul", {"i", "k"}, {"imul"});
-  add(g, "Neg", {"i"}, {"ineg"});
-  add(g, "Abs", {"i"}, {"iabs"});
-  add(g, "Max", {"i", "k"}, {"imax"});
+  add_node(g, "Div", {"i", "k"}, {"idiv"});
+  add_node(g, "Mod", {"i", "k"}, {"imod"});
+  add_node(g, "Mul", {"i", "k"}, {"imul"});
+  add_node(g, "Neg", {"i"}, {"ineg"});
+  add_node(g, "Abs", {"i"}, {"iabs"});
+  add_node(g, "Max", {"i", "k"}, {"imax"});
   outputs(g, {"gelu", "gelu_tanh", "idiv", "imod", "imul", "ineg", "iabs", "imax"});
   std::vector<int64_t> iv = {-7, -3, 0, 4, 9, 11, -12, 5, 6, -1, 2, 100};
   agree_with_ort(m, {{"x", rand_input("x", {3, 4}, 4, -3, 3)}, {"i", Tensor::from_int64("i", {3, 4}, iv)}});
@@ -142,74 +139,74 @@ TEST_CASE("shape and indexing kernels agree with ONNX Runtime", "[executor][ort]
   add_init(g, "s_en", {3}, {INT64_MIN, 0, -100});
   add_init(g, "s_ax", {3}, {0, 2, 1});
   add_init(g, "s_sp", {3}, {-2, -1, -2});
-  add(g, "Slice", {"x", "s_st", "s_en", "s_ax", "s_sp"}, {"slice_neg"});
+  add_node(g, "Slice", {"x", "s_st", "s_en", "s_ax", "s_sp"}, {"slice_neg"});
   add_init(g, "s2_st", {2}, {1, -4});
   add_init(g, "s2_en", {2}, {INT64_MAX, 5});
   add_init(g, "s2_ax", {2}, {1, -1});
-  add(g, "Slice", {"x", "s2_st", "s2_en", "s2_ax"}, {"slice_pos"});
+  add_node(g, "Slice", {"x", "s2_st", "s2_en", "s2_ax"}, {"slice_pos"});
   add_init(g, "gi", {2, 2}, {-1, 0, 2, 5});
-  add(g, "Gather", {"x", "gi"}, {"gather"}).set_attr_int("axis", 1);
+  add_node(g, "Gather", {"x", "gi"}, {"gather"}).set_attr_int("axis", 1);
   add_init(g, "gs", {}, {-2});
-  add(g, "Gather", {"x", "gs"}, {"gather_scalar"});
+  add_node(g, "Gather", {"x", "gs"}, {"gather_scalar"});
   add_init(g, "ge_i", {4, 2, 5}, std::vector<int64_t>(40, 0));
   g.initializer("ge_i")->data<int64_t>()[3] = 5;
   g.initializer("ge_i")->data<int64_t>()[17] = -1;
-  add(g, "GatherElements", {"x", "ge_i"}, {"gather_el"}).set_attr_int("axis", 1);
-  add(g, "Transpose", {"x"}, {"tr"}).set_attr_ints("perm", {2, 0, 1});
-  add(g, "Transpose", {"x"}, {"tr_default"});
+  add_node(g, "GatherElements", {"x", "ge_i"}, {"gather_el"}).set_attr_int("axis", 1);
+  add_node(g, "Transpose", {"x"}, {"tr"}).set_attr_ints("perm", {2, 0, 1});
+  add_node(g, "Transpose", {"x"}, {"tr_default"});
   add_init(g, "shape2", {2}, {-1, 10});
-  add(g, "Reshape", {"tr", "shape2"}, {"reshaped"});
-  add(g, "Flatten", {"x"}, {"flat"}).set_attr_int("axis", 2);
+  add_node(g, "Reshape", {"tr", "shape2"}, {"reshaped"});
+  add_node(g, "Flatten", {"x"}, {"flat"}).set_attr_int("axis", 2);
   add_init(g, "ax0", {1}, {0});
   add_init(g, "ax_u", {2}, {0, -1});
-  add(g, "Unsqueeze", {"x", "ax_u"}, {"unsq"});
-  add(g, "Squeeze", {"unsq", "ax0"}, {"sq"});
+  add_node(g, "Unsqueeze", {"x", "ax_u"}, {"unsq"});
+  add_node(g, "Squeeze", {"unsq", "ax0"}, {"sq"});
   // sp1 is produced by the Split below: the executor orders nodes by their dependencies.
-  add(g, "Concat", {"x", "sp1", "x"}, {"concat"}).set_attr_int("axis", 1);
+  add_node(g, "Concat", {"x", "sp1", "x"}, {"concat"}).set_attr_int("axis", 1);
   add_init(g, "split", {3}, {1, 3, 2});
-  Node& sp = add(g, "Split", {"x", "split"}, {"sp0", "sp1", "sp2"});
+  Node& sp = add_node(g, "Split", {"x", "split"}, {"sp0", "sp1", "sp2"});
   sp.set_attr_int("axis", 1);
   add_init(g, "exp_shape", {4}, {2, 4, 1, 5});
-  add(g, "Expand", {"gather_scalar", "exp_shape"}, {"expand"});
+  add_node(g, "Expand", {"gather_scalar", "exp_shape"}, {"expand"});
   add_init(g, "reps", {3}, {2, 1, 3});
-  add(g, "Tile", {"x", "reps"}, {"tile"});
+  add_node(g, "Tile", {"x", "reps"}, {"tile"});
   add_init(g, "pads", {6}, {1, 2, 0, 0, 3, 4});
-  add(g, "Pad", {"x", "pads"}, {"pad_reflect"}).set_attr_string("mode", "reflect");
-  add(g, "Pad", {"x", "pads"}, {"pad_edge"}).set_attr_string("mode", "edge");
+  add_node(g, "Pad", {"x", "pads"}, {"pad_reflect"}).set_attr_string("mode", "reflect");
+  add_node(g, "Pad", {"x", "pads"}, {"pad_edge"}).set_attr_string("mode", "edge");
   g.add_initializer(Tensor::from_float("pv", {}, {1.5f}));
   add_init(g, "pads_neg", {6}, {1, -2, 0, 0, 1, 2});
-  add(g, "Pad", {"x", "pads_neg", "pv"}, {"pad_const"});
-  Node& sh = add(g, "Shape", {"x"}, {"shape_tail"});
+  add_node(g, "Pad", {"x", "pads_neg", "pv"}, {"pad_const"});
+  Node& sh = add_node(g, "Shape", {"x"}, {"shape_tail"});
   sh.set_attr_int("start", 1);
-  add(g, "Size", {"x"}, {"size"});
-  add(g, "ConstantOfShape", {"shape_tail"}, {"zeros"});
+  add_node(g, "Size", {"x"}, {"size"});
+  add_node(g, "ConstantOfShape", {"shape_tail"}, {"zeros"});
   add_init(g, "r0", {}, {2});
   add_init(g, "r1", {}, {-9});
   add_init(g, "rd", {}, {-3});
-  add(g, "Range", {"r0", "r1", "rd"}, {"range"});
+  add_node(g, "Range", {"r0", "r1", "rd"}, {"range"});
   add_init(g, "k3", {1}, {3});
-  add(g, "TopK", {"x", "k3"}, {"topv", "topi"}).set_attr_int("axis", 1);
-  Node& tk = add(g, "TopK", {"x", "k3"}, {"lowv", "lowi"});
+  add_node(g, "TopK", {"x", "k3"}, {"topv", "topi"}).set_attr_int("axis", 1);
+  Node& tk = add_node(g, "TopK", {"x", "k3"}, {"lowv", "lowi"});
   tk.set_attr_int("largest", 0);
-  add(g, "ArgMax", {"x"}, {"argmax"}).set_attr_int("axis", 2);
-  Node& am = add(g, "ArgMin", {"x"}, {"argmin"});
+  add_node(g, "ArgMax", {"x"}, {"argmax"}).set_attr_int("axis", 2);
+  Node& am = add_node(g, "ArgMin", {"x"}, {"argmin"});
   am.set_attr_int("axis", 1);
   am.set_attr_int("keepdims", 0);
   add_init(g, "cs_ax", {}, {1});
-  Node& cs = add(g, "CumSum", {"x", "cs_ax"}, {"cumsum"});
+  Node& cs = add_node(g, "CumSum", {"x", "cs_ax"}, {"cumsum"});
   cs.set_attr_int("reverse", 1);
   cs.set_attr_int("exclusive", 1);
   g.add_initializer(Tensor::from_float("zero", {}, {0.f}));
-  add(g, "Greater", {"x", "zero"}, {"pos_mask"});
-  add(g, "NonZero", {"pos_mask"}, {"nonzero"});
+  add_node(g, "Greater", {"x", "zero"}, {"pos_mask"});
+  add_node(g, "NonZero", {"pos_mask"}, {"nonzero"});
   add_init(g, "sc_i", {2, 2}, {1, 3, 3, 0});
   add_finit(g, "sc_u", {2, 5}, 21);
-  add(g, "ScatterND", {"x", "sc_i", "sc_u"}, {"scatter"});
-  add(g, "Cast", {"x"}, {"half"}).set_attr_int("to", static_cast<int64_t>(DType::Float16));
-  add(g, "Cast", {"half"}, {"back"}).set_attr_int("to", static_cast<int64_t>(DType::Float));
-  add(g, "Cast", {"x"}, {"as_int"}).set_attr_int("to", static_cast<int64_t>(DType::Int64));
-  add(g, "Cast", {"pos_mask"}, {"mask_f"}).set_attr_int("to", static_cast<int64_t>(DType::Float));
-  add(g, "Identity", {"x"}, {"ident"});
+  add_node(g, "ScatterND", {"x", "sc_i", "sc_u"}, {"scatter"});
+  add_node(g, "Cast", {"x"}, {"half"}).set_attr_int("to", static_cast<int64_t>(DType::Float16));
+  add_node(g, "Cast", {"half"}, {"back"}).set_attr_int("to", static_cast<int64_t>(DType::Float));
+  add_node(g, "Cast", {"x"}, {"as_int"}).set_attr_int("to", static_cast<int64_t>(DType::Int64));
+  add_node(g, "Cast", {"pos_mask"}, {"mask_f"}).set_attr_int("to", static_cast<int64_t>(DType::Float));
+  add_node(g, "Identity", {"x"}, {"ident"});
   outputs(g, {"slice_neg", "slice_pos", "gather", "gather_scalar", "gather_el", "tr", "tr_default", "reshaped", "flat",
               "unsq", "sq", "concat", "sp0", "sp1", "sp2", "expand", "tile", "pad_reflect", "pad_edge", "pad_const",
               "shape_tail", "size", "zeros", "range", "topv", "topi", "lowv", "lowi", "argmax", "argmin", "cumsum",
@@ -222,19 +219,19 @@ TEST_CASE("reductions over attribute and input axes agree with ONNX Runtime", "[
   Graph& g = m.graph;
   g.inputs = {tensor_value("x", {3, 4, 5, 6})};
   add_init(g, "ax13", {2}, {1, 3});
-  add(g, "ReduceSum", {"x", "ax13"}, {"sum13"});  // non-contiguous axes (opset 13+: input)
-  add(g, "ReduceMean", {"x"}, {"mean_last"}).set_attr_ints("axes", {-1});
-  Node& mx = add(g, "ReduceMax", {"x"}, {"max12"});
+  add_node(g, "ReduceSum", {"x", "ax13"}, {"sum13"});  // non-contiguous axes (opset 13+: input)
+  add_node(g, "ReduceMean", {"x"}, {"mean_last"}).set_attr_ints("axes", {-1});
+  Node& mx = add_node(g, "ReduceMax", {"x"}, {"max12"});
   mx.set_attr_ints("axes", {1, 2});
   mx.set_attr_int("keepdims", 0);
-  add(g, "ReduceMin", {"x"}, {"min_all"});
-  add(g, "ReduceL2", {"x"}, {"l2"}).set_attr_ints("axes", {0, 2});
-  add(g, "ReduceSumSquare", {"x"}, {"ss"}).set_attr_ints("axes", {2});
-  Node& lse = add(g, "ReduceLogSumExp", {"x"}, {"lse"});
+  add_node(g, "ReduceMin", {"x"}, {"min_all"});
+  add_node(g, "ReduceL2", {"x"}, {"l2"}).set_attr_ints("axes", {0, 2});
+  add_node(g, "ReduceSumSquare", {"x"}, {"ss"}).set_attr_ints("axes", {2});
+  Node& lse = add_node(g, "ReduceLogSumExp", {"x"}, {"lse"});
   lse.set_attr_ints("axes", {0, 3});
   lse.set_attr_int("keepdims", 0);
-  add(g, "ReduceProd", {"x"}, {"prod"}).set_attr_ints("axes", {1});
-  add(g, "ReduceL1", {"x"}, {"l1"}).set_attr_ints("axes", {3});
+  add_node(g, "ReduceProd", {"x"}, {"prod"}).set_attr_ints("axes", {1});
+  add_node(g, "ReduceL1", {"x"}, {"l1"}).set_attr_ints("axes", {3});
   outputs(g, {"sum13", "mean_last", "max12", "min_all", "l2", "ss", "lse", "prod", "l1"});
   agree_with_ort(m, {{"x", rand_input("x", {3, 4, 5, 6}, 6, -1.5f, 1.5f)}});
 }
@@ -262,7 +259,7 @@ TEST_CASE("Resize nearest and linear in the corpus coordinate modes agree with O
   std::vector<std::string> outs;
   for (const Case& c : cases) {
     std::string sc = c.scales;
-    Node& n = sc.empty() ? add(g, "Resize", {"x", "", "", "sizes"}, {c.out}) : add(g, "Resize", {"x", "", sc}, {c.out});
+    Node& n = sc.empty() ? add_node(g, "Resize", {"x", "", "", "sizes"}, {c.out}) : add_node(g, "Resize", {"x", "", sc}, {c.out});
     n.set_attr_string("mode", c.mode);
     n.set_attr_string("coordinate_transformation_mode", c.coord);
     if (*c.nearest) n.set_attr_string("nearest_mode", c.nearest);
@@ -291,7 +288,7 @@ TEST_CASE("Resize cubic (coefficient, exclude_outside, coordinate modes) agrees 
   std::vector<std::string> outs;
   for (const Case& c : cases) {
     std::string sc = c.scales;
-    Node& n = sc.empty() ? add(g, "Resize", {"x", "", "", "sizes"}, {c.out}) : add(g, "Resize", {"x", "", sc}, {c.out});
+    Node& n = sc.empty() ? add_node(g, "Resize", {"x", "", "", "sizes"}, {c.out}) : add_node(g, "Resize", {"x", "", sc}, {c.out});
     n.set_attr_string("mode", "cubic");
     n.set_attr_string("coordinate_transformation_mode", c.coord);
     n.set_attr_float("cubic_coeff_a", c.a);
@@ -310,12 +307,12 @@ TEST_CASE("If and Loop and Scan run their subgraphs with outer-scope values", "[
   // If: then = x * w (outer scope), else = x - w
   Graph then_g, else_g;
   then_g.name = "then";
-  add(then_g, "Mul", {"x", "w"}, {"t_out"});
+  add_node(then_g, "Mul", {"x", "w"}, {"t_out"});
   then_g.outputs = {tensor_value("t_out", {2, 3})};
   else_g.name = "else";
-  add(else_g, "Sub", {"x", "w"}, {"e_out"});
+  add_node(else_g, "Sub", {"x", "w"}, {"e_out"});
   else_g.outputs = {tensor_value("e_out", {2, 3})};
-  Node& iff = add(g, "If", {"flag"}, {"if_out"});
+  Node& iff = add_node(g, "If", {"flag"}, {"if_out"});
   set_graph(iff, "then_branch", then_g);
   set_graph(iff, "else_branch", else_g);
   // Loop: 4 iterations of acc = acc * 0.5 + x (x from the outer scope); scan output = acc + iter.
@@ -323,24 +320,24 @@ TEST_CASE("If and Loop and Scan run their subgraphs with outer-scope values", "[
   body.name = "body";
   body.inputs = {tensor_value("it", {}, DType::Int64), tensor_value("cin", {}, DType::Bool), tensor_value("acc", {2, 3})};
   body.add_initializer(Tensor::from_float("half", {}, {0.5f}));
-  add(body, "Mul", {"acc", "half"}, {"acc_h"});
-  add(body, "Add", {"acc_h", "x"}, {"acc_out"});
-  add(body, "Cast", {"it"}, {"it_f"}).set_attr_int("to", static_cast<int64_t>(DType::Float));
-  add(body, "Add", {"acc_out", "it_f"}, {"scan_out"});
-  add(body, "Identity", {"cin"}, {"cout"});
+  add_node(body, "Mul", {"acc", "half"}, {"acc_h"});
+  add_node(body, "Add", {"acc_h", "x"}, {"acc_out"});
+  add_node(body, "Cast", {"it"}, {"it_f"}).set_attr_int("to", static_cast<int64_t>(DType::Float));
+  add_node(body, "Add", {"acc_out", "it_f"}, {"scan_out"});
+  add_node(body, "Identity", {"cin"}, {"cout"});
   body.outputs = {tensor_value("cout", {}, DType::Bool), tensor_value("acc_out", {2, 3}), tensor_value("scan_out", {2, 3})};
   add_init(g, "trips", {}, {4});
-  Node& loop = add(g, "Loop", {"trips", "", "if_out"}, {"loop_acc", "loop_scan"});
+  Node& loop = add_node(g, "Loop", {"trips", "", "if_out"}, {"loop_acc", "loop_scan"});
   set_graph(loop, "body", body);
   // Scan: running sum over axis 1 of x, reversed, outputs stacked on axis 1.
   Graph sb;
   sb.name = "scan_body";
   sb.inputs = {tensor_value("s", {2}), tensor_value("xt", {2})};
-  add(sb, "Add", {"s", "xt"}, {"s_next"});
-  add(sb, "Identity", {"s_next"}, {"y_t"});
+  add_node(sb, "Add", {"s", "xt"}, {"s_next"});
+  add_node(sb, "Identity", {"s_next"}, {"y_t"});
   sb.outputs = {tensor_value("s_next", {2}), tensor_value("y_t", {2})};
   g.add_initializer(Tensor::from_float("s0", {2}, {0.f, 1.f}));
-  Node& scan = add(g, "Scan", {"s0", "x"}, {"scan_state", "scan_ys"});
+  Node& scan = add_node(g, "Scan", {"s0", "x"}, {"scan_state", "scan_ys"});
   scan.set_attr_int("num_scan_inputs", 1);
   scan.set_attr_ints("scan_input_axes", {1});
   scan.set_attr_ints("scan_input_directions", {1});
@@ -368,12 +365,12 @@ TEST_CASE("RNN, LSTM and GRU in all directions agree with ONNX Runtime", "[execu
   add_finit(g, "h0", {2, B, H}, 44);
   add_finit(g, "c0", {2, B, H}, 45);
   add_finit(g, "P2", {2, 3 * H}, 46);
-  Node& bi = add(g, "LSTM", {"x", "W2", "R2", "B2", "", "h0", "c0", "P2"}, {"ly", "lyh", "lyc"});
+  Node& bi = add_node(g, "LSTM", {"x", "W2", "R2", "B2", "", "h0", "c0", "P2"}, {"ly", "lyh", "lyc"});
   bi.set_attr_string("direction", "bidirectional");
   bi.set_attr_int("hidden_size", H);
   add_finit(g, "W1", {1, 4 * H, I}, 47);
   add_finit(g, "R1", {1, 4 * H, H}, 48);
-  Node& rv = add(g, "LSTM", {"x", "W1", "R1"}, {"lry", "lryh"});
+  Node& rv = add_node(g, "LSTM", {"x", "W1", "R1"}, {"lry", "lryh"});
   rv.set_attr_string("direction", "reverse");
   rv.set_attr_int("hidden_size", H);
   add_finit(g, "GW", {2, 3 * H, I}, 51);
@@ -381,25 +378,25 @@ TEST_CASE("RNN, LSTM and GRU in all directions agree with ONNX Runtime", "[execu
   add_finit(g, "GB", {2, 6 * H}, 53);
   for (int lbr : {0, 1}) {
     std::string s = std::to_string(lbr);
-    Node& gru = add(g, "GRU", {"x", "GW", "GR", "GB", "", "h0"}, {"gy" + s, "gyh" + s});
+    Node& gru = add_node(g, "GRU", {"x", "GW", "GR", "GB", "", "h0"}, {"gy" + s, "gyh" + s});
     gru.set_attr_string("direction", "bidirectional");
     gru.set_attr_int("hidden_size", H);
     gru.set_attr_int("linear_before_reset", lbr);
   }
   add_finit(g, "GW1", {1, 3 * H, I}, 54);
   add_finit(g, "GR1", {1, 3 * H, H}, 55);
-  Node& gf = add(g, "GRU", {"x", "GW1", "GR1"}, {"gfy"});
+  Node& gf = add_node(g, "GRU", {"x", "GW1", "GR1"}, {"gfy"});
   gf.set_attr_int("hidden_size", H);
   set_strings(gf, "activations", {"Sigmoid", "Relu"});
   add_finit(g, "RW", {2, H, I}, 56);
   add_finit(g, "RR", {2, H, H}, 57);
   add_finit(g, "RB", {2, 2 * H}, 58);
-  Node& rb = add(g, "RNN", {"x", "RW", "RR", "RB", "", "h0"}, {"ry", "ryh"});
+  Node& rb = add_node(g, "RNN", {"x", "RW", "RR", "RB", "", "h0"}, {"ry", "ryh"});
   rb.set_attr_string("direction", "bidirectional");
   rb.set_attr_int("hidden_size", H);
   add_finit(g, "RW1", {1, H, I}, 59);
   add_finit(g, "RR1", {1, H, H}, 60);
-  Node& rr = add(g, "RNN", {"x", "RW1", "RR1"}, {"rry", "rryh"});
+  Node& rr = add_node(g, "RNN", {"x", "RW1", "RR1"}, {"rry", "rryh"});
   rr.set_attr_string("direction", "reverse");
   rr.set_attr_int("hidden_size", H);
   set_strings(rr, "activations", {"Relu"});
@@ -444,10 +441,10 @@ TEST_CASE("intermediates are released after their last consumer", "[executor]") 
   Graph& g = m.graph;
   g.inputs = {tensor_value("x", {1, 64, 64, 64})};
   g.add_initializer(Tensor::from_float("k", {}, {0.99f}));
-  add(g, "Relu", {"x"}, {"v0"});
+  add_node(g, "Relu", {"x"}, {"v0"});
   const int n = 60;
-  for (int i = 1; i <= n; ++i) add(g, i % 2 ? "Mul" : "Add", {"v" + std::to_string(i - 1), "k"}, {"v" + std::to_string(i)});
-  add(g, "Add", {"v" + std::to_string(n), "v0"}, {"y"});
+  for (int i = 1; i <= n; ++i) add_node(g, i % 2 ? "Mul" : "Add", {"v" + std::to_string(i - 1), "k"}, {"v" + std::to_string(i)});
+  add_node(g, "Add", {"v" + std::to_string(n), "v0"}, {"y"});
   outputs(g, {"y"});
   const size_t one = 64 * 64 * 64 * 4;
   Executor ex(m, {});
@@ -502,10 +499,10 @@ TEST_CASE("bad inputs and unsupported operators give errors that say what is exp
 
   Model bad = new_model(13);
   bad.graph.inputs = {tensor_value("x", {2})};
-  add(bad.graph, "FancyOp", {"x"}, {"a"});
-  add(bad.graph, "Relu", {"a"}, {"b"});
-  add(bad.graph, "OtherOp", {"b"}, {"c"}).domain = "com.example";
-  add(bad.graph, "FancyOp", {"c"}, {"d"});
+  add_node(bad.graph, "FancyOp", {"x"}, {"a"});
+  add_node(bad.graph, "Relu", {"a"}, {"b"});
+  add_node(bad.graph, "OtherOp", {"b"}, {"c"}).domain = "com.example";
+  add_node(bad.graph, "FancyOp", {"c"}, {"d"});
   outputs(bad.graph, {"d"});
   try {
     Executor e2(bad);
@@ -522,7 +519,7 @@ TEST_CASE("bad inputs and unsupported operators give errors that say what is exp
   // A kernel error names the node.
   Model shp = new_model(13);
   shp.graph.inputs = {tensor_value("x", {2, 3}), tensor_value("y", {4})};
-  add(shp.graph, "Add", {"x", "y"}, {"z"});
+  add_node(shp.graph, "Add", {"x", "y"}, {"z"});
   outputs(shp.graph, {"z"});
   Executor e3(shp);
   CHECK_THROWS_WITH(e3.run({{"x", rand_input("x", {2, 3}, 1)}, {"y", rand_input("y", {4}, 2)}}),
@@ -539,8 +536,8 @@ TEST_CASE("a run that fails on inputs giving one symbolic dim two values names t
   };
   Model m = new_model(13);
   m.graph.inputs = {sym("a", "B", 3), sym("b", "B", 3), sym("c", "B", 4)};
-  add(m.graph, "Add", {"a", "b"}, {"s"});
-  add(m.graph, "Relu", {"c"}, {"r"});
+  add_node(m.graph, "Add", {"a", "b"}, {"s"});
+  add_node(m.graph, "Relu", {"c"}, {"r"});
   outputs(m.graph, {"s", "r"});
   Executor ex(m);
   auto run = [&](int64_t na, int64_t nb, int64_t nc) {
@@ -609,28 +606,28 @@ TEST_CASE("operators in their opset 11 and opset 18 forms agree with ONNX Runtim
     Graph& g = m.graph;
     g.inputs = {tensor_value("x", {2, 7, 1, 3})};
     if (opset == 11) {
-      add(g, "Squeeze", {"x"}, {"sq"}).set_attr_ints("axes", {2});
-      add(g, "Unsqueeze", {"sq"}, {"unsq"}).set_attr_ints("axes", {0, 3});
-      add(g, "Split", {"x"}, {"s0", "s1"}).set_attr_ints("split", {3, 4});
+      add_node(g, "Squeeze", {"x"}, {"sq"}).set_attr_ints("axes", {2});
+      add_node(g, "Unsqueeze", {"sq"}, {"unsq"}).set_attr_ints("axes", {0, 3});
+      add_node(g, "Split", {"x"}, {"s0", "s1"}).set_attr_ints("split", {3, 4});
       g.nodes.back().set_attr_int("axis", 1);
-      add(g, "ReduceSum", {"x"}, {"red"}).set_attr_ints("axes", {1});
-      add(g, "Slice", {"x", "st", "en", "ax"}, {"slice"});
+      add_node(g, "ReduceSum", {"x"}, {"red"}).set_attr_ints("axes", {1});
+      add_node(g, "Slice", {"x", "st", "en", "ax"}, {"slice"});
       add_init(g, "st", {1}, {-2});
       add_init(g, "en", {1}, {-9});
       add_init(g, "ax", {1}, {1});
       g.add_initializer(Tensor::from_float("cmin", {}, {-0.25f}));
-      add(g, "Clip", {"x", "cmin"}, {"clip"});
+      add_node(g, "Clip", {"x", "cmin"}, {"clip"});
       outputs(g, {"sq", "unsq", "s0", "s1", "red", "slice", "clip"});
     } else {
-      Node& sp = add(g, "Split", {"x"}, {"s0", "s1", "s2"});
+      Node& sp = add_node(g, "Split", {"x"}, {"s0", "s1", "s2"});
       sp.set_attr_int("axis", 1);
       sp.set_attr_int("num_outputs", 3);  // 7 -> 3, 3, 1
       add_init(g, "axes", {2}, {1, -1});
-      add(g, "ReduceMean", {"x", "axes"}, {"mean"});
-      add(g, "ReduceMax", {"x", "axes"}, {"max"}).set_attr_int("keepdims", 0);
+      add_node(g, "ReduceMean", {"x", "axes"}, {"mean"});
+      add_node(g, "ReduceMax", {"x", "axes"}, {"max"}).set_attr_int("keepdims", 0);
       add_init(g, "pads", {4}, {2, 1, 1, 2});
       add_init(g, "pax", {2}, {1, 3});
-      add(g, "Pad", {"x", "pads", "", "pax"}, {"pad"}).set_attr_string("mode", "edge");
+      add_node(g, "Pad", {"x", "pads", "", "pax"}, {"pad"}).set_attr_string("mode", "edge");
       outputs(g, {"s0", "s1", "s2", "mean", "max", "pad"});
     }
     agree_with_ort(m, {{"x", rand_input("x", {2, 7, 1, 3}, 12)}});

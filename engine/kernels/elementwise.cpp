@@ -172,7 +172,13 @@ Tensor broadcast_binary(const KernelContext& ctx, const Tensor& a, const Tensor&
     TO* o = po + off[0];
     const TA* x = pa + off[1];
     const TB* y = pb + off[2];
-    if (sa == 1 && sb == 1) {
+    // Contiguous and scalar-operand loops (vectorized) for the types models compute in; the
+    // others take the strided loop only: a quarter of the instantiations of this file, which
+    // dominated the build (10 types x 20 ops x 4 loops).
+    constexpr bool hot = std::is_same_v<TA, float> || std::is_same_v<TA, int64_t> || std::is_same_v<TA, int32_t>;
+    if constexpr (!hot) {
+      for (int64_t e = 0; e < n; ++e) o[e] = static_cast<TO>(f(x[e * sa], y[e * sb]));
+    } else if (sa == 1 && sb == 1) {
       for (int64_t e = 0; e < n; ++e) o[e] = static_cast<TO>(f(x[e], y[e]));
     } else if (sa == 1 && sb == 0) {
       const TB yv = *y;

@@ -32,9 +32,7 @@ namespace {
 using namespace oc::dnnl_util;
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-int64_t numel(const std::vector<int64_t>& d) {
-  return std::accumulate(d.begin(), d.end(), int64_t{1}, std::multiplies<int64_t>());
-}
+using kern::numel;
 
 const Tensor& f32_input(const KernelContext& ctx, size_t i) {
   const Tensor& t = ctx.input(i);

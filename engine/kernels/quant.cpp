@@ -17,6 +17,7 @@
 #include <numeric>
 
 #include "engine/kernel.h"
+#include "engine/kernels/common.h"
 #include "engine/kernels/dnnl_util.h"
 
 namespace oc {
@@ -24,9 +25,7 @@ namespace {
 
 using namespace oc::dnnl_util;
 
-int64_t numel(const std::vector<int64_t>& d) {
-  return std::accumulate(d.begin(), d.end(), int64_t{1}, std::multiplies<int64_t>());
-}
+using kern::numel;
 
 struct IntRange { int64_t lo, hi; };
 const std::map<DType, IntRange>& int_ranges() {
