@@ -47,11 +47,13 @@ rebuild
 
 # name | file | exact text | replacement | Catch2 test spec that must fail (a few fast tests, not
 # whole tags: each mutation costs a compile, two links and this run)
+# A new file here goes into OC_SEPARATE_SOURCES (CMakeLists.txt): outside a unity batch, a mutation
+# recompiles that file alone.
 mutations=(
   "l1 order inverted|prune/importance.cpp|case Criterion::L1: return slice_sums(*t, p.axis).l1;|case Criterion::L1: { auto s = slice_sums(*t, p.axis).l1; for (auto& x : s) x = 1.0 / (1e-9 + x); return s; }|[criteria]"
   "activation divides by the norm|prune/importance.cpp|s[c] *= it->second.l2(c);|s[c] /= it->second.l2(c);|[criteria]"
   "bn ranks by the wrong sign|prune/importance.cpp|return std::vector<double>(v.begin(), v.end());|{ std::vector<double> r(v.begin(), v.end()); for (auto& x : r) x = 1.0 / (1e-9 + std::fabs(x)); return r; }|[criteria]"
-  "compensation sign flipped|prune/compensate.cpp|Mat rhs = B * W.leftCols(nall).transpose();|Mat rhs = -(B * W.leftCols(nall).transpose());|prune compensation reduces the output error,compensation damping*"
+  "compensation sign flipped|prune/compensate.cpp|const Mat sol = spd_solve_product(A, B, W.leftCols(nall));|const Mat sol = -spd_solve_product(A, B, W.leftCols(nall));|prune compensation reduces the output error,compensation damping*"
   "QDQ scale off by 10%|quantize/export.cpp|std::vector<float> scales = q.scales;|std::vector<float> scales = q.scales; for (auto& s : scales) s *= 1.1f;|small_cnn quantized in every format*,recipe int8 on fashion_cnn"
   "dynamic int8 re-quantized at full range|quantize/export.cpp|const float qmax = static_cast<float>((1 << (ql.q.layout.bits - 1)) - 1);|const float qmax = 127.f;|MatMulNBits format: 4-bit layers ask for fp32 compute*"
   "int8 weights at full range for AVX2|quantize/quantize.cpp|l.bits = bits == 8 && opt.reduces_range() && !weight_only ? 7 : bits;|l.bits = bits;|8-bit weights multiplied with uint8 activations*"
