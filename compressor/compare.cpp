@@ -37,7 +37,6 @@ std::string cell(const std::string& key, double v) {
   return buf;
 }
 
-
 }  // namespace
 
 Comparison compare_reports(const std::vector<ComparedRun>& runs) {

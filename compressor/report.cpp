@@ -244,7 +244,6 @@ std::string html_escape(const std::string& s) {
 // ---------------- HTML ----------------
 namespace {
 
-
 std::string fmt(double v, int prec = 2) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", prec, v);

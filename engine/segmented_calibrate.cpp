@@ -33,12 +33,6 @@ size_t layer_gram_bytes(const Graph& g, const Node& n) {
   return static_cast<size_t>(groups * f * f) * sizeof(double);
 }
 
-int node_named(const Graph& g, const std::string& name) {
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].name == name) return static_cast<int>(i);
-  return -1;
-}
-
 template <typename Map>
 void merge_into(Map& to, Map& from) {
   for (auto& [k, v] : from) to[k] = std::move(v);
@@ -58,7 +52,7 @@ bool segmentable(const Model& model, const CalibrationPlan& plan) {
     if (!value_ok(v)) return false;
   for (const auto* names : {&plan.grams, &plan.columns})
     for (const auto& l : *names)
-      if (node_named(g, l) < 0) return false;
+      if (g.node_index(l) < 0) return false;
   for (const auto& b : plan.blocks)
     if (!value_ok(b.input) || !value_ok(b.output)) return false;
   return true;
@@ -67,7 +61,7 @@ bool segmentable(const Model& model, const CalibrationPlan& plan) {
 size_t plan_gram_bytes(const Model& model, const CalibrationPlan& plan) {
   size_t bytes = 0;
   for (const auto& l : plan.grams)
-    if (const int i = node_named(model.graph, l); i >= 0) bytes += layer_gram_bytes(model.graph, model.graph.nodes[static_cast<size_t>(i)]);
+    if (const int i = model.graph.node_index(l); i >= 0) bytes += layer_gram_bytes(model.graph, model.graph.nodes[static_cast<size_t>(i)]);
   return bytes;
 }
 
@@ -90,7 +84,7 @@ CalibrationStats calibrate_by_segments(const Model& model, CalibrationSource& so
   int64_t last = -1;
   for (const auto* names : {&plan.grams, &plan.columns})
     for (const auto& l : *names) {
-      const size_t i = static_cast<size_t>(node_named(g, l));
+      const size_t i = static_cast<size_t>(g.node_index(l));
       last = std::max<int64_t>(last, static_cast<int64_t>(pos[i]));
       if (names == &plan.grams) gram_at[pos[i]] += layer_gram_bytes(g, g.nodes[i]);
     }
@@ -172,8 +166,8 @@ CalibrationStats calibrate_by_segments(const Model& model, CalibrationSource& so
   for (const auto& v : plan.minmax) sub[static_cast<size_t>(first_seeing({v}))].minmax.push_back(v);
   for (const auto& v : plan.histograms) sub[static_cast<size_t>(first_seeing({v}))].histograms.push_back(v);
   for (const auto& [v, axis] : plan.channels) sub[static_cast<size_t>(first_seeing({v}))].channels[v] = axis_of(v, axis);
-  for (const auto& l : plan.grams) sub[static_cast<size_t>(seg_of_node[static_cast<size_t>(node_named(g, l))])].grams.push_back(l);
-  for (const auto& l : plan.columns) sub[static_cast<size_t>(seg_of_node[static_cast<size_t>(node_named(g, l))])].columns.push_back(l);
+  for (const auto& l : plan.grams) sub[static_cast<size_t>(seg_of_node[static_cast<size_t>(g.node_index(l))])].grams.push_back(l);
+  for (const auto& l : plan.columns) sub[static_cast<size_t>(seg_of_node[static_cast<size_t>(g.node_index(l))])].columns.push_back(l);
   for (const auto& b : plan.blocks) {
     CalibrationPlan::Block bb = b;
     bb.axis = axis_of(b.input, b.axis);

@@ -22,12 +22,6 @@ namespace {
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-int find_node(const Graph& g, const std::string& name) {
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].name == name) return static_cast<int>(i);
-  return -1;
-}
-
 // A weight as rows (outputs) × features (inputs), with the layout to write it back.
 struct Weight {
   int64_t rows = 0, features = 0;
@@ -163,7 +157,7 @@ struct Pair {
 
 // Re-solves node `name` of `pruned` from the pair's statistics; false when it does not fit.
 bool solve_layer(const Model& original, Model& pruned, const SequentialLayer& layer, const Pair& st, double damping) {
-  const int i0 = find_node(original.graph, layer.node), i1 = find_node(pruned.graph, layer.node);
+  const int i0 = original.graph.node_index(layer.node), i1 = pruned.graph.node_index(layer.node);
   if (i0 < 0 || i1 < 0 || st.n <= 0) return false;
   Weight w0, w1;
   if (!weight_of(original.graph, original.graph.nodes[i0], w0) || !weight_of(pruned.graph, pruned.graph.nodes[i1], w1))
@@ -364,7 +358,7 @@ SequentialReport reconstruct_sequential(const Model& original, Model& pruned, co
   // which is in topological order).
   std::map<std::string, const SequentialLayer*> by_name;
   for (const auto& l : layers) {
-    const int i0 = find_node(original.graph, l.node), i1 = find_node(pruned.graph, l.node);
+    const int i0 = original.graph.node_index(l.node), i1 = pruned.graph.node_index(l.node);
     Weight w;
     if (i0 < 0 || i1 < 0 || !weight_of(pruned.graph, pruned.graph.nodes[i1], w)) continue;
     by_name[l.node] = &l;
@@ -386,7 +380,7 @@ SequentialReport reconstruct_sequential(const Model& original, Model& pruned, co
   // First node of each stage in each model: where that stage's pass cuts for the next one.
   auto first_index = [](const Graph& g, const std::vector<const SequentialLayer*>& ls) {
     size_t c = g.nodes.size();
-    for (const SequentialLayer* l : ls) c = std::min(c, static_cast<size_t>(find_node(g, l->node)));
+    for (const SequentialLayer* l : ls) c = std::min(c, static_cast<size_t>(g.node_index(l->node)));
     return c;
   };
   Frontier f0, f1;  // cached cuts of the original and the pruned model (cut 0: from the batches)
@@ -400,8 +394,8 @@ SequentialReport reconstruct_sequential(const Model& original, Model& pruned, co
     std::vector<std::pair<const SequentialLayer*, Pair*>> work;
     std::set<std::string> watch0, watch1;
     for (const SequentialLayer* l : members) {
-      const Node& n0 = original.graph.nodes[static_cast<size_t>(find_node(original.graph, l->node))];
-      const Node& n1 = pruned.graph.nodes[static_cast<size_t>(find_node(pruned.graph, l->node))];
+      const Node& n0 = original.graph.nodes[static_cast<size_t>(original.graph.node_index(l->node))];
+      const Node& n1 = pruned.graph.nodes[static_cast<size_t>(pruned.graph.node_index(l->node))];
       LayerInput in0 = LayerInput::of(original.graph, n0), in1 = LayerInput::of(pruned.graph, n1);
       const std::string sig = in0.signature() + "|" + in1.signature();
       auto it = by_sig.find(sig);

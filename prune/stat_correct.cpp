@@ -48,11 +48,6 @@ int match_row_moments(std::vector<double>& w, std::vector<double>& b, int64_t ro
   return changed;
 }
 
-namespace {
-
-
-}  // namespace
-
 int correct_output_statistics(const Model& original, Model& pruned, const std::vector<OutputCorrection>& layers,
                               CalibrationSource& source, const ExecutorOptions& exec, bool variance) {
   struct Target {

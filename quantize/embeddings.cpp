@@ -12,7 +12,6 @@ namespace {
 
 constexpr int64_t kMinTableElems = 4096;
 
-
 }  // namespace
 
 std::vector<EmbeddingTable> find_embedding_tables(const Graph& g) {

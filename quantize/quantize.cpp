@@ -171,7 +171,6 @@ double sampled_output_error(const std::vector<float>& w, const std::vector<float
   return gram_error(ws, qs, n, cols, xtx) / std::max(ref, 1e-30);
 }
 
-
 }  // namespace
 
 double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f) {
@@ -233,7 +232,6 @@ std::vector<double> input_mean(const GramStat& gs) {
   for (size_t j = 0; j < mu.size(); ++j) mu[j] = gs.col_sum[j] / static_cast<double>(gs.rows);
   return mu;
 }
-
 
 // A float initializer that only `node` reads (safe to rewrite in place).
 Tensor* own_initializer(Graph& g, const std::string& name, const std::string& node) {

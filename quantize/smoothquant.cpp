@@ -14,7 +14,6 @@ namespace oc::quant {
 
 namespace {
 
-
 // A float initializer only node `reader` reads.
 Tensor* own_float(Graph& g, const std::string& name, int reader) {
   Tensor* t = name.empty() ? nullptr : g.initializer(name);

@@ -439,6 +439,11 @@ std::map<std::string, int> ort_optimized_ops(const fs::path& model) {
   return ops;
 }
 
+std::string read_all(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 double top1_accuracy(const Tensor& logits, const Tensor& labels) {
   const auto y = logits.to_float();
   const auto l = labels.to_int64();

@@ -48,6 +48,8 @@ Model quant_mlp(uint64_t seed);
 struct CliResult { int rc; std::string out; };
 // Runs the onnx-compress binary with `args` (shell-quoted here); captures stdout+stderr.
 CliResult run_cli(const std::vector<std::string>& args);
+// The whole file as bytes ("" when it cannot be opened).
+std::string read_all(const fs::path& p);
 // Share of rows of [n, k] logits whose arg-max is the int64 label.
 double top1_accuracy(const Tensor& logits, const Tensor& labels);
 

@@ -23,10 +23,6 @@ void put_file(const fs::path& p, const std::string& b) {
   f.write(b.data(), static_cast<std::streamsize>(b.size()));
 }
 
-std::string get_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
 
 // small_cnn as a protobuf, for edits the IR would not let us make.
 onnx::ModelProto base_proto() {
@@ -57,7 +53,7 @@ TEST_CASE("broken model files are refused by convert and inspect with one line a
   so.external_min_bytes = 64;
   save_model(small_cnn(), dir / "ext.onnx", so);
   onnx::ModelProto ext;
-  REQUIRE(ext.ParseFromString(get_file(dir / "ext.onnx")));
+  REQUIRE(ext.ParseFromString(read_all(dir / "ext.onnx")));
   auto with_location = [&](const std::string& loc) {
     onnx::ModelProto mp = ext;
     for (auto& t : *mp.mutable_graph()->mutable_initializer())

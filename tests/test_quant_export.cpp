@@ -115,7 +115,7 @@ TEST_CASE("mixed-width MLP export keeps the planned width per layer in the file"
   o.layout.granularity = Granularity::Block;
   for (Format fmt : {Format::MatMulNBits, Format::QDQ}) {
     // The fake model simulates the file: the same weight range (MatMulNBits files keep 8-bit
-    // layers in [-64, 63] for ORT's AVX2 integer kernel).
+    // layers at 7 bits of range for ORT's AVX2 integer kernel).
     o.format = fmt;
     QuantizeOptions of = o;
     of.reduced_range = o.reduces_range();
@@ -238,7 +238,7 @@ TEST_CASE("MatMulNBits format: 4-bit layers ask for fp32 compute, 8-bit layers b
 
   o.bits = 8;
   fake.bits = 8;
-  fake.reduced_range = o.reduces_range();  // the same [-64, 63] weights as the file
+  fake.reduced_range = o.reduces_range();  // the same 7-bit weight range as the file
   Tensor y_fake8 = run_ort(export_model(f, fake, dir, "fake8").path, in).at("y");
   Exported e8 = export_model(f, o, dir, "nbits8");
   Model m8 = load_model(e8.path);

@@ -95,11 +95,6 @@ Model materialized(Model m) {
 uint64_t mapped_total() { return bytes_stats().mapped_total; }
 uint64_t materialized_total() { return bytes_stats().materialized_total; }
 
-std::string read_all(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 // Runs the CLI with `args` (already quoted) under a 64 KiB file-size limit with SIGXFSZ ignored, so
 // writes past it fail with EFBIG as on a full disk; returns the exit status, the output in `log`.
 int run_cli_on_full_disk(const std::string& args, const fs::path& dir, std::string& log) {

@@ -633,9 +633,7 @@ TEST_CASE("8-bit weights multiplied with uint8 activations span [-64, 63] unless
     return r.out;
   };
   quantize("reduced.onnx", {"--activations", "int8", "--calib", "random:16:3", "--report", (dir / "r.json").string()});
-  std::ifstream rf(dir / "r.json");
-  const std::string report((std::istreambuf_iterator<char>(rf)), std::istreambuf_iterator<char>());
-  CHECK_THAT(report, Catch::Contains("8-bit weights in [-64, 63]"));  // the report's notes say so
+  CHECK_THAT(read_all(dir / "r.json"), Catch::Contains("8-bit weights in [-64, 63]"));  // the report's notes say so
   const auto reduced = weight_codes(load_model(dir / "reduced.onnx"));
   CHECK(reduced[2] > 0);
   CHECK(reduced[0] >= -64);
