@@ -21,10 +21,11 @@ struct StoredWeight {  // a layer node's weight as the model stores it
 };
 
 // Weight of a layer node: the constant feeding its weight input, looking through
-// DequantizeLinear (QDQ export) and Cast (fp16). MatMulNBits carries K/N/bits attributes.
+// DequantizeLinear (QDQ export) and Cast (fp16). MatMulNBits carries K/N/bits attributes;
+// MatMulInteger / ConvInteger (the dynamic int8 form of 8-bit layers) read their int8 weight directly.
 std::optional<StoredWeight> stored_weight(const Graph& g, const Node& n) {
   static const std::map<std::string, size_t> weight_input = {
-      {"Conv", 1}, {"ConvTranspose", 1}, {"Gemm", 1}, {"MatMul", 1}, {"MatMulNBits", 1}};
+      {"Conv", 1}, {"ConvTranspose", 1}, {"Gemm", 1}, {"MatMul", 1}, {"MatMulNBits", 1}, {"MatMulInteger", 1}, {"ConvInteger", 1}};
   auto it = weight_input.find(n.op_type);
   if (it == weight_input.end()) return std::nullopt;
   StoredWeight w;

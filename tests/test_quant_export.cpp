@@ -7,6 +7,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "compressor/report.h"
 #include "graph/errors.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
@@ -134,6 +135,12 @@ TEST_CASE("mixed-width MLP export keeps the planned width per layer in the file"
     CHECK(planned["fc3"] >= planned["fc2"]);
     CHECK(planned["fc2"] < 8);
     Model back = load_model(e.path);
+    // The report's layer rows read each width back from the file: the planned container width
+    // (8 for the dynamic int8 form's MatMulInteger weights too, not float's 32).
+    for (const LayerRow& row : diff_layers(f, back)) {
+      INFO(format_name(fmt) << " report row " << row.name);
+      CHECK(row.bits == planned[row.name]);
+    }
     for (const auto& l : rep.layers) {
       INFO(format_name(fmt) << " layer " << l.node << " planned " << l.bits);
       if (fmt == Format::MatMulNBits && l.bits == 8) {
