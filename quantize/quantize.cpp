@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <map>
 #include <memory>
 #include <regex>
 #include <limits>
 #include <set>
+#include <sstream>
 
 #include "engine/block_runner.h"
 #include "engine/calibrate.h"
@@ -22,6 +24,7 @@
 #include "quantize/allocate.h"
 #include "quantize/awq.h"
 #include "quantize/embeddings.h"
+#include "quantize/export.h"
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -706,6 +709,30 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     std::vector<int> wl = offered;
     for (int f : fixed)
       if (f) wl.push_back(f);
+    // The narrowest plan, in the target's own unit, for a one-line error a user can act on.
+    double floor_cost = 0;
+    int fixed_layers = 0;
+    for (const auto& it : items) {
+      if (it.fixed_bits > 0) ++fixed_layers;
+      floor_cost += it.fixed_bits > 0 && it.cost.count(it.fixed_bits) ? it.cost.at(it.fixed_bits) : it.cost.begin()->second;
+    }
+    if (floor_cost > budget * (1 + 1e-12)) {
+      std::ostringstream e;
+      std::string ws;
+      for (int b : offered) ws += (ws.empty() ? "" : ",") + std::to_string(b);
+      if (opt.target == QuantizeOptions::Target::AvgBits)
+        e << "--avg-bits " << opt.avg_bits << " cannot be met: the narrowest plan stores " << std::fixed << std::setprecision(2)
+          << floor_cost / params << " bits on average";
+      else
+        e << "--max-bytes " << opt.max_bytes << " cannot be met: the narrowest plan needs "
+          << static_cast<int64_t>(std::ceil(floor_cost + static_cast<double>(opt.max_bytes) - budget)) << " bytes";
+      e << " (widths " << ws << " offered by --format " << format_name(opt.format);
+      if (fixed_layers) e << "; " << fixed_layers << " layers at fixed widths: --no-protect, --bits-for";
+      e << ")";
+      if (std::find(offered.begin(), offered.end(), 2) == offered.end() && opt.widths.empty())
+        e << "; --format matmulnbits also stores 2 bits";
+      throw InvalidArgument(e.str());
+    }
     bits = allocate_bits(items, wl, budget);
     table_bits.assign(bits.begin() + static_cast<std::ptrdiff_t>(layers.size()), bits.end());
     bits.resize(layers.size());

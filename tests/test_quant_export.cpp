@@ -341,7 +341,14 @@ TEST_CASE("quantize CLI on a corpus model: int8 QDQ agrees with ONNX Runtime flo
   INFO(r.out);
   REQUIRE(r.rc == 0);
   CHECK(static_cast<int64_t>(model_weight_bytes(load_model(dir / "m.onnx"))) <= budget);
-  CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--max-bytes", "1000"}).rc == 2);
+  auto tight = run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--max-bytes", "1000"});
+  CHECK(tight.rc == 2);
+  CHECK_THAT(tight.out, Catch::Contains("--max-bytes 1000 cannot be met: the narrowest plan needs"));
+  // An average width under what the format stores names the reachable mean and the format that goes lower.
+  auto narrow = run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--avg-bits", "3", "--no-protect"});
+  CHECK(narrow.rc == 2);
+  CHECK_THAT(narrow.out, Catch::Contains("--avg-bits 3 cannot be met: the narrowest plan stores 4.00 bits on average "
+                                         "(widths 4,8 offered by --format qdq); --format matmulnbits also stores 2 bits"));
   CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--bits", "4", "--avg-bits", "4"}).rc == 2);
   CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--scheme", "odd"}).rc == 2);
   CHECK(run_cli({"quantize", mlp.string(), "-o", (dir / "x.onnx").string(), "--method", "gptq"}).rc == 2);
