@@ -8,7 +8,7 @@ namespace {
 
 const char* kUsage =
     "onnx-compress prune MODEL -o OUT (--ratio R | --target-macs F | --target-params F)\n"
-    "  [--criterion l1|l2|bn|random|activation|obs|obs-diag|cfsp] [--allocate uniform|sensitivity] [--calib SPEC] [--compensate] [--heads] [--scope local|global]\n"
+    "  [--criterion l1|l2|bn|random|activation|obs|obs-diag|cfsp] [--allocate uniform|sensitivity] [--calib SPEC] [--compensate] [--heads|--no-heads] [--scope local|global]\n"
     "  [--blocks REGEX] [--cfsp-sharpness A]\n"
     "  [--max-layer-ratio R] [--round-to N] [--best-effort] [--ignore REGEX ...] [--input-shape NAME=DIMS ...] [--report FILE.json]";
 
@@ -29,7 +29,8 @@ int run_prune(const std::vector<std::string>& args) {
     ("sensitivity-loss", po::value<S>(), "--allocate sensitivity: mse (relative squared output error) or kl (softmax KL over the last axis of logits outputs)")
     ("aggregate", po::value<S>(), "combine group members' scores: mean (default), sum, max")
     ("compensate", po::bool_switch(), "re-solve kept weights by least squares on calibration data")
-    ("heads", po::bool_switch(), "prune whole attention heads (Q/K/V/O and the head Reshapes together)")
+    ("heads", po::bool_switch(), "prune whole attention heads (Q/K/V/O and the head Reshapes together); on by default with --calib and a MACs/params target")
+    ("no-heads", po::bool_switch(), "keep every attention head (the data-aware default prunes heads too)")
     ("reconstruct", po::value<S>(), "compensation with --calib: sequential (default: each layer re-solved against the original's output from the pruned model's input) or one-shot")
     ("damping", po::value<S>(), "compensation damping λ as a fraction of mean(diag XᵀX) (default 0.01)")
     ("scope", po::value<S>(), "local (same ratio per group, default) or global (one ranking)")

@@ -64,6 +64,8 @@ class PruneStep : public Step {
       recal_bn_ = static_cast<int>(*v);
     }
     o_.heads = r.flag("heads");
+    no_heads_ = r.flag("no-heads");
+    if (o_.heads && no_heads_) throw InvalidArgument("prune: --heads and --no-heads contradict each other");
     if (auto v = r.number("damping")) {
       o_.damping = *v;
       damping_given_ = true;
@@ -160,8 +162,14 @@ class PruneStep : public Step {
         if (!o.global && o.ratio < 0 && allocate_.empty()) {
           o.criterion = Criterion::OBS;
           default_sensitivity_ = true;
+          // Attention heads are units too: the sensitivity allocation decides whether heads or FFN
+          // neurons go (gpt_tiny 60% MACs 6.463 ppl with heads against 6.510 FFN only; 40% is only
+          // reachable with heads: 7.077; bert_tiny 60% 0.871 either way; docs/PRUNING.md).
+          if (!no_heads_) o.heads = true;
         }
         method = std::string("data-aware default (--calib given; ") + (has_bn ? "a BatchNorm model" : "no BatchNorm") + ")";
+        const bool attention = std::any_of(m.graph.nodes.begin(), m.graph.nodes.end(), [](const Node& n) { return n.op_type == "Softmax"; });
+        if (o.heads && !o_.heads && attention) method += "; attention heads are units too (--no-heads keeps them)";
       } else if (has_bn && !predict_channel_moments(m, o.input_shapes).empty()) {
         o.criterion = kDataFreeDefault;
         o.compensate = true;
@@ -372,6 +380,7 @@ class PruneStep : public Step {
   bool damping_given_ = false;
   bool sequential_ = true;       // --reconstruct sequential (default) | one-shot
   bool cfsp_scores_given_ = false;
+  bool no_heads_ = false;  // --no-heads: attention stays whole under the data-aware default
   std::string stat_correction_ = "none";  // --stat-correction none | mean | variance (after sequential reconstruction)
   int corrected_ = 0;
   std::string allocate_;         // --allocate uniform | sensitivity (empty: the method's own)

@@ -201,3 +201,33 @@ TEST_CASE("a head reshape whose computed target another node shares is refused w
   CHECK(said);
   CHECK(head_groups(d, m).size() == 1);  // the other attention layer still prunes
 }
+
+TEST_CASE("the data-aware default with a MACs target prunes heads: gpt_tiny reaches 40% of MACs only with them", "[prune][heads]") {
+  fs::path dir = temp_dir("prune_heads_default");
+  const std::string model = source_path("models/gpt_tiny/model.onnx").string(), calib = source_path("models/gpt_tiny/calib.npy").string();
+  auto r = run_cli({"prune", model, "-o", (dir / "p.onnx").string(), "--target-macs", "0.4", "--calib", calib, "--calib-samples", "32",
+                    "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK_THAT(r.out, Catch::Contains("attention heads are units too (--no-heads keeps them)"));
+  Model p = load_model(dir / "p.onnx");
+  int fewer_heads = 0;  // head-splitting Reshapes [-1, 128, H, 32] with H < 4
+  for (const auto& n : p.graph.nodes) {
+    if (n.op_type != "Reshape") continue;
+    const Tensor* s = p.graph.initializer(n.input(1));
+    REQUIRE(s);
+    std::vector<int64_t> v = s->to_int64();
+    if (v.size() == 4 && v[2] < 4) ++fewer_heads;
+  }
+  CHECK(fewer_heads > 0);
+  std::ifstream f(dir / "r.json");
+  const nlohmann::json totals = nlohmann::json::parse(f)["totals"];
+  CHECK(totals["after"]["macs"].get<double>() <= 0.43 * totals["before"]["macs"].get<double>());
+  // --no-heads keeps the attention whole: 40% is out of reach, said in one line.
+  auto whole = run_cli({"prune", model, "-o", (dir / "w.onnx").string(), "--target-macs", "0.4", "--no-heads", "--calib", calib,
+                        "--calib-samples", "32"});
+  CHECK(whole.rc == 1);
+  CHECK_THAT(whole.out, Catch::Contains("reachable 0.5"));
+  CHECK(!fs::exists(dir / "w.onnx"));
+  CHECK(run_cli({"prune", model, "-o", (dir / "c.onnx").string(), "--ratio", "0.2", "--heads", "--no-heads"}).rc == 2);
+}
