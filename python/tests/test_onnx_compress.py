@@ -121,6 +121,10 @@ def test_keyboard_interrupt_stops_cleanly(tmp_path):
         calls.append(p)
         if len(calls) == 3:
             _thread.interrupt_main()
+            # Hold the worker (sleep releases the GIL) past a few of the caller's 50 ms signal polls, so
+            # the interrupt is seen while work remains: without it a fast run could finish first (a CI
+            # run failed with "DID NOT RAISE").
+            time.sleep(0.3)
 
     with pytest.raises(KeyboardInterrupt):
         oc.compress(MODEL, out, recipe="int8", calib=X[:128], batch_size=2, progress=progress, threads=1)
