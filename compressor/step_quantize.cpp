@@ -234,13 +234,14 @@ class QuantizeStep : public Step {
       activations_ = fold_batchnorms_ = true;
       if (o_.format != quant::Format::QDQ) throw InvalidArgument("quantize: --activations int8 needs --format qdq");
     }
-    // Weight range (QuantizeOptions::reduced_range): static W8A8 multiplies the 8-bit weights with
-    // uint8 activations in ORT's integer kernels, so it takes the reduced range unless told otherwise.
+    // Weight range (QuantizeOptions::weight_range): static W8A8 multiplies the 8-bit weights with
+    // uint8 activations in ORT's integer kernels, so it keeps the AVX2 pair limit unless told otherwise.
+    using WR = quant::QuantizeOptions::WeightRange;
     const auto range = r.text("weight-range");
-    if (range && *range != "reduced" && *range != "full")
-      throw InvalidArgument("quantize: --weight-range must be reduced or full, not '" + *range + "'");
-    if (range) o_.reduced_range = *range == "reduced";
-    else if (activations_) o_.reduced_range = true;
+    if (range && *range != "pairs" && *range != "reduced" && *range != "full")
+      throw InvalidArgument("quantize: --weight-range must be pairs, reduced or full, not '" + *range + "'");
+    if (range) o_.weight_range = *range == "pairs" ? WR::Pairs : *range == "reduced" ? WR::Reduced : WR::Full;
+    else if (activations_) o_.weight_range = WR::Pairs;
     if (auto a = r.text("act16")) {
       act16_ = quant::parse_act16(*a);
       if (act16_ > 0 && !activations_)

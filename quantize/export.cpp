@@ -11,6 +11,7 @@
 #include "graph/errors.h"
 #include "graph/opset_convert.h"
 #include "graph/subgraphs.h"
+#include "quantize/quantizers.h"
 
 namespace oc::quant {
 
@@ -352,8 +353,8 @@ void export_matmulnbits(Model& m, const QuantizedLayer& ql) {
 //   Cast -> float;  Mul(xs, ws[N]) -> m;  y = Mul(cast, m) (+ bias Add)
 // Wq/ws: symmetric per output channel, re-quantized from the layer's planned 8-bit codes (ŵ), so the
 // file's weights are the int8 grid nearest to ŵ (the extra error is below half a step). The grid keeps
-// the planned range: 7-bit codes ([-63, 63], QuantizeOptions::reduced_range) stay exact in ORT's AVX2
-// u8·s8 kernel, whose int16 pair sums saturate at full range.
+// the planned range: 7-bit codes or the pair limit (QuantizeOptions::weight_range) stay exact in
+// ORT's AVX2 u8·s8 kernel, whose int16 pair sums saturate at full range.
 void export_dynamic_int8(Model& m, const QuantizedLayer& ql) {
   Graph& g = layer_graph(m.graph, ql.layer);
   const WeightLayer& l = ql.layer;
@@ -363,16 +364,18 @@ void export_dynamic_int8(Model& m, const QuantizedLayer& ql) {
   const float alpha = orig.op_type == "Gemm" ? orig.attr_float("alpha", 1.f) : 1.f;
   const float beta = orig.op_type == "Gemm" ? orig.attr_float("beta", 1.f) : 1.f;
   const std::vector<float> w = ql.q.dequantize();  // [N, K]
-  const float qmax = static_cast<float>((1 << (ql.q.layout.bits - 1)) - 1);
+  // Per output channel, symmetric, at the planned width and pair limit (quantize_rtn: amax/qmax,
+  // widened where a pair needs it).
+  QuantLayout per_channel;
+  per_channel.bits = ql.q.layout.bits;
+  per_channel.pair_limit = ql.q.layout.pair_limit;
+  per_channel.pair_taps = 1;
+  const QuantizedMatrix pc = quantize_rtn(w.data(), N, K, per_channel);
   std::vector<float> ws(static_cast<size_t>(N));
   std::vector<int> codes(static_cast<size_t>(N * K));  // [K, N]
   for (int64_t n = 0; n < N; ++n) {
-    float amax = 0;
-    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(w[n * K + k]));
-    const float s = amax > 0 ? amax / qmax : 1.f;
-    ws[n] = s * alpha;
-    for (int64_t k = 0; k < K; ++k)
-      codes[k * N + n] = static_cast<int>(std::clamp(std::nearbyint(w[n * K + k] / s), -qmax, qmax));
+    ws[n] = pc.scales[n] * alpha;
+    for (int64_t k = 0; k < K; ++k) codes[k * N + n] = pc.codes[n * K + k] - pc.zero_points[n];
   }
   const std::string base = l.weight, y = orig.outputs[0];
   auto name = [&](const std::string& suffix) { return g.unique_name(y + suffix); };
@@ -420,6 +423,13 @@ bool float_weight(Model& m, const WeightLayer& l) {
 
 QuantLayout effective_layout(const WeightLayer& l, Format f, const QuantLayout& requested) {
   QuantLayout out = requested;
+  // Kernel taps per input channel fix which columns ORT's AVX2 kernels pair (QuantLayout::pair_taps);
+  // a depthwise Conv (one input channel per group, one output per group) runs unpaired.
+  out.pair_taps = 1;
+  if (l.op == "Conv" && l.weight_dims.size() > 2) {
+    out.pair_taps = l.cols / std::max<int64_t>(1, l.weight_dims[1]);
+    if (l.weight_dims[1] == 1 && l.group > 1 && l.rows == l.group) out.pair_taps = 0;
+  }
   if (uses_matmulnbits(l, f)) {
     if (out.granularity == Granularity::Block && (!is_pow2(out.block_size) || out.block_size < 16))
       throw InvalidArgument("MatMulNBits block size must be a power of two >= 16, got " + std::to_string(out.block_size));

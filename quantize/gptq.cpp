@@ -72,6 +72,8 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
     throw InvalidArgument("gptq: H⁻¹ is not positive definite (raise damping)");
 
   const int code_max = l.code_max();
+  const bool pairs = pair_limited(l);
+  std::vector<char> done(pairs ? static_cast<size_t>(cols) : 0, 0);  // original columns quantized so far
   const int64_t gc = l.group_cols(cols);
   const int64_t nb = m.nblocks();
   // With act_order the block scales stay those fitted on the original weights (static groups).
@@ -95,14 +97,23 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
       }
       const float d = U(i, i);
       const int64_t c = perm[i];
+      // The pair's first code leaves the second pair_limit − |q₁| of its sign (the error feedback absorbs the clamp).
+      const int64_t partner = pairs ? pair_partner(c, cols, l.pair_taps) : -1;
+      const bool clamp_pair = partner >= 0 && done[partner];
       for (int64_t r = 0; r < rows; ++r) {
         int64_t g = m.group_of(r, c);
         GroupParams p{m.scales[g], m.zero_points[g]};
         uint8_t q = quantize_code(W(r, i), p, code_max);
+        if (clamp_pair) {  // only the partner's sign is limited (an opposite-sign pair cannot saturate)
+          const int z = p.zero, first = m.codes[r * cols + partner] - z, room = l.pair_limit - std::abs(first);
+          if (first > 0) q = static_cast<uint8_t>(std::min(q - z, room) + z);
+          if (first < 0) q = static_cast<uint8_t>(std::max(q - z, -room) + z);
+        }
         m.codes[r * cols + c] = q;
         const float wq = p.scale * (static_cast<float>(q) - static_cast<float>(p.zero));
         Err(r, i - i1) = (W(r, i) - wq) / d;
       }
+      if (pairs) done[c] = 1;
       // Feedback inside the batch, to the columns right of i.
       const int64_t rest = i2 - i - 1;
       if (rest > 0) W.block(0, i + 1, rows, rest).noalias() -= Err.col(i - i1) * U.block(i, i + 1, 1, rest);

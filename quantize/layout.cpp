@@ -32,6 +32,15 @@ Granularity parse_granularity(const std::string& s) {
   throw InvalidArgument("unknown granularity '" + s + "' (expected tensor, channel or block)");
 }
 
+int64_t pair_partner(int64_t col, int64_t cols, int64_t taps) {
+  if (taps <= 0 || cols % taps != 0) return -1;
+  const int64_t channels = cols / taps;
+  const int64_t k = (col % taps) * channels + col / taps;  // tap-major position
+  const int64_t other = k ^ 1;
+  if (other >= cols) return -1;  // odd K: the last one pairs with padding
+  return (other % channels) * taps + other / channels;
+}
+
 int64_t QuantizedMatrix::nblocks() const {
   int64_t g = layout.group_cols(cols);
   return g <= 0 ? 1 : (cols + g - 1) / g;

@@ -44,12 +44,26 @@ struct QuantLayout {
   Scheme scheme = Scheme::Sym;
   Granularity granularity = Granularity::Channel;
   int64_t block_size = 32;      // used only for Granularity::Block (along K)
+  // ONNX Runtime's x86 AVX2 u8·s8 kernels (MLAS, no VNNI) add two products of the reduction axis
+  // into one saturating int16 (vpmaddubsw: a₁·w₁ + a₂·w₂, uint8 activations a ≤ 255), which stays
+  // exact while |w₁| + |w₂| ≤ 128 in signed codes of one sign (opposite signs cannot overflow it).
+  // pair_limit > 0 keeps every such pair of a row within it (sym, channel granularity: the W8A8 weights); 0: no limit. pair_taps: the kernel taps
+  // per input channel (Conv kh·kw, MatMul/Gemm 1), which fix the pairing (pair_partner); 0: the
+  // layer's kernel never pairs (a depthwise Conv: MLAS widens it to int32 first).
+  int pair_limit = 0;
+  int64_t pair_taps = 1;
 
   int code_max() const { return (1 << bits) - 1; }
   int sym_zero() const { return 1 << (bits - 1); }
   // Width of one scale group along K for a matrix with `cols` columns.
   int64_t group_cols(int64_t cols) const { return granularity == Granularity::Block ? block_size : cols; }
 };
+
+// The column multiplied beside column `col` in one int16 pair by ORT's AVX2 kernels, or −1. ORT
+// reorders a Conv filter's reduction axis tap-major (k = tap·C + c, where our columns are
+// c·taps + tap: qlinearconv.cc ReorderFilter) and its kernels pair k = 2m with 2m + 1 (QGEMM packs
+// B by 4 rows of K; the ConvSym kernel broadcasts 4 input channels); MatMul/Gemm: k = col.
+int64_t pair_partner(int64_t col, int64_t cols, int64_t taps);
 
 // A quantized [rows, cols] matrix. Codes are unpacked (one byte each) for the algorithms; the
 // exporters pack them.

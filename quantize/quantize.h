@@ -41,15 +41,22 @@ struct QuantizeOptions {
   std::vector<std::string> keep_float;               // ECMAScript regexes on node or weight names
   std::vector<std::pair<std::string, int>> bits_for;  // regex -> fixed width
   bool protect_ends = true;  // first and last weight layer at >= protect_bits
-  // 8-bit weights span [−64, 63] (7 bits of range in the int8 container) instead of [−128, 127].
-  // ONNX Runtime's x86 AVX2 integer kernels (MLAS u8·s8: vpmaddubsw) add two uint8 × int8
-  // products into a saturating int16: 2·255·128 overflows it, 2·255·64 does not. Full-range weights
-  // there cost fashion_cnn W8A8 a 1e-2 logit error energy against 2e-4 for the exact arithmetic
-  // (docs/QUANTIZATION.md, "Weight range"); AVX-512 VNNI and ARM accumulate in int32 and are exact
-  // either way. Unset: reduced for Format::MatMulNBits (its 8-bit layers are written as dynamic
-  // W8A8), full otherwise; the quantize step sets it for --activations int8 and from --weight-range.
-  std::optional<bool> reduced_range;
-  bool reduces_range() const { return reduced_range.value_or(format == Format::MatMulNBits); }
+  // Range of 8-bit weights that meet uint8 activations in an integer kernel. ONNX Runtime's x86
+  // AVX2 kernels (MLAS u8·s8: vpmaddubsw) add two uint8 × int8 products into a saturating int16:
+  // 2·255·128 overflows it, 2·255·64 does not. Full-range weights there cost fashion_cnn W8A8 a
+  // 1e-2 logit error energy against 2e-4 for the exact arithmetic (docs/QUANTIZATION.md, "Weight
+  // range"); AVX-512 VNNI and ARM accumulate in int32 and are exact either way.
+  //   Full     [−128, 127] codes (weight-only files; VNNI/ARM targets)
+  //   Reduced  [−64, 63]: 7 bits of range in the int8 container, exact everywhere
+  //   Pairs    [−128, 127] with every pair of one sign that the AVX2 kernel adds kept within
+  //            |q₁| + |q₂| ≤ 128 (QuantLayout::pair_limit): exact everywhere, each row's step
+  //            chosen between amax/127 and the step at which every pair fits
+  // Unset: Pairs for Format::MatMulNBits (its 8-bit layers are written as dynamic W8A8), Full
+  // otherwise; the quantize step sets Pairs for --activations int8, or what --weight-range says.
+  enum class WeightRange { Full, Reduced, Pairs };
+  std::optional<WeightRange> weight_range;
+  WeightRange range() const { return weight_range.value_or(format == Format::MatMulNBits ? WeightRange::Pairs : WeightRange::Full); }
+  bool reduces_range() const { return range() == WeightRange::Reduced; }
   // MatMulNBits files: embedding tables quantized too (quantize/embeddings.h: GatherBlockQuantized,
   // counted in --avg-bits / --max-bytes and the report like layers) and constant masks compacted
   // (graph/compact_constants.h). Other formats keep standard ops only and leave both as they are.
@@ -123,8 +130,9 @@ std::vector<int> stored_widths(const WeightLayer& l, Format f);
 std::vector<int> stored_widths(Format f);  // for MatMul/Gemm layers
 
 // The layout a layer (or table) gets at width `bits`: `l` with bits set, asym at 2 bits under
-// QuantizeOptions::asym_2bit, 8 bits at 7 bits of range under QuantizeOptions::reduced_range
-// unless `weight_only` (embedding tables: dequantized, never in an integer kernel).
+// QuantizeOptions::asym_2bit, 8 bits at 7 bits of range or with the pair limit as
+// QuantizeOptions::weight_range says, unless `weight_only` (embedding tables: dequantized, never
+// in an integer kernel).
 QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt, bool weight_only = false);
 
 // Bytes a layer takes at `bits` in format `f` (packed codes, scales, zero points).

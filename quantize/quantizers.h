@@ -28,6 +28,11 @@ GroupParams fit_group(const float* x, size_t n, const QuantLayout& l, float clip
 // The clip ratio of a grid (1 down to min_ratio in `grid` steps) with the least squared error.
 GroupParams fit_group_mse(const float* x, size_t n, const QuantLayout& l, int grid = 20, float min_ratio = 0.5f);
 
+// QuantLayout::pair_limit applies (sym, channel granularity, a layer whose kernel pairs columns):
+// rtn and mse widen each row's step to fit the pairs and round the code over the limit toward
+// zero; gptq clamps the second code of each pair it reaches to what the first leaves.
+bool pair_limited(const QuantLayout& l);
+
 inline uint8_t quantize_code(float w, const GroupParams& p, int code_max) {
   float q = w / p.scale + static_cast<float>(p.zero);
   q = q < 0.f ? 0.f : (q > static_cast<float>(code_max) ? static_cast<float>(code_max) : q);

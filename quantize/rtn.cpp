@@ -52,6 +52,10 @@ GroupParams fit_group(const float* x, size_t n, const QuantLayout& l, float clip
   return p;
 }
 
+bool pair_limited(const QuantLayout& l) {
+  return l.pair_limit > 0 && l.pair_taps > 0 && l.scheme == Scheme::Sym && l.granularity == Granularity::Channel;
+}
+
 namespace {
 double group_sq_error(const float* x, size_t n, const GroupParams& p, int code_max) {
   double e = 0;
@@ -60,6 +64,62 @@ double group_sq_error(const float* x, size_t n, const GroupParams& p, int code_m
     e += static_cast<double>(d) * d;
   }
   return e;
+}
+
+// Only a pair of one sign can saturate: a₁w₁ + a₂w₂ with a ∈ [0, 255] and opposite signs stays
+// within 255·max(|w₁|, |w₂|).
+template <typename T>
+bool same_sign(T a, T b) {
+  return (a > 0 && b > 0) || (a < 0 && b < 0);
+}
+
+// QuantLayout::pair_limit on one row (sym, channel granularity). In a pair of one sign whose codes
+// exceed the limit, the code rounded up the most (|q| − |w|/s largest) steps toward zero until the pair fits.
+double limit_pairs(const float* x, int64_t cols, const QuantLayout& l, const GroupParams& p, uint8_t* codes) {
+  const int z = p.zero;
+  double err = 0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const int64_t o = pair_partner(c, cols, l.pair_taps);
+    if (o <= c) continue;
+    int qa = codes[c] - z, qb = codes[o] - z;
+    while (same_sign(qa, qb) && std::abs(qa) + std::abs(qb) > l.pair_limit) {
+      const float ea = static_cast<float>(std::abs(qa)) - std::fabs(x[c]) / p.scale;
+      const float eb = static_cast<float>(std::abs(qb)) - std::fabs(x[o]) / p.scale;
+      int& q = ea >= eb ? qa : qb;
+      q -= q > 0 ? 1 : -1;
+    }
+    codes[c] = static_cast<uint8_t>(qa + z);
+    codes[o] = static_cast<uint8_t>(qb + z);
+  }
+  for (int64_t c = 0; c < cols; ++c) {
+    const double d = x[c] - p.scale * static_cast<float>(codes[c] - z);
+    err += d * d;
+  }
+  return err;
+}
+
+// The row's step, between the range fit's (pairs over the limit give up part of their excess)
+// and max over pairs of one sign (|w_a| + |w_b|) / limit (every pair fits as rounded): the one with the least
+// squared error once the pairs are limited, on a grid of 16 between the two.
+void fit_pairs(const float* x, int64_t cols, const QuantLayout& l, GroupParams& p) {
+  float pair_max = 0.f;
+  for (int64_t c = 0; c < cols; ++c) {
+    const int64_t o = pair_partner(c, cols, l.pair_taps);
+    if (o > c && same_sign(x[c], x[o])) pair_max = std::max(pair_max, std::fabs(x[c]) + std::fabs(x[o]));
+  }
+  const float widest = pair_max / static_cast<float>(l.pair_limit);
+  if (!(widest > p.scale)) return;
+  std::vector<uint8_t> codes(static_cast<size_t>(cols));
+  const float base = p.scale;
+  double best = -1;
+  constexpr int kGrid = 16;
+  for (int i = 0; i <= kGrid; ++i) {
+    GroupParams t = p;
+    t.scale = base + (widest - base) * static_cast<float>(i) / kGrid;
+    for (int64_t c = 0; c < cols; ++c) codes[c] = quantize_code(x[c], t, l.code_max());
+    const double e = limit_pairs(x, cols, l, t, codes.data());
+    if (best < 0 || e < best) best = e, p.scale = t.scale;
+  }
 }
 
 // Visits every scale group of a [rows, cols] matrix with its values gathered contiguously.
@@ -86,14 +146,17 @@ QuantizedMatrix quantize_groups(const float* w, int64_t rows, int64_t cols, cons
     return m;
   }
   const int64_t gc = l.group_cols(cols);
+  const bool pairs = pair_limited(l);
   auto rows_range = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t b = 0; b < nb; ++b) {
         const float* x = w + r * cols + b * gc;
         size_t n = static_cast<size_t>(std::min(gc, cols - b * gc));
         GroupParams p = fit(x, n);
+        if (pairs) fit_pairs(x, cols, l, p);
         store(r * nb + b, p);
         for (size_t i = 0; i < n; ++i) m.codes[r * cols + b * gc + i] = quantize_code(x[i], p, l.code_max());
+        if (pairs) limit_pairs(x, cols, l, p, &m.codes[r * cols]);
       }
   };
   // Rows are independent: large matrices are split over the cores (the fits are pure functions).
