@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "compressor/pipeline.h"
 #include "engine/npy.h"
+#include "graph/flush_denormals.h"
 #include "graph/normalize.h"
 #include "graph/onnx_io.h"
 #include "support.h"
@@ -287,4 +289,34 @@ TEST_CASE("progress reports calibration and GPTQ layer by layer", "[pipeline]") 
   REQUIRE(r.rc == 0);
   CHECK(r.out.find("[#") == std::string::npos);
   CHECK(r.out.find('\r') == std::string::npos);
+}
+
+TEST_CASE("denormal weights are written as zeros: PP-OCRv4 rec's 31,350 never reach ORT's float kernels", "[pipeline][cli]") {
+  // A 1x1 Conv holding a few thousand denormal weights ran 47 ms against 1.6 ms in ORT 1.30 on a
+  // Xeon (microcode assists on every multiply): ppocr4_rec pruned to 70% MACs, compensated.
+  Model tiny = new_model(13);
+  tiny.graph.add_initializer(Tensor::from_float("w", {4}, {1e-40f, -3e-39f, 1e-30f, 0.5f}));
+  CHECK(flush_denormal_weights(tiny) == 2);
+  const auto w = tiny.graph.initializer("w")->to_float();
+  CHECK(w == std::vector<float>{0.f, 0.f, 1e-30f, 0.5f});  // normal values, however small, stay
+  CHECK(flush_denormal_weights(tiny) == 0);
+
+  fs::path dir = temp_dir("denormals");
+  const fs::path model = corpus_model("ppocr4_rec.onnx");
+  auto count = [](const Model& m) {
+    int64_t n = 0;
+    for (const auto& t : m.graph.initializers)
+      if (t.dtype == DType::Float)
+        for (float v : t.to_float()) n += v != 0.f && std::fabs(v) < std::numeric_limits<float>::min();
+    return n;
+  };
+  Model in = load_model(model);
+  normalize(in);  // the Constant nodes holding the weights become initializers
+  const int64_t before = count(in);
+  CHECK(before > 10000);
+  auto r = run_cli({"prune", model.string(), "-o", (dir / "p.onnx").string(), "--ratio", "0.1", "--report", (dir / "r.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK(count(load_model(dir / "p.onnx")) == 0);
+  CHECK_THAT(read_all(dir / "r.json"), Catch::Contains("denormal float32 weights set to 0"));
 }
