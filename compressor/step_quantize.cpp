@@ -17,6 +17,7 @@
 #include "quantize/gemm_as_matmul.h"
 #include "quantize/quantize.h"
 #include "quantize/smoothquant.h"
+#include "quantize/pad_conv_channels.h"
 #include "quantize/static_qdq.h"
 
 namespace oc {
@@ -274,6 +275,9 @@ class QuantizeStep : public Step {
     // Static int8: Gemms as MatMul + Add, which ORT runs as integer kernels (it forms no QGemm), so
     // their weights are quantized and stored in 8 bits too.
     const std::vector<std::string> gemms = activations_ ? quant::gemm_as_matmul(m) : std::vector<std::string>();
+    // Static int8: a Conv on the image input with C % 4 != 0 reads it padded to 4 channels, so ORT runs
+    // MLAS's direct int8 kernel on it (quantize/pad_conv_channels.h).
+    const int padded = activations_ ? quant::pad_conv_input_channels(m) : 0;
     // Branch/body weights move next to their nodes first (graph/subgraphs.h): calibration, the
     // sensitivity scorer and quantize_model then see the same layers.
     localize_subgraph_weights(m.graph);
@@ -390,6 +394,7 @@ class QuantizeStep : public Step {
       const int dynamic = quant::dynamic_int8_matmuls(m, from_gemm);
       r.details["activation_qdq"] = {{"pairs", a.pairs},
                                      {"dynamic_matmuls", dynamic},
+                                     {"conv_inputs_padded", padded},
                                      {"integer_nodes", a.integer_nodes},
                                      {"int32_biases", a.int32_biases},
                                      {"batchnorms_folded", folded},
