@@ -1,5 +1,6 @@
 #include "compressor/pipeline.h"
 #include "graph/flush_denormals.h"
+#include "compressor/softmax_masks.h"
 
 #include <unistd.h>
 
@@ -261,6 +262,11 @@ PipelineRun run_recipe(Model& original, const Recipe& recipe, const PipelineOpti
     run.steps.push_back(std::move(sr));
     if (opt.progress) opt.progress({rs.kind, index, static_cast<int>(recipe.steps.size()), 1, 1});
   }
+  // Additive Softmax masks of -1e4 / -inf make ORT's Softmax compute on denormals (graph/softmax_mask.h):
+  // with calibration data, the masked entries take a value the observed scores keep normal.
+  if (calib && !rep.steps.empty())
+    if (const std::string note = relax_softmax_masks(m, *calib, exec); !note.empty())
+      rep.steps.back()["details"]["notes"].push_back(note);
   // Denormal weights (the model's own, or written by compensation) slow ORT's float kernels ~30x.
   if (const int64_t flushed = flush_denormal_weights(m); flushed > 0 && !rep.steps.empty())
     rep.steps.back()["details"]["notes"].push_back(std::to_string(flushed) +
