@@ -61,7 +61,9 @@ std::string relax_softmax_masks(Model& m, CalibrationSource& calib, const Execut
     }
     calib.rewind();
   }
-  std::map<std::string, Range> by_values;  // a mask shared by several Softmaxes takes their union
+  // A mask shared by several Softmaxes takes one value for their union; where the union cannot keep
+  // every site off denormals but a site alone can, that site gets its own copy of a Where mask.
+  std::map<std::string, Range> by_values;
   for (const auto& s : masks) {
     const Range& r = by_scores[s.scores];
     Range& u = by_values[s.values];
@@ -70,19 +72,32 @@ std::string relax_softmax_masks(Model& m, CalibrationSource& calib, const Execut
   int64_t entries = 0;
   int changed = 0;
   float lowest = 0;
+  auto apply = [&](const std::string& values, float v, int n_sites) {
+    entries += set_mask_entries(m.graph, values, v);
+    changed += n_sites;
+    lowest = std::min(lowest, v);
+  };
   for (const auto& [values, r] : by_values) {
     if (!std::isfinite(r.lo)) continue;  // never saw a masked entry
-    const float v = mask_value(r.lo, r.hi);
-    if (std::isnan(v)) continue;
-    entries += set_mask_entries(m.graph, values, v);
-    ++changed;
-    lowest = std::min(lowest, v);
+    if (const float v = mask_value(r.lo, r.hi); !std::isnan(v)) {
+      apply(values, v, static_cast<int>(std::count_if(masks.begin(), masks.end(), [&](const SoftmaxMask& s) { return s.values == values; })));
+      continue;
+    }
+    for (const auto& s : masks) {
+      const Range& own = by_scores[s.scores];
+      if (s.values != values || !std::isfinite(own.lo)) continue;
+      const float v = mask_value(own.lo, own.hi);
+      if (std::isnan(v)) continue;
+      const std::string copy = own_where_mask(m.graph, s);
+      if (!copy.empty()) apply(copy, v, 1);
+    }
   }
+  const size_t sites = masks.size();
   m.graph.invalidate();
   if (entries == 0) return "";
   std::ostringstream note;
-  note << changed << " of " << by_values.size() << " Softmax mask(s): " << entries << " masked entries set to "
-       << lowest << " or above (graph/softmax_mask.h): ONNX Runtime's Softmax took their exp as denormals, 7x slower; "
+  note << changed << " of " << sites << " Softmax mask(s): masked entries set to " << lowest
+       << " or above (graph/softmax_mask.h): ONNX Runtime's Softmax took their exp as denormals, 7x slower; "
        << "on the calibration data each masked weight stays below e^-22 of its row's largest";
   return note.str();
 }

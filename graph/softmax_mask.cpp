@@ -39,7 +39,7 @@ std::vector<SoftmaxMask> find_softmax_masks(const Graph& g) {
     for (int k = 0; k < 2; ++k) {
       const std::string values = mask_initializer(g, add.input(1 - k));
       if (values.empty() || g.is_initializer(add.input(k)) || g.is_graph_output(values)) continue;
-      out.push_back({add.input(k), values});
+      out.push_back({add.input(k), values, add.input(1 - k), add.outputs[0]});
       site_adds.push_back(a);
       break;
     }
@@ -77,6 +77,31 @@ int64_t set_mask_entries(Graph& g, const std::string& values, float v) {
     if (e <= kDenormalExp) e = v, ++n;
   if (n) *t = Tensor::from_float(t->name, t->dims, x);
   return n;
+}
+
+std::string own_where_mask(Graph& g, const SoftmaxMask& site) {
+  const int w = g.producer(site.mask);
+  if (w < 0 || g.nodes[w].op_type != "Where") return "";
+  const Tensor* scalar = g.initializer(site.values);
+  if (!scalar) return "";
+  Tensor copy = *scalar;
+  copy.name = g.unique_name(site.values + "_" + site.sum);
+  const std::string name = copy.name;
+  g.add_initializer(std::move(copy));
+  Node clone = g.nodes[w];
+  clone.name = g.unique_name(clone.name.empty() ? name + "_where" : clone.name + "_own");
+  for (auto& in : clone.inputs)
+    if (in == site.values) in = name;
+  clone.outputs = {g.unique_name(site.mask + "_" + site.sum)};
+  const std::string out = clone.outputs[0];
+  const int add = g.producer(site.sum);
+  g.insert_node(static_cast<size_t>(w) + 1, clone);
+  g.invalidate();
+  Node& a = g.nodes[add + (add > w ? 1 : 0)];
+  for (auto& in : a.inputs)
+    if (in == site.mask) in = out;
+  g.invalidate();
+  return name;
 }
 
 }  // namespace oc

@@ -28,6 +28,8 @@ constexpr float kDenormalExp = -87.f;  // exp(x) below FLT_MIN for x < ln FLT_MI
 struct SoftmaxMask {
   std::string scores;  // x, the value calibration observes
   std::string values;  // the initializer holding the masked entries (C, or the Where's scalar)
+  std::string mask;    // the Add's other input: C, or the Where's output
+  std::string sum;     // the Add's output (the Softmax's input)
 };
 
 // Every Softmax(Add(x, C)) of the main graph with a recognized mask.
@@ -38,5 +40,10 @@ float mask_value(float d_min, float d_max);
 
 // Sets the masked entries (≤ kDenormalExp) of `values` to `v`. Returns the entries changed.
 int64_t set_mask_entries(Graph& g, const std::string& values, float v);
+
+// For a site whose mask is a Where shared with other sites: a copy of that Where with its own copy
+// of the masked scalar, read by this site's Add alone. Returns the copy's scalar ("" when the mask
+// is not a Where).
+std::string own_where_mask(Graph& g, const SoftmaxMask& site);
 
 }  // namespace oc

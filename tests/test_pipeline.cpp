@@ -385,4 +385,22 @@ TEST_CASE("a causal Softmax mask of -1e4 takes a value that keeps ORT's Softmax 
     for (int64_t j = 0; j < 128; ++j) tokens[i * 128 + j] = h[i * held.dims[1] + j];
   std::map<std::string, Tensor> in{{"tokens", Tensor::from_int64("tokens", {2, 128}, tokens)}};
   CHECK(max_rel_error(run_ort(dir / "q.onnx", in).at("logits"), run_ort(dir / "back.onnx", in).at("logits")) < 1e-5);
+
+  // A MatMulNBits file holds one Where(Trilu) mask that the four layers share: the layers whose scores
+  // allow it read their own copy of the Where (layer 0's scores span too much for any value).
+  r = run_cli({"quantize", model.string(), "-o", (dir / "n.onnx").string(), "--bits", "4", "--format", "matmulnbits",
+               "--calib", source_path("models/gpt_tiny/calib.npy").string(), "--calib-samples", "16", "--report",
+               (dir / "n.json").string()});
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK_THAT(read_all(dir / "n.json"), Catch::Contains("of 4 Softmax mask(s)"));
+  Model nb = load_model(dir / "n.onnx");
+  int wheres = 0;
+  for (const auto& n : nb.graph.nodes) wheres += n.op_type == "Where";
+  CHECK(wheres >= 2);  // the shared mask and at least one layer's own
+  Model nb_back = nb;
+  for (auto& t : nb_back.graph.initializers)
+    if (t.dtype == DType::Float && t.dims.empty() && t.to_float()[0] < -20.f) t = Tensor::from_float(t.name, {}, {-10000.f});
+  save_model(nb_back, dir / "n_back.onnx");
+  CHECK(max_rel_error(run_ort(dir / "n.onnx", in).at("logits"), run_ort(dir / "n_back.onnx", in).at("logits")) < 1e-5);
 }
