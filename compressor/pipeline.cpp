@@ -1,6 +1,4 @@
 #include "compressor/pipeline.h"
-#include "graph/flush_denormals.h"
-#include "compressor/softmax_masks.h"
 
 #include <unistd.h>
 
@@ -11,7 +9,9 @@
 #include "engine/calib_data.h"
 #include "compressor/evaluate.h"
 #include "compressor/options.h"
+#include "compressor/softmax_masks.h"
 #include "compressor/steps.h"
+#include "graph/flush_denormals.h"
 #include "graph/inspect.h"
 #include "quantize/deploy_check.h"
 #include "graph/normalize.h"

@@ -40,14 +40,8 @@ void observe(const Tensor& x, const Tensor& s, Range& r) {
 std::string relax_softmax_masks(Model& m, CalibrationSource& calib, const ExecutorOptions& exec) {
   const auto masks = find_softmax_masks(m.graph);
   if (masks.empty()) return "";
-  // scores value -> the Add output beside it (the Softmax input)
-  std::map<std::string, std::string> sum_of;
-  for (const Node& n : m.graph.nodes)
-    if (n.op_type == "Add" && n.inputs.size() == 2 && !n.outputs.empty())
-      for (const auto& s : masks)
-        if (n.input(0) == s.scores || n.input(1) == s.scores) sum_of[s.scores] = n.outputs[0];
   std::set<std::string> watch;
-  for (const auto& [x, s] : sum_of) watch.insert(x), watch.insert(s);
+  for (const auto& s : masks) watch.insert(s.scores), watch.insert(s.sum);
   std::map<std::string, Range> by_scores;
   {
     Executor ex(m, exec);
@@ -56,8 +50,8 @@ std::string relax_softmax_masks(Model& m, CalibrationSource& calib, const Execut
     while (calib.next(batch)) {
       seen.clear();
       ex.run(batch, [&](const std::string& name, const Tensor& v) { seen[name] = v; }, watch);
-      for (const auto& [x, s] : sum_of)
-        if (seen.count(x) && seen.count(s)) observe(seen.at(x), seen.at(s), by_scores[x]);
+      for (const auto& s : masks)
+        if (seen.count(s.scores) && seen.count(s.sum)) observe(seen.at(s.scores), seen.at(s.sum), by_scores[s.scores]);
     }
     calib.rewind();
   }

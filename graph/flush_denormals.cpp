@@ -19,9 +19,12 @@ int64_t flush_denormal_weights(Model& m) {
     for (Tensor& t : s.graph->initializers) {
       if (t.dtype != DType::Float) continue;
       const size_t n = t.nbytes() / sizeof(float);
-      const float* r = static_cast<const Tensor&>(t).data<float>();  // reads a mapped range in place
       size_t first = 0;
-      while (first < n && !denormal(r[first])) ++first;
+      // A transient view: an external-data weight is read without staying mapped (models larger than memory).
+      t.bytes.view([&](const uint8_t* p) {
+        const float* r = reinterpret_cast<const float*>(p);
+        while (first < n && !denormal(r[first])) ++first;
+      });
       if (first == n) continue;
       float* w = t.data<float>();  // materializes, only for the tensors that change
       for (size_t i = first; i < n; ++i)

@@ -53,7 +53,7 @@ std::vector<SoftmaxMask> find_softmax_masks(const Graph& g) {
   std::vector<SoftmaxMask> kept;
   for (const auto& s : out) {
     bool ok = true;
-    if (g.producer(s.values) < 0 && !g.consumers(s.values).empty() && g.nodes[g.consumers(s.values).front()].op_type == "Where") {
+    if (s.mask != s.values) {  // a Where's scalar: every Where reading it feeds sites only
       for (int w : g.consumers(s.values)) ok = ok && g.nodes[w].op_type == "Where" && only_sites(g.nodes[w].outputs[0]);
     } else {
       ok = only_sites(s.values);

@@ -73,6 +73,7 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
 
   const int code_max = l.code_max();
   const bool pairs = pair_limited(l);
+  const std::vector<int64_t> partners = pairs ? pair_partners(cols, l.pair_taps) : std::vector<int64_t>();
   std::vector<char> done(pairs ? static_cast<size_t>(cols) : 0, 0);  // original columns quantized so far
   const int64_t gc = l.group_cols(cols);
   const int64_t nb = m.nblocks();
@@ -98,7 +99,7 @@ QuantizedMatrix quantize_gptq(const float* w, int64_t rows, int64_t cols, const 
       const float d = U(i, i);
       const int64_t c = perm[i];
       // The pair's first code leaves the second pair_limit − |q₁| of its sign (the error feedback absorbs the clamp).
-      const int64_t partner = pairs ? pair_partner(c, cols, l.pair_taps) : -1;
+      const int64_t partner = pairs ? partners[c] : -1;
       const bool clamp_pair = partner >= 0 && done[partner];
       for (int64_t r = 0; r < rows; ++r) {
         int64_t g = m.group_of(r, c);

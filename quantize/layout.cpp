@@ -41,6 +41,12 @@ int64_t pair_partner(int64_t col, int64_t cols, int64_t taps) {
   return (other % channels) * taps + other / channels;
 }
 
+std::vector<int64_t> pair_partners(int64_t cols, int64_t taps) {
+  std::vector<int64_t> out(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) out[c] = pair_partner(c, cols, taps);
+  return out;
+}
+
 int64_t QuantizedMatrix::nblocks() const {
   int64_t g = layout.group_cols(cols);
   return g <= 0 ? 1 : (cols + g - 1) / g;

@@ -64,6 +64,8 @@ struct QuantLayout {
 // c·taps + tap: qlinearconv.cc ReorderFilter) and its kernels pair k = 2m with 2m + 1 (QGEMM packs
 // B by 4 rows of K; the ConvSym kernel broadcasts 4 input channels); MatMul/Gemm: k = col.
 int64_t pair_partner(int64_t col, int64_t cols, int64_t taps);
+// pair_partner of every column, for the loops that visit a matrix's pairs many times.
+std::vector<int64_t> pair_partners(int64_t cols, int64_t taps);
 
 // A quantized [rows, cols] matrix. Codes are unpacked (one byte each) for the algorithms; the
 // exporters pack them.

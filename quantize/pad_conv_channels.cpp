@@ -1,5 +1,6 @@
 #include "quantize/pad_conv_channels.h"
 
+#include <algorithm>
 #include <set>
 
 namespace oc::quant {

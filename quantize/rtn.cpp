@@ -75,11 +75,13 @@ bool same_sign(T a, T b) {
 
 // QuantLayout::pair_limit on one row (sym, channel granularity). In a pair of one sign whose codes
 // exceed the limit, the code rounded up the most (|q| − |w|/s largest) steps toward zero until the pair fits.
-double limit_pairs(const float* x, int64_t cols, const QuantLayout& l, const GroupParams& p, uint8_t* codes) {
+// `partner`: pair_partners of the row's columns.
+double limit_pairs(const float* x, int64_t cols, const int64_t* partner, const QuantLayout& l, const GroupParams& p,
+                   uint8_t* codes) {
   const int z = p.zero;
   double err = 0;
   for (int64_t c = 0; c < cols; ++c) {
-    const int64_t o = pair_partner(c, cols, l.pair_taps);
+    const int64_t o = partner[c];
     if (o <= c) continue;
     int qa = codes[c] - z, qb = codes[o] - z;
     while (same_sign(qa, qb) && std::abs(qa) + std::abs(qb) > l.pair_limit) {
@@ -101,10 +103,10 @@ double limit_pairs(const float* x, int64_t cols, const QuantLayout& l, const Gro
 // The row's step, between the range fit's (pairs over the limit give up part of their excess)
 // and max over pairs of one sign (|w_a| + |w_b|) / limit (every pair fits as rounded): the one with the least
 // squared error once the pairs are limited, on a grid of 16 between the two.
-void fit_pairs(const float* x, int64_t cols, const QuantLayout& l, GroupParams& p) {
+void fit_pairs(const float* x, int64_t cols, const int64_t* partner, const QuantLayout& l, GroupParams& p) {
   float pair_max = 0.f;
   for (int64_t c = 0; c < cols; ++c) {
-    const int64_t o = pair_partner(c, cols, l.pair_taps);
+    const int64_t o = partner[c];
     if (o > c && same_sign(x[c], x[o])) pair_max = std::max(pair_max, std::fabs(x[c]) + std::fabs(x[o]));
   }
   const float widest = pair_max / static_cast<float>(l.pair_limit);
@@ -117,7 +119,7 @@ void fit_pairs(const float* x, int64_t cols, const QuantLayout& l, GroupParams& 
     GroupParams t = p;
     t.scale = base + (widest - base) * static_cast<float>(i) / kGrid;
     for (int64_t c = 0; c < cols; ++c) codes[c] = quantize_code(x[c], t, l.code_max());
-    const double e = limit_pairs(x, cols, l, t, codes.data());
+    const double e = limit_pairs(x, cols, partner, l, t, codes.data());
     if (best < 0 || e < best) best = e, p.scale = t.scale;
   }
 }
@@ -147,16 +149,17 @@ QuantizedMatrix quantize_groups(const float* w, int64_t rows, int64_t cols, cons
   }
   const int64_t gc = l.group_cols(cols);
   const bool pairs = pair_limited(l);
+  const std::vector<int64_t> partner = pairs ? pair_partners(cols, l.pair_taps) : std::vector<int64_t>();
   auto rows_range = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t b = 0; b < nb; ++b) {
         const float* x = w + r * cols + b * gc;
         size_t n = static_cast<size_t>(std::min(gc, cols - b * gc));
         GroupParams p = fit(x, n);
-        if (pairs) fit_pairs(x, cols, l, p);
+        if (pairs) fit_pairs(x, cols, partner.data(), l, p);
         store(r * nb + b, p);
         for (size_t i = 0; i < n; ++i) m.codes[r * cols + b * gc + i] = quantize_code(x[i], p, l.code_max());
-        if (pairs) limit_pairs(x, cols, l, p, &m.codes[r * cols]);
+        if (pairs) limit_pairs(x, cols, partner.data(), l, p, &m.codes[r * cols]);
       }
   };
   // Rows are independent: large matrices are split over the cores (the fits are pure functions).
