@@ -211,6 +211,8 @@ class QuantizeStep : public Step {
     if (auto b = r.integer("block-size")) {
       if (*b < 16 || *b > 4096) throw InvalidArgument("quantize: --block-size must be between 16 and 4096");
       o_.layout.block_size = *b;
+    } else {
+      o_.scale_blocks_to_width = true;  // quantize.h: QuantizeOptions::scale_blocks_to_width
     }
     // Any of these is a method choice; with none, a run with --calib takes the data-aware default.
     method_given_ = r.has("method") || r.has("awq") || r.has("act-order") || r.has("bias-correction");

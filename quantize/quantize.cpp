@@ -197,6 +197,7 @@ QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt, bo
   l.bits = bits == 8 && opt.reduces_range() && !weight_only ? 7 : bits;  // still the int8 container
   if (bits == 8 && opt.range() == QuantizeOptions::WeightRange::Pairs && !weight_only && l.pair_taps > 0) l.pair_limit = 128;
   if (opt.asym_2bit && bits <= 2) l.scheme = Scheme::Asym;
+  if (opt.scale_blocks_to_width && l.granularity == Granularity::Block && bits < 4 && 4 % bits == 0) l.block_size *= 4 / bits;
   return l;
 }
 

@@ -35,6 +35,12 @@ struct QuantizeOptions {
   // 2-bit codes with a max|w| scale round most weights to zero (relative error ~1 on gpt_tiny's
   // layers, measured). The CLI sets it when --scheme is not given.
   bool asym_2bit = false;
+  // Block layouts: widths below 4 bits take blocks 4/b times the layout's length (2-bit: 64 when
+  // the layout says 32), so each block's scale and zero point cost the same fraction of the codes
+  // at every width and a file's bytes follow its stored bits (a 2.5-bit plan at blocks of 32 kept
+  // fp32 scales worth a full bit per weight on its 2-bit layers: 0.688 of the 4-bit file instead
+  // of 0.625, gpt_tiny). The CLI sets it when --block-size is not given.
+  bool scale_blocks_to_width = false;
   Method method = Method::RTN;
   std::string scorer = "zd";
   Format format = Format::QDQ;
@@ -130,7 +136,7 @@ std::vector<int> stored_widths(const WeightLayer& l, Format f);
 std::vector<int> stored_widths(Format f);  // for MatMul/Gemm layers
 
 // The layout a layer (or table) gets at width `bits`: `l` with bits set, asym at 2 bits under
-// QuantizeOptions::asym_2bit, 8 bits at 7 bits of range or with the pair limit as
+// QuantizeOptions::asym_2bit, blocks lengthened below 4 bits under QuantizeOptions::scale_blocks_to_width, 8 bits at 7 bits of range or with the pair limit as
 // QuantizeOptions::weight_range says, unless `weight_only` (embedding tables: dequantized, never
 // in an integer kernel).
 QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt, bool weight_only = false);

@@ -141,12 +141,26 @@ TEST_CASE("MatMulNBits --avg-bits 2.5 file is at most 2.5/4 of the 4-bit file (+
   CHECK(d25["avg_bits"].get<double>() <= 2.5);
   CHECK(d25["avg_bits"].get<double>() > 2.0);
   // Without --scheme: sym by default, asym at 2 bits (docs/QUANTIZATION.md).
+  // Without --block-size: 2-bit blocks twice as long as the 4-bit ones, so scales cost the same
+  // fraction of the codes at both widths (QuantizeOptions::scale_blocks_to_width).
   int two = 0;
   for (const auto& l : d25["layers"]) {
+    INFO(l["node"]);
     if (l["bits"] == 2) ++two;
     CHECK(l["scheme"] == (l["bits"] == 2 ? "asym" : "sym"));
+    if (l["op"] == "MatMul") CHECK(l["block_size"] == (l["bits"] == 2 ? 64 : 32));
   }
   CHECK(two > 0);
+  {
+    Model q = load_model(dir / "b25.onnx");
+    for (const auto& n : q.graph.nodes)
+      if (n.op_type == "MatMulNBits") CHECK(n.attr_int("block_size", 0) == (n.attr_int("bits", 0) == 2 ? 64 : 32));
+  }
+  // --block-size fixes every width's block: the same plan at 32 stores more scale bytes.
+  const auto d25_32 = quantize("b25_32", {"--avg-bits", "2.5", "--block-size", "32"});
+  for (const auto& l : d25_32["layers"])
+    if (l["op"] == "MatMul") CHECK(l["block_size"] == 32);
+  CHECK(fs::file_size(dir / "b25_32.onnx") > s25);
 
   // The tables are layers of the report and of the budget, and stored quantized in the file.
   for (const auto& d : {d4, d25}) {
