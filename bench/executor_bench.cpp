@@ -35,7 +35,7 @@ double ms_since(Clock::time_point t0) {
 
 [[noreturn]] void usage(const std::string& why) {
   throw oc::InvalidArgument(why + " (usage: oc-executor-bench MODEL --data SPEC [--shape NAME=D,D] [--batch B] "
-                                  "[--threads T] [--mode infer|calib] [--samples N] [--repeat R] [--profile] [--no-fuse] [--gram-max-positions P])");
+                                  "[--threads T] [--mode infer|calib] [--samples N] [--repeat R] [--profile] [--no-fuse] [--keep-denormals] [--gram-max-positions P])");
 }
 
 std::vector<int64_t> parse_dims(const std::string& s) {
@@ -73,7 +73,7 @@ int bench(int argc, char** argv) {
   std::map<std::string, std::vector<int64_t>> shapes;
   int64_t batch = 8, samples = 0, max_positions = oc::CalibrationPlan{}.gram_max_positions;
   int threads = 1, repeat = 10;
-  bool profile = false, fuse = true;
+  bool profile = false, fuse = true, keep_denormals = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -93,6 +93,7 @@ int bench(int argc, char** argv) {
     else if (a == "--repeat") repeat = std::stoi(value());
     else if (a == "--profile") profile = true;
     else if (a == "--no-fuse") fuse = false;
+    else if (a == "--keep-denormals") keep_denormals = true;  // compute with denormals (ExecutorOptions::denormals_as_zero off)
     else if (a == "--gram-max-positions") max_positions = std::stoll(value());  // Conv Grams on a subset of positions (0: all)
     else if (!a.empty() && a[0] == '-') usage("unknown option " + a);
     else if (model_path.empty()) model_path = a;
@@ -113,6 +114,7 @@ int bench(int argc, char** argv) {
   eo.num_threads = threads;
   eo.profile = profile;
   eo.fuse = fuse;
+  eo.denormals_as_zero = !keep_denormals;
 
   nlohmann::json out = {{"model", model_path}, {"mode", mode}, {"threads", threads}};
   if (mode == "infer") {

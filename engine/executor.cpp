@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -17,6 +18,7 @@
 #endif
 
 #include "engine/buffer_pool.h"
+#include "engine/denormals.h"
 #include "engine/device_runner.h"
 #include "engine/fusion.h"
 #include "graph/errors.h"
@@ -495,6 +497,8 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
 #ifdef _OPENMP
     omp_set_num_threads(threads_);
 #endif
+    std::optional<DenormalsAsZero> daz;
+    if (opt_.denormals_as_zero) daz.emplace(threads_);
     GraphRun r(g, impl_->plan(g), nullptr);
     r.profile = opt_.profile;
     struct Active {  // run_subgraph sees the hook while this run lasts

@@ -29,6 +29,9 @@ struct ExecutorOptions {
   // Relu / LeakyRelu / Clip after a Conv run inside it (engine/fusion.h), where no hook watches
   // the values the fusion skips.
   bool fuse = true;
+  // CPU runs treat denormal float32 values as zero (engine/denormals.h: each one costs a microcode
+  // assist; PaddleOCR exports carry thousands). false computes with them, as ONNX Runtime does.
+  bool denormals_as_zero = true;
 };
 
 // Called once per produced value that is watched (all values when the watch set is empty),
