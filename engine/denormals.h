@@ -26,7 +26,7 @@ class DenormalsAsZero {
  private:
   int threads_ = 1;
   unsigned caller_ = 0;
-  std::vector<unsigned> workers_;  // by OpenMP thread number; 0 bits = not set by us
+  std::vector<unsigned> workers_;  // each worker's previous MXCSR, by OpenMP thread number
 };
 
 }  // namespace oc

@@ -136,7 +136,8 @@ std::vector<int> stored_widths(const WeightLayer& l, Format f);
 std::vector<int> stored_widths(Format f);  // for MatMul/Gemm layers
 
 // The layout a layer (or table) gets at width `bits`: `l` with bits set, asym at 2 bits under
-// QuantizeOptions::asym_2bit, blocks lengthened below 4 bits under QuantizeOptions::scale_blocks_to_width, 8 bits at 7 bits of range or with the pair limit as
+// QuantizeOptions::asym_2bit, blocks lengthened below 4 bits under
+// QuantizeOptions::scale_blocks_to_width, 8 bits at 7 bits of range or with the pair limit as
 // QuantizeOptions::weight_range says, unless `weight_only` (embedding tables: dequantized, never
 // in an integer kernel).
 QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt, bool weight_only = false);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <nlohmann/json.hpp>
 
 #include "engine/cuda_backend.h"
 #include "engine/executor.h"
@@ -95,6 +96,11 @@ bool cpu_reference() {
   return true;
 }
 }  // namespace
+
+nlohmann::json first_step_details(const fs::path& report) {
+  std::ifstream f(report);
+  return nlohmann::json::parse(f)["steps"][0]["details"];
+}
 
 std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std::string, Tensor>& inputs) {
   // A GPU machine has no Node.js: there the CPU executor (checked against ONNX Runtime by CI)

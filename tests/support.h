@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "graph/ir.h"
 
 namespace oc::test {
@@ -32,6 +34,8 @@ fs::path zoo_model(const std::string& name);
 std::map<std::string, int> ort_optimized_ops(const fs::path& model);
 // Runs `model` in onnxruntime-node on `inputs`; returns outputs by name.
 std::map<std::string, Tensor> run_ort(const fs::path& model, const std::map<std::string, Tensor>& inputs);
+// The first step's "details" of a CLI report file (--report): what a one-step command decided.
+nlohmann::json first_step_details(const fs::path& report);
 
 // Runs `m` in our executor and in ONNX Runtime; every graph output must agree: floats to
 // max_rel_error <= tol, other types within int_tol units (exactly when 0). Inputs in `in` that the

@@ -52,10 +52,6 @@ QuantLayout lay(int bits, Granularity g = Granularity::Block) {
   return l;
 }
 
-nlohmann::json step_details(const fs::path& report) {
-  return nlohmann::json::parse(std::ifstream(report))["steps"][0]["details"];
-}
-
 }  // namespace
 
 TEST_CASE("AWQ scales lower the output error of RTN on a layer with outlier input channels", "[quant][awq]") {
@@ -176,7 +172,7 @@ TEST_CASE("bias correction makes each layer's calibration output mean exact", "[
                     (dir / "calib.npy").string(), "--report", (dir / "r.json").string()});
   INFO(r.out);
   REQUIRE(r.rc == 0);
-  const nlohmann::json d = step_details(dir / "r.json");
+  const nlohmann::json d = first_step_details(dir / "r.json");
   std::set<std::string> corrected;
   for (const auto& l : d["layers"])
     if (l.value("bias_corrected", false)) corrected.insert(l["node"].get<std::string>());
@@ -228,7 +224,7 @@ TEST_CASE("bits are what the file stores: unsupported widths are refused, report
                     (dir / "r.json").string()});
   INFO(r.out);
   REQUIRE(r.rc == 0);
-  const nlohmann::json d = step_details(dir / "r.json");
+  const nlohmann::json d = first_step_details(dir / "r.json");
   Model q = load_model(out);
   std::map<std::string, int64_t> file_bits;
   for (const auto& n : q.graph.nodes)
@@ -260,7 +256,7 @@ TEST_CASE("with --calib and no method flags quantize uses the documented data-aw
     auto r = run_cli(a);
     INFO(r.out);
     REQUIRE(r.rc == 0);
-    return std::make_pair(r.out, step_details(dir / "r.json"));
+    return std::make_pair(r.out, first_step_details(dir / "r.json"));
   };
   auto [out, d] = run({"--calib", "random:32:4"});
   CHECK(out.find("method: gptq, bias correction on ") != std::string::npos);

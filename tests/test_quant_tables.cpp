@@ -75,11 +75,6 @@ std::map<std::string, Tensor> token_inputs(uint64_t seed) {
   return {{"tokens", Tensor::from_int64("tokens", {1, kT}, t)}};
 }
 
-nlohmann::json table_step_details(const fs::path& report) {
-  std::ifstream f(report);
-  return nlohmann::json::parse(f)["steps"][0]["details"];
-}
-
 // Float initializers of at least `n` elements left in the file.
 int big_float_initializers(const Model& m, int64_t n) {
   int k = 0;
@@ -131,7 +126,7 @@ TEST_CASE("MatMulNBits --avg-bits 2.5 file is at most 2.5/4 of the 4-bit file (+
     auto r = run_cli(a);
     INFO(r.out);
     REQUIRE(r.rc == 0);
-    return table_step_details(dir / (tag + ".json"));
+    return first_step_details(dir / (tag + ".json"));
   };
   const auto d4 = quantize("b4", {"--bits", "4"});
   const auto d25 = quantize("b25", {"--avg-bits", "2.5"});
