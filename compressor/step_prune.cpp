@@ -1,5 +1,6 @@
 // The `prune` step: structured group pruning (prune/prune.h) with its calibration needs.
 #include <nlohmann/json.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -136,6 +137,7 @@ class PruneStep : public Step {
   nlohmann::json settings() const override { return settings_; }
 
   StepResult run(Model& m, StepContext& ctx) override {
+    calib_seconds_ = -1;
     PruneOptions o = o_;
     o.input_shapes = ctx.input_shapes;
     if (o.target_macs >= 0 && !ctx.shape_conflict.empty()) throw InvalidArgument(ctx.shape_conflict);
@@ -202,6 +204,7 @@ class PruneStep : public Step {
       if (!ctx.calib)
         throw InvalidArgument(std::string("prune: --criterion ") + criterion_name(o.criterion) +
                               (o.compensate ? " with --compensate" : "") + " needs calibration data (--calib SPEC)");
+      const auto calib_start = std::chrono::steady_clock::now();
       CalibrationPlan plan = prune_calibration_plan(m, o);
       plan.gram_max_positions = gram_max_positions_;
       ctx.calib->rewind();
@@ -223,6 +226,7 @@ class PruneStep : public Step {
         stats = calibrate(m, *ctx.calib, plan, ctx.progress, ctx.exec);
         reduce(stats);
       }
+      calib_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - calib_start).count();
       have = &stats;
       if (seq) {
         // Each compensated layer re-solved against the original model's output of that layer,
@@ -268,6 +272,7 @@ class PruneStep : public Step {
     passes_ = 0;
     corrected_ = 0;
     r.details = prune_model(m, o, have).to_json();
+    if (calib_seconds_ >= 0) r.details["phase_seconds"]["calibration"] = calib_seconds_;
     if (o.reconstruct) r.details["reconstruction_passes"] = passes_;
     if (o.reconstruct && stat_correction_ != "none") r.details["statistics_corrected"] = corrected_;
     if (data_free)
@@ -387,6 +392,7 @@ class PruneStep : public Step {
   bool default_sensitivity_ = false;  // the data-aware default chose sensitivity allocation
   int64_t sens_samples_ = SensitivityOptions{}.max_samples;  // --sensitivity-samples N
   SensitivityLoss sens_loss_ = SensitivityLoss::MSE;          // --sensitivity-loss mse | kl
+  double calib_seconds_ = -1;    // wall seconds of the statistics pass (-1: none ran)
   int passes_ = 0;               // calibration passes the last sequential reconstruction took
   PruneOptions o_;
   bool auto_ = true;             // no --criterion and no --compensate: the measured default

@@ -180,6 +180,13 @@ CalibrationPlan prune_calibration_plan(const Model& m, const PruneOptions& opt) 
 
 PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats* stats) {
   auto t0 = std::chrono::steady_clock::now();
+  PruneReport rep;
+  auto phase_start = t0;
+  auto phase_end = [&](const char* name) {
+    const auto now = std::chrono::steady_clock::now();
+    rep.phases.push_back({name, std::chrono::duration<double>(now - phase_start).count()});
+    phase_start = now;
+  };
   int targets = (o.ratio >= 0) + (o.target_macs >= 0) + (o.target_params >= 0);
   if (targets != 1) throw InvalidArgument("give exactly one of --ratio, --target-macs, --target-params");
   if (o.ratio >= 1 || (o.target_macs >= 0 && (o.target_macs <= 0 || o.target_macs > 1)) ||
@@ -194,7 +201,6 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   bool compensate = o.compensate || criterion_uses_grams(o.criterion);
   if (compensate && !stats) throw InvalidArgument("compensation needs calibration data (--calib)");
 
-  PruneReport rep;
   rep.criterion = criterion_name(o.criterion);
   // Weights only one body reads move into it, so body groups own them (graph/subgraphs.h).
   if (all_graphs(m.graph).size() > 1) localize_subgraph_weights(m.graph);
@@ -202,6 +208,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   const Criterion scored = cfsp && o.cfsp_obs && compensate ? Criterion::OBS : o.criterion;
   UnitScores us = score_units(m, d, scored, o.aggregate, o.seed, stats, o.damping, o.max_layer_ratio);
   rep.notes = us.notes;
+  phase_end("scoring");
 
   AllocationRules rules;
   rules.max_layer_ratio = o.max_layer_ratio;
@@ -257,6 +264,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   if (sens) {
     if (o.ratio >= 0) throw InvalidArgument("allocation by sensitivity needs --target-macs or --target-params");
     rep.sensitivity = o.sensitivity(m, d, us.score, rules);
+    phase_end("sensitivity");
     rep.allocation = "sensitivity";
     // No probe changed the outputs (a model whose outputs do not depend on the input, e.g. a
     // zero-initialized classifier): S_g ≡ 0 makes every group free at any λ > 0, so the knob jumps
@@ -435,6 +443,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     }
   }
 
+  phase_end("allocation");
   const bool sequential = compensate && o.reconstruct;
   CompensationOptions comp;
   if (compensate && !sequential) { comp.stats = stats; comp.damping = o.damping; }
@@ -462,9 +471,11 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
   // body layers are compensated one-shot from their own Grams.
   int body_compensated = 0;
   const int bodies_pruned = bp.apply(m, body_plan, &body_compensated);
+  phase_end("rewrite");
   if (sequential) {
     rep.layers_compensated = o.reconstruct(original, m, layers);
     original = Model();
+    phase_end("reconstruction");
   }
   rep.layers_compensated += body_compensated;
   Costs after = measure(m, o, true);
@@ -567,6 +578,10 @@ nlohmann::json PruneReport::to_json() const {
   if (!allocation.empty()) j["allocation"] = allocation;
   if (!sensitivity.empty()) j["sensitivity"] = sensitivity;
   j["seconds"] = seconds;
+  if (!phases.empty()) {
+    j["phase_seconds"] = nlohmann::json::object();
+    for (const auto& [name, s] : phases) j["phase_seconds"][name] = s;
+  }
   j["notes"] = notes;
   if (target.is_object()) j["target"] = target;
   j["groups"] = nlohmann::json::array();

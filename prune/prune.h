@@ -94,6 +94,9 @@ struct PruneReport {
   std::string allocation;    // "uniform", "global", "cfsp" or "sensitivity"
   std::vector<std::vector<double>> sensitivity;  // S_g(r) per group at PruneOptions::sensitivity_ratios
   double seconds = 0;
+  // Wall seconds of each phase that ran, in order: "scoring", "sensitivity", "allocation",
+  // "rewrite", "reconstruction" (the caller adds "calibration" before them).
+  std::vector<std::pair<std::string, double>> phases;
   std::vector<std::string> notes;
   // For --target-macs/--target-params: {"metric", "requested", "reached", "reachable", "tolerance",
   // "status": "met" | "overshot" | "missed" (with --best-effort), "note"}; null for --ratio.

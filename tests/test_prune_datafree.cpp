@@ -217,6 +217,18 @@ TEST_CASE("prune defaults with a MAC target: structured OBS, sequential compensa
     }
     CHECK(probed >= 1);
     CHECK(d["target"].value("status", "") == "met");
+    // Where the time went: every phase this default runs, each non-negative, together no more
+    // than the step's own seconds (calibration is timed by the step, the rest inside prune_model).
+    REQUIRE(d.contains("phase_seconds"));
+    double sum = 0;
+    for (const char* phase : {"calibration", "scoring", "sensitivity", "allocation", "rewrite", "reconstruction"}) {
+      INFO(phase);
+      REQUIRE(d["phase_seconds"].contains(phase));
+      CHECK(d["phase_seconds"][phase].get<double>() >= 0);
+      sum += d["phase_seconds"][phase].get<double>();
+    }
+    CHECK(d["phase_seconds"].size() == 6);
+    CHECK(sum <= d.value("seconds", 0.0) + d["phase_seconds"]["calibration"].get<double>() + 0.05);
   }
 }
 
