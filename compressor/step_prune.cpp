@@ -1,6 +1,7 @@
 // The `prune` step: structured group pruning (prune/prune.h) with its calibration needs.
 #include <nlohmann/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -227,12 +228,17 @@ class PruneStep : public Step {
         reduce(stats);
       }
       calib_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - calib_start).count();
+      if (trace_memory()) std::fprintf(stderr, "[memory] prune statistics gathered: %s\n", memory_status_line().c_str());
       have = &stats;
       if (seq) {
         // Each compensated layer re-solved against the original model's output of that layer,
         // reading the already pruned model's input (prune/sequential.h).
         CalibrationSource* src = ctx.calib;
-        o.reconstruct = [src, &ctx, &o, this](const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers) {
+        o.reconstruct = [src, &ctx, &o, &stats, this](const Model& original, Model& pruned, const std::vector<SequentialLayer>& layers) {
+          // Selection, probes and the rewrite are done: nothing reads the original Grams again
+          // (each stage gathers its own), so they go before the stages' own are made.
+          stats = CalibrationStats();
+          release_free_heap();
           SequentialOptions so;
           so.damping = o.damping;
           so.exec = ctx.exec;

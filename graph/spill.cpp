@@ -1,6 +1,7 @@
 // Page release is in bytes.cpp (it needs the mapping registry); the rest of graph/spill.h here.
 #include "graph/spill.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,15 +19,21 @@ namespace oc {
 std::string memory_status_line() {
   std::ifstream f("/proc/self/status");
   std::string line;
-  long long rss = -1, anon = -1, file = -1;
+  long long rss = -1, anon = -1, file = -1, peak = -1;
   while (std::getline(f, line)) {
     auto val = [&](const char* key, long long& v) {
       if (line.rfind(key, 0) == 0) v = std::atoll(line.c_str() + std::strlen(key)) / 1024;
     };
-    val("VmRSS:", rss), val("RssAnon:", anon), val("RssFile:", file);
+    val("VmRSS:", rss), val("RssAnon:", anon), val("RssFile:", file), val("VmHWM:", peak);
   }
   return "VmRSS " + std::to_string(rss) + " MiB (anon " + std::to_string(anon) + ", file " + std::to_string(file) +
-         "), mapped tensors " + std::to_string((bytes_stats().mapped_now >> 20)) + " MiB";
+         ", peak " + std::to_string(peak) + "), mapped tensors " + std::to_string((bytes_stats().mapped_now >> 20)) + " MiB";
+}
+
+void release_free_heap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 bool trace_memory() {

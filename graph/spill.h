@@ -38,10 +38,13 @@ class SpillFile {
 // of it); returns how many moved. Mapped tensors (the input's external data) stay as they are.
 int spill_owned_tensors(Graph& g, SpillFile& f, size_t min_bytes);
 
-// "VmRSS 812 MiB (anon 300, file 512), mapped tensors 256 MiB" from /proc/self/status: where the
-// resident set is. OC_TRACE_MEMORY=1 (trace_memory()) prints it at each quantized layer and
-// calibration segment.
+// "VmRSS 812 MiB (anon 300, file 512, peak 900), mapped tensors 256 MiB" from /proc/self/status: where the
+// resident set is. OC_TRACE_MEMORY=1 (trace_memory()) prints it at each quantized layer,
+// calibration segment, prune phase and reconstruction stage.
 std::string memory_status_line();
 bool trace_memory();
+// Hands freed heap memory back to the system (glibc keeps freed chunks below its mmap threshold,
+// which grows to 32 MiB, so a phase's freed statistics would otherwise stay in the resident set).
+void release_free_heap();
 
 }  // namespace oc

@@ -27,14 +27,22 @@ MatD damped_inverse(const ObsLayer& l, double damping) {
   return spd_inverse(H);
 }
 
+// From kSinglePrecisionSolveMin features on, the greedy's working W and H⁻¹ are single precision
+// and their rank-k downdates run on oneDNN's sgemm (engine/dense_solve.h): in double, Eigen's
+// products at the build's SSE2 width were most of a ResNet-50 selection's time (14.7 of 26 s). H⁻¹
+// itself comes from a single-precision factor at those sizes (spd_inverse), so float storage loses
+// little it had; the k × k blocks are solved in double. Smaller groups stay in double throughout.
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 // E of removing features `u` given the current W and H⁻¹: tr(W_U (H⁻¹_UU)⁻¹ W_Uᵀ).
-double block_error(const MatD& W, const MatD& Hi, const std::vector<int64_t>& u) {
+template <typename Mat>
+double block_error(const Mat& W, const Mat& Hi, const std::vector<int64_t>& u) {
   const int64_t k = static_cast<int64_t>(u.size());
   if (k == 0) return 0;
   MatD A(k, k), WU(W.rows(), k);
   for (int64_t i = 0; i < k; ++i) {
     for (int64_t j = 0; j < k; ++j) A(i, j) = Hi(u[i], u[j]);
-    WU.col(i) = W.col(u[i]);
+    WU.col(i) = W.col(u[i]).template cast<double>();
   }
   if (k == 1) {
     const double a = A(0, 0);
@@ -67,6 +75,30 @@ void remove_block(MatD& W, MatD& Hi, const std::vector<int64_t>& u) {
   }
 }
 
+// The same in single precision on sgemm.
+void remove_block(MatF& W, MatF& Hi, const std::vector<int64_t>& u) {
+  const int64_t k = static_cast<int64_t>(u.size());
+  if (k == 0) return;
+  const int64_t F = Hi.rows(), R = W.rows();
+  MatD A(k, k), HUt(k, F);
+  MatF HU(F, k), WU(R, k);
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < k; ++j) A(i, j) = Hi(u[i], u[j]);
+    HU.col(i) = Hi.col(u[i]);
+    HUt.row(i) = Hi.col(u[i]).cast<double>().transpose();
+    WU.col(i) = W.col(u[i]);
+  }
+  Eigen::LDLT<MatD> ldlt(A);
+  const MatF AinvHUt = ldlt.solve(HUt).cast<float>();  // k × F
+  sgemm('N', 'N', R, F, k, -1.f, WU.data(), k, AinvHUt.data(), F, 1.f, W.data(), F, "structured OBS");
+  sgemm('N', 'N', F, F, k, -1.f, HU.data(), k, AinvHUt.data(), F, 1.f, Hi.data(), F, "structured OBS");
+  for (int64_t i : u) {  // exactly removed (rounding leaves tiny values)
+    W.col(i).setZero();
+    Hi.row(i).setZero();
+    Hi.col(i).setZero();
+  }
+}
+
 std::vector<int64_t> features_of(const std::vector<ObsLayer>& layers, size_t li, const std::vector<int>& units) {
   std::vector<int64_t> f;
   for (int u : units) {
@@ -88,15 +120,33 @@ double obs_compensated_error(const std::vector<ObsLayer>& layers, const std::vec
   return e;
 }
 
-ObsGreedyResult obs_greedy(const std::vector<ObsLayer>& layers, int num_units, const std::vector<char>& locked,
-                           int max_remove, double damping, int batch) {
+namespace {
+
+// tr(W H Wᵀ): the layer's output energy.
+double output_energy(const ObsLayer& l, const MatD& W) {
+  const MatD H = Eigen::Map<const MatD>(l.h.data(), l.features, l.features);
+  return (W * H).cwiseProduct(W).sum();
+}
+
+// The same with W·H on sgemm, the sum in double.
+double output_energy(const ObsLayer& l, const MatF& W) {
+  const MatF H = Eigen::Map<const MatD>(l.h.data(), l.features, l.features).cast<float>();
+  MatF WH(l.rows, l.features);
+  sgemm('N', 'N', l.rows, l.features, l.features, 1.f, W.data(), l.features, H.data(), l.features, 0.f, WH.data(),
+        l.features, "structured OBS");
+  return WH.cast<double>().cwiseProduct(W.cast<double>()).sum();
+}
+
+template <typename Mat>
+ObsGreedyResult greedy(const std::vector<ObsLayer>& layers, int num_units, const std::vector<char>& locked,
+                       int max_remove, double damping, int batch) {
+  using Scalar = typename Mat::Scalar;
   ObsGreedyResult r;
-  std::vector<MatD> W, Hi;
+  std::vector<Mat> W, Hi;
   for (const auto& l : layers) {
-    W.push_back(Eigen::Map<const MatD>(l.w.data(), l.rows, l.features));
-    Hi.push_back(damped_inverse(l, damping));
-    const MatD H = Eigen::Map<const MatD>(l.h.data(), l.features, l.features);
-    r.energy += (W.back() * H).cwiseProduct(W.back()).sum();
+    W.push_back(Eigen::Map<const MatD>(l.w.data(), l.rows, l.features).cast<Scalar>());
+    Hi.push_back(damped_inverse(l, damping).cast<Scalar>());
+    r.energy += output_energy(l, W.back());
   }
   std::vector<char> gone(static_cast<size_t>(num_units), 0);
   int candidates = 0;
@@ -136,6 +186,16 @@ ObsGreedyResult obs_greedy(const std::vector<ObsLayer>& layers, int num_units, c
     total += e;
   }
   return r;
+}
+
+}  // namespace
+
+ObsGreedyResult obs_greedy(const std::vector<ObsLayer>& layers, int num_units, const std::vector<char>& locked,
+                           int max_remove, double damping, int batch) {
+  int64_t widest = 0;
+  for (const auto& l : layers) widest = std::max(widest, l.features);
+  return widest >= kSinglePrecisionSolveMin ? greedy<MatF>(layers, num_units, locked, max_remove, damping, batch)
+                                            : greedy<MatD>(layers, num_units, locked, max_remove, damping, batch);
 }
 
 std::vector<ObsLayer> obs_group_layers(const Model& m, const ChannelDeps& d, int g, const CalibrationStats& stats) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <regex>
 #include <set>
@@ -21,6 +22,7 @@
 #include "prune/blocks.h"
 #include "prune/cfsp.h"
 #include "prune/rewrite.h"
+#include "graph/spill.h"
 #include "graph/subgraphs.h"
 
 namespace oc {
@@ -186,6 +188,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibrationStats*
     const auto now = std::chrono::steady_clock::now();
     rep.phases.push_back({name, std::chrono::duration<double>(now - phase_start).count()});
     phase_start = now;
+    if (trace_memory()) std::fprintf(stderr, "[memory] prune %s done: %s\n", name, memory_status_line().c_str());
   };
   int targets = (o.ratio >= 0) + (o.target_macs >= 0) + (o.target_params >= 0);
   if (targets != 1) throw InvalidArgument("give exactly one of --ratio, --target-macs, --target-params");

@@ -57,6 +57,18 @@ size_t first_change(const Model& m, const Model& c) {
   return n;
 }
 
+// Keeps the first `keep` of the batch's `samples` samples (axis 0 of every input holds the same
+// number of rows per sample), so a probe runs exactly max_samples samples, not whole batches.
+void keep_first_samples(std::map<std::string, Tensor>& batch, int64_t samples, int64_t keep) {
+  for (auto& [name, t] : batch) {
+    if (t.dims.empty() || samples <= 0 || t.dims[0] % samples != 0 || t.bytes.empty()) continue;
+    const int64_t rows = t.dims[0] / samples * keep;
+    const size_t bytes = t.bytes.size() / static_cast<size_t>(t.dims[0]) * static_cast<size_t>(rows);
+    t.bytes = Bytes(t.bytes.begin(), t.bytes.begin() + bytes);
+    t.dims[0] = rows;
+  }
+}
+
 }  // namespace
 
 std::vector<std::vector<double>> measure_group_sensitivity(const Model& m, const ChannelDeps& d,
@@ -74,7 +86,9 @@ std::vector<std::vector<double>> measure_group_sensitivity(const Model& m, const
     int64_t n = 0;
     std::map<std::string, Tensor> b;
     while (n < opt.max_samples && source.next(b)) {
-      n += source.last_batch_samples();
+      const int64_t got = source.last_batch_samples();
+      if (n + got > opt.max_samples) keep_first_samples(b, got, opt.max_samples - n);
+      n += std::min(got, opt.max_samples - n);
       ref.push_back(ex.run(b));
       batches.push_back(b);
     }
@@ -150,13 +164,21 @@ std::vector<std::vector<double>> measure_group_sensitivity(const Model& m, const
         cut = first[g];
       }
     }
+    std::vector<std::vector<char>> probed;  // the last plan probed for this group
     for (size_t ri = 0; ri < R; ++ri) {
       std::vector<double> ratio(G, 0.0);
       ratio[g] = opt.ratios[ri];
-      const auto plan = allocate_per_group(d, scores, ratio, rules);
+      auto plan = allocate_per_group(d, scores, ratio, rules);
       bool any = false;
       for (char c : plan[g]) any = any || c;
       if (!any) continue;
+      // Ratios that round to the same units (a group of 2 units of 8 channels at eighths) remove the
+      // same channels: the same model, the same loss.
+      if (ri > 0 && plan == probed) {
+        out[g][ri] = out[g][ri - 1];
+        continue;
+      }
+      probed = plan;
       Model c = m;
       apply_prune(c, d, plan, comp);
       size_t from = cut > 0 && first_change(m, c) >= cut ? cut : 0;
@@ -170,6 +192,7 @@ std::vector<std::vector<double>> measure_group_sensitivity(const Model& m, const
         from = 0;
         seg = make_segment(c, 0, need, opt.exec);
       }
+      c = Model();  // the segment holds what it runs: one copy of the weights, not two
       double err = 0, kl = 0;
       for (size_t bi = 0; bi < batches.size(); ++bi) {
         std::map<std::string, Tensor> y;

@@ -6,6 +6,7 @@
 
 #include "engine/calib_data.h"
 #include "engine/calibrate.h"
+#include "engine/dense_solve.h"
 #include "engine/executor.h"
 #include "engine/npy.h"
 #include "graph/normalize.h"
@@ -122,6 +123,24 @@ TEST_CASE("structured OBS leaves no more error than diagonal OBS", "[prune][obs]
     strictly += eg < 0.95 * ed;
   }
   CHECK(strictly >= 2);  // and clearly less on correlated inputs (measured: 11% and 14% less on seeds 2, 3; 3-4% on 4, 5; tie on 1)
+}
+
+TEST_CASE("structured OBS in single precision (576 features): the errors it reports are the double-precision ones", "[prune][obs]") {
+  // From kSinglePrecisionSolveMin features the greedy's W and H⁻¹ are float and downdated on sgemm;
+  // its cumulative errors must still be the compensated errors of its sets, computed in double.
+  const Case c = make_case(64, 9, 16, 21);
+  REQUIRE(c.layer.features >= kSinglePrecisionSolveMin);
+  const ObsGreedyResult g = obs_greedy({c.layer}, 64, {}, 32, 0.01, 1);
+  REQUIRE(g.order.size() == 32);
+  for (size_t k : {size_t{1}, size_t{8}, size_t{32}}) {
+    std::vector<int> first(g.order.begin(), g.order.begin() + k);
+    CHECK(g.error[k - 1] == Approx(obs_compensated_error({c.layer}, first, 0.01)).epsilon(1e-3));
+  }
+  double best = 1e300;
+  for (int u = 0; u < 64; ++u) best = std::min(best, obs_compensated_error({c.layer}, {u}, 0.01));
+  CHECK(g.error[0] == Approx(best).epsilon(1e-3));
+  std::vector<int> half(g.order.begin(), g.order.begin() + 32);
+  CHECK(obs_compensated_error({c.layer}, half, 0.01) < obs_compensated_error({c.layer}, diag_obs_lowest(c, 32), 0.01));
 }
 
 TEST_CASE("structured OBS never removes locked units and sums over consumers", "[prune][obs]") {
