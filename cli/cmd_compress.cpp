@@ -14,7 +14,7 @@ namespace {
 
 int run_compress(const std::vector<std::string>& args) {
   po::options_description opts("compress options");
-  std::string model, out, recipe_arg, report, html;
+  std::string model, out, recipe_arg, report, html, deploy_cpu;
   std::vector<std::string> shapes;
   PipelineOptions po_;
   opts.add_options()
@@ -33,6 +33,7 @@ int run_compress(const std::vector<std::string>& args) {
     ("external-data", po::bool_switch(&po_.external_data), "write weights to OUT.data")
     ("report", po::value(&report), "write the JSON report")
     ("html", po::value(&html), "write the HTML report")
+    ("deploy-cpu", po::value(&deploy_cpu), "CPU the output will run on, for the recipe's static int8 steps: host (default), amx, vnni or avx2 (quantize --deploy-cpu)")
     ("dry-run", po::bool_switch(), "print the plan with predicted size and MACs; write nothing");
   add_image_options(opts);
   po::variables_map vm;
@@ -48,6 +49,9 @@ int run_compress(const std::vector<std::string>& args) {
   po_.image = image_options(vm);
   po_.skip_bad_samples = vm["skip-bad-samples"].as<bool>();
   Recipe recipe = load_recipe(recipe_arg);
+  if (!deploy_cpu.empty())
+    for (auto& step : recipe.steps)
+      if (step.kind == "quantize") step.options["deploy-cpu"] = deploy_cpu;
   if (vm["dry-run"].as<bool>()) {
     Model m = load_model(model);
     normalize(m);

@@ -7,6 +7,7 @@
 
 #include "compressor/options.h"
 #include "compressor/steps.h"
+#include "engine/cpu_features.h"
 #include "engine/shape_eval.h"
 #include "graph/fold_batchnorm.h"
 #include "graph/subgraphs.h"
@@ -17,6 +18,7 @@
 #include "quantize/gemm_as_matmul.h"
 #include "quantize/quantize.h"
 #include "quantize/smoothquant.h"
+#include "quantize/conv_gemm_route.h"
 #include "quantize/pad_conv_channels.h"
 #include "quantize/static_qdq.h"
 
@@ -254,6 +256,12 @@ class QuantizeStep : public Step {
     // Percentile is the default: the best or level with the best of the four on every model measured
     // (docs/QUANTIZATION.md, "Activation ranges").
     calib_method_ = quant::parse_calib_method(r.text("calib-method").value_or("percentile"));
+    // The CPU the int8 model will run on (quantize/conv_gemm_route.h): "host" reads this one.
+    const std::string cpu = r.text("deploy-cpu").value_or("host");
+    if (cpu != "host" && cpu != "amx" && cpu != "vnni" && cpu != "avx2")
+      throw InvalidArgument("quantize: --deploy-cpu must be host, amx, vnni or avx2, not '" + cpu + "'");
+    deploy_amx_ = cpu == "amx" || (cpu == "host" && host_cpu_features().amx_int8);
+    deploy_cpu_ = cpu == "host" ? std::string(host_cpu_features().amx_int8 ? "amx" : host_cpu_features().avx512_vnni ? "vnni" : "avx2") + " (host)" : cpu;
     r.finish();
   }
 
@@ -394,6 +402,8 @@ class QuantizeStep : public Step {
       for (const auto& name : gemms)
         if (!name.empty()) from_gemm.insert(name);
       const int dynamic = quant::dynamic_int8_matmuls(m, from_gemm);
+      // An AMX target: long-reduction convs on ORT's QGEMM (AMX tiles) rather than its direct kernel.
+      const quant::ConvGemmRoute routed = deploy_amx_ ? quant::route_convs_to_qgemm(m) : quant::ConvGemmRoute{};
       r.details["activation_qdq"] = {{"pairs", a.pairs},
                                      {"dynamic_matmuls", dynamic},
                                      {"conv_inputs_padded", padded},
@@ -401,8 +411,17 @@ class QuantizeStep : public Step {
                                      {"int32_biases", a.int32_biases},
                                      {"batchnorms_folded", folded},
                                      {"gemms_as_matmul", gemms.size()},
+                                     {"deploy_cpu", deploy_cpu_},
+                                     {"convs_on_qgemm", routed.routed.size()},
                                      {"calib_method", settings_.value("calib-method", "percentile")}};
       for (const auto& n : a.notes) r.details["notes"].push_back(n);
+      if (!routed.routed.empty() || !routed.kept.empty())
+        r.details["notes"].push_back(
+            "deploy CPU " + deploy_cpu_ + ": " + std::to_string(routed.routed.size()) + " Conv(s) with C_in*kh*kw >= " +
+            std::to_string(quant::kQgemmMinReduction) + " written with weight zero point -1/+1 (same values) so ONNX Runtime runs them on "
+            "QGEMM (AMX) instead of its direct kernel" +
+            (routed.kept.empty() ? "" : "; " + std::to_string(routed.kept.size()) + " kept direct (codes span all of [-128, 127])") +
+            "; --deploy-cpu vnni|avx2 keeps every conv direct");
       if (act16_ > 0) {
         nlohmann::json ranked = nlohmann::json::array();
         for (const auto& c : wide.ranked) ranked.push_back({{"value", c.value}, {"output_error", c.error}});
@@ -453,6 +472,8 @@ class QuantizeStep : public Step {
   int act16_ = 0;             // --act16: activations kept at 16 bits (quantize/act16.h)
   bool fold_batchnorms_ = false;
   quant::CalibMethod calib_method_ = quant::CalibMethod::Percentile;
+  bool deploy_amx_ = false;   // --deploy-cpu: long-reduction int8 convs on ORT's QGEMM (conv_gemm_route.h)
+  std::string deploy_cpu_;
   nlohmann::json settings_;
 };
 

@@ -3,6 +3,7 @@
 // written by tests/node/ort_optimize.js) and with the float model's outputs and accuracy.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -731,4 +732,81 @@ TEST_CASE("an integer Conv on a float input gets its channels padded to 4: the s
   const Tensor a = run_ort(dir / "q.onnx", in).at("y"), b = run_ort(dir / "plain.onnx", in).at("y");
   CHECK(max_rel_error(a, b) == 0.0);
   agree_with_ort(q, in, 3e-2);  // our executor runs the padded file too
+}
+
+TEST_CASE("int8 for an AMX CPU puts long-reduction int8 convs on ORT's QGEMM with the same numbers, avx2 keeps them direct",
+          "[static_qdq][cli]") {
+  // ORT packs a zero-point-0 int8 weight for its direct symmetric conv kernel and any other for
+  // im2col + QGEMM (AMX tiles where the CPU has them): quantize/conv_gemm_route.h.
+  fs::path dir = temp_dir("sqdq_qgemm");
+  Model m = new_model(13);
+  Graph& g = m.graph;
+  g.inputs.push_back(tensor_value("x", {1, 4, 10, 10}));
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> convs = {
+      {"c1", {32, 4, 3, 3}}, {"c2", {32, 32, 3, 3}}, {"c3", {16, 32, 1, 1}}};  // K = 36, 288, 32
+  std::string x = "x";
+  uint64_t seed = 71;
+  for (const auto& [name, dims] : convs) {
+    g.add_initializer(random_tensor(name + ".w", dims, seed++, -0.2f, 0.2f));
+    g.add_initializer(random_tensor(name + ".b", {dims[0]}, seed++, -0.1f, 0.1f));
+    Node c = make_node("Conv", {x, name + ".w", name + ".b"}, {name}, name);
+    if (dims[2] == 3) c.set_attr_ints("pads", {1, 1, 1, 1});
+    g.add_node(c);
+    add_node(g, "Relu", {name}, {name + ".r"});
+    x = name + ".r";
+  }
+  add_node(g, "GlobalAveragePool", {x}, {"y"});
+  g.outputs.push_back(tensor_value("y", {1, 16, 1, 1}));
+  save_model(m, dir / "cnn.onnx");
+  auto quantize = [&](const std::string& cpu) {
+    const fs::path out = dir / ("q_" + cpu + ".onnx"), rep = dir / ("r_" + cpu + ".json");
+    auto r = run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", out.string(), "--bits", "8", "--activations", "int8",
+                      "--calib", "random:16:5", "--deploy-cpu", cpu, "--report", rep.string()});
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    return std::make_pair(load_model(out), first_step_details(rep));
+  };
+  const auto [amx, amx_details] = quantize("amx");
+  const auto [avx2, avx2_details] = quantize("avx2");
+  CHECK(amx_details["activation_qdq"]["convs_on_qgemm"] == 1);
+  CHECK(amx_details["activation_qdq"]["deploy_cpu"] == "amx");
+  CHECK(avx2_details["activation_qdq"]["convs_on_qgemm"] == 0);
+  // Each conv weight's DequantizeLinear: only c2's (K = 288) has a zero point, -1 or +1 on every
+  // channel, and its codes are the direct file's shifted by it.
+  auto weight_dq = [](const Model& q, const std::string& conv) {
+    const Node& c = q.graph.nodes[q.graph.node_index(conv)];
+    return q.graph.nodes[q.graph.producer(c.input(1))];
+  };
+  for (const auto& [name, dims] : convs) {
+    const Node da = weight_dq(amx, name), db = weight_dq(avx2, name);
+    const std::vector<int64_t> codes_a = amx.graph.initializer(da.input(0))->to_int64(),
+                               codes_b = avx2.graph.initializer(db.input(0))->to_int64();
+    REQUIRE(codes_a.size() == codes_b.size());
+    const Tensor* zp = da.input(2).empty() ? nullptr : amx.graph.initializer(da.input(2));
+    const std::vector<int64_t> z = zp ? zp->to_int64() : std::vector<int64_t>{0};
+    if (name != "c2") {
+      CHECK(z == std::vector<int64_t>{0});
+      CHECK(codes_a == codes_b);
+      continue;
+    }
+    REQUIRE(zp);
+    CHECK(zp->dtype == DType::Int8);
+    CHECK(z.size() == 32);
+    CHECK((z.front() == -1 || z.front() == 1));
+    CHECK(std::all_of(z.begin(), z.end(), [&](int64_t v) { return v == z.front(); }));
+    for (size_t i = 0; i < codes_a.size(); ++i) REQUIRE(codes_a[i] == codes_b[i] + z.front());
+  }
+  save_model(amx, dir / "amx.onnx");
+  save_model(avx2, dir / "avx2.onnx");
+  // ORT still fuses every conv, and the two files give the same output: the zero point only moves
+  // the kernel ORT picks.
+  CHECK(ort_optimized_ops(dir / "amx.onnx")["QLinearConv"] == 3);
+  std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 4, 10, 10}, 9, -1.f, 1.f)}};
+  CHECK(max_rel_error(run_ort(dir / "amx.onnx", in).at("y"), run_ort(dir / "avx2.onnx", in).at("y")) == 0.0);
+  agree_with_ort(amx, in, 3e-2);
+  auto bad = run_cli({"quantize", (dir / "cnn.onnx").string(), "-o", (dir / "bad.onnx").string(), "--bits", "8", "--activations",
+                      "int8", "--calib", "random:4", "--deploy-cpu", "arm"});
+  CHECK(bad.rc != 0);
+  CHECK(bad.out.find("--deploy-cpu must be host, amx, vnni or avx2, not 'arm'") != std::string::npos);
+  CHECK(!fs::exists(dir / "bad.onnx"));
 }

@@ -1,0 +1,67 @@
+#include "quantize/conv_gemm_route.h"
+
+#include <algorithm>
+
+namespace oc::quant {
+
+namespace {
+
+const Node* dequantize_producer(const Graph& g, const std::string& value) {
+  const int p = g.producer(value);
+  return p >= 0 && g.nodes[p].op_type == "DequantizeLinear" && g.nodes[p].is_default_domain() ? &g.nodes[p] : nullptr;
+}
+
+bool all_zero(const Tensor& t) {
+  const std::vector<int64_t> v = t.to_int64();
+  return std::all_of(v.begin(), v.end(), [](int64_t x) { return x == 0; });
+}
+
+}  // namespace
+
+ConvGemmRoute route_convs_to_qgemm(Model& m, int64_t min_reduction) {
+  Graph& g = m.graph;
+  ConvGemmRoute r;
+  for (const Node& conv : g.nodes) {
+    if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.attr_int("group", 1) != 1 || conv.inputs.size() < 2 ||
+        !dequantize_producer(g, conv.input(0)))
+      continue;
+    const Node* dq = dequantize_producer(g, conv.input(1));
+    if (!dq || dq->inputs.size() < 2 || g.consumers(dq->outputs[0]).size() != 1) continue;
+    Tensor* w = g.initializer(dq->input(0));
+    const Tensor* scale = g.initializer(dq->input(1));
+    if (!w || !scale || w->dtype != DType::Int8 || w->dims.size() != 4 || g.consumers(w->name).size() != 1 ||
+        g.is_graph_output(w->name))
+      continue;
+    if (!dq->input(2).empty()) {
+      const Tensor* zp = g.initializer(dq->input(2));
+      if (!zp || !all_zero(*zp)) continue;
+    }
+    if (w->dims[1] * w->dims[2] * w->dims[3] < min_reduction) continue;
+    int8_t* q = w->data<int8_t>();
+    const auto [lo, hi] = std::minmax_element(q, q + w->numel());
+    const int z = *lo >= -127 ? -1 : *hi <= 126 ? 1 : 0;
+    if (z == 0) {
+      r.kept.push_back(conv.name);
+      continue;
+    }
+    for (int64_t i = 0; i < w->numel(); ++i) q[i] = static_cast<int8_t>(q[i] + z);
+    // The zero point has the scale's shape (per channel: one per output channel, all equal: ORT's
+    // QLinearConv requires one value).
+    Tensor zp;
+    zp.name = g.unique_name(w->name + "_zero_point");
+    zp.dtype = DType::Int8;
+    zp.dims = scale->dims;
+    zp.bytes = Bytes(static_cast<size_t>(std::max<int64_t>(1, scale->numel())), static_cast<uint8_t>(static_cast<int8_t>(z)));
+    const std::string zp_name = zp.name;
+    const size_t dq_index = static_cast<size_t>(g.producer(dq->outputs[0]));
+    g.add_initializer(std::move(zp));
+    Node& d = g.nodes[dq_index];
+    if (d.inputs.size() < 3) d.inputs.resize(3);
+    d.inputs[2] = zp_name;
+    g.invalidate();
+    r.routed.push_back(conv.name);
+  }
+  return r;
+}
+
+}  // namespace oc::quant
