@@ -57,8 +57,10 @@ ConvGemmRoute route_convs_to_qgemm(Model& m, int64_t min_reduction) {
     g.add_initializer(std::move(zp));
     Node& d = g.nodes[dq_index];
     if (d.inputs.size() < 3) d.inputs.resize(3);
+    const std::string old_zp = d.inputs[2];
     d.inputs[2] = zp_name;
     g.invalidate();
+    if (!old_zp.empty() && g.consumers(old_zp).empty() && !g.is_graph_output(old_zp)) g.remove_initializer(old_zp);
     r.routed.push_back(conv.name);
   }
   return r;

@@ -18,6 +18,7 @@
 #include "quantize/deploy_check.h"
 #include "quantize/gemm_as_matmul.h"
 #include "quantize/layout.h"
+#include "quantize/stem_space_to_depth.h"
 #include "support.h"
 
 using namespace oc;
@@ -809,4 +810,55 @@ TEST_CASE("int8 for an AMX CPU puts long-reduction int8 convs on ORT's QGEMM wit
   CHECK(bad.rc != 0);
   CHECK(bad.out.find("--deploy-cpu must be host, amx, vnni or avx2, not 'arm'") != std::string::npos);
   CHECK(!fs::exists(dir / "bad.onnx"));
+}
+
+TEST_CASE("a strided stem conv becomes a stride-1 conv over space-to-depth blocks with the same outputs", "[static_qdq][cli]") {
+  // quantize/stem_space_to_depth.h: ResNet's 7x7 stride-2 stem on RGB ran 49 taps of one 4-channel
+  // block in MLAS's direct int8 kernel; as 4x4 taps over 12 channels it took 1.10 -> 0.68 ms.
+  fs::path dir = temp_dir("sqdq_s2d");
+  for (const int64_t size : {32, 33}) {  // an odd size pads one more row and column
+    INFO("input " << size);
+    Model m = new_model(13);
+    Graph& g = m.graph;
+    g.inputs.push_back(tensor_value("x", {1, 3, size, size}));
+    g.add_initializer(random_tensor("stem.w", {16, 3, 7, 7}, 81, -0.2f, 0.2f));
+    g.add_initializer(random_tensor("stem.b", {16}, 82, -0.1f, 0.1f));
+    Node stem = make_node("Conv", {"x", "stem.w", "stem.b"}, {"s"}, "stem");
+    stem.set_attr_ints("strides", {2, 2});
+    stem.set_attr_ints("pads", {3, 3, 3, 3});
+    stem.set_attr_ints("kernel_shape", {7, 7});
+    g.add_node(stem);
+    add_node(g, "Relu", {"s"}, {"r"});
+    g.add_initializer(random_tensor("c2.w", {8, 16, 3, 3}, 83, -0.2f, 0.2f));
+    Node c2 = make_node("Conv", {"r", "c2.w"}, {"c2"}, "c2");  // stride 1: not matched
+    c2.set_attr_ints("pads", {1, 1, 1, 1});
+    g.add_node(c2);
+    add_node(g, "GlobalAveragePool", {"c2"}, {"y"});
+    g.outputs.push_back(tensor_value("y", {1, 8, 1, 1}));
+    const std::string tag = std::to_string(size);
+    save_model(m, dir / ("cnn" + tag + ".onnx"));
+    Model f = m;
+    REQUIRE(quant::stem_space_to_depth(f) == 1);
+    CHECK(count_ops(f, "SpaceToDepth") == 1);
+    CHECK(f.graph.initializer("stem.w")->dims == std::vector<int64_t>{16, 12, 4, 4});
+    CHECK(f.graph.initializer("c2.w")->dims == std::vector<int64_t>{8, 16, 3, 3});
+    save_model(f, dir / ("s2d" + tag + ".onnx"));
+    std::map<std::string, Tensor> in{{"x", random_tensor("x", {1, 3, size, size}, 9, 0.f, 1.f)}};
+    CHECK(max_rel_error(run_ort(dir / ("s2d" + tag + ".onnx"), in).at("y"), run_ort(dir / ("cnn" + tag + ".onnx"), in).at("y")) < 1e-5);
+    agree_with_ort(f, in, 1e-4);
+    // Through int8: the stem is still one QLinearConv, reading the blocks.
+    auto r = run_cli({"quantize", (dir / ("cnn" + tag + ".onnx")).string(), "-o", (dir / ("q" + tag + ".onnx")).string(), "--bits",
+                      "8", "--activations", "int8", "--calib", "random:16:3", "--report", (dir / ("r" + tag + ".json")).string()});
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    const auto details = first_step_details(dir / ("r" + tag + ".json"));
+    CHECK(details["activation_qdq"]["stems_space_to_depth"] == 1);
+    CHECK(details["activation_qdq"]["conv_inputs_padded"] == 0);  // 12 channels need no padding
+    auto ops = ort_optimized_ops(dir / ("q" + tag + ".onnx"));
+    CHECK(ops["QLinearConv"] == 2);
+    CHECK(ops["SpaceToDepth"] == 1);
+  }
+  // Not matched: stride 1.
+  Model plain = small_cnn(3);
+  CHECK(quant::stem_space_to_depth(plain) == 0);
 }
