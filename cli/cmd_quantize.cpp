@@ -33,7 +33,7 @@ int run_quantize(const std::vector<std::string>& args) {
     ("smoothquant", po::bool_switch(), "with --activations int8: migrate activation outliers into the weights (SmoothQuant, alpha searched per input)")
     ("act16", po::value<S>(), "with --activations int8: none (default) or N, keep the N activations whose 8 bits cost the most measured output fidelity at uint16 (opset 21; ORT runs their nodes in float)")
     ("weight-range", po::value<S>(), "8-bit weights that meet uint8 activations (--activations int8, and --format matmulnbits 8-bit layers): pairs (the default: [-128, 127] with each pair of codes that ONNX Runtime's x86 AVX2 integer kernels add into a saturating int16 kept within |q1|+|q2| <= 128, exact there and everywhere else), reduced ([-64, 63]: exact, one bit coarser) or full ([-128, 127] unconstrained: AVX-512 VNNI / ARM targets only; the weight-only default)")
-    ("deploy-cpu", po::value<S>(), "with --activations int8, the CPU the model will run on: host (default: this machine's), amx (convs with C_in*kh*kw >= 256 written for ONNX Runtime's QGEMM, which runs on AMX tiles), vnni or avx2 (every conv on ORT's direct int8 kernel)")
+    ("deploy-cpu", po::value<S>(), "with --activations int8, the CPU the model will run on: host (default: this machine's), amx (convs with C_in*kh*kw >= 256 and >= 64 outputs written for ONNX Runtime's QGEMM, which runs on AMX tiles), vnni or avx2 (every conv on ORT's direct int8 kernel)")
     ("calib-method", po::value<S>(), "activation ranges: percentile (default, 0.01%/99.99%), minmax, entropy or mse")
     ("seed", po::value<S>(), "seed of the random scorer");
   po::variables_map vm;

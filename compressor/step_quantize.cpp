@@ -423,7 +423,7 @@ class QuantizeStep : public Step {
       if (!routed.routed.empty() || !routed.kept.empty())
         r.details["notes"].push_back(
             "deploy CPU " + deploy_cpu_ + ": " + std::to_string(routed.routed.size()) + " Conv(s) with C_in*kh*kw >= " +
-            std::to_string(quant::kQgemmMinReduction) + " written with weight zero point -1/+1 (same values) so ONNX Runtime runs them on "
+            std::to_string(quant::kQgemmMinReduction) + " and >= " + std::to_string(quant::kQgemmMinOutputs) + " outputs written with weight zero point -1/+1 (same values) so ONNX Runtime runs them on "
             "QGEMM (AMX) instead of its direct kernel" +
             (routed.kept.empty() ? "" : "; " + std::to_string(routed.kept.size()) + " kept direct (codes span all of [-128, 127])") +
             "; --deploy-cpu vnni|avx2 keeps every conv direct");

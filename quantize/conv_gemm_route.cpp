@@ -18,7 +18,7 @@ bool all_zero(const Tensor& t) {
 
 }  // namespace
 
-ConvGemmRoute route_convs_to_qgemm(Model& m, int64_t min_reduction) {
+ConvGemmRoute route_convs_to_qgemm(Model& m, int64_t min_reduction, int64_t min_outputs) {
   Graph& g = m.graph;
   ConvGemmRoute r;
   for (const Node& conv : g.nodes) {
@@ -36,7 +36,7 @@ ConvGemmRoute route_convs_to_qgemm(Model& m, int64_t min_reduction) {
       const Tensor* zp = g.initializer(dq->input(2));
       if (!zp || !all_zero(*zp)) continue;
     }
-    if (w->dims[1] * w->dims[2] * w->dims[3] < min_reduction) continue;
+    if (w->dims[1] * w->dims[2] * w->dims[3] < min_reduction || w->dims[0] < min_outputs) continue;
     int8_t* q = w->data<int8_t>();
     const auto [lo, hi] = std::minmax_element(q, q + w->numel());
     const int z = *lo >= -127 ? -1 : *hi <= 126 ? 1 : 0;

@@ -17,7 +17,8 @@
 //
 // Matched: a Conv reading a runtime graph input with known C, H, W, group 1, dilations 1, equal
 // strides s ≥ 2 with kernel > s, a 4-D float weight initializer read only by it, explicit pads
-// (auto_pad NOTSET). Run on the float model before calibration, like pad_conv_channels.h.
+// (auto_pad NOTSET), and s²C·k′² no more than ⌈C/4⌉·4·k² (no more work than the channel-padded conv:
+// 7×7/2 on RGB yes, 3×3/2 no). Run on the float model before calibration, like pad_conv_channels.h.
 #pragma once
 #include "graph/ir.h"
 

@@ -744,7 +744,7 @@ TEST_CASE("int8 for an AMX CPU puts long-reduction int8 convs on ORT's QGEMM wit
   Graph& g = m.graph;
   g.inputs.push_back(tensor_value("x", {1, 4, 10, 10}));
   const std::vector<std::pair<std::string, std::vector<int64_t>>> convs = {
-      {"c1", {32, 4, 3, 3}}, {"c2", {32, 32, 3, 3}}, {"c3", {16, 32, 1, 1}}};  // K = 36, 288, 32
+      {"c1", {64, 4, 3, 3}}, {"c2", {64, 64, 3, 3}}, {"c3", {16, 64, 3, 3}}};  // K = 36, 576, 576; c3: 16 outputs
   std::string x = "x";
   uint64_t seed = 71;
   for (const auto& [name, dims] : convs) {
@@ -772,7 +772,7 @@ TEST_CASE("int8 for an AMX CPU puts long-reduction int8 convs on ORT's QGEMM wit
   CHECK(amx_details["activation_qdq"]["convs_on_qgemm"] == 1);
   CHECK(amx_details["activation_qdq"]["deploy_cpu"] == "amx");
   CHECK(avx2_details["activation_qdq"]["convs_on_qgemm"] == 0);
-  // Each conv weight's DequantizeLinear: only c2's (K = 288) has a zero point, -1 or +1 on every
+  // Each conv weight's DequantizeLinear: only c2's (K = 576, 64 outputs) has a zero point, -1 or +1 on every
   // channel, and its codes are the direct file's shifted by it.
   auto weight_dq = [](const Model& q, const std::string& conv) {
     const Node& c = q.graph.nodes[q.graph.node_index(conv)];
@@ -792,7 +792,7 @@ TEST_CASE("int8 for an AMX CPU puts long-reduction int8 convs on ORT's QGEMM wit
     }
     REQUIRE(zp);
     CHECK(zp->dtype == DType::Int8);
-    CHECK(z.size() == 32);
+    CHECK(z.size() == 64);
     CHECK((z.front() == -1 || z.front() == 1));
     CHECK(std::all_of(z.begin(), z.end(), [&](int64_t v) { return v == z.front(); }));
     for (size_t i = 0; i < codes_a.size(); ++i) REQUIRE(codes_a[i] == codes_b[i] + z.front());
