@@ -163,6 +163,7 @@ class GramObserver : public Observer {
 
  private:
   void observe_fast(const Tensor& t);
+  void observe_depthwise(const Tensor& t);
   void add_block(int64_t gi, const float* xt, int64_t n);
   void finish(size_t gi, const double* h, double* out) const;
   void col_sum(size_t gi, double* out) const;

@@ -35,6 +35,23 @@ OC_VEC_CLONES void clamp_affine_array(const float* x, float* y, int64_t n, float
   }
 }
 
+OC_VEC_CLONES void gram_rows_add(const double* rows, int64_t F, int64_t n, double* lower, double* sums) {
+  for (int64_t j = 0; j < F; ++j) {
+    const double* tj = rows + j * n;
+    double sj = 0;
+#pragma omp simd reduction(+ : sj)
+    for (int64_t r = 0; r < n; ++r) sj += tj[r];
+    sums[j] += sj;
+    for (int64_t i = j; i < F; ++i) {
+      const double* ti = rows + i * n;
+      double acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t r = 0; r < n; ++r) acc += ti[r] * tj[r];
+      lower[j * F + i] += acc;
+    }
+  }
+}
+
 OC_VEC_CLONES void min_max_array(const float* x, int64_t n, float* min, float* max, int64_t* nans) {
   // GCC vector types: sixteen lanes whatever the clone's width (the compiler does not vectorize
   // the scalar form of this reduction). Comparisons with NaN are false, so a NaN never replaces

@@ -54,6 +54,9 @@ void clamp_affine_array(const float* x, float* y, int64_t n, float alpha, float 
 // Min and max of the non-NaN values of x[0..n) (±inf included: +inf, −inf when all are NaN or
 // n = 0), and how many are NaN. Sixteen independent lanes, so it runs at vector width.
 void min_max_array(const float* x, int64_t n, float* min, float* max, int64_t* nans);
+// F rows of n doubles (row f at rows + f·n): sums[f] += Σ row f, and for i ≥ j
+// lower[j·F + i] += row i · row j (an F × F column-major lower triangle). Depthwise Conv Grams.
+void gram_rows_add(const double* rows, int64_t F, int64_t n, double* lower, double* sums);
 // y = x > 0 ? x : α·x
 void leaky_relu_array(const float* x, float* y, int64_t n, float alpha);
 // GELU: ½x(1 + erf(x/√2)), and its tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
