@@ -278,6 +278,8 @@ class QuantizeStep : public Step {
 
   StepResult run(Model& m, StepContext& ctx) override {
     quant::QuantizeOptions o = o_;
+    // Headroom for the ±1 code shift of the AMX route, so the routed file stays exact on AVX2 too.
+    if (activations_ && deploy_amx_) o.pair_limit = 126;
     CalibrationStats stats;
     // Integer kernels need BatchNormalization folded into the Conv before it (nothing between a
     // Conv and its output Q).
@@ -425,7 +427,7 @@ class QuantizeStep : public Step {
             "deploy CPU " + deploy_cpu_ + ": " + std::to_string(routed.routed.size()) + " Conv(s) with C_in*kh*kw >= " +
             std::to_string(quant::kQgemmMinReduction) + " and >= " + std::to_string(quant::kQgemmMinOutputs) + " outputs written with weight zero point -1/+1 (same values) so ONNX Runtime runs them on "
             "QGEMM (AMX) instead of its direct kernel" +
-            (routed.kept.empty() ? "" : "; " + std::to_string(routed.kept.size()) + " kept direct (codes span all of [-128, 127])") +
+            (routed.kept.empty() ? "" : "; " + std::to_string(routed.kept.size()) + " kept direct (no shift keeps the codes in range and within ORT's AVX2 pair limit)") +
             "; --deploy-cpu vnni|avx2 keeps every conv direct");
       if (act16_ > 0) {
         nlohmann::json ranked = nlohmann::json::array();

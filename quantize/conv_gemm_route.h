@@ -4,7 +4,10 @@
 //
 //   DQ(W_q, s, 0) → Conv   becomes   DQ(W_q + z, s, z) → Conv,
 //   so every weight ((W_q + z) − z)·s = W_q·s is unchanged (exact: an integer shift of the codes),
-//   with z = −1 when every code is ≥ −127, else z = 1 when every code is ≤ 126 (neither: left as is).
+//   with z = −1 when every code is ≥ −127, else z = 1 when every code is ≤ 126 (neither: left as is),
+//   and only when the shifted codes still keep ORT's AVX2 pair limit (layout.h pair_partner: every
+//   same-sign pair |q₁| + |q₂| ≤ 128) where the codes kept it: the quantize step quantizes with a
+//   limit of 126 for an AMX target, so the file stays exact on AVX2 CPUs too.
 //
 // Why: ORT 1.30's QLinearConv packs a weight with zero point 0 for MLAS's symmetric direct kernel
 // (ConvSym, AVX-512 VNNI at best; qlinearconv.cc TryConvSymPrepack) and any other for its general
@@ -37,7 +40,8 @@ constexpr int64_t kQgemmMinOutputs = 64;
 
 struct ConvGemmRoute {
   std::vector<std::string> routed;  // Convs now on QGEMM
-  std::vector<std::string> kept;    // matched, but codes span all of [−128, 127]: no exact shift
+  std::vector<std::string> kept;    // matched, but no shift keeps the codes in [−128, 127] and
+                                    // within ORT's AVX2 pair limit (layout.h) where they were
 };
 
 ConvGemmRoute route_convs_to_qgemm(Model& m, int64_t min_reduction = kQgemmMinReduction,

@@ -195,7 +195,7 @@ double layer_bytes(const WeightLayer& l, const QuantLayout& layout, Format f) {
 
 QuantLayout width_layout(QuantLayout l, int bits, const QuantizeOptions& opt, bool weight_only) {
   l.bits = bits == 8 && opt.reduces_range() && !weight_only ? 7 : bits;  // still the int8 container
-  if (bits == 8 && opt.range() == QuantizeOptions::WeightRange::Pairs && !weight_only && l.pair_taps > 0) l.pair_limit = 128;
+  if (bits == 8 && opt.range() == QuantizeOptions::WeightRange::Pairs && !weight_only && l.pair_taps > 0) l.pair_limit = opt.pair_limit;
   if (opt.asym_2bit && bits <= 2) l.scheme = Scheme::Asym;
   if (opt.scale_blocks_to_width && l.granularity == Granularity::Block && bits < 4 && 4 % bits == 0) l.block_size *= 4 / bits;
   return l;
@@ -930,7 +930,9 @@ QuantizeReport quantize_model(Model& m, const QuantizeOptions& opt) {
     if (opt.reduces_range() && std::count(bits.begin(), bits.end(), 8) > 0)
       rep.notes.push_back("8-bit weights in [-64, 63] (--weight-range reduced: exact in ONNX Runtime's x86 AVX2 integer kernels)");
     if (opt.range() == QuantizeOptions::WeightRange::Pairs && opt.format != Format::Fake && std::count(bits.begin(), bits.end(), 8) > 0)
-      rep.notes.push_back("8-bit weights in [-128, 127] with each same-sign pair that ONNX Runtime's x86 AVX2 integer kernels add in 16 bits within |q1|+|q2| <= 128 (--weight-range pairs: exact there; full: VNNI/ARM targets only)");
+      rep.notes.push_back("8-bit weights in [-128, 127] with each same-sign pair that ONNX Runtime's x86 AVX2 integer kernels add in 16 bits within |q1|+|q2| <= " +
+                          std::to_string(opt.pair_limit) + " (--weight-range pairs: exact there; full: VNNI/ARM targets only)" +
+                          (opt.pair_limit < 128 ? "; 2 below the int16 bound so the AMX route's code shift keeps it" : ""));
   }
   for (auto& ql : out) refresh(ql);
   // DequantizeLinear computes in its scale's type; float16/bfloat16 scales need opset 19.

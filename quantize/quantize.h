@@ -61,6 +61,9 @@ struct QuantizeOptions {
   // otherwise; the quantize step sets Pairs for --activations int8, or what --weight-range says.
   enum class WeightRange { Full, Reduced, Pairs };
   std::optional<WeightRange> weight_range;
+  // The bound of WeightRange::Pairs: 128 is the int16 bound itself; files whose conv codes are then
+  // shifted by ±1 for an AMX target (conv_gemm_route.h) take 126, so the shifted codes still keep 128.
+  int pair_limit = 128;
   WeightRange range() const { return weight_range.value_or(format == Format::MatMulNBits ? WeightRange::Pairs : WeightRange::Full); }
   bool reduces_range() const { return range() == WeightRange::Reduced; }
   // MatMulNBits files: embedding tables quantized too (quantize/embeddings.h: GatherBlockQuantized,

@@ -56,7 +56,7 @@ mutations=(
   "compensation sign flipped|prune/compensate.cpp|const Mat sol = spd_solve_product(A, B, W.leftCols(nall));|const Mat sol = -spd_solve_product(A, B, W.leftCols(nall));|prune compensation reduces the output error,compensation damping*"
   "QDQ scale off by 10%|quantize/export.cpp|std::vector<float> scales = q.scales;|std::vector<float> scales = q.scales; for (auto& s : scales) s *= 1.1f;|small_cnn quantized in every format*,recipe int8 on fashion_cnn"
   "dynamic int8 re-quantized without the pair limit|quantize/export.cpp|per_channel.pair_limit = ql.q.layout.pair_limit;|per_channel.pair_limit = 0;|MatMulNBits format: 4-bit layers ask for fp32 compute*"
-  "int8 weights at full range for AVX2|quantize/quantize.cpp|!weight_only && l.pair_taps > 0) l.pair_limit = 128;|!weight_only && l.pair_taps > 0) l.pair_limit = 0;|8-bit weights multiplied with uint8 activations*"
+  "int8 weights at full range for AVX2|quantize/quantize.cpp|!weight_only && l.pair_taps > 0) l.pair_limit = opt.pair_limit;|!weight_only && l.pair_taps > 0) l.pair_limit = 0;|8-bit weights multiplied with uint8 activations*"
   "gptq ignores the pair limit|quantize/gptq.cpp|const bool clamp_pair = partner >= 0 && done[partner];|const bool clamp_pair = false;|8-bit pairs that ORT's AVX2*"
 )
 
