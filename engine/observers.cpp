@@ -260,14 +260,28 @@ int64_t LayerInput::features_for(const Tensor& x) const {
   return kind == Kind::TransposedRows ? x.dims.front() : x.dims.back();
 }
 
-void LayerInput::conv_window(const int64_t in[2], int64_t pb[2], int64_t out[2]) const {
+LayerInput::ConvExtent LayerInput::conv_extent(const std::vector<int64_t>& dims) const {
+  const size_t rank = dims.size();
+  const bool one_d = kernel[0] == 1 && rank == 3;
+  if (!(rank == 4 || one_d) || dims[1] != cin)
+    throw InvalidArgument("Conv input '" + value + "' has shape " + shape_str(dims) + " but the weight reads " +
+                          std::to_string(cin) + " channels");
+  ConvExtent e;
+  e.N = dims[0];
+  e.H = one_d ? 1 : dims[2];
+  e.W = dims[rank - 1];
+  const int64_t in[2] = {e.H, e.W};
+  int64_t out[2];
   const AutoPad ap = parse_auto_pad(auto_pad).value_or(AutoPad::NotSet);
   for (int d = 0; d < 2; ++d) {
     const WindowAxisGeometry g =
         window_axis({in[d], kernel[d], stride[d], dilation[d], pad_begin[d], pad_end[d]}, ap, false, false);
-    pb[d] = g.pad_begin;
+    e.pad_begin[d] = g.pad_begin;
     out[d] = g.out;
   }
+  e.OH = out[0];
+  e.OW = out[1];
+  return e;
 }
 
 void LayerInput::for_each_block(const Tensor& x, const std::function<void(int64_t, const float*, int64_t)>& fn,
@@ -300,16 +314,9 @@ void LayerInput::for_each_block(const Tensor& x, const std::function<void(int64_
     return;
   }
   // Conv: im2col, one group at a time.
-  const size_t rank = x.dims.size();
-  const bool one_d = kernel[0] == 1 && rank == 3;
-  if (!(rank == 4 || one_d) || x.dims[1] != cin)
-    throw InvalidArgument("Conv input '" + value + "' has shape " + shape_str(x.dims) + " but the weight reads " +
-                          std::to_string(cin) + " channels");
-  const int64_t N = x.dims[0], H = one_d ? 1 : x.dims[2], W = x.dims[rank - 1];
-  const int64_t in_sz[2] = {H, W};
-  int64_t pb[2], out_sz[2];
-  conv_window(in_sz, pb, out_sz);
-  const int64_t OH = out_sz[0], OW = out_sz[1], cg = cin / groups, rows = N * OH * OW;
+  const ConvExtent e = conv_extent(x.dims);
+  const int64_t H = e.H, W = e.W, OH = e.OH, OW = e.OW, cg = cin / groups, rows = e.N * OH * OW;
+  const int64_t* pb = e.pad_begin;
   for (int64_t gi = 0; gi < groups; ++gi)
     for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
       const int64_t n = std::min(block_rows, rows - r0);
@@ -407,18 +414,11 @@ void GramObserver::observe(const std::string&, const Tensor& t) {
 // and a double rank update per group), without its per-group block copies and tiny GEMMs: that
 // path was 60% of mobilenet_v2's calibration pass in perf.
 void GramObserver::observe_depthwise(const Tensor& t) {
+  const LayerInput::ConvExtent e = in_.conv_extent(t.dims);
   std::vector<float> scratch;
   const float* data = as_float(t, scratch);
-  const size_t rank = t.dims.size();
-  const bool one_d = in_.kernel[0] == 1 && rank == 3;
-  if (!(rank == 4 || one_d) || t.dims[1] != in_.cin)
-    throw InvalidArgument("Conv input '" + in_.value + "' has shape " + shape_str(t.dims) + " but the weight reads " +
-                          std::to_string(in_.cin) + " channels");
-  const int64_t N = t.dims[0], H = one_d ? 1 : t.dims[2], W = t.dims[rank - 1];
-  const int64_t in_sz[2] = {H, W};
-  int64_t pb[2], out_sz[2];
-  in_.conv_window(in_sz, pb, out_sz);
-  const int64_t OH = out_sz[0], OW = out_sz[1], kh = in_.kernel[0], kw = in_.kernel[1], F = features_;
+  const int64_t N = e.N, H = e.H, W = e.W, OH = e.OH, OW = e.OW, kh = in_.kernel[0], kw = in_.kernel[1], F = features_;
+  const int64_t* pb = e.pad_begin;
   const int64_t C = in_.cin;
   const int nt = gram_threads(N * OH * OW * F * C);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
@@ -467,18 +467,13 @@ void GramObserver::observe_fast(const Tensor& t) {
   std::vector<int64_t> row_base, row_iy, row_ix;  // Conv: sample offset, first input row/col
   int64_t H = 1, W = 1, pb[2] = {0, 0}, cg = 0;
   if (in_.kind == LayerInput::Kind::Conv) {
-    const size_t rank = t.dims.size();
-    const bool one_d = in_.kernel[0] == 1 && rank == 3;
-    if (!(rank == 4 || one_d) || t.dims[1] != in_.cin)
-      throw InvalidArgument("Conv input '" + in_.value + "' has shape " + shape_str(t.dims) + " but the weight reads " +
-                            std::to_string(in_.cin) + " channels");
-    const int64_t N = t.dims[0];
-    H = one_d ? 1 : t.dims[2];
-    W = t.dims[rank - 1];
-    const int64_t in_sz[2] = {H, W};
-    int64_t out_sz[2];
-    in_.conv_window(in_sz, pb, out_sz);
-    const int64_t OH = out_sz[0], OW = out_sz[1], P = OH * OW;
+    const LayerInput::ConvExtent e = in_.conv_extent(t.dims);
+    const int64_t N = e.N;
+    H = e.H;
+    W = e.W;
+    pb[0] = e.pad_begin[0];
+    pb[1] = e.pad_begin[1];
+    const int64_t OH = e.OH, OW = e.OW, P = OH * OW;
     cg = in_.cin / in_.groups;
     const bool sub = opt_.max_positions > 0 && P > opt_.max_positions;
     // Keep a position with probability max_positions / P, decided by a hash of (sample, position).

@@ -123,9 +123,14 @@ struct LayerInput {
                       int64_t block_rows = 0) const;
   // Features per group once X's shape is known.
   int64_t features_for(const Tensor& x) const;
-  // Conv: the begin pads actually applied (auto_pad resolved) and the output size for an input of
-  // spatial size in[0] × in[1] (1-D: in[0] = 1).
-  void conv_window(const int64_t in[2], int64_t pad_begin_out[2], int64_t out[2]) const;
+  // Conv: the extent of an input of shape `dims` (checked against the weight's channels; 1-D convs have H = 1), the
+  // begin pads actually applied (auto_pad resolved) and the output size.
+  struct ConvExtent {
+    int64_t N = 0, H = 1, W = 1;
+    int64_t pad_begin[2] = {0, 0};
+    int64_t OH = 1, OW = 1;
+  };
+  ConvExtent conv_extent(const std::vector<int64_t>& dims) const;
 };
 
 // How a GramObserver accumulates.

@@ -86,11 +86,8 @@ int64_t layer_rows(const LayerInput& in, const Tensor& x, std::vector<float>& ou
 int64_t floats_per_sample(const LayerInput& in, const Tensor& x) {
   const int64_t N = x.dims.empty() ? 1 : std::max<int64_t>(x.dims[0], 1);
   if (in.kind != LayerInput::Kind::Conv || x.dims.size() < 3) return x.numel() / N;
-  const size_t rank = x.dims.size();
-  const int64_t sz[2] = {rank == 4 ? x.dims[2] : 1, x.dims[rank - 1]};
-  int64_t pb[2], out[2];
-  in.conv_window(sz, pb, out);
-  return out[0] * out[1] * in.features_for(x) * in.groups;
+  const LayerInput::ConvExtent e = in.conv_extent(x.dims);
+  return e.OH * e.OW * in.features_for(x) * in.groups;
 }
 
 // Accumulators for one distinct (original input, pruned input) pair.

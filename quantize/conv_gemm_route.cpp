@@ -3,21 +3,16 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "quantize/deploy_check.h"
 #include "quantize/layout.h"
 
 namespace oc::quant {
 
 namespace {
 
-const Node* dequantize_producer(const Graph& g, const std::string& value) {
-  const int p = g.producer(value);
-  return p >= 0 && g.nodes[p].op_type == "DequantizeLinear" && g.nodes[p].is_default_domain() ? &g.nodes[p] : nullptr;
-}
-
 // Every pair of nonzero codes of one sign that ORT's AVX2 kernels add into one int16 (layout.h
 // pair_partner; a Conv's columns are c·taps + tap) within |q1| + |q2| <= 128, after adding z.
-bool pairs_fit(const int8_t* q, int64_t rows, int64_t cols, int64_t taps, int z) {
-  const std::vector<int64_t> partner = pair_partners(cols, taps);
+bool pairs_fit(const int8_t* q, int64_t rows, int64_t cols, const std::vector<int64_t>& partner, int z) {
   for (int64_t r = 0; r < rows; ++r) {
     const int8_t* row = q + r * cols;
     for (int64_t c = 0; c < cols; ++c) {
@@ -42,9 +37,9 @@ ConvGemmRoute route_convs_to_qgemm(Model& m, int64_t min_reduction, int64_t min_
   ConvGemmRoute r;
   for (const Node& conv : g.nodes) {
     if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.attr_int("group", 1) != 1 || conv.inputs.size() < 2 ||
-        !dequantize_producer(g, conv.input(0)))
+        !dq_of(g, conv.input(0)))
       continue;
-    const Node* dq = dequantize_producer(g, conv.input(1));
+    const Node* dq = dq_of(g, conv.input(1));
     if (!dq || dq->inputs.size() < 2 || g.consumers(dq->outputs[0]).size() != 1) continue;
     Tensor* w = g.initializer(dq->input(0));
     const Tensor* scale = g.initializer(dq->input(1));
@@ -60,9 +55,10 @@ ConvGemmRoute route_convs_to_qgemm(Model& m, int64_t min_reduction, int64_t min_
     const auto [lo, hi] = std::minmax_element(q, q + w->numel());
     // Codes that kept ORT's AVX2 pair limit keep it after the shift (the quantize step leaves the
     // headroom: QuantizeOptions::pair_limit 126), so the file stays exact on every CPU.
-    const int64_t rows = w->dims[0], cols = w->numel() / rows, taps = w->dims[2] * w->dims[3];
-    const bool exact = pairs_fit(q, rows, cols, taps, 0);
-    auto fits = [&](int s) { return !exact || pairs_fit(q, rows, cols, taps, s); };
+    const int64_t rows = w->dims[0], cols = w->numel() / rows;
+    const std::vector<int64_t> partner = pair_partners(cols, w->dims[2] * w->dims[3]);
+    const bool exact = pairs_fit(q, rows, cols, partner, 0);
+    auto fits = [&](int s) { return !exact || pairs_fit(q, rows, cols, partner, s); };
     const int z = *lo >= -127 && fits(-1) ? -1 : *hi <= 126 && fits(1) ? 1 : 0;
     if (z == 0) {
       r.kept.push_back(conv.name);

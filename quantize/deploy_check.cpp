@@ -28,12 +28,6 @@ DType dq_input_type(const Graph& g, const Node& dq) {
   return DType::Undefined;
 }
 
-const Node* dq_of(const Graph& g, const std::string& v) {
-  if (v.empty()) return nullptr;
-  const int p = g.producer(v);
-  return p >= 0 && g.nodes[p].op_type == "DequantizeLinear" ? &g.nodes[p] : nullptr;
-}
-
 // The single QuantizeLinear reading node `n`'s output, directly or behind one Relu/Clip (nullptr if none).
 const Node* output_quantizer(const Graph& g, const Node& n) {
   const std::string& y = n.outputs[0];
@@ -97,6 +91,12 @@ std::string nbits_speed(const Node& n) {
 }
 
 }  // namespace
+
+const Node* dq_of(const Graph& g, const std::string& v) {
+  if (v.empty()) return nullptr;
+  const int p = g.producer(v);
+  return p >= 0 && g.nodes[p].op_type == "DequantizeLinear" ? &g.nodes[p] : nullptr;
+}
 
 DeployCheck check_deployment(const Model& m) {
   const Graph& g = m.graph;

@@ -48,4 +48,7 @@ struct DeployCheck {
 
 DeployCheck check_deployment(const Model& m);
 
+// The DequantizeLinear that produces value `v`, or nullptr (also for v = "").
+const Node* dq_of(const Graph& g, const std::string& v);
+
 }  // namespace oc::quant

@@ -205,17 +205,15 @@ class CudaGramObserver : public Observer {
     const bool one_d = in_.kernel[0] == 1 && rank == 3;
     if (!(rank == 4 || one_d) || v.dims[1] != in_.cin)
       throw InvalidArgument("Conv input '" + in_.value + "' does not have " + std::to_string(in_.cin) + " channels");
+    const LayerInput::ConvExtent e = in_.conv_extent(v.dims);
     cuda::ConvGeometry g;
     g.c = in_.cin;
-    g.h = one_d ? 1 : v.dims[2];
-    g.w = v.dims[rank - 1];
+    g.h = e.H;
+    g.w = e.W;
     g.groups = in_.groups;
     g.kh = in_.kernel[0], g.kw = in_.kernel[1], g.sh = in_.stride[0], g.sw = in_.stride[1];
     g.dh = in_.dilation[0], g.dw = in_.dilation[1];
-    const int64_t in_sz[2] = {g.h, g.w};
-    int64_t pb[2], out_sz[2];
-    in_.conv_window(in_sz, pb, out_sz);
-    g.ph = pb[0], g.pw = pb[1], g.oh = out_sz[0], g.ow = out_sz[1];
+    g.ph = e.pad_begin[0], g.pw = e.pad_begin[1], g.oh = e.OH, g.ow = e.OW;
     const int64_t P = g.oh * g.ow, cg = in_.cin / in_.groups, N = v.dims[0];
     if (cg * g.kh * g.kw != F) throw InvalidArgument("Conv input '" + in_.value + "': feature count mismatch");
     float* col = col_.ensure(static_cast<size_t>(F * P));
